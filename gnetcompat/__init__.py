@@ -1,0 +1,123 @@
+"""
+gnetcompat: gnet v2's event-handler networking model on Twisted.
+
+Implement an L{IEventHandler} (subclass L{BuiltinEventEngine}), then::
+
+    import gnetcompat as gnet
+
+    class Echo(gnet.BuiltinEventEngine):
+        def OnTraffic(self, c):
+            c.Write(c.Next(-1))
+            return gnet.None_
+
+    gnet.Run(Echo(), "tcp://:9000", gnet.WithMulticore(True))
+"""
+
+from __future__ import annotations
+
+from . import _protocol  # noqa: F401  (registers IEventHandler -> IProtocolFactory)
+from ._action import Action, Close, None_, Shutdown
+from ._addr import Addr
+from ._conn import Conn, EventLoop, UDPConn
+from ._engine import Engine, EngineService, Rotate, Run, Serve
+from ._handler import BuiltinEventEngine
+from .errors import GnetError
+from .interfaces import IAddr, IConn, IEngine, IEventHandler, IEventLoop
+from .options import (
+    LeastConnections,
+    LoadBalancing,
+    MaxStreamBufferCap,
+    Option,
+    Options,
+    RoundRobin,
+    SourceAddrHash,
+    TCPDelay,
+    TCPNoDelay,
+    TCPSocketOpt,
+    WithBacklog,
+    WithBindToDevice,
+    WithEdgeTriggeredIO,
+    WithEdgeTriggeredIOChunk,
+    WithLoadBalancing,
+    WithLockOSThread,
+    WithLogger,
+    WithLogLevel,
+    WithLogPath,
+    WithMulticastInterfaceIndex,
+    WithMulticore,
+    WithNumEventLoop,
+    WithOptions,
+    WithReadBufferCap,
+    WithReuseAddr,
+    WithReusePort,
+    WithShutdownTimeout,
+    WithSocketRecvBuffer,
+    WithSocketSendBuffer,
+    WithTCPKeepAlive,
+    WithTCPKeepCount,
+    WithTCPKeepInterval,
+    WithTCPNoDelay,
+    WithTicker,
+    WithWriteBufferCap,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Action",
+    "Addr",
+    "BuiltinEventEngine",
+    "Close",
+    "Conn",
+    "Engine",
+    "EngineService",
+    "EventLoop",
+    "GnetError",
+    "IAddr",
+    "IConn",
+    "IEngine",
+    "IEventHandler",
+    "IEventLoop",
+    "LeastConnections",
+    "LoadBalancing",
+    "MaxStreamBufferCap",
+    "None_",
+    "Option",
+    "Options",
+    "RoundRobin",
+    "Rotate",
+    "Run",
+    "Serve",
+    "Shutdown",
+    "SourceAddrHash",
+    "TCPDelay",
+    "TCPNoDelay",
+    "TCPSocketOpt",
+    "UDPConn",
+    "WithBacklog",
+    "WithBindToDevice",
+    "WithEdgeTriggeredIO",
+    "WithEdgeTriggeredIOChunk",
+    "WithLoadBalancing",
+    "WithLockOSThread",
+    "WithLogLevel",
+    "WithLogPath",
+    "WithLogger",
+    "WithMulticastInterfaceIndex",
+    "WithMulticore",
+    "WithNumEventLoop",
+    "WithOptions",
+    "WithReadBufferCap",
+    "WithReuseAddr",
+    "WithReusePort",
+    "WithShutdownTimeout",
+    "WithSocketRecvBuffer",
+    "WithSocketSendBuffer",
+    "WithTCPKeepAlive",
+    "WithTCPKeepCount",
+    "WithTCPKeepInterval",
+    "WithTCPNoDelay",
+    "WithTicker",
+    "WithWriteBufferCap",
+    "__version__",
+]

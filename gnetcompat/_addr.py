@@ -1,0 +1,367 @@
+# -*- test-case-name: tests.test_addr -*-
+"""
+gnet's address rules (spec §11): parsing C{scheme://address}, Go-style
+address objects, and the listening sockets gnet would create.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import socket
+import struct
+import sys
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from zope.interface import implementer
+
+from .errors import (
+    ErrInvalidNetworkAddress,
+    ErrInvalidURL,
+    ErrNoIPv4AddressOnInterface,
+    ErrUnsupportedProtocol,
+)
+from .interfaces import IAddr
+
+_STREAM = {"tcp", "tcp4", "tcp6", "unix"}
+_SCHEMES = {"tcp", "tcp4", "tcp6", "udp", "udp4", "udp6", "unix"}
+
+
+@implementer(IAddr)
+class Addr:
+    """
+    A network address like Go's C{net.TCPAddr}/C{UDPAddr}/C{UnixAddr}.
+
+    C{str(addr)} and C{addr.String()} give C{ip:port}, C{[ipv6]:port} or the
+    unix path; C{addr.Network()} gives C{tcp}, C{udp} or C{unix}.
+    """
+
+    __slots__ = ("network", "host", "port")
+
+    def __init__(self, network: str, host: str, port: int = 0) -> None:
+        self.network = network
+        self.host = host
+        self.port = port
+
+    def Network(self) -> str:
+        """The normalised network name."""
+        return self.network
+
+    def String(self) -> str:
+        """The Go text form of the address."""
+        if self.network == "unix":
+            return self.host
+        if ":" in self.host:
+            return f"[{self.host}]:{self.port}"
+        return f"{self.host}:{self.port}"
+
+    __str__ = String
+
+    def __repr__(self) -> str:
+        return f"Addr({self.network!r}, {self.String()!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Addr):
+            return NotImplemented
+        return (self.network, self.host, self.port) == (other.network, other.host, other.port)
+
+    def __hash__(self) -> int:
+        return hash((self.network, self.host, self.port))
+
+    def sockaddr(self) -> tuple | str:
+        """The address as the socket module takes it."""
+        if self.network == "unix":
+            return self.host
+        return (self.host, self.port)
+
+
+def _unmap(host: str) -> str:
+    if host.startswith("::ffff:") and "." in host:
+        return host[7:]
+    return host
+
+
+def fromTwisted(address: object, network: str) -> Addr | None:
+    """Convert a Twisted C{IAddress} (or a socket address tuple) to an L{Addr}."""
+    if isinstance(address, (IPv4Address, IPv6Address)):
+        return Addr(network, _unmap(address.host), address.port)
+    if isinstance(address, UNIXAddress):
+        name = address.name
+        if isinstance(name, bytes):
+            name = name.decode("utf-8", "surrogateescape")
+        return Addr("unix", name or "")
+    if isinstance(address, tuple) and len(address) >= 2:
+        return Addr(network, _unmap(address[0]), address[1])
+    if address is None:
+        return None
+    return Addr(network, str(address))
+
+
+def normalizeNetwork(network: str) -> str:
+    """C{tcp4}/C{tcp6} -> C{tcp}, C{udp4}/C{udp6} -> C{udp}, unix stays."""
+    if network.startswith("tcp"):
+        return "tcp"
+    if network.startswith("udp"):
+        return "udp"
+    return network
+
+
+@dataclass(frozen=True)
+class ListenSpec:
+    """One parsed C{scheme://address}."""
+
+    text: str  # the whole string as given
+    network: str  # tcp, tcp4, tcp6, udp, udp4, udp6, unix
+    address: str  # the part after scheme://
+
+    @property
+    def stream(self) -> bool:
+        """True for tcp* and unix."""
+        return self.network in _STREAM
+
+    @property
+    def normalizedNetwork(self) -> str:
+        """tcp, udp or unix."""
+        return normalizeNetwork(self.network)
+
+
+def parseProtoAddr(protoAddr: str) -> ListenSpec:
+    """
+    Parse a gnet address as gnet does (spec §11.1).
+
+    @raise ErrUnsupportedProtocol: unknown scheme.
+    @raise ErrInvalidNetworkAddress: no scheme, empty host, a path, empty unix path.
+    @raise ErrInvalidURL: not parseable (control characters, missing scheme).
+    """
+    if not isinstance(protoAddr, str):
+        raise ErrInvalidNetworkAddress(f"gnet: invalid network address {protoAddr!r}")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in protoAddr):
+        raise ErrInvalidURL(f'parse "{protoAddr}": net/url: invalid control character in URL')
+    if protoAddr.startswith(":"):
+        raise ErrInvalidURL(f'parse "{protoAddr}": missing protocol scheme')
+    if "://" not in protoAddr:
+        raise ErrInvalidNetworkAddress()
+    scheme, _, rest = protoAddr.partition("://")
+    scheme = scheme.lower()
+    if scheme not in _SCHEMES:
+        raise ErrUnsupportedProtocol()
+    if scheme == "unix":
+        path = os.path.normpath(rest) if rest else ""
+        if not rest or path in ("", "."):
+            raise ErrInvalidNetworkAddress()
+        if rest.startswith("/"):
+            path = "/" + path.lstrip("/")
+        return ListenSpec(protoAddr, "unix", path)
+    try:
+        parts = urlsplit(protoAddr.replace("%", "%25"))
+    except ValueError as e:
+        raise ErrInvalidURL(f'parse "{protoAddr}": {e}') from None
+    if not parts.netloc or parts.path or parts.query or parts.fragment:
+        raise ErrInvalidNetworkAddress()
+    return ListenSpec(protoAddr, scheme, rest)
+
+
+def splitHostPort(address: str) -> tuple[str, int]:
+    """
+    Go's C{net.SplitHostPort} plus port parsing.
+
+    @raise ErrInvalidNetworkAddress: no port, bad port.
+    """
+    if address.startswith("["):
+        end = address.find("]")
+        if end < 0 or address[end + 1 : end + 2] != ":":
+            raise ErrInvalidNetworkAddress(f"address {address}: missing port in address")
+        host, port = address[1:end], address[end + 2 :]
+    else:
+        host, sep, port = address.rpartition(":")
+        if not sep:
+            raise ErrInvalidNetworkAddress(f"address {address}: missing port in address")
+        if ":" in host:
+            raise ErrInvalidNetworkAddress(f"address {address}: too many colons in address")
+    try:
+        portNumber = int(port) if port else 0
+    except ValueError:
+        try:
+            portNumber = socket.getservbyname(port)
+        except OSError:
+            raise ErrInvalidNetworkAddress(f"address {address}: unknown port") from None
+    if not 0 <= portNumber <= 65535:
+        raise ErrInvalidNetworkAddress(f"address {address}: invalid port")
+    return host, portNumber
+
+
+def resolve(spec: ListenSpec) -> tuple[int, tuple, bool]:
+    """
+    Resolve a tcp/udp spec to C{(family, sockaddr, v6only)} by gnet's rules
+    (spec §11.2): no host means dual stack for tcp/udp, IPv4 for *4, v6-only
+    for *6; an IP decides the family; IPv6 literals are v6-only.
+    """
+    host, port = splitHostPort(spec.address)
+    zone = ""
+    if "%" in host:
+        host, zone = host.split("%", 1)
+    suffix = spec.network[-1]
+    if not host:
+        if suffix == "4":
+            return socket.AF_INET, ("0.0.0.0", port), False
+        if socket.has_ipv6 and _ipv6Available():
+            return socket.AF_INET6, ("::", port, 0, 0), suffix == "6"
+        if suffix == "6":
+            raise ErrInvalidNetworkAddress(f"{spec.text}: IPv6 is not available")
+        return socket.AF_INET, ("0.0.0.0", port), False
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        family = {"4": socket.AF_INET, "6": socket.AF_INET6}.get(suffix, socket.AF_UNSPEC)
+        kind = socket.SOCK_STREAM if spec.stream else socket.SOCK_DGRAM
+        try:
+            infos = socket.getaddrinfo(host, port, family, kind)
+        except socket.gaierror as e:
+            raise ErrInvalidNetworkAddress(f"{spec.text}: lookup {host}: {e.strerror}") from None
+        infos.sort(key=lambda i: i[0] != socket.AF_INET)
+        ip = ipaddress.ip_address(infos[0][4][0])
+    if ip.version == 4:
+        if suffix == "6":
+            raise ErrInvalidNetworkAddress(f"{spec.text}: not an IPv6 address")
+        return socket.AF_INET, (str(ip), port), False
+    if suffix == "4":
+        raise ErrInvalidNetworkAddress(f"{spec.text}: not an IPv4 address")
+    scope = socket.if_nametoindex(zone) if zone and not zone.isdigit() else int(zone or 0)
+    return socket.AF_INET6, (str(ip), port, 0, scope), True
+
+
+_v6: bool | None = None
+
+
+def _ipv6Available() -> bool:
+    global _v6
+    if _v6 is None:
+        try:
+            with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+                s.bind(("::1", 0))
+            _v6 = True
+        except OSError:
+            _v6 = False
+    return _v6
+
+
+def somaxconn() -> int:
+    """The OS's maximum listen backlog (gnet's choice), capped at 65535."""
+    try:
+        with open("/proc/sys/net/core/somaxconn") as f:
+            return min(int(f.read().strip()), 65535)
+    except (OSError, ValueError):
+        return socket.SOMAXCONN
+
+
+def applyKeepAlive(sock: socket.socket, idle: float, intvl: float, cnt: int) -> None:
+    """Turn TCP keep-alive on with whole-second idle/interval and a count."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    if hasattr(socket, "TCP_KEEPIDLE"):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, int(idle))
+    elif hasattr(socket, "TCP_KEEPALIVE"):  # macOS
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPALIVE, int(idle))
+    if hasattr(socket, "TCP_KEEPINTVL"):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, int(intvl))
+    if hasattr(socket, "TCP_KEEPCNT"):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, int(cnt))
+
+
+def createListener(spec: ListenSpec, options: object) -> tuple[socket.socket, int]:
+    """
+    Create, configure, bind and (for streams) listen on the socket gnet would
+    create for C{spec}.  Returns C{(socket, family)}; the socket is
+    non-blocking and close-on-exec.
+
+    @raise OSError: binding failed (address in use ...).
+    """
+    o = options
+    if spec.network == "unix":
+        path = spec.address
+        try:
+            os.unlink(path)  # gnet removes whatever is there
+        except FileNotFoundError:
+            pass
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            _bufferOptions(sock, o)
+            sock.bind(path)
+            sock.listen(o.Backlog or somaxconn())
+        except BaseException:
+            sock.close()
+            raise
+        sock.setblocking(False)
+        return sock, socket.AF_UNIX
+    family, sockaddr, v6only = resolve(spec)
+    kind = socket.SOCK_STREAM if spec.stream else socket.SOCK_DGRAM
+    sock = socket.socket(family, kind)
+    try:
+        if o.ReuseAddr or (kind == socket.SOCK_STREAM and o.ReusePort):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if o.ReusePort:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if v6only else 0)
+        _bufferOptions(sock, o)
+        if o.BindToDevice:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, o.BindToDevice.encode())
+        if kind == socket.SOCK_STREAM:
+            if o.TCPNoDelay == 0:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if o.TCPKeepAlive > 0:
+                applyKeepAlive(sock, o.TCPKeepAlive, o.TCPKeepInterval, o.TCPKeepCount)
+            sock.bind(sockaddr)
+            sock.listen(o.Backlog or somaxconn())
+        else:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+            ip = ipaddress.ip_address(sockaddr[0])
+            if ip.is_multicast:
+                _joinMulticast(sock, family, sockaddr, o.MulticastInterfaceIndex)
+            sock.bind(sockaddr)
+    except BaseException:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock, family
+
+
+def _bufferOptions(sock: socket.socket, o: object) -> None:
+    if o.SocketRecvBuffer > 0:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, o.SocketRecvBuffer)
+    if o.SocketSendBuffer > 0:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, o.SocketSendBuffer)
+
+
+def _joinMulticast(sock: socket.socket, family: int, sockaddr: tuple, index: int) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET:
+        iface = "0.0.0.0"
+        if index:
+            iface = _ipv4OfInterface(index)
+        mreq = socket.inet_aton(sockaddr[0]) + socket.inet_aton(iface)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+    else:
+        mreq = socket.inet_pton(socket.AF_INET6, sockaddr[0]) + struct.pack("@I", index or sockaddr[3])
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
+
+
+def _ipv4OfInterface(index: int) -> str:
+    name = socket.if_indextoname(index)
+    if sys.platform.startswith("linux"):
+        import fcntl
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                req = struct.pack("256s", name.encode()[:15])
+                res = fcntl.ioctl(s.fileno(), 0x8915, req)  # SIOCGIFADDR
+            except OSError as e:
+                if e.errno in (errno.EADDRNOTAVAIL, errno.ENODEV):
+                    raise ErrNoIPv4AddressOnInterface() from None
+                raise
+            return socket.inet_ntoa(res[20:24])
+    raise ErrNoIPv4AddressOnInterface()

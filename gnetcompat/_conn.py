@@ -1,0 +1,733 @@
+# -*- test-case-name: tests.test_conn -*-
+"""
+L{Conn}: gnet's connection object over a Twisted transport.
+
+All gnet semantics of the inbound buffer, writes, queued operations, the
+close sequence and contexts live here; L{gnetcompat._protocol} only forwards
+Twisted's events.  Bytes are C{bytes} copies, so the aliasing hazards of gnet's
+slices do not exist.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import threading
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from twisted.internet.error import ConnectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ._action import Action, toAction
+from ._addr import Addr, applyKeepAlive, fromTwisted
+from .errors import (
+    ErrClosed,
+    ErrEngineInShutdown,
+    ErrEngineShutdown,
+    ErrEOF,
+    ErrInvalidNetworkAddress,
+    ErrInvalidTimeDuration,
+    ErrNilRunnable,
+    ErrShortBuffer,
+    ErrUnsupportedOp,
+)
+from .interfaces import IConn, IEventLoop
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+AsyncCallback = Callable[[Any, "BaseException | None"], Any]
+
+_EMPTY = b""
+
+
+def _secs(d: object) -> int:
+    if hasattr(d, "total_seconds"):
+        d = d.total_seconds()  # type: ignore[union-attr]
+    return int(d)  # type: ignore[call-overload]
+
+
+def peerError(reason: Failure | None) -> BaseException:
+    """The C{err} gnet passes to C{OnClose} for a connection lost for C{reason}."""
+    if reason is None or reason.check(ConnectionDone):
+        return ErrEOF("read: EOF")
+    return reason.value
+
+
+class _Reader:
+    """
+    gnet's Reader methods over an inbound buffer.
+
+    C{_in} holds the readable bytes from C{_off}: a C{bytes} object while
+    only one read's worth is buffered (the common case, copied never), a
+    C{bytearray} once bytes are retained across reads.
+    """
+
+    __slots__ = ()
+    _in: bytes | bytearray
+    _off: int
+
+    def InboundBuffered(self) -> int:
+        """The number of readable bytes."""
+        return len(self._in) - self._off
+
+    def Next(self, n: int = -1) -> bytes:
+        """
+        Return and consume the next C{n} bytes, or all of them for C{n <= 0}.
+
+        @raise ErrShortBuffer: fewer than C{n} bytes are buffered (nothing is consumed).
+        """
+        buf, off = self._in, self._off
+        avail = len(buf) - off
+        if n <= 0 or n == avail:
+            self._off = len(buf)
+            if off == 0 and type(buf) is bytes:
+                return buf
+            return bytes(buf[off:])
+        if n > avail:
+            raise ErrShortBuffer()
+        self._off = off + n
+        return bytes(buf[off : off + n])
+
+    def Peek(self, n: int = -1) -> bytes:
+        """
+        Return the next C{n} bytes (all for C{n <= 0}) without consuming.
+
+        @raise ErrShortBuffer: fewer than C{n} bytes are buffered.
+        """
+        buf, off = self._in, self._off
+        avail = len(buf) - off
+        if n <= 0 or n == avail:
+            if off == 0 and type(buf) is bytes:
+                return buf
+            return bytes(buf[off:])
+        if n > avail:
+            raise ErrShortBuffer()
+        return bytes(buf[off : off + n])
+
+    def Discard(self, n: int = -1) -> int:
+        """Drop C{n} bytes (all for C{n <= 0} or C{n} beyond what is buffered)."""
+        avail = len(self._in) - self._off
+        if n <= 0 or n >= avail:
+            self._off = len(self._in)
+            return avail
+        self._off += n
+        return n
+
+    def Read(self, p: bytearray | memoryview) -> int:
+        """
+        Copy up to C{len(p)} bytes into the writable buffer C{p}, consuming them.
+
+        @return: the number of bytes copied (0 for an empty C{p}).
+        @raise ErrShortBuffer: nothing is buffered and C{p} is not empty.
+        """
+        want = len(p)
+        if want == 0:
+            return 0
+        avail = len(self._in) - self._off
+        if avail == 0:
+            raise ErrShortBuffer()
+        n = min(want, avail)
+        p[:n] = self._in[self._off : self._off + n]
+        self._off += n
+        return n
+
+    def WriteTo(self, w: Any) -> int:
+        """
+        Drain every readable byte into C{w}: a Conn (its C{Write}) or any
+        object with C{write}.  Returns the number of bytes.
+        """
+        data = self.Next(-1)
+        if data:
+            write = getattr(w, "Write", None) or w.write
+            write(data)
+        return len(data)
+
+    def _feed(self, data: bytes) -> None:
+        if self._off == len(self._in):
+            self._in = data
+            self._off = 0
+        else:
+            if type(self._in) is bytes or self._off:
+                self._in = bytearray(memoryview(self._in)[self._off :])
+                self._off = 0
+            self._in += data  # type: ignore[operator]
+
+    def _compact(self) -> None:
+        if self._off == len(self._in):
+            self._in = _EMPTY
+            self._off = 0
+
+
+@implementer(IEventLoop)
+class EventLoop:
+    """
+    The loop owning a connection: the reactor of this process (gnet's
+    C{Conn.EventLoop()}).  C{Register}/C{Enroll} live in L{gnetcompat.client}.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def Execute(self, runnable: Any) -> None:
+        """
+        Queue C{runnable.Run()} (or C{runnable()}) on the loop.  A result of
+        L{ErrEngineShutdown} (returned or raised) shuts the engine down.
+
+        @raise ErrNilRunnable: C{runnable} is C{None}.
+        @raise ErrEngineInShutdown: the engine has stopped.
+        """
+        if runnable is None:
+            raise ErrNilRunnable()
+        eng = self._engine
+        if eng._stopped:
+            raise ErrEngineInShutdown()
+        fn = getattr(runnable, "Run", runnable)
+
+        def run() -> None:
+            if eng._stopped:
+                return
+            try:
+                res = fn()
+            except ErrEngineShutdown as e:
+                res = e
+            except Exception:
+                eng.log.failure("runnable {r!r} failed", r=runnable)
+                return
+            if isinstance(res, ErrEngineShutdown):
+                eng._requestShutdown(fromLoop=True)
+
+        eng.reactor.callFromThread(run)
+
+    def Schedule(self, runnable: Any, delay: float) -> None:
+        """gnet does not implement it either: always L{ErrUnsupportedOp}."""
+        raise ErrUnsupportedOp()
+
+    def Close(self, c: Conn) -> BaseException | None:
+        """
+        Close C{c} now (loop only): its C{OnClose(c, None)} runs inside this
+        call.  Returns L{ErrEngineShutdown} when that C{OnClose} returned
+        Shutdown; the caller propagates it (gnet's rule), nothing else does.
+        """
+        return c._closeLocal(propagate=False)
+
+    def Register(self, addr: Any, ctx: Any = None) -> Any:
+        """Dial C{addr} and add the connection to this loop (see L{gnetcompat.client})."""
+        from .client import registerOnLoop
+
+        return registerOnLoop(self._engine, addr, ctx)
+
+    def Enroll(self, sock: Any, ctx: Any = None) -> Any:
+        """Adopt a connected socket on this loop (see L{gnetcompat.client})."""
+        from .client import enrollOnLoop
+
+        return enrollOnLoop(self._engine, sock, ctx)
+
+
+@implementer(IConn)
+class Conn(_Reader):
+    """
+    A gnet stream connection (TCP, unix, or a connected UDP client socket).
+
+    Created by the engine; handlers receive it in every callback.
+    """
+
+    __slots__ = (
+        "_engine",
+        "_handler",
+        "_transport",
+        "_in",
+        "_off",
+        "_ctx",
+        "_safe",
+        "_lock",
+        "_local",
+        "_remote",
+        "_network",
+        "closed",
+        "_fd",
+        "__weakref__",
+    )
+    log = Logger()
+
+    def __init__(self, engine: Engine, transport: Any, network: str = "tcp") -> None:
+        self._engine = engine
+        self._handler = engine.handler
+        self._transport = transport
+        self._in: bytes | bytearray = _EMPTY
+        self._off = 0
+        self._ctx: Any = None
+        self._safe: Any = None
+        self._lock = threading.Lock()
+        self._local: Addr | None | bool = False  # False: not computed yet
+        self._remote: Addr | None | bool = False
+        self._network = network
+        self.closed = False
+        self._fd = -1
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<Conn {self._network} {self.RemoteAddr()} {state}>"
+
+    # -- writing ---------------------------------------------------------
+
+    def Write(self, data: bytes) -> int:
+        """
+        Send C{data}.  Bytes are queued in order and sent by the reactor;
+        returns C{len(data)}.
+
+        @raise ErrClosed: the connection is closed.
+        """
+        if self.closed:
+            raise ErrClosed()
+        self._transport.write(data)
+        return len(data)
+
+    def Writev(self, bufs: Iterable[bytes]) -> int:
+        """
+        Gather write of every buffer in order; returns the total length.
+
+        @raise ErrClosed: the connection is closed.
+        """
+        if self.closed:
+            raise ErrClosed()
+        bufs = list(bufs)
+        self._transport.writeSequence(bufs)
+        return sum(len(b) for b in bufs)
+
+    def SendTo(self, data: bytes, addr: Any) -> int:
+        """Only for UDP: stream connections raise L{ErrUnsupportedOp}."""
+        raise ErrUnsupportedOp()
+
+    def ReadFrom(self, r: Any) -> int:
+        """Send what the file-like C{r} yields until EOF; returns the count."""
+        total = 0
+        while True:
+            chunk = r.read(65536)
+            if not chunk:
+                return total
+            self.Write(chunk)
+            total += len(chunk)
+
+    def Flush(self) -> None:
+        """Twisted flushes as the socket allows; nothing to do."""
+        return None
+
+    def OutboundBuffered(self) -> int:
+        """Bytes written but not yet taken by the kernel (Twisted's buffers)."""
+        t = self._transport
+        try:
+            return len(t.dataBuffer) - t.offset + t._tempDataLen
+        except AttributeError:
+            value = getattr(t, "value", None)  # StringTransport
+            return 0 if value is None else 0
+
+    # -- queued operations (any thread) ----------------------------------
+
+    def _queue(self, fn: Callable[..., Any], *args: Any) -> None:
+        eng = self._engine
+        if eng._stopped:
+            raise ErrEngineInShutdown()
+        eng.reactor.callFromThread(fn, *args)
+
+    def AsyncWrite(self, data: bytes, callback: AsyncCallback | None = None) -> None:
+        """
+        Queue a write from any thread; C{callback(c, err)} runs on the
+        reactor after it (C{err} is L{ErrClosed} when the connection had
+        closed).  Mutable buffers are copied now.
+        """
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        self._queue(self._asyncWrite, data, callback, False)
+
+    def AsyncWritev(self, bufs: Iterable[bytes], callback: AsyncCallback | None = None) -> None:
+        """Queue a gather write from any thread, as C{AsyncWrite}."""
+        self._queue(self._asyncWrite, [bytes(b) for b in bufs], callback, True)
+
+    def _asyncWrite(self, data: Any, callback: AsyncCallback | None, vector: bool) -> None:
+        if self._engine._stopped:
+            return
+        err: BaseException | None = None
+        if self.closed:
+            err = ErrClosed()
+        elif vector:
+            self._transport.writeSequence(data)
+        else:
+            self._transport.write(data)
+        if callback is not None:
+            self._engine._callback(callback, self, err)
+
+    def Wake(self, callback: AsyncCallback | None = None) -> None:
+        """
+        Queue an C{OnTraffic(c)} with no new bytes (retained bytes are
+        readable); then C{callback(c, err)}.  On a closed connection
+        C{OnTraffic} is skipped and the callback still runs with C{None}.
+        """
+        self._queue(self._wake, callback)
+
+    def _wake(self, callback: AsyncCallback | None) -> None:
+        if self._engine._stopped:
+            return
+        result: BaseException | None = None
+        if not self.closed:
+            result = self._traffic()
+        if callback is not None:
+            self._engine._callback(callback, self, result)
+
+    def Close(self) -> None:
+        """
+        Queue a local close (C{OnClose(c, None)}): asynchronous even inside
+        the connection's own callback; return C{Close} for a synchronous one.
+        """
+        self._queue(self._closeTask, None)
+
+    def CloseWithCallback(self, callback: AsyncCallback | None) -> None:
+        """As C{Close}, then C{callback(c, result)}: L{ErrEngineShutdown} when OnClose returned Shutdown."""
+        self._queue(self._closeTask, callback)
+
+    def _closeTask(self, callback: AsyncCallback | None) -> None:
+        if self._engine._stopped:
+            return
+        result = self._closeLocal(propagate=True)
+        if callback is not None:
+            self._engine._callback(callback, self, result)
+
+    # -- lifecycle, called by the protocol -------------------------------
+
+    def _traffic(self) -> BaseException | None:
+        """Run OnTraffic and apply its action; the result for a Wake callback."""
+        try:
+            action = self._handler.OnTraffic(self)
+        except Exception:
+            self.log.failure("OnTraffic raised; closing {conn!r}", conn=self)
+            self._closeLocal(propagate=True)
+            return None
+        self._compact()
+        if action:
+            return self._apply(toAction(action))
+        return None
+
+    def _apply(self, action: Action) -> BaseException | None:
+        if action == Action.CLOSE:
+            return self._closeLocal(propagate=True)
+        if action == Action.SHUTDOWN:
+            self._engine._requestShutdown(fromLoop=True)
+            return ErrEngineShutdown()
+        return None
+
+    def _closeLocal(self, propagate: bool) -> BaseException | None:
+        """The local close sequence; returns ErrEngineShutdown if OnClose asked for it."""
+        if self.closed:
+            return None
+        result = self._finish(None)
+        self._transport.loseConnection()
+        if result is not None and propagate:
+            self._engine._requestShutdown(fromLoop=True)
+        return result
+
+    def _lost(self, reason: Failure | None) -> None:
+        """The transport is gone (peer close, error, or after our own close)."""
+        if self.closed:
+            return
+        if self._finish(peerError(reason)) is not None:
+            self._engine._requestShutdown(fromLoop=True)
+
+    def _finish(self, err: BaseException | None) -> BaseException | None:
+        """Remove, call OnClose, release.  Returns ErrEngineShutdown for a Shutdown action."""
+        self.closed = True
+        eng = self._engine
+        eng._removeConn(self)
+        try:
+            action = toAction(self._handler.OnClose(self, err))
+        except Exception:
+            self.log.failure("OnClose raised for {conn!r}", conn=self)
+            action = Action.NONE
+        # release: contexts and addresses become nil, buffers are freed
+        self._ctx = None
+        with self._lock:
+            self._safe = None
+        self._local = self._remote = None
+        self._in = _EMPTY
+        self._off = 0
+        if action == Action.SHUTDOWN:
+            return ErrEngineShutdown()
+        return None
+
+    # -- context and addresses -------------------------------------------
+
+    def Context(self) -> Any:
+        """The per-connection value; C{None} initially and after close."""
+        return self._ctx
+
+    def SetContext(self, ctx: Any) -> None:
+        """Set the per-connection value (reactor thread only)."""
+        self._ctx = ctx
+
+    def SafeContext(self) -> Any:
+        """The thread-safe per-connection value, independent of C{Context}."""
+        with self._lock:
+            return self._safe
+
+    def SetSafeContext(self, ctx: Any) -> None:
+        """Set the thread-safe value from any thread."""
+        with self._lock:
+            self._safe = ctx
+
+    def LocalAddr(self) -> Addr | None:
+        """The socket's local address (C{None} once released)."""
+        if self._local is False:
+            self._local = fromTwisted(self._transport.getHost(), self._network)
+        return self._local  # type: ignore[return-value]
+
+    def RemoteAddr(self) -> Addr | None:
+        """The peer's address (C{None} once released)."""
+        if self._remote is False:
+            self._remote = fromTwisted(self._transport.getPeer(), self._network)
+        return self._remote  # type: ignore[return-value]
+
+    def EventLoop(self) -> EventLoop:
+        """The loop owning this connection."""
+        return self._engine._loop
+
+    # -- socket methods (any thread) -------------------------------------
+
+    def _socket(self) -> socket.socket:
+        if self.closed:
+            raise ErrClosed()
+        handle = self._transport.getHandle()
+        if not isinstance(handle, socket.socket):
+            raise ErrUnsupportedOp()
+        return handle
+
+    def _tcpSocket(self) -> socket.socket:
+        s = self._socket()
+        if s.family not in (socket.AF_INET, socket.AF_INET6) or s.type != socket.SOCK_STREAM:
+            raise ErrUnsupportedOp()
+        return s
+
+    def Fd(self) -> int:
+        """The socket's descriptor (the old number, even after close, as in gnet)."""
+        if not self.closed:
+            try:
+                self._fd = self._transport.fileno()
+            except Exception:
+                pass
+        return self._fd
+
+    def Dup(self) -> int:
+        """A close-on-exec duplicate of the socket's descriptor; the caller closes it."""
+        return os.dup(self._socket().fileno())
+
+    def SetReadBuffer(self, size: int) -> None:
+        """C{SO_RCVBUF}."""
+        self._socket().setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+    def SetWriteBuffer(self, size: int) -> None:
+        """C{SO_SNDBUF}."""
+        self._socket().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+
+    def SetLinger(self, sec: int) -> None:
+        """C{SO_LINGER}: off for C{sec < 0}, reset-on-close for 0, else a timeout."""
+        onoff = 0 if sec < 0 else 1
+        self._socket().setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", onoff, max(sec, 0))
+        )
+
+    def SetNoDelay(self, noDelay: bool) -> None:
+        """C{TCP_NODELAY} on or off (an OS error on non-TCP sockets)."""
+        self._socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1 if noDelay else 0)
+
+    def SetKeepAlivePeriod(self, d: float) -> None:
+        """
+        Keep-alive on with idle C{d} seconds, interval C{max(1, d/5)}, 5 probes.
+
+        @raise ErrUnsupportedOp: not a TCP connection.
+        @raise ErrInvalidTimeDuration: C{d} below one second.
+        """
+        s = self._tcpSocket()
+        secs = _secs(d)
+        if secs < 1:
+            raise ErrInvalidTimeDuration()
+        applyKeepAlive(s, secs, max(1, secs // 5), 5)
+
+    def SetKeepAlive(self, enabled: bool, idle: float, intvl: float, cnt: int) -> None:
+        """
+        Keep-alive with every parameter; disabled ignores the others.
+
+        @raise ErrUnsupportedOp: not a TCP connection.
+        @raise ErrInvalidTimeDuration: enabled with idle/intvl below 1 s or cnt below 1.
+        """
+        s = self._tcpSocket()
+        if not enabled:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 0)
+            return
+        if _secs(idle) < 1 or _secs(intvl) < 1 or cnt < 1:
+            raise ErrInvalidTimeDuration()
+        applyKeepAlive(s, _secs(idle), _secs(intvl), cnt)
+
+    def SetDeadline(self, t: Any) -> None:
+        """Unsupported, as in gnet."""
+        raise ErrUnsupportedOp()
+
+    SetReadDeadline = SetWriteDeadline = SetDeadline
+
+
+@implementer(IConn)
+class UDPConn(_Reader):
+    """
+    The throwaway Conn of one server-side UDP datagram: no OnOpen/OnClose, no
+    count; C{Write} answers the sender, C{SendTo} any address, C{Close} is a
+    no-op.  It keeps the sender's address, so writing after C{OnTraffic}
+    returned (from any thread) still reaches the sender.
+    """
+
+    __slots__ = ("_engine", "_port", "_in", "_off", "_ctx", "_peer", "_local", "_network", "closed")
+
+    def __init__(self, engine: Engine, port: Any, data: bytes, peer: tuple, network: str = "udp") -> None:
+        self._engine = engine
+        self._port = port
+        self._in = data
+        self._off = 0
+        self._ctx: Any = None
+        self._peer = peer
+        self._local: Addr | None | bool = False
+        self._network = network
+        self.closed = False
+
+    def Write(self, data: bytes) -> int:
+        """Send one datagram to the sender of this datagram."""
+        self._port.write(bytes(data), self._peer)
+        return len(data)
+
+    def SendTo(self, data: bytes, addr: Any) -> int:
+        """
+        Send one datagram to C{addr} (an L{Addr} or a socket address tuple).
+
+        @raise ErrInvalidNetworkAddress: C{addr} is C{None} or not an address.
+        """
+        if isinstance(addr, Addr) and addr.network == "udp":
+            target = addr.sockaddr()
+        elif isinstance(addr, tuple) and len(addr) >= 2:
+            target = addr
+        else:
+            raise ErrInvalidNetworkAddress()
+        self._port.write(bytes(data), target)
+        return len(data)
+
+    def Writev(self, bufs: Iterable[bytes]) -> int:
+        """Unsupported on UDP, as in gnet."""
+        raise ErrUnsupportedOp()
+
+    def AsyncWritev(self, bufs: Iterable[bytes], callback: AsyncCallback | None = None) -> None:
+        """Unsupported on UDP, as in gnet."""
+        raise ErrUnsupportedOp()
+
+    def ReadFrom(self, r: Any) -> int:
+        """Unsupported on UDP."""
+        raise ErrUnsupportedOp()
+
+    def AsyncWrite(self, data: bytes, callback: AsyncCallback | None = None) -> None:
+        """
+        Send to the sender from any thread (marshalled to the reactor), then
+        C{callback(None, None)} as gnet calls it (no conn).
+        """
+        data = bytes(data)
+        eng = self._engine
+
+        def send() -> None:
+            if eng._stopped:
+                return
+            self._port.write(data, self._peer)
+            if callback is not None:
+                eng._callback(callback, None, None)
+
+        if eng._stopped:
+            raise ErrEngineInShutdown()
+        eng.reactor.callFromThread(send)
+
+    def Flush(self) -> None:
+        """No-op."""
+
+    def OutboundBuffered(self) -> int:
+        """Always 0: datagrams are sent at once."""
+        return 0
+
+    def Wake(self, callback: AsyncCallback | None = None) -> None:
+        """No connection to wake: the callback runs with C{(c, None)}."""
+        if callback is not None:
+            self._engine.reactor.callFromThread(self._engine._callback, callback, self, None)
+
+    def Close(self) -> None:
+        """No-op for a datagram."""
+
+    def CloseWithCallback(self, callback: AsyncCallback | None) -> None:
+        """No-op for a datagram; the callback runs with C{None}."""
+        self.Wake(callback)
+
+    def Context(self) -> Any:
+        """Per-datagram value (never persists between datagrams)."""
+        return self._ctx
+
+    def SetContext(self, ctx: Any) -> None:
+        """Set the per-datagram value."""
+        self._ctx = ctx
+
+    SafeContext = Context
+    SetSafeContext = SetContext
+
+    def LocalAddr(self) -> Addr | None:
+        """The listening socket's address."""
+        if self._local is False:
+            self._local = fromTwisted(self._port.getHost(), "udp")
+        return self._local  # type: ignore[return-value]
+
+    def RemoteAddr(self) -> Addr | None:
+        """The sender's address."""
+        return fromTwisted(self._peer, "udp")
+
+    def EventLoop(self) -> EventLoop:
+        """The loop that received the datagram."""
+        return self._engine._loop
+
+    def Fd(self) -> int:
+        """The listening socket's descriptor (shared by every datagram)."""
+        return self._port.fileno()
+
+    def Dup(self) -> int:
+        """A duplicate of the listening socket's descriptor."""
+        return os.dup(self._port.fileno())
+
+    def _sock(self) -> socket.socket:
+        return self._port.socket
+
+    def SetReadBuffer(self, size: int) -> None:
+        """C{SO_RCVBUF} on the listening socket."""
+        self._sock().setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+    def SetWriteBuffer(self, size: int) -> None:
+        """C{SO_SNDBUF} on the listening socket."""
+        self._sock().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+
+    def SetLinger(self, sec: int) -> None:
+        """Meaningless for UDP; accepted."""
+
+    def SetNoDelay(self, noDelay: bool) -> None:
+        """Not a TCP socket: the OS error."""
+        raise OSError("setsockopt: TCP_NODELAY on a UDP socket")
+
+    def SetKeepAlivePeriod(self, d: float) -> None:
+        """Unsupported on UDP."""
+        raise ErrUnsupportedOp()
+
+    def SetKeepAlive(self, enabled: bool, idle: float, intvl: float, cnt: int) -> None:
+        """Unsupported on UDP."""
+        raise ErrUnsupportedOp()
+
+    def SetDeadline(self, t: Any) -> None:
+        """Unsupported, as in gnet."""
+        raise ErrUnsupportedOp()
+
+    SetReadDeadline = SetWriteDeadline = SetDeadline

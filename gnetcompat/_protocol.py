@@ -1,0 +1,171 @@
+# -*- test-case-name: tests.test_protocol -*-
+"""
+The Twisted skin: a Protocol and Factory forwarding Twisted's events to a
+L{Conn}, the datagram protocol for UDP listeners, and the adapter that makes
+any L{IEventHandler} an C{IProtocolFactory}.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.address import UNIXAddress
+from twisted.internet.interfaces import IProtocolFactory, IPushProducer
+from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
+from twisted.logger import Logger
+from twisted.python.components import registerAdapter
+from zope.interface import implementer
+
+from ._action import Action, splitPair, toAction
+from ._conn import Conn, UDPConn
+from .interfaces import IEventHandler
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+
+def networkOf(address: Any) -> str:
+    """C{unix} for a unix-socket address, C{tcp} otherwise."""
+    return "unix" if isinstance(address, UNIXAddress) else "tcp"
+
+
+@implementer(IPushProducer)
+class GnetProtocol(Protocol):
+    """
+    One connection: C{connectionMade} -> C{OnOpen}, C{dataReceived} ->
+    C{OnTraffic}, C{connectionLost} -> C{OnClose}.
+
+    It registers itself as the transport's push producer, so reading stops
+    while the outbound buffer is above the transport's high-water mark and
+    resumes when it drained: a peer that never reads cannot grow our memory.
+    """
+
+    log = Logger()
+    conn: Conn | None = None
+    _paused = False
+
+    def __init__(self, engine: Engine, network: str | None = "tcp") -> None:
+        self.engine = engine
+        self.network = network
+
+    def connectionMade(self) -> None:
+        eng = self.engine
+        t = self.transport
+        network = self.network or networkOf(t.getHost())
+        conn = self.conn = Conn(eng, t, network)
+        o = eng.options
+        try:
+            t.bufferSize = o.ReadBufferCap
+            t.registerProducer(self, True)
+        except (AttributeError, RuntimeError):
+            pass
+        eng._addConn(conn, self)
+        try:
+            out, action = splitPair(eng.handler.OnOpen(conn), "OnOpen")
+        except Exception:
+            self.log.failure("OnOpen raised; closing {conn!r}", conn=conn)
+            conn._closeLocal(propagate=True)
+            return
+        if out and not conn.closed:
+            t.write(bytes(out))
+        if action:
+            conn._apply(action)
+
+    def dataReceived(self, data: bytes) -> None:
+        conn = self.conn
+        if conn is None or conn.closed:
+            return
+        conn._feed(data)
+        conn._traffic()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        conn = self.conn
+        self.engine._transportGone(self)
+        if conn is not None:
+            conn._lost(reason)
+
+    # IPushProducer: the transport pauses us when its write buffer is full.
+    def pauseProducing(self) -> None:
+        self._paused = True
+        self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        if self.conn is not None and not self.conn.closed:
+            self.transport.resumeProducing()
+
+    def stopProducing(self) -> None:
+        pass
+
+
+class GnetFactory(Factory):
+    """
+    Builds a L{GnetProtocol} per connection for one engine.
+
+    As the adapter of a bare handler (C{IProtocolFactory(handler)}), it
+    owns a listener-less engine: C{OnBoot} runs when the first port using it
+    starts, C{OnShutdown} when the last one stops.
+    """
+
+    noisy = False
+
+    def __init__(self, engine: Engine, network: str | None = "tcp", ownsEngine: bool = False) -> None:
+        self.engine = engine
+        self.network = network
+        self._ownsEngine = ownsEngine
+
+    def buildProtocol(self, addr: Any) -> GnetProtocol | None:
+        eng = self.engine
+        if eng._stopping:
+            return None
+        p = GnetProtocol(eng, self.network)
+        p.factory = self
+        return p
+
+    def startFactory(self) -> None:
+        if self._ownsEngine:
+            self.engine._startAdapted()
+
+    def stopFactory(self) -> None:
+        if self._ownsEngine:
+            self.engine._stopAdapted()
+
+
+class GnetDatagramProtocol(DatagramProtocol):
+    """A UDP listener: one throwaway L{UDPConn} and one C{OnTraffic} per datagram."""
+
+    log = Logger()
+    noisy = False
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        eng = self.engine
+        if eng._stopping:
+            return
+        conn = UDPConn(eng, self.transport, data, addr)
+        try:
+            action = toAction(eng.handler.OnTraffic(conn))
+        except Exception:
+            self.log.failure("OnTraffic raised for a datagram from {addr}", addr=addr)
+            return
+        conn.closed = True
+        if action == Action.SHUTDOWN:
+            eng._requestShutdown(fromLoop=True)
+
+
+def handlerFactory(handler: Any) -> GnetFactory:
+    """
+    Adapt any L{IEventHandler} to C{IProtocolFactory} with default options,
+    so a handler plugs into any Twisted endpoint::
+
+        endpoint.listen(IProtocolFactory(MyHandler()))
+    """
+    from ._engine import Engine
+
+    eng = Engine(handler, [])
+    return GnetFactory(eng, network=None, ownsEngine=True)
+
+
+registerAdapter(handlerFactory, IEventHandler, IProtocolFactory)

@@ -1,0 +1,756 @@
+# -*- test-case-name: tests.test_wsproto -*-
+"""
+A transport-independent WebSocket server session driven by Autobahn.
+
+L{WebSocketSession} lets any byte-stream connection speak WebSocket the way
+gobwas/ws lets a gnet handler do it: the caller pushes inbound bytes with
+L{WebSocketSession.feed}, gets back the complete data messages, and writes
+server messages with L{WebSocketSession.sendMessage}.  Autobahn does all of the
+protocol work (opening handshake, framing, masking, fragmentation, UTF-8
+validation, ping/pong, the closing handshake and permessage-deflate); nothing
+here parses or builds a frame by hand.
+
+Echoes before the close
+=======================
+
+A caller that feeds a whole read and only then writes the replies to the
+messages it got back would, with plain Autobahn, put the close frame of a
+protocol violation (or the reply to the peer's Close) on the wire I{before}
+those replies, and Autobahn refuses to send anything once the connection has
+left the OPEN state.  The session therefore I{holds back} everything Autobahn
+emits once the connection leaves the OPEN state inside a L{feed} call that has
+already decoded messages: the close frame, and the closing of the byte stream
+(C{loseConnection}/C{abortConnection}).  While output is held:
+
+  - L{WebSocketSession.pendingFailure} is C{(code, reason)}, the close that
+    is waiting (C{code} is the close code the session sends);
+  - L{WebSocketSession.sendMessage} still works, so the messages returned by
+    that L{feed} can be answered: their frames go to the sink straight away,
+    ahead of the held close;
+  - L{WebSocketSession.flushFailure} releases the held output in its original
+    order.  The caller invokes it after writing its replies.  If it forgets,
+    the next call into the session other than C{sendMessage} (L{feed},
+    L{close}, L{connectionLost}) flushes it first.
+
+Messages decoded after the violation are never delivered, and Autobahn keeps
+processing the rest of the read exactly as it does with C{failByDrop=False}
+(its state moves to CLOSING at once), so nothing but the order of the output
+changes.  A Close frame from the peer in the same read as data messages is
+handled the same way (the data messages are returned and can be answered,
+then the close reply and the end of the stream follow).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Protocol
+from weakref import WeakKeyDictionary
+
+from autobahn.twisted.util import create_transport_details
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.util import encode_truncate
+from autobahn.websocket.compress import (
+    PerMessageDeflateOffer,
+    PerMessageDeflateOfferAccept,
+)
+from autobahn.websocket.protocol import WebSocketProtocol
+from autobahn.websocket.types import ConnectionRequest
+from twisted.internet.error import AlreadyCalled, AlreadyCancelled, ConnectionDone
+from twisted.internet.interfaces import IAddress, IReactorTime, ITransport
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+__all__ = [
+    "Message",
+    "WebSocketOptions",
+    "WebSocketSession",
+    "OPCODE_TEXT",
+    "OPCODE_BINARY",
+]
+
+#: Opcode of a text message (RFC 6455 section 5.2).
+OPCODE_TEXT = 1
+#: Opcode of a binary message (RFC 6455 section 5.2).
+OPCODE_BINARY = 2
+
+_STATE_OPEN = WebSocketProtocol.STATE_OPEN
+_STATE_CLOSED = WebSocketProtocol.STATE_CLOSED
+_STATE_CONNECTING = WebSocketProtocol.STATE_CONNECTING
+
+# Close codes an endpoint may put in a Close frame it sends (RFC 6455 7.4).
+_SENDABLE_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011})
+
+
+class ISink(Protocol):
+    """
+    What a L{WebSocketSession} writes to: the byte stream under it.
+    """
+
+    def write(self, data: bytes) -> None:
+        """
+        Write bytes to the stream.
+        """
+
+    def writeSequence(self, data: list[bytes]) -> None:
+        """
+        Write several byte strings to the stream.
+        """
+
+    def loseConnection(self) -> None:
+        """
+        Close the stream once what was written has been sent.
+        """
+
+    def abortConnection(self) -> None:
+        """
+        Close the stream at once, discarding unsent data.
+        """
+
+
+@dataclasses.dataclass
+class WebSocketOptions:
+    """
+    Settings of a WebSocket server session, with safe defaults.
+
+    Sizes are in bytes and times in seconds; 0 switches a limit or timer off.
+
+    :ivar maxMessagePayloadSize: largest message accepted (after
+        decompression); a bigger one closes the connection with 1009.
+    :ivar maxFramePayloadSize: largest frame payload accepted (close 1009).
+    :ivar maxRequestHeaderSize: largest HTTP request header block of the
+        opening handshake; a longer request is answered with HTTP 431 and the
+        connection is closed before more is buffered.
+    :ivar openHandshakeTimeout: time allowed from the start of the session to
+        a completed opening handshake.
+    :ivar closeHandshakeTimeout: time the peer has to answer our Close frame
+        before the connection is dropped.
+    :ivar autoPingInterval: send a ping after this much idle time (0: off).
+    :ivar autoPingTimeout: drop the connection when a ping is not answered in
+        this time (0: never); needs C{autoPingInterval}.
+    :ivar autoPingSize: size of an automatic ping payload, 12 to 125.
+    :ivar allowedOrigins: C{Origin} header patterns (C{*} wildcards) that may
+        connect; C{["*"]} allows every origin.
+    :ivar allowNullOrigin: allow the C{null} origin (sandboxed pages, C{file:}).
+    :ivar compression: accept permessage-deflate (RFC 7692) offers.
+    :ivar autoFragmentSize: fragment sent messages into frames of at most this
+        many bytes (0: one frame per message).
+    :ivar webStatus: answer a plain HTTP GET with Autobahn's status page
+        instead of HTTP 426.
+    :ivar server: value of the C{Server} header of the handshake response, or
+        C{None} for no header.
+    """
+
+    maxMessagePayloadSize: int = 16 * 1024 * 1024
+    maxFramePayloadSize: int = 16 * 1024 * 1024
+    maxRequestHeaderSize: int = 16 * 1024
+    openHandshakeTimeout: float = 5.0
+    closeHandshakeTimeout: float = 1.0
+    autoPingInterval: float = 0.0
+    autoPingTimeout: float = 0.0
+    autoPingSize: int = 12
+    allowedOrigins: list[str] = dataclasses.field(default_factory=lambda: ["*"])
+    allowNullOrigin: bool = True
+    compression: bool = True
+    autoFragmentSize: int = 0
+    webStatus: bool = False
+    server: str | None = "gnetcompat"
+
+    def validate(self) -> None:
+        """
+        Check every setting.
+
+        :raises ValueError: naming the first invalid option.
+        """
+        for name in (
+            "maxMessagePayloadSize",
+            "maxFramePayloadSize",
+            "maxRequestHeaderSize",
+            "autoFragmentSize",
+            "autoPingSize",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, not {value!r}")
+        for name in (
+            "openHandshakeTimeout",
+            "closeHandshakeTimeout",
+            "autoPingInterval",
+            "autoPingTimeout",
+        ):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not value >= 0
+            ):
+                raise ValueError(f"{name} must be a number >= 0, not {value!r}")
+        if not 12 <= self.autoPingSize <= 125:
+            raise ValueError(
+                f"autoPingSize must be between 12 and 125, not {self.autoPingSize!r}"
+            )
+        if self.autoPingTimeout and not self.autoPingInterval:
+            raise ValueError("autoPingTimeout needs autoPingInterval > 0")
+        if (
+            isinstance(self.allowedOrigins, (str, bytes))
+            or not isinstance(self.allowedOrigins, Sequence)
+            or not all(isinstance(o, str) for o in self.allowedOrigins)
+        ):
+            raise ValueError(
+                f"allowedOrigins must be a list of str, not {self.allowedOrigins!r}"
+            )
+        for name in ("allowNullOrigin", "compression", "webStatus"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool")
+        if self.server is not None and (
+            not isinstance(self.server, str) or "\r" in self.server or "\n" in self.server
+        ):
+            raise ValueError(f"server must be a one-line str or None, not {self.server!r}")
+
+    def _key(self) -> tuple[Any, ...]:
+        """
+        A hashable snapshot of the settings, to share Autobahn factories.
+        """
+        return tuple(
+            tuple(v) if isinstance(v, list) else v
+            for v in (getattr(self, f.name) for f in dataclasses.fields(self))
+        )
+
+
+class Message(NamedTuple):
+    """
+    A complete data message received from the peer.
+
+    :ivar opcode: L{OPCODE_TEXT} (1) or L{OPCODE_BINARY} (2).
+    :ivar payload: the message, decompressed; UTF-8 for text messages.
+    """
+
+    opcode: int
+    payload: bytes
+
+
+class _SafeCall:
+    """
+    An C{IDelayedCall} wrapper whose C{cancel} never raises.
+
+    Autobahn cancels some timers after they fired, which Twisted's
+    C{DelayedCall.cancel} reports as an error.
+    """
+
+    __slots__ = ("_call",)
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    def cancel(self) -> None:
+        """
+        Cancel the call if it is still pending.
+        """
+        try:
+            self._call.cancel()
+        except (AlreadyCalled, AlreadyCancelled):
+            pass
+
+    def active(self) -> bool:
+        """
+        :returns: whether the call is still pending.
+        """
+        return bool(self._call.active())
+
+
+class _ReactorTimer:
+    """
+    Stand-in for Autobahn's batched timer that schedules on a given reactor.
+
+    Autobahn's factories schedule their timers (handshake timeouts,
+    auto-ping) through C{factory._batched_timer.call_later}, which normally
+    uses the global reactor through txaio.  This one uses the session's
+    L{IReactorTime}, so tests can drive them with C{task.Clock}.
+    """
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self._clock = clock
+
+    def call_later(
+        self, delay: float, func: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> _SafeCall:
+        """
+        Call C{func(*args, **kwargs)} after C{delay} seconds.
+
+        :returns: an object with C{cancel()}.
+        """
+        return _SafeCall(self._clock.callLater(delay, func, *args, **kwargs))
+
+
+def _acceptDeflate(offers: list[Any]) -> PerMessageDeflateOfferAccept | None:
+    """
+    Accept the first permessage-deflate offer, with the client's parameters.
+    """
+    for offer in offers:
+        if isinstance(offer, PerMessageDeflateOffer):
+            return PerMessageDeflateOfferAccept(offer)
+    return None
+
+
+# Autobahn factories shared by sessions with equal options on one reactor.
+_factories: WeakKeyDictionary[Any, dict[tuple[Any, ...], WebSocketServerFactory]] = (
+    WeakKeyDictionary()
+)
+
+
+def _factoryFor(options: WebSocketOptions, reactor: Any) -> WebSocketServerFactory:
+    """
+    Get (or build and remember) the Autobahn server factory for C{options}.
+
+    :param options: validated settings.
+    :param reactor: the reactor whose clock the timers use.
+    """
+    perReactor = _factories.setdefault(reactor, {})
+    key = options._key()
+    factory = perReactor.get(key)
+    if factory is None:
+        factory = WebSocketServerFactory(server=options.server, reactor=reactor)
+        factory.protocol = _SessionProtocol
+        factory._batched_timer = _ReactorTimer(reactor)
+        factory.setProtocolOptions(
+            webStatus=options.webStatus,
+            maxFramePayloadSize=options.maxFramePayloadSize,
+            maxMessagePayloadSize=options.maxMessagePayloadSize,
+            autoFragmentSize=options.autoFragmentSize,
+            failByDrop=False,
+            openHandshakeTimeout=options.openHandshakeTimeout,
+            closeHandshakeTimeout=options.closeHandshakeTimeout,
+            perMessageCompressionAccept=(
+                _acceptDeflate if options.compression else (lambda offers: None)
+            ),
+            autoPingInterval=options.autoPingInterval,
+            autoPingTimeout=options.autoPingTimeout,
+            autoPingSize=options.autoPingSize,
+            allowedOrigins=list(options.allowedOrigins),
+            allowNullOrigin=options.allowNullOrigin,
+        )
+        perReactor[key] = factory
+    return factory
+
+
+@implementer(ITransport)
+class _SinkTransport:
+    """
+    The transport Autobahn writes to: the session's sink, plus holding.
+
+    While the session holds output (see the module docstring), writes and
+    connection closing are queued instead of reaching the sink.
+    """
+
+    disconnecting = False
+
+    def __init__(
+        self,
+        session: WebSocketSession,
+        sink: ISink,
+        peer: IAddress | None,
+        host: IAddress | None,
+    ) -> None:
+        self._session = session
+        self._sink = sink
+        self._peer = peer
+        self._host = host
+
+    def write(self, data: bytes) -> None:
+        """
+        Write C{data} to the sink, or queue it while output is held.
+        """
+        held = self._session._held
+        if held is None or self._session._bypass:
+            self._sink.write(data)
+        else:
+            held.append((self._sink.write, data))
+
+    def writeSequence(self, data: list[bytes]) -> None:
+        """
+        Write each of C{data} (see L{write}).
+        """
+        held = self._session._held
+        if held is None or self._session._bypass:
+            self._sink.writeSequence(data)
+        else:
+            held.append((self._sink.writeSequence, list(data)))
+
+    def loseConnection(self) -> None:
+        """
+        Close the sink once written data is sent (queued while held).
+        """
+        self._close(self._sink.loseConnection)
+
+    def abortConnection(self) -> None:
+        """
+        Close the sink at once (queued while held).
+        """
+        self._close(self._sink.abortConnection)
+
+    def _close(self, how: Callable[[], None]) -> None:
+        held = self._session._held
+        if held is None:
+            self.disconnecting = True
+            how()
+        else:
+            held.append((self._closeNow, how))
+
+    def _closeNow(self, how: Callable[[], None]) -> None:
+        self.disconnecting = True
+        how()
+
+    def getPeer(self) -> IAddress | None:
+        """
+        :returns: the peer address given to the session.
+        """
+        return self._peer
+
+    def getHost(self) -> IAddress | None:
+        """
+        :returns: the local address given to the session.
+        """
+        return self._host
+
+    def registerProducer(self, producer: object, streaming: bool) -> None:
+        """
+        Ignored: the sink's owner handles flow control.
+        """
+
+    def unregisterProducer(self) -> None:
+        """
+        Ignored: the sink's owner handles flow control.
+        """
+
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        """
+        Ignored: socket options belong to the sink's owner.
+        """
+
+
+class _SessionProtocol(WebSocketServerProtocol):
+    """
+    Autobahn's server protocol, reporting to a L{WebSocketSession}.
+    """
+
+    _session: WebSocketSession
+
+    def onConnect(self, request: ConnectionRequest) -> None:
+        """
+        Accept every request that passed Autobahn's checks, no subprotocol.
+        """
+        self._session.request = request
+        return None
+
+    def onOpen(self) -> None:
+        """
+        The 101 response was sent.
+        """
+        self._session._upgraded = True
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        """
+        Collect a message for the running L{WebSocketSession.feed}.
+
+        Messages that arrive once the connection left the OPEN state (after
+        we started a closing handshake) cannot be answered and are dropped.
+        """
+        if self.state == _STATE_OPEN:
+            self._session._inbox.append(
+                Message(OPCODE_BINARY if isBinary else OPCODE_TEXT, payload)
+            )
+
+    def sendCloseFrame(
+        self,
+        code: int | None = None,
+        reasonUtf8: bytes | None = None,
+        isReply: bool = False,
+    ) -> None:
+        """
+        Send a Close frame, held back behind pending replies if needed.
+        """
+        if self.state == _STATE_OPEN and self._session._startHolding():
+            self._session._pendingFailure = (
+                code,
+                reasonUtf8.decode("utf-8", "replace") if reasonUtf8 else "",
+            )
+        super().sendCloseFrame(code, reasonUtf8, isReply)
+
+    def dropConnection(self, abort: bool = False) -> None:
+        """
+        Drop the byte stream, held back behind pending replies if needed.
+        """
+        if self.state != _STATE_CLOSED and self._session._startHolding():
+            self._session._pendingFailure = (None, self.wasNotCleanReason or "")
+        super().dropConnection(abort)
+
+    def processHandshake(self) -> None:
+        """
+        Bound the HTTP request header block before handing it to Autobahn.
+        """
+        limit = self._session._maxRequestHeaderSize
+        if limit:
+            data = self.data
+            end = data.find(b"\r\n\r\n", max(0, self._session._scanned - 3))
+            if end < 0:
+                self._session._scanned = len(data)
+                if len(data) >= limit:
+                    self._tooLarge()
+                return
+            if end + 4 > limit:
+                self._tooLarge()
+                return
+        super().processHandshake()
+
+    def _tooLarge(self) -> None:
+        self.data = b""
+        self.failHandshake("Request Header Fields Too Large", 431)
+
+    def sendData(
+        self, data: bytes, sync: bool = False, chopsize: int | None = None
+    ) -> None:
+        """
+        Write octets, without the per-call debug formatting of Autobahn's.
+        """
+        if sync or chopsize or self.send_queue:
+            super().sendData(data, sync, chopsize)
+            return
+        self.transport.write(data)
+        if self.state == _STATE_OPEN:
+            self.trafficStats.outgoingOctetsWireLevel += len(data)
+        elif self.state == _STATE_CONNECTING:
+            self.trafficStats.preopenOutgoingOctetsWireLevel += len(data)
+        if self.logOctets:
+            self.logTxOctets(data, False)
+
+
+class WebSocketSession:
+    """
+    One server-side WebSocket connection over any byte stream.
+
+    :ivar request: Autobahn's C{ConnectionRequest} (path, headers, ...) once
+        the opening handshake was accepted, else C{None}.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        sink: ISink,
+        options: WebSocketOptions | None = None,
+        peer: IAddress | None = None,
+        host: IAddress | None = None,
+        reactor: Any = None,
+    ) -> None:
+        """
+        Start a session: the opening handshake timer runs from now.
+
+        :param sink: where the session writes: an object with C{write},
+            C{writeSequence}, C{loseConnection} and C{abortConnection}.
+        :param options: the settings; L{WebSocketOptions}() when C{None}.
+            They are validated here and read once (later changes have no
+            effect on this session).
+        :param peer: the remote address (an C{IAddress}), or C{None}.
+        :param host: the local address (an C{IAddress}), or C{None}.
+        :param reactor: the C{IReactorTime} for the session's timers; the
+            global reactor when C{None}.
+        :raises ValueError: when an option is invalid.
+        """
+        if options is None:
+            options = WebSocketOptions()
+        options.validate()
+        if reactor is None:
+            from twisted.internet import reactor as _globalReactor
+
+            reactor = _globalReactor
+        self.request: ConnectionRequest | None = None
+        self._upgraded = False
+        self._lost = False
+        self._inbox: list[Message] = []
+        self._feeding = False
+        self._held: list[tuple[Callable[..., None], Any]] | None = None
+        self._pendingFailure: tuple[int | None, str] | None = None
+        self._bypass = False
+        self._maxRequestHeaderSize = options.maxRequestHeaderSize
+        self._scanned = 0
+
+        factory = _factoryFor(options, reactor)
+        proto = factory.buildProtocol(None)
+        proto._session = self
+        proto.transport = _SinkTransport(self, sink, peer, host)
+        proto._transport_details = create_transport_details(proto.transport, True)
+        proto.peer = proto._transport_details.peer
+        self._proto = proto
+        proto._connectionMade()
+
+    @property
+    def upgraded(self) -> bool:
+        """
+        C{True} once the 101 Switching Protocols response was sent.
+        """
+        return self._upgraded
+
+    @property
+    def closed(self) -> bool:
+        """
+        C{True} once the connection is over for Autobahn (the closing
+        handshake is done, the connection was failed or dropped, or the
+        stream was lost) and no held output is left to flush.
+        """
+        return self._lost or (
+            self._proto.state == _STATE_CLOSED and self._held is None
+        )
+
+    @property
+    def pendingFailure(self) -> tuple[int | None, str] | None:
+        """
+        The close held back behind the replies to the last L{feed}'s messages.
+
+        C{(code, reason)}: C{code} is the close code of the Close frame the
+        session sends (1002 protocol error, 1007 invalid payload, 1009 too
+        big, 1000 in reply to the peer's Close...), or C{None} when the
+        stream is dropped without one.  C{None} when nothing is held.  Call
+        L{flushFailure} after writing the replies.
+        """
+        if self._held is None:
+            return None
+        return self._pendingFailure
+
+    def feed(self, data: bytes) -> list[Message]:
+        """
+        Push inbound bytes; return the data messages they completed.
+
+        Handshake responses, pongs and Close frames are written to the sink
+        by Autobahn.  If the connection leaves the OPEN state during this
+        call after messages were decoded, the resulting output is held (see
+        L{pendingFailure}); reply to the returned messages with
+        L{sendMessage}, then call L{flushFailure}.
+
+        :param data: bytes read from the stream (any split is fine).
+        :returns: the complete messages, in order, decoded before any
+            protocol violation or Close frame in C{data}.
+        """
+        self.flushFailure()
+        if self._lost or not data:
+            return []
+        self._feeding = True
+        try:
+            self._proto._dataReceived(data)
+        finally:
+            self._feeding = False
+        messages = self._inbox
+        if messages:
+            self._inbox = []
+        return messages
+
+    def sendMessage(self, opcode: int, payload: bytes) -> None:
+        """
+        Send one message to the peer (compressed when negotiated).
+
+        Allowed while the connection is open, and while a close is held back
+        (those messages go out before it).  Otherwise the message is dropped
+        (the connection is closing).
+
+        :param opcode: L{OPCODE_TEXT} or L{OPCODE_BINARY}.
+        :param payload: the message; UTF-8 for text.
+        :raises ValueError: for another opcode.
+        """
+        if opcode == OPCODE_TEXT:
+            isBinary = False
+        elif opcode == OPCODE_BINARY:
+            isBinary = True
+        else:
+            raise ValueError(f"opcode must be 1 (text) or 2 (binary), not {opcode!r}")
+        proto = self._proto
+        if self._held is not None:
+            state = proto.state
+            proto.state = _STATE_OPEN
+            self._bypass = True
+            try:
+                proto.sendMessage(payload, isBinary)
+            finally:
+                proto.state = state
+                self._bypass = False
+        elif proto.state == _STATE_OPEN and not self._lost:
+            proto.sendMessage(payload, isBinary)
+        else:
+            self.log.debug("dropping a message sent on a closing WebSocket")
+
+    def flushFailure(self) -> None:
+        """
+        Release the output held back by the last L{feed}, in order.
+
+        Does nothing when nothing is held.
+        """
+        held = self._held
+        if held is None:
+            return
+        self._held = None
+        self._pendingFailure = None
+        for how, arg in held:
+            how(arg)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """
+        Start a closing handshake (e.g. 1001 when the server shuts down).
+
+        Before the handshake is complete the stream is simply closed.
+
+        :param code: a close code an endpoint may send: 1000-1003, 1007-1011
+            or 3000-4999.
+        :param reason: a short reason (truncated to 123 UTF-8 bytes).
+        :raises ValueError: for a code that may not be sent.
+        """
+        if code not in _SENDABLE_CLOSE_CODES and not 3000 <= code <= 4999:
+            raise ValueError(f"close code {code!r} may not be sent")
+        self.flushFailure()
+        proto = self._proto
+        if self._lost or proto.state == _STATE_CLOSED:
+            return
+        if proto.state == _STATE_OPEN:
+            proto.sendCloseFrame(
+                code=code,
+                reasonUtf8=encode_truncate(reason, 123) if reason else None,
+                isReply=False,
+            )
+        elif proto.state == _STATE_CONNECTING:
+            proto.wasNotCleanReason = reason or "closed during the opening handshake"
+            proto.dropConnection(abort=False)
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        """
+        The byte stream is gone: tell Autobahn and cancel every timer.
+
+        Held output is discarded.  Calling it again does nothing.
+
+        :param reason: why, as a L{Failure}; a clean close when C{None}.
+        """
+        if self._lost:
+            return
+        self._lost = True
+        self._held = None
+        self._pendingFailure = None
+        proto = self._proto
+        proto._connectionLost(reason if reason is not None else Failure(ConnectionDone()))
+        for name in (
+            "openHandshakeTimeoutCall",
+            "closeHandshakeTimeoutCall",
+            "autoPingPendingCall",
+            "autoPingTimeoutCall",
+        ):
+            call = getattr(proto, name, None)
+            if call is not None:
+                call.cancel()
+                setattr(proto, name, None)
+
+    def _startHolding(self) -> bool:
+        """
+        Start holding output if a L{feed} is decoding and has messages.
+
+        :returns: whether output is now held (for the first time).
+        """
+        if self._held is None and self._feeding and self._inbox:
+            self._held = []
+            return True
+        return False

@@ -1,0 +1,193 @@
+# -*- test-case-name: tests.test_errors -*-
+"""
+gnet's sentinel errors as exception classes.
+
+Synchronous calls raise these; callback parameters (C{OnClose}'s C{err}, the
+C{err} of an async callback) receive instances of them, or C{None}.  Every
+class derives from L{GnetError}, and the message of a fresh instance is gnet's
+own text, so C{str(ErrEmptyEngine())} reads exactly as gnet's error does.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "GnetError",
+    "ErrEmptyEngine",
+    "ErrEngineShutdown",
+    "ErrEngineInShutdown",
+    "ErrAcceptSocket",
+    "ErrTooManyEventLoopThreads",
+    "ErrUnsupportedProtocol",
+    "ErrUnsupportedTCPProtocol",
+    "ErrUnsupportedUDPProtocol",
+    "ErrUnsupportedUDSProtocol",
+    "ErrUnsupportedOp",
+    "ErrNegativeSize",
+    "ErrNoIPv4AddressOnInterface",
+    "ErrInvalidNetworkAddress",
+    "ErrInvalidNetConn",
+    "ErrNilRunnable",
+    "ErrShortBuffer",
+    "ErrClosed",
+    "ErrEOF",
+    "ErrInvalidTimeDuration",
+    "ErrInvalidURL",
+    "ErrInvalidOption",
+]
+
+
+class GnetError(Exception):
+    """
+    The base of every gnetcompat error.
+
+    Subclasses carry gnet's message as C{message}; an instance created without
+    arguments uses it, an instance created with a text uses that text.
+    """
+
+    message = "gnet: error"
+
+    def __init__(self, *args: object) -> None:
+        if not args:
+            args = (self.message,)
+        super().__init__(*args)
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else self.message
+
+
+class ErrEmptyEngine(GnetError):
+    """The engine has no listeners (a client engine) or no loops yet."""
+
+    message = "gnet: the internal engine is empty"
+
+
+class ErrEngineShutdown(GnetError):
+    """
+    The result of an action that shut the engine down; given to C{Wake} and
+    C{CloseWithCallback} callbacks when the resulting action was Shutdown.
+    """
+
+    message = "gnet: server is going to be shutdown"
+
+
+class ErrEngineInShutdown(GnetError):
+    """The engine is shutting down or has shut down."""
+
+    message = "gnet: server is already in shutdown"
+
+
+class ErrAcceptSocket(GnetError):
+    """Accepting a new connection failed."""
+
+    message = "gnet: accept a new connection error"
+
+
+class ErrTooManyEventLoopThreads(GnetError):
+    """More than 10000 event loops were asked for with LockOSThread on."""
+
+    message = "gnet: too many event-loops under LockOSThread mode"
+
+
+class ErrUnsupportedProtocol(GnetError, ValueError):
+    """The address scheme is none of unix, tcp/tcp4/tcp6, udp/udp4/udp6."""
+
+    message = "gnet: only unix, tcp/tcp4/tcp6, udp/udp4/udp6 are supported"
+
+
+class ErrUnsupportedTCPProtocol(ErrUnsupportedProtocol):
+    """A TCP operation was given another network."""
+
+    message = "gnet: only tcp/tcp4/tcp6 are supported"
+
+
+class ErrUnsupportedUDPProtocol(ErrUnsupportedProtocol):
+    """A UDP operation was given another network."""
+
+    message = "gnet: only udp/udp4/udp6 are supported"
+
+
+class ErrUnsupportedUDSProtocol(ErrUnsupportedProtocol):
+    """A unix-socket operation was given another network."""
+
+    message = "gnet: only unix is supported"
+
+
+class ErrUnsupportedOp(GnetError):
+    """The operation is not supported on this connection or engine."""
+
+    message = "gnet: unsupported operation"
+
+
+class ErrNegativeSize(GnetError, ValueError):
+    """A negative size was given."""
+
+    message = "gnet: negative size is not allowed"
+
+
+class ErrNoIPv4AddressOnInterface(GnetError):
+    """An IPv4 multicast join named an interface without an IPv4 address."""
+
+    message = "gnet: no IPv4 address on interface"
+
+
+class ErrInvalidNetworkAddress(GnetError, ValueError):
+    """The network address is malformed, unknown or missing."""
+
+    message = "gnet: invalid network address"
+
+
+class ErrInvalidNetConn(GnetError, ValueError):
+    """No connection was given to adopt."""
+
+    message = "gnet: the net.Conn is empty"
+
+
+class ErrNilRunnable(GnetError, ValueError):
+    """C{EventLoop.Execute} was given no runnable."""
+
+    message = "gnet: nil runnable is not allowed"
+
+
+class ErrShortBuffer(GnetError):
+    """
+    A Reader method asked for more bytes than are buffered (Go's
+    C{io.ErrShortBuffer}); nothing was consumed.
+    """
+
+    message = "short buffer"
+
+
+class ErrClosed(GnetError):
+    """The connection is closed (Go's C{net.ErrClosed})."""
+
+    message = "use of closed network connection"
+
+
+class ErrEOF(GnetError):
+    """
+    The peer closed the connection cleanly (Go's C{io.EOF}).
+
+    C{OnClose} receives an instance reading C{read: EOF} for a clean remote
+    close; test with C{isinstance(err, ErrEOF)} as Go tests C{errors.Is(err,
+    io.EOF)}.
+    """
+
+    message = "EOF"
+
+
+class ErrInvalidTimeDuration(GnetError, ValueError):
+    """A keep-alive duration is below one second."""
+
+    message = "invalid time duration"
+
+
+class ErrInvalidURL(GnetError, ValueError):
+    """The address could not be parsed as a URL (missing scheme, control characters)."""
+
+    message = "invalid URL"
+
+
+class ErrInvalidOption(GnetError, ValueError):
+    """An option has an invalid value; the message names the option."""
+
+    message = "gnet: invalid option"

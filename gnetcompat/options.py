@@ -1,0 +1,321 @@
+# -*- test-case-name: tests.test_options -*-
+"""
+gnet's options: the L{Options} object and the C{With*} functional options.
+
+Options apply in order; C{WithOptions(o)} replaces everything applied before
+it, as in gnet.  Values are checked when the engine starts
+(L{Options.normalized}), and a bad value raises L{ErrInvalidOption} naming
+the option.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+from dataclasses import dataclass, field, replace
+from enum import IntEnum
+from typing import Any, Callable
+
+from .errors import ErrInvalidOption, ErrTooManyEventLoopThreads
+
+__all__ = [
+    "Options",
+    "Option",
+    "TCPSocketOpt",
+    "TCPNoDelay",
+    "TCPDelay",
+    "LoadBalancing",
+    "RoundRobin",
+    "LeastConnections",
+    "SourceAddrHash",
+    "MaxStreamBufferCap",
+    "loadOptions",
+    "WithOptions",
+    "WithMulticore",
+    "WithNumEventLoop",
+    "WithLoadBalancing",
+    "WithReusePort",
+    "WithReuseAddr",
+    "WithTicker",
+    "WithTCPKeepAlive",
+    "WithTCPKeepInterval",
+    "WithTCPKeepCount",
+    "WithTCPNoDelay",
+    "WithReadBufferCap",
+    "WithWriteBufferCap",
+    "WithSocketRecvBuffer",
+    "WithSocketSendBuffer",
+    "WithLockOSThread",
+    "WithEdgeTriggeredIO",
+    "WithEdgeTriggeredIOChunk",
+    "WithMulticastInterfaceIndex",
+    "WithBindToDevice",
+    "WithLogger",
+    "WithLogPath",
+    "WithLogLevel",
+    "WithBacklog",
+    "WithShutdownTimeout",
+]
+
+#: Default for ReadBufferCap and WriteBufferCap, as gnet's package variable.
+MaxStreamBufferCap = 64 * 1024
+
+_MAX_LOOPS = 256
+
+
+class TCPSocketOpt(IntEnum):
+    """Whether TCP_NODELAY is set (gnet's default) or Nagle is left on."""
+
+    TCPNoDelay = 0
+    TCPDelay = 1
+
+
+TCPNoDelay = TCPSocketOpt.TCPNoDelay
+TCPDelay = TCPSocketOpt.TCPDelay
+
+
+class LoadBalancing(IntEnum):
+    """How new connections are spread over event loops (workers)."""
+
+    RoundRobin = 0
+    LeastConnections = 1
+    SourceAddrHash = 2
+
+
+RoundRobin = LoadBalancing.RoundRobin
+LeastConnections = LoadBalancing.LeastConnections
+SourceAddrHash = LoadBalancing.SourceAddrHash
+
+
+def _seconds(name: str, value: Any) -> float:
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ErrInvalidOption(f"{name}: expected seconds (a number or timedelta), got {value!r}")
+    return float(value)
+
+
+def _int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ErrInvalidOption(f"{name}: expected an integer, got {value!r}")
+    return value
+
+
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ErrInvalidOption(f"{name}: expected True or False, got {value!r}")
+    return value
+
+
+def _bufferCap(value: int) -> int:
+    """gnet's rounding: <= 0 -> default, 1..1024 -> 1024, else next power of two."""
+    if value <= 0:
+        return MaxStreamBufferCap
+    if value <= 1024:
+        return 1024
+    return 1 << (value - 1).bit_length()
+
+
+@dataclass
+class Options:
+    """
+    Every gnet option, with gnet's field names and defaults.
+
+    The last four fields are gnetcompat extensions: C{Backlog} (listen
+    backlog; 0 = the OS maximum, as gnet), C{ShutdownTimeout} (seconds a
+    graceful shutdown waits for connections to flush before aborting them),
+    C{Clock} (an C{IReactorTime} driving the ticker, for tests) and
+    C{Reactor}.
+    """
+
+    Multicore: bool = False
+    NumEventLoop: int = 0
+    LB: LoadBalancing = LoadBalancing.RoundRobin
+    ReuseAddr: bool = False
+    ReusePort: bool = False
+    MulticastInterfaceIndex: int = 0
+    BindToDevice: str = ""
+    ReadBufferCap: int = 0
+    WriteBufferCap: int = 0
+    LockOSThread: bool = False
+    Ticker: bool = False
+    TCPKeepAlive: float = 0.0
+    TCPKeepInterval: float = 0.0
+    TCPKeepCount: int = 0
+    TCPNoDelay: TCPSocketOpt = TCPSocketOpt.TCPNoDelay
+    SocketRecvBuffer: int = 0
+    SocketSendBuffer: int = 0
+    EdgeTriggeredIO: bool = False
+    EdgeTriggeredIOChunk: int = 0
+    LogPath: str = ""
+    LogLevel: int = 0
+    Logger: Any = None
+    Backlog: int = 0
+    ShutdownTimeout: float = 5.0
+    Clock: Any = field(default=None, repr=False)
+    Reactor: Any = field(default=None, repr=False)
+
+    def numLoops(self) -> int:
+        """The number of event loops (worker processes) gnet would use."""
+        if self.NumEventLoop > 0:
+            n = self.NumEventLoop
+        elif self.Multicore:
+            n = os.cpu_count() or 1
+        else:
+            n = 1
+        return min(n, _MAX_LOOPS)
+
+    def normalized(self) -> Options:
+        """
+        Check every field and return a copy normalised as gnet does at start
+        (buffer caps rounded, keep-alive defaults filled in).
+
+        @raise ErrInvalidOption: naming the first bad option.
+        @raise ErrTooManyEventLoopThreads: LockOSThread with more than 10000 loops.
+        """
+        o = replace(self)
+        for name in ("Multicore", "ReuseAddr", "ReusePort", "LockOSThread", "Ticker",
+                     "EdgeTriggeredIO"):
+            _bool(name, getattr(o, name))
+        for name in ("NumEventLoop", "MulticastInterfaceIndex", "ReadBufferCap",
+                     "WriteBufferCap", "TCPKeepCount", "SocketRecvBuffer",
+                     "SocketSendBuffer", "EdgeTriggeredIOChunk", "LogLevel", "Backlog"):
+            _int(name, getattr(o, name))
+        for name in ("NumEventLoop", "TCPKeepCount", "SocketRecvBuffer", "SocketSendBuffer",
+                     "Backlog", "MulticastInterfaceIndex"):
+            if getattr(o, name) < 0:
+                raise ErrInvalidOption(f"{name}: must not be negative, got {getattr(o, name)}")
+        try:
+            o.LB = LoadBalancing(o.LB)
+        except ValueError:
+            raise ErrInvalidOption(f"LB (WithLoadBalancing): unknown value {o.LB!r}") from None
+        try:
+            o.TCPNoDelay = TCPSocketOpt(o.TCPNoDelay)
+        except ValueError:
+            raise ErrInvalidOption(f"TCPNoDelay (WithTCPNoDelay): unknown value {o.TCPNoDelay!r}") from None
+        if not isinstance(o.BindToDevice, str):
+            raise ErrInvalidOption(f"BindToDevice: expected an interface name, got {o.BindToDevice!r}")
+        if o.BindToDevice and not sys.platform.startswith("linux"):
+            from .errors import ErrUnsupportedOp
+
+            raise ErrUnsupportedOp()
+        if not isinstance(o.LogPath, str):
+            raise ErrInvalidOption(f"LogPath: expected a path, got {o.LogPath!r}")
+        o.TCPKeepAlive = _seconds("TCPKeepAlive", o.TCPKeepAlive)
+        o.TCPKeepInterval = _seconds("TCPKeepInterval", o.TCPKeepInterval)
+        o.ShutdownTimeout = _seconds("ShutdownTimeout", o.ShutdownTimeout)
+        if o.ShutdownTimeout < 0:
+            raise ErrInvalidOption(f"ShutdownTimeout: must not be negative, got {o.ShutdownTimeout}")
+        if o.LockOSThread and o.NumEventLoop > 10000:
+            raise ErrTooManyEventLoopThreads()
+        o.ReadBufferCap = _bufferCap(o.ReadBufferCap)
+        o.WriteBufferCap = _bufferCap(o.WriteBufferCap)
+        if o.EdgeTriggeredIOChunk > 0:
+            o.EdgeTriggeredIO = True
+            o.EdgeTriggeredIOChunk = 1 << (o.EdgeTriggeredIOChunk - 1).bit_length()
+        elif o.EdgeTriggeredIO:
+            o.EdgeTriggeredIOChunk = 1 << 20
+        if o.TCPKeepAlive > 0:
+            if o.TCPKeepInterval <= 0:
+                o.TCPKeepInterval = o.TCPKeepAlive / 5
+            if o.TCPKeepCount <= 0:
+                o.TCPKeepCount = 5
+            if int(o.TCPKeepAlive) < 1 or int(o.TCPKeepInterval) < 1:
+                raise ErrInvalidOption(
+                    "TCPKeepAlive/TCPKeepInterval: invalid time duration (whole seconds "
+                    f"must be >= 1; got idle {o.TCPKeepAlive}s, interval {o.TCPKeepInterval}s)"
+                )
+        return o
+
+
+Option = Callable[[Options], Any]
+
+
+def loadOptions(*opts: Option | Options) -> Options:
+    """
+    Apply functional options (or whole L{Options} objects) in order.
+
+    @raise ErrInvalidOption: an argument is neither.
+    """
+    o = Options()
+    for opt in opts:
+        if isinstance(opt, Options):
+            o = replace(opt)
+        elif callable(opt):
+            res = opt(o)
+            if isinstance(res, Options):
+                o = res
+        else:
+            raise ErrInvalidOption(f"not an option: {opt!r}")
+    return o
+
+
+def _setter(name: str) -> Callable[[Any], Option]:
+    def make(value: Any) -> Option:
+        def apply(o: Options) -> None:
+            setattr(o, name, value)
+
+        apply.__name__ = f"With{name}"
+        return apply
+
+    return make
+
+
+def WithOptions(options: Options) -> Option:
+    """Replace every option with C{options} (earlier options are discarded)."""
+
+    def apply(o: Options) -> Options:
+        return replace(options)
+
+    return apply
+
+
+WithMulticore = _setter("Multicore")
+WithMulticore.__doc__ = "One worker process per CPU (gnet: one loop per CPU)."
+WithNumEventLoop = _setter("NumEventLoop")
+WithNumEventLoop.__doc__ = "The exact number of workers (overrides Multicore), at most 256."
+WithLoadBalancing = _setter("LB")
+WithLoadBalancing.__doc__ = "How connections are spread over workers (see the docs for what is honoured)."
+WithReusePort = _setter("ReusePort")
+WithReusePort.__doc__ = "SO_REUSEPORT on listeners; in multicore mode each worker binds its own socket."
+WithReuseAddr = _setter("ReuseAddr")
+WithReuseAddr.__doc__ = "SO_REUSEADDR on listeners (off by default, as in gnet)."
+WithTicker = _setter("Ticker")
+WithTicker.__doc__ = "Enable OnTick."
+WithTCPKeepAlive = _setter("TCPKeepAlive")
+WithTCPKeepAlive.__doc__ = "TCP keep-alive idle time in seconds (0: off)."
+WithTCPKeepInterval = _setter("TCPKeepInterval")
+WithTCPKeepInterval.__doc__ = "TCP keep-alive probe interval in seconds (0: idle/5)."
+WithTCPKeepCount = _setter("TCPKeepCount")
+WithTCPKeepCount.__doc__ = "TCP keep-alive probe count (0: 5)."
+WithTCPNoDelay = _setter("TCPNoDelay")
+WithTCPNoDelay.__doc__ = "TCPNoDelay (default) sets TCP_NODELAY; TCPDelay leaves Nagle on."
+WithReadBufferCap = _setter("ReadBufferCap")
+WithReadBufferCap.__doc__ = "Bytes per read (and the largest UDP datagram received)."
+WithWriteBufferCap = _setter("WriteBufferCap")
+WithWriteBufferCap.__doc__ = "Outbound high-water mark used for backpressure (gnetcompat)."
+WithSocketRecvBuffer = _setter("SocketRecvBuffer")
+WithSocketRecvBuffer.__doc__ = "SO_RCVBUF on listeners and connections."
+WithSocketSendBuffer = _setter("SocketSendBuffer")
+WithSocketSendBuffer.__doc__ = "SO_SNDBUF on listeners and connections."
+WithLockOSThread = _setter("LockOSThread")
+WithLockOSThread.__doc__ = "Accepted for compatibility; only its 10000-loop check applies."
+WithEdgeTriggeredIO = _setter("EdgeTriggeredIO")
+WithEdgeTriggeredIO.__doc__ = "Accepted for compatibility; Twisted's reactor decides the polling mode."
+WithEdgeTriggeredIOChunk = _setter("EdgeTriggeredIOChunk")
+WithEdgeTriggeredIOChunk.__doc__ = "Accepted for compatibility (normalised as gnet does, no effect)."
+WithMulticastInterfaceIndex = _setter("MulticastInterfaceIndex")
+WithMulticastInterfaceIndex.__doc__ = "Interface index used to join a multicast UDP listen address."
+WithBindToDevice = _setter("BindToDevice")
+WithBindToDevice.__doc__ = "SO_BINDTODEVICE on listeners (Linux only)."
+WithLogger = _setter("Logger")
+WithLogger.__doc__ = "A twisted.logger.Logger, or a gnet-style logger with Debugf/Infof/Warnf/Errorf."
+WithLogPath = _setter("LogPath")
+WithLogPath.__doc__ = "Log to this file when no Logger is given."
+WithLogLevel = _setter("LogLevel")
+WithLogLevel.__doc__ = "Level for the LogPath logger (gnet's: -1 debug, 0 info, 1 warn, 2 error)."
+WithBacklog = _setter("Backlog")
+WithBacklog.__doc__ = "Listen backlog (gnetcompat; 0: the OS maximum, as gnet)."
+WithShutdownTimeout = _setter("ShutdownTimeout")
+WithShutdownTimeout.__doc__ = "Seconds a shutdown waits for connections to flush (gnetcompat)."

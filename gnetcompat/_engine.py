@@ -444,11 +444,28 @@ class Engine:
             self._ticker.stop()
         if fromLoop:
             self._closeAll()
+        res = None
         if self._booted:
             try:
-                self.handler.OnShutdown(self)
+                res = self.handler.OnShutdown(self)
             except Exception:
                 self.log.failure("OnShutdown raised")
+        if isinstance(res, Deferred):
+            # gnetcompat extension: OnShutdown may return a Deferred (e.g. until
+            # every WebSocket finished its closing handshake); it is waited
+            # for, at most ShutdownTimeout seconds, before the rest is closed.
+            timer = self.clock.callLater(self.options.ShutdownTimeout, res.cancel)
+
+            def proceed(result: Any) -> None:
+                if timer.active():
+                    timer.cancel()
+                if isinstance(result, Failure) and not result.check(defer.CancelledError):
+                    self.log.failure("OnShutdown failed", result)
+                self._closeAll()
+                defer.ensureDeferred(self._finishShutdown())
+
+            res.addBoth(proceed)
+            return
         self._closeAll()
         defer.ensureDeferred(self._finishShutdown())
 

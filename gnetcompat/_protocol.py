@@ -53,6 +53,7 @@ class GnetProtocol(Protocol):
         t = self.transport
         network = self.network or networkOf(t.getHost())
         conn = self.conn = Conn(eng, t, network)
+        self.prepareConn(conn)
         o = eng.options
         try:
             t.bufferSize = o.ReadBufferCap
@@ -70,6 +71,13 @@ class GnetProtocol(Protocol):
             t.write(bytes(out))
         if action:
             conn._apply(action)
+
+    def prepareConn(self, conn: Conn) -> None:
+        """
+        Hook run on a new L{Conn} before it is counted and before C{OnOpen}:
+        nothing here; L{gnetcompat.client} pre-sets the contexts and socket
+        options of dialled and adopted connections.
+        """
 
     def dataReceived(self, data: bytes) -> None:
         conn = self.conn

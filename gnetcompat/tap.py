@@ -1,0 +1,226 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+C{twistd gnetecho}: the gnet WebSocket echo server as a twistd plugin.
+
+    twistd -n gnetecho --port 9080
+
+Every option is checked at start; a bad value stops twistd with a message
+naming the option.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from twisted.application.service import MultiService
+from twisted.python import usage
+
+import gnetcompat as gnet
+from gnetcompat.websocket import WebSocketOptions
+
+__all__ = ["Options", "makeService", "toGnetAddress"]
+
+_MIB = 1024 * 1024
+
+
+def _bool(name: str) -> Any:
+    def coerce(value: str) -> bool:
+        v = value.strip().lower()
+        if v in ("true", "1", "yes", "on"):
+            return True
+        if v in ("false", "0", "no", "off"):
+            return False
+        raise ValueError(f"--{name} takes true or false, not {value!r}")
+
+    coerce.coerceDoc = "true or false."  # type: ignore[attr-defined]
+    return coerce
+
+
+def _count(name: str, minimum: int = 0) -> Any:
+    def coerce(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            raise ValueError(f"--{name} takes an integer, not {value!r}") from None
+        if n < minimum:
+            raise ValueError(f"--{name} must be >= {minimum}, not {n}")
+        return n
+
+    return coerce
+
+
+def _seconds(name: str) -> Any:
+    def coerce(value: str) -> float:
+        try:
+            n = float(value)
+        except ValueError:
+            raise ValueError(f"--{name} takes seconds, not {value!r}") from None
+        if not n >= 0 or n == float("inf"):
+            raise ValueError(f"--{name} must be a number of seconds >= 0, not {value!r}")
+        return n
+
+    return coerce
+
+
+_KV = re.compile(r"^(\w+)=(.*)$")
+
+
+def toGnetAddress(description: str) -> str:
+    """
+    Turn a C{--port}/C{--listen} value into a gnet address.
+
+    A bare number is C{tcp://127.0.0.1:N} (the seed's loopback bind); gnet
+    addresses (C{tcp://...}, C{unix://...}) pass through; the endpoint forms
+    C{tcp:PORT[:interface=H][:backlog=N]}, C{tcp6:PORT[:interface=H]} and
+    C{unix:PATH} are translated.
+
+    @raise ValueError: anything else (the message says what is accepted).
+    """
+    d = description.strip()
+    if d.isdigit():
+        return f"tcp://127.0.0.1:{int(d)}"
+    if "://" in d:
+        gnet._addr.parseProtoAddr(d)  # raises with gnet's error for a bad one
+        return d
+    kind, _, rest = d.partition(":")
+    parts = rest.split(":") if rest else []
+    if kind in ("tcp", "tcp6") and parts and parts[0].isdigit():
+        kw = {}
+        for p in parts[1:]:
+            m = _KV.match(p)
+            if not m or m.group(1) not in ("interface", "backlog"):
+                raise ValueError(f"unsupported endpoint argument {p!r} in {description!r}")
+            kw[m.group(1)] = m.group(2)
+        host = kw.get("interface", "127.0.0.1" if kind == "tcp" else "::1")
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{kind}://{host}:{int(parts[0])}"
+    if kind == "unix" and parts:
+        path = rest.split(":")[0]
+        return f"unix://{os.path.abspath(path)}"
+    raise ValueError(
+        f"cannot listen on {description!r}: give a port number, tcp:PORT[:interface=HOST], "
+        "tcp6:PORT[:interface=HOST], unix:PATH, or a gnet address such as tcp://0.0.0.0:9080"
+    )
+
+
+class Options(usage.Options):
+    """Command-line options of C{twistd gnetecho}."""
+
+    synopsis = "[options]"
+    longdesc = (
+        "The gnet WebSocket echo server on gnetcompat: every text or binary message is "
+        "echoed with its opcode. Autobahn does the WebSocket protocol."
+    )
+    optParameters = [
+        ["port", "p", "9080", "Port number (binds 127.0.0.1) or an address: tcp:PORT[:interface=H], "
+         "tcp6:PORT, unix:PATH, tcp://HOST:PORT, unix:///PATH.", None],
+        ["multicore", None, True, "One worker process per CPU (true/false).", _bool("multicore")],
+        ["num-event-loop", None, 0, "Exact number of worker processes (0: by --multicore).",
+         _count("num-event-loop")],
+        ["reuseport", None, True, "Each worker binds its own SO_REUSEPORT socket (true/false).",
+         _bool("reuseport")],
+        ["tick", None, 3.0, "Seconds between [connected-count=N] log lines.", _seconds("tick")],
+        ["max-message-size", None, 16 * _MIB, "Largest message in bytes (bigger: close 1009; 0: no limit).",
+         _count("max-message-size")],
+        ["max-frame-size", None, 16 * _MIB, "Largest frame payload in bytes (close 1009; 0: no limit).",
+         _count("max-frame-size")],
+        ["max-header-size", None, 16 * 1024, "Largest HTTP request header block of the handshake "
+         "(bigger: HTTP 431).", _count("max-header-size", 1)],
+        ["open-handshake-timeout", None, 5.0, "Seconds a client has to complete the opening "
+         "handshake (0: none).", _seconds("open-handshake-timeout")],
+        ["close-handshake-timeout", None, 1.0, "Seconds the peer has to answer our Close frame.",
+         _seconds("close-handshake-timeout")],
+        ["auto-ping-interval", None, 0.0, "Send a ping after this many idle seconds (0: off).",
+         _seconds("auto-ping-interval")],
+        ["auto-ping-timeout", None, 0.0, "Drop a connection whose ping is not answered in this "
+         "many seconds (0: never; needs --auto-ping-interval).", _seconds("auto-ping-timeout")],
+        ["allowed-origins", None, "*", "Comma-separated Origin patterns allowed to connect "
+         "(* wildcards).", None],
+        ["compression", None, True, "Accept permessage-deflate (true/false).", _bool("compression")],
+        ["max-connections", None, 0, "Refuse connections beyond this many, engine-wide, with "
+         "HTTP 503 (0: no limit).", _count("max-connections")],
+        ["backlog", None, 0, "Listen backlog (0: the OS maximum).", _count("backlog")],
+        ["log-level", None, "info", "debug shows every message and connection; info, warn, error.",
+         None],
+        ["shutdown-timeout", None, 5.0, "Seconds a graceful shutdown waits for closing "
+         "handshakes before aborting connections.", _seconds("shutdown-timeout")],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+
+    def opt_listen(self, description: str) -> None:
+        """Also listen on this address (repeatable): tcp:PORT, tcp6:PORT, unix:PATH, tcp://..."""
+        self["listen"].append(description)
+
+    def postOptions(self) -> None:
+        addrs = []
+        for name, value in [("port", self["port"])] + [("listen", v) for v in self["listen"]]:
+            try:
+                addrs.append(toGnetAddress(str(value)))
+            except (ValueError, gnet.GnetError) as e:
+                raise usage.UsageError(f"--{name}: {e}") from None
+        self["addresses"] = addrs
+        if self["log-level"] not in ("debug", "info", "warn", "error"):
+            raise usage.UsageError(f"--log-level: debug, info, warn or error, not {self['log-level']!r}")
+        if self["auto-ping-timeout"] and not self["auto-ping-interval"]:
+            raise usage.UsageError("--auto-ping-timeout needs --auto-ping-interval")
+        origins = [o.strip() for o in self["allowed-origins"].split(",") if o.strip()]
+        if not origins:
+            raise usage.UsageError("--allowed-origins: give at least one pattern (* for any)")
+        self["origins"] = origins
+        try:
+            self["wsOptions"] = self.wsOptions()
+        except ValueError as e:
+            raise usage.UsageError(str(e)) from None
+
+    def wsOptions(self) -> WebSocketOptions:
+        """The WebSocket settings these options describe."""
+        o = WebSocketOptions(
+            maxMessagePayloadSize=self["max-message-size"],
+            maxFramePayloadSize=self["max-frame-size"],
+            maxRequestHeaderSize=self["max-header-size"],
+            openHandshakeTimeout=self["open-handshake-timeout"],
+            closeHandshakeTimeout=self["close-handshake-timeout"],
+            autoPingInterval=self["auto-ping-interval"],
+            autoPingTimeout=self["auto-ping-timeout"],
+            allowedOrigins=self["origins"],
+            compression=self["compression"],
+        )
+        o.validate()
+        return o
+
+    def gnetOptions(self) -> list:
+        """The gnet options these command-line options describe."""
+        return [
+            gnet.WithMulticore(self["multicore"]),
+            gnet.WithNumEventLoop(self["num-event-loop"]),
+            gnet.WithReusePort(self["reuseport"]),
+            gnet.WithTicker(self["tick"] > 0),
+            gnet.WithBacklog(self["backlog"]),
+            gnet.WithShutdownTimeout(self["shutdown-timeout"]),
+        ]
+
+
+def makeService(options: Options) -> MultiService:
+    """The echo service: one L{gnetcompat.EngineService} under a C{MultiService}."""
+    from gnetcompat.examples.wsecho import WebSocketEchoServer
+
+    addrs = options["addresses"]
+    handler = WebSocketEchoServer(
+        addr=", ".join(addrs),
+        multicore=options["multicore"] or options["num-event-loop"] > 1,
+        wsOptions=options["wsOptions"],
+        tick=options["tick"],
+        maxConnections=options["max-connections"],
+        debug=options["log-level"] == "debug",
+    )
+    top = MultiService()
+    svc = gnet.EngineService(handler, addrs, *options.gnetOptions())
+    svc.setName("gnetecho")
+    svc.setServiceParent(top)
+    return top

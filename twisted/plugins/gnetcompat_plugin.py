@@ -1,0 +1,5 @@
+from twisted.application.service import ServiceMaker
+
+gnetecho = ServiceMaker(
+    "gnetecho", "gnetcompat.tap", "gnet's WebSocket echo server on gnetcompat (Autobahn)", "gnetecho"
+)

@@ -21,6 +21,19 @@ from ._addr import Addr
 from ._conn import Conn, EventLoop, UDPConn
 from ._engine import Engine, EngineService, Rotate, Run, Serve
 from ._handler import BuiltinEventEngine
+from .client import (
+    Client,
+    Context,
+    ErrClientNotStarted,
+    FromContext,
+    FromNetAddrContext,
+    FromNetConnContext,
+    NewClient,
+    NewContext,
+    NewNetAddrContext,
+    NewNetConnContext,
+    RegisteredResult,
+)
 from .errors import GnetError
 from .interfaces import IAddr, IConn, IEngine, IEventHandler, IEventLoop
 from .options import (
@@ -67,11 +80,17 @@ __all__ = [
     "Action",
     "Addr",
     "BuiltinEventEngine",
+    "Client",
     "Close",
     "Conn",
+    "Context",
     "Engine",
     "EngineService",
+    "ErrClientNotStarted",
     "EventLoop",
+    "FromContext",
+    "FromNetAddrContext",
+    "FromNetConnContext",
     "GnetError",
     "IAddr",
     "IConn",
@@ -81,11 +100,16 @@ __all__ = [
     "LeastConnections",
     "LoadBalancing",
     "MaxStreamBufferCap",
+    "NewClient",
+    "NewContext",
+    "NewNetAddrContext",
+    "NewNetConnContext",
     "None_",
     "Option",
     "Options",
-    "RoundRobin",
+    "RegisteredResult",
     "Rotate",
+    "RoundRobin",
     "Run",
     "Serve",
     "Shutdown",

@@ -1,0 +1,903 @@
+# -*- test-case-name: tests.test_client -*-
+"""
+gnet's client side: L{NewClient}/L{Client} (C{Dial}, C{Enroll}), the
+registration paths of a running engine (C{EventLoop.Register/Enroll},
+C{Engine.Register}), and the context helpers that carry their arguments.
+
+Every outgoing or adopted connection is driven by the same L{IEventHandler}
+callbacks as an accepted one: C{OnOpen} (with C{Context()} and
+C{SafeContext()} already set to the value given at dial/registration time),
+C{OnTraffic}, C{OnClose}.  TCP, unix and I{connected} UDP sockets are
+supported; a client UDP connection does get C{OnOpen}/C{OnClose}, and the
+C{out} of its C{OnOpen} is sent as one datagram.
+
+Threads: a L{Client}'s C{Dial*}/C{Enroll*}/C{Stop} block like gnet's when
+called from a thread other than the reactor's (through
+C{blockingCallFromThread}); on the reactor thread (or before the reactor
+runs) they cannot block and return Deferreds instead.  A client and any
+number of server engines share one reactor.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any, Literal, NamedTuple, cast
+
+from twisted.internet import defer, threads
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import (
+    TCP4ClientEndpoint,
+    TCP6ClientEndpoint,
+    UNIXClientEndpoint,
+)
+from twisted.internet.error import ConnectionLost, ConnectionRefusedError, NoProtocol
+from twisted.internet.protocol import DatagramProtocol, Factory
+from twisted.logger import Logger
+from twisted.python import threadable
+from twisted.python.failure import Failure
+
+from ._action import splitPair
+from ._addr import Addr, applyKeepAlive, parseProtoAddr, splitHostPort
+from ._conn import Conn
+from ._engine import Engine, _Ticker
+from ._protocol import GnetProtocol
+from .errors import (
+    ErrEmptyEngine,
+    ErrEngineInShutdown,
+    ErrInvalidNetConn,
+    ErrInvalidNetworkAddress,
+    ErrUnsupportedOp,
+    ErrUnsupportedProtocol,
+    GnetError,
+)
+from .options import Option, Options, TCPSocketOpt, loadOptions
+
+__all__ = [
+    "Client",
+    "Context",
+    "ErrClientNotStarted",
+    "FromContext",
+    "FromNetAddrContext",
+    "FromNetConnContext",
+    "NewClient",
+    "NewContext",
+    "NewNetAddrContext",
+    "NewNetConnContext",
+    "RegisteredResult",
+]
+
+
+class ErrClientNotStarted(GnetError, RuntimeError):
+    """
+    C{Dial}/C{Enroll} was called before C{Client.Start} (gnet panics there
+    with an index error; gnetcompat raises this instead).
+    """
+
+    message = (
+        "gnetcompat: the client is not started; call Client.Start() before Dial/Enroll"
+    )
+
+
+# -- contexts ---------------------------------------------------------------
+
+
+class _Key:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<context key {self.name}>"
+
+
+_NOKEY = _Key("root")
+_VALUE = _Key("gnet value")
+_NETCONN = _Key("net.Conn")
+_NETADDR = _Key("net.Addr")
+
+
+class Context:
+    """
+    A tiny immutable stand-in for Go's C{context.Context} values: each
+    C{withValue} returns a new context whose lookups see the new value first
+    and the parent's values otherwise.  C{Context()} is the empty
+    (background) context.  Build gnet contexts with L{NewContext},
+    L{NewNetConnContext} and L{NewNetAddrContext}.
+    """
+
+    __slots__ = ("_key", "_parent", "_value")
+    _parent: Context | None
+    _key: Any
+    _value: Any
+
+    def __init__(
+        self, parent: Context | None = None, key: Any = _NOKEY, value: Any = None
+    ) -> None:
+        object.__setattr__(self, "_parent", parent)
+        object.__setattr__(self, "_key", key)
+        object.__setattr__(self, "_value", value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Context is immutable; use withValue()")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("Context is immutable")
+
+    def withValue(self, key: Any, value: Any) -> Context:
+        """A child context where C{key} maps to C{value}."""
+        return Context(self, key, value)
+
+    def value(self, key: Any, default: Any = None) -> Any:
+        """The nearest value stored under C{key}, or C{default}."""
+        c: Context | None = self
+        while c is not None:
+            if c._key is not _NOKEY and (c._key is key or c._key == key):
+                return c._value
+            c = c._parent
+        return default
+
+    def __repr__(self) -> str:
+        items = []
+        c: Context | None = self
+        while c is not None:
+            if c._key is not _NOKEY:
+                items.append(f"{c._key!r}={c._value!r}")
+            c = c._parent
+        return f"Context({', '.join(items)})"
+
+
+def _ctx(ctx: Context | None) -> Context:
+    if ctx is None:
+        return Context()
+    if not isinstance(ctx, Context):
+        raise TypeError(f"expected a gnetcompat.Context or None, got {ctx!r}")
+    return ctx
+
+
+def NewContext(ctx: Context | None, v: Any) -> Context:
+    """
+    C{ctx} (or an empty context) carrying C{v}: the value that becomes the
+    C{Context()} and C{SafeContext()} of a connection created by
+    C{EventLoop.Register/Enroll} or C{Engine.Register}.
+    """
+    return _ctx(ctx).withValue(_VALUE, v)
+
+
+def FromContext(ctx: Context | None) -> Any:
+    """The value set with L{NewContext}, or C{None}."""
+    if ctx is None:
+        return None
+    return _ctx(ctx).value(_VALUE)
+
+
+def NewNetConnContext(ctx: Context | None, c: Any) -> Context:
+    """C{ctx} carrying a connected socket for C{Engine.Register} to adopt."""
+    return _ctx(ctx).withValue(_NETCONN, c)
+
+
+def FromNetConnContext(ctx: Context | None) -> tuple[Any, bool]:
+    """C{(socket, True)} when C{ctx} carries one, else C{(None, False)}."""
+    c = None if ctx is None else _ctx(ctx).value(_NETCONN)
+    return c, c is not None
+
+
+def NewNetAddrContext(ctx: Context | None, a: Any) -> Context:
+    """C{ctx} carrying an address for C{Engine.Register} to dial."""
+    return _ctx(ctx).withValue(_NETADDR, a)
+
+
+def FromNetAddrContext(ctx: Context | None) -> tuple[Any, bool]:
+    """C{(address, True)} when C{ctx} carries one, else C{(None, False)}."""
+    a = None if ctx is None else _ctx(ctx).value(_NETADDR)
+    return a, a is not None
+
+
+class RegisteredResult(NamedTuple):
+    """What a registration Deferred fires with: the opened C{Conn} or the C{Err}."""
+
+    Conn: Any
+    Err: BaseException | None
+
+
+# -- helpers ----------------------------------------------------------------
+
+
+def _onReactorThread(reactor: Any) -> bool:
+    """True on the reactor thread, and whenever the reactor is not running."""
+    if not getattr(reactor, "running", False):
+        return True
+    return bool(threadable.isInIOThread())
+
+
+def _applySocketOptions(sock: socket.socket, o: Options) -> None:
+    """The client socket options of gnet: buffers; for TCP no-delay and keep-alive."""
+    if o.SocketRecvBuffer > 0:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, o.SocketRecvBuffer)
+    if o.SocketSendBuffer > 0:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, o.SocketSendBuffer)
+    if (
+        sock.family in (socket.AF_INET, socket.AF_INET6)
+        and sock.type == socket.SOCK_STREAM
+    ):
+        if o.TCPNoDelay == TCPSocketOpt.TCPNoDelay:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if o.TCPKeepAlive > 0:
+            applyKeepAlive(sock, o.TCPKeepAlive, o.TCPKeepInterval, o.TCPKeepCount)
+
+
+def _twistedAddr(sockaddr: tuple, kind: Literal["TCP", "UDP"]) -> Any:
+    host, port = sockaddr[0], sockaddr[1]
+    if ":" in host:
+        return IPv6Address(kind, host, port)
+    return IPv4Address(kind, host, port)
+
+
+class _ClientUDPConn(Conn):
+    """A connected UDP client conn: a stream-like lifecycle, datagram writes."""
+
+    __slots__ = ()
+
+    def Writev(self, bufs: Any) -> int:
+        """Unsupported on UDP, as in gnet."""
+        raise ErrUnsupportedOp()
+
+    def AsyncWritev(self, bufs: Any, callback: Any = None) -> None:
+        """Unsupported on UDP, as in gnet."""
+        raise ErrUnsupportedOp()
+
+
+class _ConnectedUDPTransport:
+    """The transport a L{Conn} sees for a connected UDP port."""
+
+    disconnecting = False
+
+    def __init__(self, port: Any, peer: tuple) -> None:
+        self.port = port
+        self.peer = _twistedAddr(peer, "UDP")
+
+    def write(self, data: bytes) -> None:
+        self.port.write(bytes(data))
+
+    def writeSequence(self, seq: Any) -> None:
+        raise ErrUnsupportedOp()
+
+    def loseConnection(self) -> None:
+        if not self.disconnecting:
+            self.disconnecting = True
+            self.port.stopListening()
+
+    abortConnection = loseConnection
+
+    def getHost(self) -> Any:
+        return self.port.getHost()
+
+    def getPeer(self) -> Any:
+        return self.peer
+
+    def getHandle(self) -> Any:
+        return self.port.socket
+
+    def fileno(self) -> int:
+        return int(self.port.fileno())
+
+
+class _ConnectedUDPProtocol(DatagramProtocol):
+    """One connected UDP socket as a connection: OnOpen, OnTraffic per datagram, OnClose."""
+
+    log = Logger()
+    noisy = False
+    conn: _ClientUDPConn | None = None
+    _udp: _ConnectedUDPTransport | None = None
+
+    def __init__(self, engine: Engine, value: Any, hasValue: bool) -> None:
+        self.engine = engine
+        self._value = value
+        self._hasValue = hasValue
+
+    def open(self, peer: tuple) -> _ClientUDPConn:
+        """The port is connected: create the Conn and run OnOpen."""
+        eng = self.engine
+        t = self._udp = _ConnectedUDPTransport(self.transport, peer)
+        conn = self.conn = _ClientUDPConn(eng, t, "udp")
+        if self._hasValue:
+            conn.SetContext(self._value)
+            conn.SetSafeContext(self._value)
+        eng._addConn(conn, self)
+        try:
+            out: Any
+            out, action = splitPair(eng.handler.OnOpen(conn), "OnOpen")
+        except Exception:  # noqa: BLE001  (a handler bug closes the conn, as in _protocol)
+            self.log.failure("OnOpen raised; closing {conn!r}", conn=conn)
+            conn._closeLocal(propagate=True)
+            return conn
+        if out and not conn.closed:
+            try:
+                t.write(bytes(out))
+            except Exception:  # noqa: BLE001  (a send error must not abort OnOpen)
+                self.log.failure("sending the OnOpen datagram failed")
+        if action:
+            conn._apply(action)
+        return conn
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        conn = self.conn
+        if conn is None or conn.closed:
+            return
+        if not data:
+            # gnet's default build reads an empty datagram as EOF
+            self._peerGone(None)
+            return
+        conn._feed(data)
+        conn._traffic()
+
+    def connectionRefused(self) -> None:
+        self._peerGone(Failure(ConnectionRefusedError()))
+
+    def _peerGone(self, reason: Failure | None) -> None:
+        conn = self.conn
+        if conn is not None and not conn.closed:
+            conn._lost(reason)
+        if self._udp is not None:
+            self._udp.loseConnection()
+
+    def stopProtocol(self) -> None:
+        self.engine._transportGone(self)
+        conn = self.conn
+        if conn is not None and not conn.closed:
+            conn._lost(Failure(self._pendingError()))
+
+    def _pendingError(self) -> BaseException:
+        """
+        Why the port went away without our asking: the reactor drops a UDP
+        socket on an error event (an ICMP refusal), before it is closed.
+        """
+        if self._udp is None:
+            return ConnectionLost("UDP port closed")
+        try:
+            port = self._udp.port  # self.transport is None by now
+            code = port.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        except (AttributeError, OSError):
+            code = 0
+        if code == errno.ECONNREFUSED:
+            return ConnectionRefusedError()
+        if code:
+            return OSError(code, os.strerror(code))
+        return ConnectionLost("UDP port closed")
+
+
+class _RegisteredProtocol(GnetProtocol):
+    """A dialled or adopted stream connection: contexts and options set before OnOpen."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        network: str,
+        value: Any,
+        hasValue: bool,
+        applyOptions: bool,
+    ) -> None:
+        super().__init__(engine, network)
+        self._value = value
+        self._hasValue = hasValue
+        self._applyOptions = applyOptions
+
+    def prepareConn(self, conn: Conn) -> None:
+        if self._hasValue:
+            conn.SetContext(self._value)
+            conn.SetSafeContext(self._value)
+        if self._applyOptions:
+            handle = cast(Any, self.transport).getHandle()
+            if isinstance(handle, socket.socket):
+                _applySocketOptions(handle, self.engine.options)
+
+
+class _OneShotFactory(Factory):
+    """Builds the one protocol of a dial or an adoption, and keeps it."""
+
+    noisy = False
+    protocol = None  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        engine: Engine,
+        network: str,
+        value: Any,
+        hasValue: bool,
+        applyOptions: bool,
+    ) -> None:
+        self.engine = engine
+        self.args = (network, value, hasValue, applyOptions)
+        self.built: _RegisteredProtocol | None = None
+
+    def buildProtocol(self, addr: Any) -> _RegisteredProtocol | None:
+        if self.engine._stopping or getattr(self.engine, "_loopStopped", False):
+            return None
+        p = self.built = _RegisteredProtocol(self.engine, *self.args)
+        p.factory = self
+        return p
+
+
+def _openedConn(engine: Engine, proto: Any) -> Conn:
+    conn = getattr(proto, "conn", None)
+    if conn is None:
+        raise ErrEngineInShutdown()
+    return conn
+
+
+def _adoptNow(
+    engine: Engine, sock: socket.socket, value: Any, hasValue: bool, applyOptions: bool
+) -> Conn:
+    """
+    Adopt a connected socket on the reactor thread: its OnOpen runs inside
+    this call.  C{sock} stays the caller's to close (Twisted duplicates it).
+    """
+    if engine._stopping or getattr(engine, "_loopStopped", False):
+        raise ErrEngineInShutdown()
+    family, kind = sock.family, sock.type
+    sock.setblocking(False)
+    if applyOptions:
+        _applySocketOptions(sock, engine.options)
+    reactor = engine.reactor
+    if kind == socket.SOCK_STREAM and family in (
+        socket.AF_INET,
+        socket.AF_INET6,
+        socket.AF_UNIX,
+    ):
+        network = "unix" if family == socket.AF_UNIX else "tcp"
+        factory = _OneShotFactory(engine, network, value, hasValue, False)
+        reactor.adoptStreamConnection(sock.fileno(), family, factory)
+        return _openedConn(engine, factory.built)
+    if kind == socket.SOCK_DGRAM and family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            peer = sock.getpeername()
+        except OSError:
+            raise ErrInvalidNetConn(
+                "gnetcompat: the UDP socket is not connected"
+            ) from None
+        proto = _ConnectedUDPProtocol(engine, value, hasValue)
+        port = reactor.adoptDatagramPort(
+            sock.fileno(), family, proto, maxPacketSize=engine.options.ReadBufferCap
+        )
+        port.connect(peer[0], peer[1])
+        return proto.open(peer)
+    raise ErrUnsupportedProtocol()
+
+
+def _takeSocket(sock: Any) -> socket.socket:
+    """
+    Duplicate the caller's socket and close it, as gnet does with a
+    C{net.Conn}.  Returns the duplicate (ours to close).
+    """
+    if sock is None:
+        raise ErrInvalidNetConn()
+    if not isinstance(sock, socket.socket):
+        raise ErrUnsupportedProtocol(
+            f"gnetcompat: expected a connected socket.socket, got {sock!r}"
+        )
+    if (
+        sock.type not in (socket.SOCK_STREAM, socket.SOCK_DGRAM)
+        or sock.family
+        not in (
+            socket.AF_INET,
+            socket.AF_INET6,
+            socket.AF_UNIX,
+        )
+        or (sock.family == socket.AF_UNIX and sock.type != socket.SOCK_STREAM)
+    ):
+        raise ErrUnsupportedProtocol()
+    dup = sock.dup()
+    sock.close()
+    return dup
+
+
+def _adopt(
+    engine: Engine, dup: socket.socket, value: Any, hasValue: bool, applyOptions: bool
+) -> Deferred:
+    """L{_adoptNow} as a Deferred of the Conn; always closes C{dup}."""
+    try:
+        return defer.succeed(_adoptNow(engine, dup, value, hasValue, applyOptions))
+    except Exception:  # noqa: BLE001  (every error goes into the Deferred)
+        return defer.fail()
+    finally:
+        dup.close()
+
+
+def _resolve(network: str, host: str, port: int) -> Deferred:
+    """C{(family, sockaddr)} for a tcp*/udp* dial, resolving names off the reactor thread."""
+    suffix = network[-1]
+    if host == "":
+        host = "::1" if suffix == "6" else "127.0.0.1"
+    kind = socket.SOCK_STREAM if network.startswith("tcp") else socket.SOCK_DGRAM
+    family = {"4": socket.AF_INET, "6": socket.AF_INET6}.get(suffix, socket.AF_UNSPEC)
+
+    def pick(infos: list) -> tuple[int, tuple]:
+        infos = [i for i in infos if i[0] in (socket.AF_INET, socket.AF_INET6)]
+        if not infos:
+            raise ErrInvalidNetworkAddress(
+                f"dial {network} {host}: no suitable address"
+            )
+        infos.sort(key=lambda i: i[0] != socket.AF_INET)
+        return infos[0][0], infos[0][4]
+
+    bare = host.split("%", 1)[0]
+    try:
+        ipaddress.ip_address(bare)
+    except ValueError:
+        d = threads.deferToThread(socket.getaddrinfo, host, port, family, kind)
+        return d.addCallback(pick)
+    try:
+        infos = socket.getaddrinfo(host, port, family, kind, 0, socket.AI_NUMERICHOST)
+    except socket.gaierror:
+        return defer.fail(
+            ErrInvalidNetworkAddress(f"dial {network} {host}: address family mismatch")
+        )
+    return defer.succeed(pick(infos))
+
+
+def _dial(
+    engine: Engine,
+    network: str,
+    address: str,
+    value: Any,
+    hasValue: bool,
+    applyOptions: bool,
+) -> Deferred:
+    """
+    Dial C{address} over C{network} (Go's C{net.Dial} syntax) and register
+    the connection with C{engine}; a Deferred firing with the Conn once its
+    OnOpen has run.
+    """
+    net = network.lower() if isinstance(network, str) else network
+    if net == "unix":
+        if not address:
+            return defer.fail(ErrInvalidNetworkAddress())
+        factory = _OneShotFactory(engine, "unix", value, hasValue, applyOptions)
+        d = UNIXClientEndpoint(engine.reactor, address).connect(factory)
+        return d.addCallback(lambda p: _openedConn(engine, p))
+    if net not in ("tcp", "tcp4", "tcp6", "udp", "udp4", "udp6"):
+        return defer.fail(ErrUnsupportedProtocol())
+    try:
+        host, port = splitHostPort(address)
+    except ErrInvalidNetworkAddress:
+        return defer.fail()
+    d = _resolve(net, host, port)
+
+    def connect(resolved: tuple[int, tuple]) -> Deferred:
+        family, sockaddr = resolved
+        if net.startswith("udp"):
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                sock.setblocking(False)
+                sock.connect(sockaddr)
+            except BaseException:
+                sock.close()
+                raise
+            return _adopt(engine, sock, value, hasValue, applyOptions)
+        factory = _OneShotFactory(engine, "tcp", value, hasValue, applyOptions)
+        kind = TCP6ClientEndpoint if family == socket.AF_INET6 else TCP4ClientEndpoint
+        ep = kind(engine.reactor, sockaddr[0], sockaddr[1])
+        return ep.connect(factory).addCallback(lambda p: _openedConn(engine, p))
+
+    def noProtocol(f: Failure) -> Failure:
+        if f.check(NoProtocol):
+            return Failure(ErrEngineInShutdown())
+        return f
+
+    return d.addCallback(connect).addErrback(noProtocol)
+
+
+def _addrTarget(addr: Any) -> tuple[str, str]:
+    """C{(network, address)} of an L{Addr}, a Twisted address, or a C{scheme://} string."""
+    if isinstance(addr, Addr):
+        return addr.Network(), addr.String()
+    if isinstance(addr, (IPv4Address, IPv6Address)):
+        net = "udp" if addr.type == "UDP" else "tcp"
+        host = f"[{addr.host}]" if ":" in addr.host else addr.host
+        return net, f"{host}:{addr.port}"
+    if isinstance(addr, UNIXAddress):
+        raw = addr.name
+        path = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
+        return "unix", path or ""
+    if isinstance(addr, str):
+        spec = parseProtoAddr(addr)
+        return spec.network, spec.address
+    if callable(getattr(addr, "Network", None)) and callable(
+        getattr(addr, "String", None)
+    ):
+        return addr.Network(), addr.String()
+    raise ErrInvalidNetworkAddress(f"gnet: invalid network address {addr!r}")
+
+
+# -- EventLoop.Register / Enroll, Engine.Register ------------------------------
+
+
+def _registration(
+    engine: Engine, work: Callable[[], Deferred], cleanup: Callable[[], None] | None
+) -> Deferred:
+    """
+    Queue C{work} on the loop (gnet's normal-priority task) and return a
+    Deferred that fires with a L{RegisteredResult} once OnOpen ran (or with
+    the error in C{Err}); it never fails.
+    """
+    result: Deferred = Deferred()
+
+    def report(value: Any) -> None:
+        if isinstance(value, Failure):
+            result.callback(RegisteredResult(None, value.value))
+        else:
+            result.callback(RegisteredResult(value, None))
+
+    def run() -> None:
+        if engine._stopping or getattr(engine, "_loopStopped", False):
+            if cleanup is not None:
+                cleanup()
+            report(Failure(ErrEngineInShutdown()))
+            return
+        defer.maybeDeferred(work).addBoth(report)
+
+    engine.reactor.callFromThread(run)
+    return result
+
+
+def _checkLoop(engine: Engine) -> None:
+    if engine._stopped or engine._stopping or getattr(engine, "_loopStopped", False):
+        raise ErrEngineInShutdown()
+
+
+def registerOnLoop(engine: Engine, addr: Any, ctx: Context | None) -> Deferred:
+    """
+    C{EventLoop.Register(addr, ctx)}: dial C{addr} (an L{Addr}, a Twisted
+    address or a C{scheme://} string) and add the connection to the loop.
+    Returns a Deferred firing with a L{RegisteredResult} after the new
+    conn's OnOpen; its C{Context()}/C{SafeContext()} are C{FromContext(ctx)}.
+    The engine's socket options are applied to the dialled socket.
+
+    @raise ErrEngineInShutdown: the engine is shutting down or has stopped.
+    @raise ErrInvalidNetworkAddress: C{addr} is C{None} or not an address.
+    """
+    _checkLoop(engine)
+    if addr is None:
+        raise ErrInvalidNetworkAddress()
+    network, address = _addrTarget(addr)
+    value = FromContext(ctx)
+    return _registration(
+        engine, lambda: _dial(engine, network, address, value, True, True), None
+    )
+
+
+def enrollOnLoop(engine: Engine, sock: Any, ctx: Context | None) -> Deferred:
+    """
+    C{EventLoop.Enroll(sock, ctx)}: adopt a connected socket (TCP, unix or
+    connected UDP) on the loop.  The caller's socket is closed at once (gnet
+    closes the C{net.Conn}); as in gnet, no socket options are applied on
+    this path.  Returns a Deferred of a L{RegisteredResult}, as C{Register}.
+
+    @raise ErrEngineInShutdown: the engine is shutting down or has stopped.
+    @raise ErrInvalidNetConn: C{sock} is C{None}.
+    @raise ErrUnsupportedProtocol: not a TCP, unix-stream or UDP socket.
+    """
+    _checkLoop(engine)
+    dup = _takeSocket(sock)
+    value = FromContext(ctx)
+    return _registration(
+        engine, lambda: _adopt(engine, dup, value, True, False), dup.close
+    )
+
+
+def registerOnEngine(engine: Engine, ctx: Context | None) -> Deferred:
+    """
+    C{Engine.Register(ctx)}: enrol the socket of C{NewNetConnContext}, or
+    dial the address of C{NewNetAddrContext} (the socket wins when both are
+    present), on the engine's loop.
+
+    @raise ErrEmptyEngine: a client engine, or before the engine has booted
+        (inside C{OnBoot}).
+    @raise ErrEngineInShutdown: the engine has stopped.
+    @raise ErrInvalidNetworkAddress: C{ctx} carries neither.
+    """
+    engine.Validate()
+    if not engine._booted:
+        raise ErrEmptyEngine()
+    if engine._stopping:
+        raise ErrEngineInShutdown()
+    sock, ok = FromNetConnContext(ctx)
+    if ok:
+        return enrollOnLoop(engine, sock, ctx)
+    addr, ok = FromNetAddrContext(ctx)
+    if ok:
+        return registerOnLoop(engine, addr, ctx)
+    raise ErrInvalidNetworkAddress()
+
+
+# -- the client ----------------------------------------------------------------
+
+
+class _ClientEngine(Engine):
+    """
+    The engine of a L{Client}: no listeners, so C{Validate} raises
+    L{ErrEmptyEngine}, C{CountConnections} is -1 and C{Dup}/C{DupListener}/
+    C{Register}/C{Stop} raise L{ErrEmptyEngine}.  A Shutdown action (or an
+    OnTick Shutdown) stops only the client's loop, closing its connections;
+    C{Client.Stop} ends the client and calls C{OnShutdown}, as in gnet.
+    """
+
+    def __init__(self, handler: Any, options: Options, reactor: Any) -> None:
+        super().__init__(handler, [], options, reactor)
+        self._loopStopped = False
+
+    def __repr__(self) -> str:
+        state = (
+            "stopped" if self._stopped else "stopping" if self._stopping else "running"
+        )
+        return f"<client Engine {state}>"
+
+    def _requestShutdown(self, fromLoop: bool) -> None:
+        if self._stopping or self._loopStopped:
+            return
+        self._loopStopped = True
+        if self._ticker is not None:
+            self._ticker.stop()
+        self._closeAll()
+
+    def _stopClient(self) -> Deferred:
+        self._loopStopped = False
+        Engine._requestShutdown(self, fromLoop=False)
+        self._loopStopped = True
+        return self.whenStopped()
+
+
+class Client:
+    """
+    gnet's C{Client}: drives outgoing (and adopted) connections with an
+    L{IEventHandler}.  Create it with L{NewClient}, then C{Start()},
+    C{Dial()}/C{Enroll()} as often as needed, and C{Stop()}.
+
+    It runs on the reactor (one loop; C{WithMulticore}/C{WithNumEventLoop}
+    are accepted and ignored) and may share it with any number of server
+    engines.  C{engine} is the "empty" engine its callbacks receive.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self, handler: Any, options: Options | None = None, reactor: Any = None
+    ) -> None:
+        self.engine = _ClientEngine(handler, options or Options(), reactor)
+        self.handler = handler
+        self.reactor = self.engine.reactor
+        self.options = self.engine.options
+        self._started = False
+        self._stopCalled = False
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<Client {self.engine!r}>"
+
+    # -- lifecycle -------------------------------------------------------
+
+    def Start(self) -> None:
+        """
+        Call C{OnBoot} (its result is ignored, as in gnet) on the calling
+        thread, then start the ticker when C{WithTicker(True)}.
+
+        @raise ErrEngineInShutdown: the client was stopped.
+        @raise RuntimeError: it was already started.
+        """
+        eng = self.engine
+        with self._lock:
+            if self._stopCalled or eng._stopping:
+                raise ErrEngineInShutdown()
+            if self._started:
+                raise RuntimeError("gnetcompat: Client.Start() called twice")
+            self._started = True
+        eng.handler.OnBoot(eng)
+        eng._booted = True
+        if eng.tickerEnabled:
+            self._call(self._startTicker)
+
+    def _startTicker(self) -> None:
+        eng = self.engine
+        if eng._stopping or eng._loopStopped:
+            return
+        eng._ticker = _Ticker(eng, eng.clock)
+        eng._ticker.start()
+
+    def Stop(self) -> Deferred | None:
+        """
+        Stop the client: C{OnShutdown}, then every open connection's
+        C{OnClose(c, None)}.  On the reactor thread this returns a Deferred
+        firing once every transport is gone; from another thread it blocks
+        until then.
+
+        @raise ErrEngineInShutdown: already stopped.
+        """
+        eng = self.engine
+        with self._lock:
+            if self._stopCalled:
+                raise ErrEngineInShutdown()
+            self._stopCalled = True
+        if _onReactorThread(self.reactor):
+            return eng._stopClient()
+        from twisted.internet.threads import blockingCallFromThread
+
+        blockingCallFromThread(self.reactor, eng._stopClient)
+        return None
+
+    # -- connections -----------------------------------------------------
+
+    def _check(self) -> None:
+        eng = self.engine
+        if self._stopCalled or eng._stopping or eng._loopStopped:
+            raise ErrEngineInShutdown()
+        if not self._started:
+            raise ErrClientNotStarted()
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if _onReactorThread(self.reactor):
+            return fn(*args)
+        from twisted.internet.threads import blockingCallFromThread
+
+        return blockingCallFromThread(self.reactor, fn, *args)
+
+    def Dial(self, network: str, address: str) -> Any:
+        """C{DialContext(network, address, None)}."""
+        return self.DialContext(network, address, None)
+
+    def DialContext(self, network: str, address: str, ctx: Any = None) -> Any:
+        """
+        Dial C{address} (Go syntax: C{127.0.0.1:9000}, C{[::1]:9000},
+        C{localhost:9000}, or a socket path for C{unix}) over C{network}
+        (C{tcp}, C{tcp4}, C{tcp6}, C{udp}, C{udp4}, C{udp6}, C{unix}), apply
+        the socket options, and register the connection; C{ctx} (any value)
+        becomes its C{Context()} and C{SafeContext()} before C{OnOpen}.
+
+        From a foreign thread this blocks and returns the L{Conn} after its
+        C{OnOpen} ran (or raises the dial error); on the reactor thread it
+        returns a Deferred of the same.
+
+        @raise ErrClientNotStarted: before C{Start}.
+        @raise ErrEngineInShutdown: after C{Stop} or a Shutdown action.
+        """
+        self._check()
+        return self._call(_dial, self.engine, network, address, ctx, True, True)
+
+    def Enroll(self, sock: socket.socket) -> Any:
+        """C{EnrollContext(sock, None)}."""
+        return self.EnrollContext(sock, None)
+
+    def EnrollContext(self, sock: socket.socket, ctx: Any = None) -> Any:
+        """
+        Adopt an already connected socket (TCP, unix stream or connected
+        UDP): it is duplicated and the caller's C{sock} is closed, as gnet
+        does; the socket options are applied; C{ctx} becomes C{Context()} and
+        C{SafeContext()}.  Blocks (foreign thread) or returns a Deferred
+        (reactor thread) like L{DialContext}.
+
+        @raise ErrInvalidNetConn: C{sock} is C{None}.
+        @raise ErrUnsupportedProtocol: another kind of socket.
+        @raise ErrClientNotStarted: before C{Start}.
+        """
+        self._check()
+        dup = _takeSocket(sock)
+        try:
+            return self._call(_adopt, self.engine, dup, ctx, True, True)
+        finally:
+            dup.close()
+
+
+def NewClient(handler: Any, *opts: Option | Options, reactor: Any = None) -> Client:
+    """
+    gnet's C{NewClient}: a L{Client} for C{handler} with the given options
+    (server-only options are accepted and ignored).
+
+    @raise ErrInvalidOption: a bad option value.
+    """
+    options = loadOptions(*opts)
+    return Client(handler, options, reactor)

@@ -50,6 +50,50 @@ def _secs(d: object) -> int:
     return int(d)  # type: ignore[call-overload]
 
 
+def _directSocket(transport: Any) -> socket.socket | None:
+    """The socket of a plain TCP/unix transport we may send on directly, else None."""
+    from twisted.internet import tcp
+
+    kinds: tuple = (tcp.Server, tcp.Client)
+    try:
+        from twisted.internet import unix
+
+        kinds += (unix.Server, unix.Client)
+    except ImportError:  # pragma: no cover - no unix sockets on this platform
+        pass
+    if isinstance(transport, kinds):
+        return transport.socket
+    return None
+
+
+def sendNow(transport: Any, sock: socket.socket | None, data: bytes) -> None:
+    """
+    Write C{data} the way gnet does: when nothing is queued, try the send
+    syscall at once and queue only what the kernel did not take (Twisted
+    would arm write-readiness and send on the next reactor iteration: two
+    extra epoll calls per message).  Order is kept: with bytes already
+    queued, C{data} is queued behind them.
+    """
+    if (
+        sock is not None
+        and not transport._tempDataLen
+        and transport.offset == len(transport.dataBuffer)
+        and transport.connected
+        and not transport.disconnecting
+    ):
+        try:
+            n = sock.send(data)
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            n = 0  # Twisted's own write path will meet the error and close
+        if n == len(data):
+            return
+        if n:
+            data = data[n:]
+    transport.write(data)
+
+
 def peerError(reason: Failure | None) -> BaseException:
     """The C{err} gnet passes to C{OnClose} for a connection lost for C{reason}."""
     if reason is None or reason.check(ConnectionDone):
@@ -248,7 +292,9 @@ class Conn(_Reader):
         "_remote",
         "_network",
         "closed",
+        "_inOnClose",
         "_fd",
+        "_sock",
         "__weakref__",
     )
     log = Logger()
@@ -266,7 +312,9 @@ class Conn(_Reader):
         self._remote: Addr | None | bool = False
         self._network = network
         self.closed = False
+        self._inOnClose = False  # writes stay allowed inside OnClose (spec §4.5)
         self._fd = -1
+        self._sock = _directSocket(transport)
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
@@ -281,18 +329,18 @@ class Conn(_Reader):
 
         @raise ErrClosed: the connection is closed.
         """
-        if self.closed:
+        if self.closed and not self._inOnClose:
             raise ErrClosed()
-        self._transport.write(data)
+        sendNow(self._transport, self._sock, data)
         return len(data)
 
     def Writev(self, bufs: Iterable[bytes]) -> int:
         """
         Gather write of every buffer in order; returns the total length.
 
-        @raise ErrClosed: the connection is closed.
+        @raise ErrClosed: the connection is closed (not inside C{OnClose}).
         """
-        if self.closed:
+        if self.closed and not self._inOnClose:
             raise ErrClosed()
         bufs = list(bufs)
         self._transport.writeSequence(bufs)
@@ -356,7 +404,7 @@ class Conn(_Reader):
         elif vector:
             self._transport.writeSequence(data)
         else:
-            self._transport.write(data)
+            sendNow(self._transport, self._sock, data)
         if callback is not None:
             self._engine._callback(callback, self, err)
 
@@ -440,11 +488,14 @@ class Conn(_Reader):
         self.closed = True
         eng = self._engine
         eng._removeConn(self)
+        self._inOnClose = True
         try:
             action = toAction(self._handler.OnClose(self, err))
         except Exception:
             self.log.failure("OnClose raised for {conn!r}", conn=self)
             action = Action.NONE
+        finally:
+            self._inOnClose = False
         # release: contexts and addresses become nil, buffers are freed
         self._ctx = None
         with self._lock:

@@ -230,6 +230,7 @@ class Options:
 
 
 Option = Callable[[Options], Any]
+Option.__doc__ = "A functional option: a callable that updates an L{Options} in place."  # type: ignore
 
 
 def loadOptions(*opts: Option | Options) -> Options:

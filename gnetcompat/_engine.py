@@ -608,8 +608,15 @@ def Rotate(handler: Any, addrs: Sequence[str], *opts: Option | Options) -> None:
         done.wait()
         return None
     result: list = []
+    later: list = []
+
+    def settled(r: Any) -> None:
+        result.append(r)
+        for f in later:
+            f(r)
+
     d = Serve(handler, addrs, options, reactor=reactor)
-    d.addBoth(result.append)
+    d.addBoth(settled)
     if result and isinstance(result[0], Failure):
         result[0].raiseException()
     if result:
@@ -618,21 +625,39 @@ def Rotate(handler: Any, addrs: Sequence[str], *opts: Option | Options) -> None:
             return None
         _runUntilStopped(reactor, eng)
         return None
-    # multicore start is asynchronous: run the reactor until it settles
-    holder: list = []
+    # multicore: the workers start once the reactor runs; serve until every
+    # worker has exited (SIGTERM/SIGINT stop them gracefully first)
+    errors: list = []
 
-    def started(e: Any) -> None:
-        holder.append(e)
-        e.whenStopped().addBoth(lambda _: reactor.stop())
+    def stop(_: Any = None) -> None:
+        from twisted.internet.error import ReactorNotRunning
 
-    def failed(f: Any) -> None:
-        holder.append(f)
-        reactor.stop()
+        try:
+            reactor.stop()
+        except ReactorNotRunning:
+            pass
 
-    d.addCallbacks(started, failed)
+    def multicoreSettled(r: Any) -> None:
+        if isinstance(r, Failure):
+            errors.append(r)
+            stop()
+            return
+        eng = r
+
+        def beforeShutdown() -> Deferred | None:
+            if not eng.stopping:
+                eng._requestShutdown(fromLoop=False)
+            if not eng.stopped:
+                return eng.whenStopped().addErrback(lambda f: None)
+            return None
+
+        reactor.addSystemEventTrigger("before", "shutdown", beforeShutdown)
+        eng.whenStopped().addErrback(errors.append).addBoth(stop)
+
+    later.append(multicoreSettled)
     reactor.run()
-    if holder and isinstance(holder[0], Failure):
-        holder[0].raiseException()
+    if errors:
+        errors[0].raiseException()
     return None
 
 
@@ -674,6 +699,9 @@ class EngineService(Service):
         self._started: Deferred | None = None
 
     def privilegedStartService(self) -> None:
+        from ._limits import raiseOpenFileLimit
+
+        raiseOpenFileLimit()
         options = loadOptions(*self.opts)
         if options.numLoops() <= 1:
             specs = _specs(self.addrs)
@@ -695,7 +723,13 @@ class EngineService(Service):
 
         def started(eng: Any) -> None:
             self.engine = eng
-            eng.whenStopped().addCallback(lambda _: self._engineStopped())
+
+            def stopped(r: Any) -> None:
+                if isinstance(r, Failure):
+                    Logger().failure("multicore engine failed", r)
+                self._engineStopped()
+
+            eng.whenStopped().addBoth(stopped)
 
         def failed(f: Any) -> None:
             Logger().failure("engine failed to start", f)

@@ -17,7 +17,7 @@ from twisted.python.components import registerAdapter
 from zope.interface import implementer
 
 from ._action import Action, splitPair, toAction
-from ._conn import Conn, UDPConn
+from ._conn import Conn, UDPConn, sendNow
 from .interfaces import IEventHandler
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class GnetProtocol(Protocol):
             conn._closeLocal(propagate=True)
             return
         if out and not conn.closed:
-            t.write(bytes(out))
+            sendNow(t, conn._sock, bytes(out))
         if action:
             conn._apply(action)
 

@@ -63,6 +63,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 __all__ = [
+    "Sink",
     "Message",
     "WebSocketOptions",
     "WebSocketSession",
@@ -80,10 +81,12 @@ _STATE_CLOSED = WebSocketProtocol.STATE_CLOSED
 _STATE_CONNECTING = WebSocketProtocol.STATE_CONNECTING
 
 # Close codes an endpoint may put in a Close frame it sends (RFC 6455 7.4).
-_SENDABLE_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011})
+_SENDABLE_CLOSE_CODES = frozenset(
+    {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011}
+)
 
 
-class ISink(Protocol):
+class Sink(Protocol):
     """
     What a L{WebSocketSession} writes to: the byte stream under it.
     """
@@ -203,10 +206,11 @@ class WebSocketOptions:
         for name in ("allowNullOrigin", "compression", "webStatus"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool")
-        if self.server is not None and (
-            not isinstance(self.server, str) or "\r" in self.server or "\n" in self.server
+        server = self.server
+        if server is not None and (
+            not isinstance(server, str) or "\r" in server or "\n" in server
         ):
-            raise ValueError(f"server must be a one-line str or None, not {self.server!r}")
+            raise ValueError(f"server must be a one-line str or None, not {server!r}")
 
     def _key(self) -> tuple[Any, ...]:
         """
@@ -348,7 +352,7 @@ class _SinkTransport:
     def __init__(
         self,
         session: WebSocketSession,
-        sink: ISink,
+        sink: Sink,
         peer: IAddress | None,
         host: IAddress | None,
     ) -> None:
@@ -537,7 +541,7 @@ class WebSocketSession:
 
     def __init__(
         self,
-        sink: ISink,
+        sink: Sink,
         options: WebSocketOptions | None = None,
         peer: IAddress | None = None,
         host: IAddress | None = None,
@@ -732,7 +736,9 @@ class WebSocketSession:
         self._held = None
         self._pendingFailure = None
         proto = self._proto
-        proto._connectionLost(reason if reason is not None else Failure(ConnectionDone()))
+        if reason is None:
+            reason = Failure(ConnectionDone())
+        proto._connectionLost(reason)
         for name in (
             "openHandshakeTimeoutCall",
             "closeHandshakeTimeoutCall",

@@ -67,6 +67,17 @@ def _seconds(name: str) -> Any:
 _KV = re.compile(r"^(\w+)=(.*)$")
 
 
+def _splitEndpoint(text: str) -> list[str]:
+    """Split an endpoint description on C{:}, honouring C{\\:} escapes (as Twisted's parser)."""
+    return [p.replace("\\:", ":") for p in re.split(r"(?<!\\):", text)]
+
+
+def _portNumber(text: str, description: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise ValueError(f"bad port {text!r} in {description!r}: give 0-65535")
+    return int(text)
+
+
 def toGnetAddress(description: str) -> str:
     """
     Turn a C{--port}/C{--listen} value into a gnet address.
@@ -74,19 +85,30 @@ def toGnetAddress(description: str) -> str:
     A bare number is C{tcp://127.0.0.1:N} (the seed's loopback bind); gnet
     addresses (C{tcp://...}, C{unix://...}) pass through; the endpoint forms
     C{tcp:PORT[:interface=H][:backlog=N]}, C{tcp6:PORT[:interface=H]} and
-    C{unix:PATH} are translated.
+    C{unix:PATH} are translated (colons inside values escaped as C{\\:}, as
+    for Twisted's endpoint strings: C{tcp6:9080:interface=\\:\\:1}).
 
     @raise ValueError: anything else (the message says what is accepted).
     """
     d = description.strip()
     if d.isdigit():
-        return f"tcp://127.0.0.1:{int(d)}"
+        return f"tcp://127.0.0.1:{_portNumber(d, description)}"
     if "://" in d:
-        gnet._addr.parseProtoAddr(d)  # raises with gnet's error for a bad one
+        spec = gnet._addr.parseProtoAddr(d)  # raises with gnet's error for a bad one
+        if not spec.stream:
+            raise ValueError(
+                f"cannot serve WebSocket on {description!r}: give a tcp or unix address"
+            )
+        if spec.network != "unix":
+            host, sep, port = spec.address.rpartition(":")
+            if not sep or (host and ":" in host and not host.startswith("[")):
+                raise ValueError(f"missing port in {description!r}: give HOST:PORT")
+            _portNumber(port, description)
         return d
     kind, _, rest = d.partition(":")
-    parts = rest.split(":") if rest else []
+    parts = _splitEndpoint(rest) if rest else []
     if kind in ("tcp", "tcp6") and parts and parts[0].isdigit():
+        port = _portNumber(parts[0], description)
         kw = {}
         for p in parts[1:]:
             m = _KV.match(p)
@@ -96,10 +118,9 @@ def toGnetAddress(description: str) -> str:
         host = kw.get("interface", "127.0.0.1" if kind == "tcp" else "::1")
         if ":" in host:
             host = f"[{host}]"
-        return f"{kind}://{host}:{int(parts[0])}"
-    if kind == "unix" and parts:
-        path = rest.split(":")[0]
-        return f"unix://{os.path.abspath(path)}"
+        return f"{kind}://{host}:{port}"
+    if kind == "unix" and parts and parts[0]:
+        return f"unix://{os.path.abspath(parts[0])}"
     raise ValueError(
         f"cannot listen on {description!r}: give a port number, tcp:PORT[:interface=HOST], "
         "tcp6:PORT[:interface=HOST], unix:PATH, or a gnet address such as tcp://0.0.0.0:9080"

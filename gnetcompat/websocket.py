@@ -32,6 +32,7 @@ from typing import Any
 
 from twisted.python.failure import Failure
 
+from ._conn import sendNow
 from ._wsproto import OPCODE_BINARY, OPCODE_TEXT, Message, WebSocketOptions, WebSocketSession
 
 __all__ = [
@@ -54,7 +55,7 @@ class _ConnSink:
     def write(self, data: bytes) -> None:
         conn = self.conn
         if not conn.closed:
-            conn._transport.write(data)
+            sendNow(conn._transport, conn._sock, data)
 
     def writeSequence(self, data: list[bytes]) -> None:
         conn = self.conn

@@ -1,0 +1,232 @@
+# -*- test-case-name: tests.test_workers -*-
+"""
+The worker process of a multicore engine (see L{gnetcompat._workers}):
+C{python -m gnetcompat._worker_main INDEX}, started by the parent with
+C{reactor.spawnProcess}.
+
+File descriptors: 0 the pickled payload (read to EOF), 1/2 log lines to
+the parent, 3 the control pipe (C{ready}, C{shutdown}, C{fatal TEXT}),
+4 the shared counters, 5.. inherited listening sockets.  Exit status: 0 after
+a graceful stop, 1 when the engine failed (C{OnBoot} raised, a bind failed),
+3 when the handler could not be loaded.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import pickle
+import signal
+import socket
+import sys
+import traceback
+from typing import Any, Callable
+
+CONTROL_FD = 3
+COUNTERS_FD = 4
+
+
+def _send(line: str) -> None:
+    try:
+        os.write(CONTROL_FD, (line + "\n").encode("utf-8", "replace"))
+    except OSError:
+        pass
+
+
+def _parentDeathSignal() -> None:
+    """Linux: get SIGTERM when the parent dies (a pid check covers the rest)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def _startLogging(minLevel: Any) -> None:
+    from twisted.logger import formatEvent, globalLogBeginner
+
+    out = sys.stdout
+
+    def observer(event: dict) -> None:
+        level = event.get("log_level")
+        if level is not None and level < minLevel:
+            return
+        try:
+            text = formatEvent(event)
+            if event.get("log_failure") is not None:
+                text += "\n" + event["log_failure"].getTraceback()
+        except Exception:
+            text = repr(event)
+        name = level.name if level is not None else "info"
+        out.write("".join(f"{name} {line}\n" for line in text.splitlines() or [""]))
+        out.flush()
+
+    globalLogBeginner.beginLoggingTo([observer], discardBuffer=False, redirectStandardIO=False)
+
+
+class _Worker:
+    """One worker: an L{Engine} on this process's reactor, wired to the parent."""
+
+    def __init__(self, reactor: Any, payload: dict, handler: Any, send: Callable[[str], None]) -> None:
+        from twisted.logger import Logger
+
+        self.reactor = reactor
+        self.payload = payload
+        self.handler = handler
+        self.send = send
+        self.index: int = payload["index"]
+        self.exitCode = 0
+        self.stopFromParent = False
+        self.engine: Any = None
+        self.log = Logger(namespace="gnetcompat.worker")
+        self._ppid = payload["ppid"]
+
+    def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.log.failure("worker {index} failed to start", index=self.index)
+            self.exitCode = 1
+            self._stopReactor()
+
+    def _start(self) -> None:
+        from twisted.internet.task import LoopingCall
+
+        from ._addr import createListener
+        from ._engine import Engine
+
+        p = self.payload
+        eng = self.engine = Engine(self.handler, p["specs"], p["options"], self.reactor)
+        size = os.fstat(COUNTERS_FD).st_size
+        self._map = mmap.mmap(COUNTERS_FD, size)
+        view = memoryview(self._map).cast("q")
+        words = p["stride"] // 8
+        end = p["workers"] * words
+        slot = self.index * words
+        view[slot] = 0
+        eng.sharedCount = lambda: sum(view[:end:words])
+        conns = eng._conns
+        add, remove = eng._addConn, eng._removeConn
+
+        def addConn(conn: Any, proto: Any) -> None:
+            add(conn, proto)
+            view[slot] = len(conns)
+
+        def removeConn(conn: Any) -> None:
+            remove(conn)
+            view[slot] = len(conns)
+
+        eng._addConn = addConn
+        eng._removeConn = removeConn
+        eng.onShutdownRequest = self._engineStopping
+        eng.tickerEnabled = bool(p["ticker"])
+        listeners = []
+        try:
+            for spec, fd, family, bindSpec in p["listeners"]:
+                if fd is not None:
+                    sock = socket.socket(fileno=fd)
+                    sock.setblocking(False)
+                    listeners.append((spec, sock, sock.family))
+                else:
+                    sock, family = createListener(bindSpec, eng.options)
+                    listeners.append((spec, sock, family))
+        except BaseException:
+            for _, s, _ in listeners:
+                s.close()
+            raise
+        eng.bind(listeners)
+        signal.signal(signal.SIGTERM, self._onSignal)
+        signal.signal(signal.SIGINT, self._onSignal)
+        if not eng.boot():
+            # OnBoot returned Shutdown: this engine-wide stop is the worker's request
+            self.send("shutdown")
+            self._stopReactor()
+            return
+        self.reactor.addSystemEventTrigger("before", "shutdown", self._beforeShutdown)
+        eng.whenStopped().addBoth(lambda _: self._stopReactor())
+        self._watch = LoopingCall(self._checkParent)
+        self._watch.clock = self.reactor
+        self._watch.start(1.0, now=False)
+        self.send("ready")
+
+    def _engineStopping(self) -> None:
+        # Engine.onShutdownRequest: a Shutdown action or Stop() in this worker
+        if not self.stopFromParent:
+            self.send("shutdown")
+
+    def _onSignal(self, signum: int, frame: Any) -> None:
+        self.reactor.callFromThread(self._stopNow)
+
+    def _stopNow(self) -> None:
+        self.stopFromParent = True
+        eng = self.engine
+        if eng is not None and not eng.stopping:
+            eng._requestShutdown(fromLoop=False)
+        elif eng is None:
+            self._stopReactor()
+
+    def _checkParent(self) -> None:
+        if os.getppid() != self._ppid:
+            self.log.warn("worker {index}: the parent process is gone; stopping", index=self.index)
+            self._stopNow()
+
+    def _beforeShutdown(self) -> Any:
+        eng = self.engine
+        if eng is None or eng.stopped:
+            return None
+        if not eng.stopping:
+            self.stopFromParent = True
+            eng._requestShutdown(fromLoop=False)
+        return eng.whenStopped()
+
+    def _stopReactor(self) -> None:
+        from ._workers import stopReactor
+
+        if getattr(self, "_watch", None) is not None and self._watch.running:
+            self._watch.stop()
+        if self.reactor.running:
+            stopReactor(self.reactor)
+        else:
+            self.reactor.callWhenRunning(stopReactor, self.reactor)
+
+
+def main(argv: list[str]) -> int:
+    """Load the payload and handler, then serve until told to stop."""
+    _parentDeathSignal()
+    # the parent's Ctrl-C reaches the whole process group: until our reactor
+    # handles it, ignore it (the parent stops us with SIGTERM)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        payload = pickle.loads(sys.stdin.buffer.read())
+        sys.path[:] = list(payload["path"]) + [p for p in sys.path if p not in payload["path"]]
+        from gnetcompat import _workers
+
+        _workers.loadMain(payload["main"])
+        handler = pickle.loads(payload["handler"])
+    except BaseException as e:
+        traceback.print_exc()
+        text = f"{type(e).__name__}: {e}".replace("\n", "\\n")
+        _send(f"fatal cannot load the handler: {text}")
+        return 3
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+
+    from twisted.logger import LogLevel
+
+    minLevel = LogLevel.debug if payload["options"].LogLevel < 0 else LogLevel.info
+    _startLogging(minLevel)
+    from twisted.internet import reactor
+
+    worker = _Worker(reactor, payload, handler, _send)
+    reactor.callWhenRunning(worker.start)
+    reactor.run()
+    sys.stdout.flush()
+    return worker.exitCode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

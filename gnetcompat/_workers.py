@@ -1,0 +1,851 @@
+# -*- test-case-name: tests.test_workers -*-
+"""
+Multicore mode: one worker process per event loop, each with its own
+reactor and its own handler instance, supervised by the calling process.
+
+C{Serve}/C{Run}/C{Rotate}/L{EngineService} come here when
+C{WithMulticore(True)} or C{WithNumEventLoop(n > 1)} asks for more than one
+loop.  The calling process (the I{parent}) never serves connections: it
+binds the listeners, starts C{n} fresh interpreters with
+C{reactor.spawnProcess(sys.executable, ["-m", "gnetcompat._worker_main"])}
+(never C{fork}: under twistd the reactor already exists), supervises them
+and stands for the engine (L{MulticoreEngine}, an C{IEngine}).
+
+Topology
+========
+
+- C{WithReusePort(True)} (tcp/udp): the parent binds the first socket of
+  each address (so port 0 is resolved and bind errors are reported at once)
+  and hands it to worker 0; every other worker, and every replacement,
+  binds its own C{SO_REUSEPORT} socket to the same concrete port, and the
+  kernel spreads connections (Linux: a hash of the 4-tuple).  The parent
+  closes its copy once worker 0 has it: a listening socket nobody accepts on
+  would swallow its share of connections.  C{Dup}/C{DupListener} on the
+  parent then raise L{ErrUnsupportedOp}.
+- Otherwise the parent binds one socket per address and every worker
+  inherits it (spawnProcess C{childFDs}) and adopts it with
+  C{reactor.adoptStreamPort}; the workers race to accept.  The parent keeps
+  its copy (so C{Dup}/C{DupListener} work and replacements inherit it).
+- UDP addresses force C{ReusePort} on (gnet's rule, spec §10.2): each worker
+  has its own C{SO_REUSEPORT} datagram socket and the kernel picks the
+  worker per flow.  Unix sockets force it off (gnet's rule too) and are
+  always shared: one listening socket, bound by the parent, accepted on by
+  every worker; the parent removes the socket file when it stops.
+
+Load balancing: no C{WithLoadBalancing} mode is honoured exactly.  With a
+shared socket whichever worker's accept wins takes the connection; with
+reuse-port the kernel's hash decides.  The option is accepted; a value other
+than the default C{RoundRobin} is logged once, at info, when the engine
+starts.
+
+Engine-wide state
+=================
+
+- C{CountConnections()} reads a shared memory block (a C{memfd}, or an
+  unlinked temporary file elsewhere, C{mmap}ed by the parent and inherited by
+  every worker): one native C{int64} slot per worker, 64 bytes apart (one
+  cache line each, no false sharing).  A worker writes only its own slot, on
+  every connection add/remove; reading is the sum of the slots, no round
+  trip.  The parent zeroes the slot of a worker that died.  The sum is not a
+  snapshot across workers (gnet's per-loop atomics are not either).
+- C{OnBoot}/C{OnShutdown} run in every worker, B{not} in the parent.
+- C{OnTick} runs in worker 0 only; when worker 0 is replaced, its
+  replacement ticks.
+- A C{Shutdown} action or C{Stop()} in any worker sends C{shutdown} on the
+  worker's control pipe (its fd 3); the parent then stops every other
+  worker.  Stopping the parent (C{Stop()}, C{SIGTERM}/C{SIGINT} under C{Run}
+  or twistd) sends C{SIGTERM} to every worker, which stops gracefully:
+  listeners close, C{OnShutdown} runs, connections close through the normal
+  close path (C{OnClose}), the worker exits 0.  A worker still alive
+  C{ShutdownTimeout + 5} seconds later is killed.  A worker whose parent
+  vanished stops by itself (C{PR_SET_PDEATHSIG} and a parent-pid check).
+- Worker log events and anything it prints reach the parent's log (the
+  engine's logger), one event per line, prefixed C{[worker N]}.
+
+Supervision policy (L{SupervisionPolicy})
+==========================================
+
+A worker that exits while the engine is not stopping is logged (error, with
+its exit status) and its slot restarted after a back-off: C{initialBackoff}
+(0.5 s) doubled for every further crash of that slot within C{window}
+seconds (60), at most C{maxBackoff} (30 s).  When one slot crashes
+C{maxCrashes} times (5) within the window, the parent logs an error and stops
+the whole engine; C{whenStopped()} (and C{Run}) then fail with
+L{ErrWorkerFailed}.  A worker that cannot even load the handler (unpickling
+fails, the main script raises) reports it and the engine stops at once
+with that error; so does a worker whose main script calls C{Run} at import
+time.
+
+What a handler must satisfy
+===========================
+
+Each worker gets its own copy: the parent pickles the handler
+(C{pickle.dumps(handler)}) and each worker unpickles it, so its class must be
+importable by name (a module-level class) and its attributes picklable (no
+lambdas, sockets, open files, reactors...; customise with
+C{__getstate__}/C{__reduce__} if needed).  A class defined in the C{__main__}
+of a script (C{python myserver.py}) or of a module run with C{python -m}
+works: the worker re-runs that script or module under the name
+C{__mp_main__} (as C{multiprocessing}'s spawn mode does), so the script's
+top level must be import-safe and C{Run} must sit under
+C{if __name__ == "__main__":}.  Classes from C{python -c}, an interactive
+session or a function body cannot be recreated: L{serveMulticore} fails at
+once with a C{TypeError} naming the handler.  State is not shared between
+workers.  The C{Logger}/C{LogPath}, C{Reactor} and C{Clock} options stay in
+the parent (workers log through it and use their own reactor and clock).
+The parent must run its reactor (C{Run} does) for workers to be spawned and
+supervised; like the single-process engine, a plain script sees log lines
+(the workers' included) only once it starts a log observer or passes
+C{WithLogger}/C{WithLogPath}.  A worker stopped on its own by a signal
+(C{kill -TERM} of one worker) counts as an unexpected exit and is replaced:
+stop the parent to stop them all.
+"""
+
+from __future__ import annotations
+
+import collections
+import mmap
+import os
+import pickle
+import pickletools
+import signal
+import socket
+import sys
+import threading
+from dataclasses import dataclass, replace
+from typing import Any, Sequence
+
+from twisted.internet import defer
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ProcessDone, ReactorNotRunning
+from twisted.internet.protocol import ProcessProtocol
+from twisted.logger import LogLevel
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ._addr import ListenSpec, createListener, normalizeNetwork, splitHostPort
+from .errors import (
+    ErrEngineInShutdown,
+    ErrInvalidNetworkAddress,
+    ErrUnsupportedOp,
+    GnetError,
+)
+from .interfaces import IEngine, IEventHandler
+from .options import LoadBalancing, Options
+
+__all__ = [
+    "ErrWorkerFailed",
+    "MulticoreEngine",
+    "SupervisionPolicy",
+    "serveMulticore",
+]
+
+#: bytes between two workers' counter slots (one cache line)
+SLOT_STRIDE = 64
+_SLOT_WORDS = SLOT_STRIDE // 8
+
+#: set while a worker is loading the parent's main script: Run/Serve there is a bug
+_loadingMain = False
+
+
+class ErrWorkerFailed(GnetError):
+    """The multicore engine stopped because its workers kept failing."""
+
+    message = "gnet: worker processes failed"
+
+
+@dataclass(frozen=True)
+class SupervisionPolicy:
+    """
+    When and how often dead workers are restarted (see the module docs).
+
+    :param initialBackoff: seconds before the first restart of a slot.
+    :param maxBackoff: the cap of the doubling back-off.
+    :param maxCrashes: this many crashes of one slot within C{window}
+        stop the engine with L{ErrWorkerFailed}.
+    :param window: seconds over which crashes are counted.
+    :param killGrace: seconds after C{ShutdownTimeout} before workers that
+        ignore a stop are killed.
+    """
+
+    initialBackoff: float = 0.5
+    maxBackoff: float = 30.0
+    maxCrashes: int = 5
+    window: float = 60.0
+    killGrace: float = 5.0
+
+
+DEFAULT_POLICY = SupervisionPolicy()
+
+
+# -- the handler and the main module -----------------------------------------
+
+
+def _mainReference() -> tuple[str, str] | None:
+    """How a worker can re-create this process's C{__main__}, or None."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        return None
+    spec = getattr(main, "__spec__", None)
+    name = getattr(spec, "name", None)
+    if name and name != "__main__":
+        return ("module", name[: -len(".__main__")] if name.endswith(".__main__") else name)
+    path = getattr(main, "__file__", None)
+    if path and os.path.isfile(path):
+        return ("path", os.path.abspath(path))
+    return None
+
+
+def _referencesMain(data: bytes) -> bool:
+    try:
+        for op, arg, _ in pickletools.genops(data):
+            if arg == "__main__" or (isinstance(arg, str) and arg.startswith("__main__ ")):
+                return True
+    except Exception:
+        return b"__main__" in data
+    return False
+
+
+def pickleHandler(handler: Any) -> tuple[bytes, tuple[str, str] | None]:
+    """
+    Pickle C{handler} for the workers; also say how to re-create C{__main__}
+    when the pickle refers to it.
+
+    @raise TypeError: the handler is not an event handler, cannot be pickled,
+        or needs a C{__main__} that a worker cannot re-create.
+    """
+    if not IEventHandler.providedBy(handler):
+        missing = [m for m in IEventHandler.names() if not callable(getattr(handler, m, None))]
+        if missing:
+            raise TypeError(f"handler {handler!r} lacks {', '.join(missing)}")
+    cls = type(handler)
+    what = f"handler {handler!r} (class {cls.__module__}.{cls.__qualname__})"
+    try:
+        data = pickle.dumps(handler, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as e:
+        raise TypeError(
+            f"multicore mode: {what} cannot be pickled for the worker processes: {e}. "
+            "A multicore handler must be an instance of a module-level class with "
+            "picklable attributes (see gnetcompat._workers)."
+        ) from e
+    main = None
+    if _referencesMain(data):
+        main = _mainReference()
+        if main is None:
+            raise TypeError(
+                f"multicore mode: {what} is defined in __main__ of a session that worker "
+                "processes cannot re-import (python -c, interactive, or no script file); "
+                "define the handler class in a module or a script file."
+            )
+    return data, main
+
+
+def loadMain(main: tuple[str, str] | None) -> None:
+    """In a worker: re-create the parent's C{__main__} as C{__mp_main__}."""
+    global _loadingMain
+    if main is None:
+        return
+    import runpy
+    import types
+
+    kind, where = main
+    _loadingMain = True
+    try:
+        if kind == "module":
+            ns = runpy.run_module(where, run_name="__mp_main__", alter_sys=False)
+        else:
+            ns = runpy.run_path(where, run_name="__mp_main__")
+    finally:
+        _loadingMain = False
+    module = types.ModuleType("__mp_main__")
+    module.__dict__.update(ns)
+    sys.modules["__main__"] = sys.modules["__mp_main__"] = module
+
+
+# -- listeners ------------------------------------------------------------------
+
+
+def _withPort(spec: ListenSpec, port: int) -> ListenSpec:
+    host, _ = splitHostPort(spec.address)
+    hostText = f"[{host}]" if ":" in host else host
+    return ListenSpec(spec.text, spec.network, f"{hostText}:{port}")
+
+
+class _ParentListener:
+    """One address: the parent's socket (while held) and how workers get theirs."""
+
+    def __init__(self, spec: ListenSpec, sock: socket.socket, family: int, shared: bool) -> None:
+        self.spec = spec
+        self.sock: socket.socket | None = sock
+        self.family = family
+        self.shared = shared
+        name = sock.getsockname()
+        if spec.network == "unix":
+            self.address: Any = spec.address
+            self.bindSpec = spec
+        else:
+            self.address = (name[0], name[1])
+            self.bindSpec = _withPort(spec, name[1])
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+# -- the counters ---------------------------------------------------------------
+
+
+class SharedCounters:
+    """Per-worker C{int64} slots in an inheritable shared mapping."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        size = max(slots * SLOT_STRIDE, mmap.PAGESIZE)
+        if hasattr(os, "memfd_create"):
+            self.fd = os.memfd_create("gnetcompat-counters")
+        else:  # pragma: no cover - non-Linux
+            import tempfile
+
+            fd, path = tempfile.mkstemp(prefix="gnetcompat-counters-")
+            os.unlink(path)
+            self.fd = fd
+        os.ftruncate(self.fd, size)
+        self.size = size
+        self._map: mmap.mmap | None = mmap.mmap(self.fd, size)
+        self._view: memoryview | None = memoryview(self._map).cast("q")
+
+    def total(self) -> int:
+        """The sum over every slot."""
+        v = self._view
+        return sum(v[: self.slots * _SLOT_WORDS : _SLOT_WORDS]) if v is not None else 0
+
+    def set(self, index: int, value: int) -> None:
+        if self._view is not None:
+            self._view[index * _SLOT_WORDS] = value
+
+    def close(self) -> None:
+        if self._view is not None:
+            self._view.release()
+            self._view = None
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+# -- one worker process ---------------------------------------------------------
+
+_LEVEL_NAMES = {lvl.name: lvl for lvl in LogLevel.iterconstants()}
+
+#: the child's fds: 0 payload, 1/2 output, 3 control, 4 counters, 5.. listeners
+CONTROL_FD = 3
+COUNTERS_FD = 4
+FIRST_LISTENER_FD = 5
+
+
+class _WorkerProtocol(ProcessProtocol):
+    """The parent's end of one worker: its output, control lines and exit."""
+
+    def __init__(self, engine: MulticoreEngine, index: int) -> None:
+        self.engine = engine
+        self.index = index
+        self.pid: int | None = None
+        self.ready = False
+        self.ended = False
+        self.askedStop = False  # this worker asked for the engine-wide stop
+        self.fatal: str | None = None
+        self._partial: dict[int, bytes] = {1: b"", 2: b"", CONTROL_FD: b""}
+
+    def connectionMade(self) -> None:
+        self.pid = self.transport.pid
+
+    def childDataReceived(self, fd: int, data: bytes) -> None:
+        buf = self._partial.get(fd, b"") + data
+        *lines, rest = buf.split(b"\n")
+        self._partial[fd] = rest
+        for raw in lines:
+            line = raw.decode("utf-8", "replace").rstrip("\r")
+            if fd == CONTROL_FD:
+                self.engine._control(self, line)
+            elif line:
+                self._forward(fd, line)
+
+    def _forward(self, fd: int, line: str) -> None:
+        level = LogLevel.warn if fd == 2 else LogLevel.info
+        if fd == 1:
+            head, _, tail = line.partition(" ")
+            if head in _LEVEL_NAMES:
+                level, line = _LEVEL_NAMES[head], tail
+        self.engine.log.emit(level, "[worker {index}] {line}", index=self.index, line=line)
+
+    def childConnectionLost(self, fd: int) -> None:
+        rest = self._partial.get(fd)
+        if rest:
+            self._partial[fd] = b""
+            self.childDataReceived(fd, b"\n")
+
+    def processEnded(self, reason: Failure) -> None:
+        self.ended = True
+        for fd in (1, 2, CONTROL_FD):
+            self.childConnectionLost(fd)
+        self.engine._workerEnded(self, reason)
+
+    def signal(self, name: str) -> None:
+        if self.ended:
+            return
+        try:
+            self.transport.signalProcess(name)
+        except Exception:  # already gone
+            pass
+
+
+def _status(reason: Failure) -> str:
+    v = reason.value
+    code = getattr(v, "exitCode", None)
+    sig = getattr(v, "signal", None)
+    if sig:
+        try:
+            return f"killed by signal {signal.Signals(sig).name}"
+        except ValueError:
+            return f"killed by signal {sig}"
+    return f"exit status {code}"
+
+
+# -- the parent-side engine -----------------------------------------------------
+
+
+@implementer(IEngine)
+class MulticoreEngine:
+    """
+    The parent's view of a multicore engine: the listeners, the workers and
+    their supervision.  It provides C{IEngine} (C{CountConnections} is
+    engine-wide and read from shared memory); it never calls C{OnBoot} or
+    C{OnShutdown} (each worker does).
+    """
+
+    def __init__(
+        self,
+        handler: Any,
+        specs: Sequence[ListenSpec],
+        options: Options,
+        reactor: Any,
+        policy: SupervisionPolicy,
+    ) -> None:
+        from ._engine import _normalizeTopology, makeLogger
+
+        self.handler = handler
+        self.specs = list(specs)
+        self.options = _normalizeTopology(self.specs, options.normalized())
+        self.reactor = reactor
+        self.log = makeLogger(self.options)
+        self.policy = policy
+        self.numWorkers = self.options.numLoops()
+        self._payload, self._main = pickleHandler(handler)
+        self._listeners: list[_ParentListener] = []
+        self._workers: list[_WorkerProtocol | None] = [None] * self.numWorkers
+        self._restarts: dict[int, Any] = {}
+        self._crashes = [collections.deque() for _ in range(self.numWorkers)]
+        self._counters: SharedCounters | None = None
+        self._started: Deferred | None = Deferred()
+        self._startedOnce: set[int] = set()
+        self._stoppedWaiters: list[Deferred] = []
+        self._stopping = False
+        self._stopped = False
+        self._error: BaseException | None = None
+        self._killCall: Any = None
+        self._thread: threading.Thread | None = None
+        self._spawned = False
+
+    def __repr__(self) -> str:
+        state = "stopped" if self._stopped else "stopping" if self._stopping else "running"
+        addrs = ", ".join(s.text for s in self.specs)
+        return f"<MulticoreEngine [{addrs}] {self.numWorkers} workers {state}>"
+
+    # -- IEngine ---------------------------------------------------------
+
+    def Validate(self) -> None:
+        """@raise ErrEngineInShutdown: the engine has shut down."""
+        if self._stopped:
+            raise ErrEngineInShutdown()
+
+    def CountConnections(self) -> int:
+        """Live connections over every worker (shared memory); -1 once stopped."""
+        if self._stopped or self._counters is None:
+            return -1
+        return self._counters.total()
+
+    def Dup(self) -> int:
+        """
+        Duplicate the only listener's descriptor (the parent's shared socket).
+
+        @raise ErrUnsupportedOp: several listeners, or the parent holds none
+            (reuse-port mode: each worker has its own).
+        """
+        self.Validate()
+        if len(self._listeners) != 1 or self._listeners[0].sock is None:
+            raise ErrUnsupportedOp()
+        return os.dup(self._listeners[0].sock.fileno())
+
+    def DupListener(self, network: str, addr: str) -> int:
+        """
+        Duplicate the parent's socket for this network and address text.
+
+        @raise ErrInvalidNetworkAddress: no listener matches.
+        @raise ErrUnsupportedOp: it matches a reuse-port listener (per worker).
+        """
+        self.Validate()
+        net = normalizeNetwork(network)
+        for lst in self._listeners:
+            if lst.spec.normalizedNetwork == net and lst.spec.address == addr:
+                if lst.sock is None:
+                    raise ErrUnsupportedOp()
+                return os.dup(lst.sock.fileno())
+        raise ErrInvalidNetworkAddress()
+
+    def Stop(self, timeout: float | None = None) -> Deferred | None:
+        """
+        Stop every worker gracefully.  On the reactor thread: a Deferred that
+        fires once all have exited.  From another thread: block until then,
+        up to C{timeout} seconds (C{TimeoutError}).
+
+        @raise ErrEngineInShutdown: already stopping or stopped.
+        """
+        self.Validate()
+        if self._stopping:
+            raise ErrEngineInShutdown()
+        if self._thread is None or threading.current_thread() is self._thread:
+            self._requestShutdown(fromLoop=False)
+            return self.whenStopped()
+        done = threading.Event()
+
+        def stop() -> None:
+            self._requestShutdown(fromLoop=False)
+            self.whenStopped().addBoth(lambda _: done.set())
+
+        self.reactor.callFromThread(stop)
+        if not done.wait(timeout):
+            raise TimeoutError(f"engine did not stop within {timeout} s")
+        return None
+
+    def Register(self, ctx: Any) -> Any:
+        """Not available in the parent: connections live in the workers."""
+        raise ErrUnsupportedOp()
+
+    # -- conveniences ----------------------------------------------------
+
+    def whenStopped(self) -> Deferred:
+        """
+        Fires with C{None} once every worker has exited, or fails with
+        L{ErrWorkerFailed} when the supervision policy gave up.
+        """
+        d: Deferred = Deferred()
+        if self._stopped:
+            if self._error is not None:
+                d.errback(Failure(self._error))
+            else:
+                d.callback(None)
+        else:
+            self._stoppedWaiters.append(d)
+        return d
+
+    @property
+    def addresses(self) -> list:
+        """The bound addresses: C{(host, port)} (port 0 resolved) or a unix path."""
+        return [lst.address for lst in self._listeners]
+
+    @property
+    def stopping(self) -> bool:
+        """True once shutdown has begun."""
+        return self._stopping
+
+    @property
+    def stopped(self) -> bool:
+        """True once every worker has exited."""
+        return self._stopped
+
+    @property
+    def error(self) -> BaseException | None:
+        """Why the engine stopped, when it was not asked to."""
+        return self._error
+
+    def workerPids(self) -> list[int | None]:
+        """The pid of each worker slot (None while it is being restarted)."""
+        return [w.pid if w is not None and not w.ended else None for w in self._workers]
+
+    # -- start -----------------------------------------------------------
+
+    def bind(self) -> None:
+        """Bind every listener in the parent (errors raise here)."""
+        try:
+            for spec in self.specs:
+                sock, family = createListener(spec, self.options)
+                shared = spec.network == "unix" or not self.options.ReusePort
+                self._listeners.append(_ParentListener(spec, sock, family, shared))
+            self._counters = SharedCounters(self.numWorkers)
+        except BaseException:
+            self._closeListeners()
+            raise
+
+    def start(self) -> Deferred:
+        """Spawn the workers; fires with C{self} once each has booted."""
+        assert self._started is not None
+        d = self._started
+        self._thread = threading.current_thread()
+        lb = self.options.LB
+        if lb != LoadBalancing.RoundRobin:
+            self.log.info(
+                "WithLoadBalancing({lb}) is not applied in multicore mode: the kernel spreads "
+                "connections over the worker processes",
+                lb=LoadBalancing(lb).name,
+            )
+        for i in range(self.numWorkers):
+            if self._stopping:
+                break
+            self._spawn(i)
+        self._spawned = True
+        # reuse-port: worker 0 inherited the first sockets; our copies would steal connections
+        for lst in self._listeners:
+            if not lst.shared:
+                lst.close()
+        if self._stopping and not any(self._alive()):
+            self._finish()
+        return d
+
+    def _payloadFor(self, index: int, inherit: dict[int, int]) -> bytes:
+        opts = replace(self.options, Logger=None, LogPath="", Reactor=None, Clock=None)
+        listeners = []
+        for n, lst in enumerate(self._listeners):
+            fd = FIRST_LISTENER_FD + n
+            if fd in inherit:
+                listeners.append((lst.spec, fd, lst.family, None))
+            else:
+                listeners.append((lst.spec, None, lst.family, lst.bindSpec))
+        payload = {
+            "index": index,
+            "workers": self.numWorkers,
+            "path": list(sys.path),
+            "main": self._main,
+            "handler": self._payload,
+            "specs": self.specs,
+            "options": opts,
+            "listeners": listeners,
+            "ticker": index == 0 and self.options.Ticker,
+            "stride": SLOT_STRIDE,
+            "ppid": os.getpid(),
+        }
+        return pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def _spawn(self, index: int) -> None:
+        self._restarts.pop(index, None)
+        assert self._counters is not None
+        self._counters.set(index, 0)
+        childFDs: dict[int, Any] = {0: "w", 1: "r", 2: "r", CONTROL_FD: "r", COUNTERS_FD: self._counters.fd}
+        inherit: dict[int, int] = {}
+        for n, lst in enumerate(self._listeners):
+            if lst.sock is not None and (lst.shared or not self._spawned):
+                inherit[FIRST_LISTENER_FD + n] = lst.sock.fileno()
+        childFDs.update(inherit)
+        env = dict(os.environ)
+        pkgRoot = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = os.pathsep.join([pkgRoot] + [p for p in [env.get("PYTHONPATH")] if p])
+        env["PYTHONUNBUFFERED"] = "1"
+        proto = _WorkerProtocol(self, index)
+        self._workers[index] = proto
+        try:
+            self.reactor.spawnProcess(
+                proto,
+                sys.executable,
+                [sys.executable, "-m", "gnetcompat._worker_main", str(index)],
+                env=env,
+                childFDs=childFDs,
+            )
+        except Exception as e:
+            self._workers[index] = None
+            self.log.failure("could not start worker {index}", index=index)
+            self._fail(ErrWorkerFailed(f"gnet: could not start worker {index}: {e}"))
+            return
+        proto.transport.write(self._payloadFor(index, inherit))
+        proto.transport.closeStdin()
+
+    def _alive(self) -> list[_WorkerProtocol]:
+        return [w for w in self._workers if w is not None and not w.ended]
+
+    # -- control and supervision ----------------------------------------
+
+    def _control(self, worker: _WorkerProtocol, line: str) -> None:
+        cmd, _, arg = line.partition(" ")
+        if cmd == "ready":
+            worker.ready = True
+            first = worker.index not in self._startedOnce
+            self._startedOnce.add(worker.index)
+            if not first:
+                self.log.info("worker {index} restarted (pid {pid})", index=worker.index, pid=worker.pid)
+            elif len(self._startedOnce) == self.numWorkers and self._started is not None:
+                d, self._started = self._started, None
+                self.log.info(
+                    "multicore engine: {n} workers serving {addrs}",
+                    n=self.numWorkers,
+                    addrs=", ".join(s.text for s in self.specs),
+                )
+                d.callback(self)
+        elif cmd == "shutdown":
+            worker.askedStop = True
+            self._requestShutdown(fromLoop=True)
+        elif cmd == "fatal":
+            worker.fatal = arg.replace("\\n", "\n")
+        else:
+            self.log.warn("worker {index}: unknown control line {line!r}", index=worker.index, line=line)
+
+    def _workerEnded(self, worker: _WorkerProtocol, reason: Failure) -> None:
+        index = worker.index
+        if self._counters is not None:
+            self._counters.set(index, 0)
+        if self._workers[index] is worker:
+            self._workers[index] = None
+        status = _status(reason)
+        if self._stopping:
+            lvl = LogLevel.info if reason.check(ProcessDone) else LogLevel.warn
+            self.log.emit(lvl, "worker {index} (pid {pid}) exited: {status}", index=index, pid=worker.pid, status=status)
+            if not self._alive():
+                self._finish()
+            return
+        if worker.fatal is not None:
+            self.log.error(
+                "worker {index} (pid {pid}) failed to start: {error}", index=index, pid=worker.pid, error=worker.fatal
+            )
+            self._fail(ErrWorkerFailed(f"gnet: worker {index} failed to start: {worker.fatal}"))
+            return
+        self.log.error(
+            "worker {index} (pid {pid}) died unexpectedly: {status}", index=index, pid=worker.pid, status=status
+        )
+        now = self.reactor.seconds()
+        crashes = self._crashes[index]
+        crashes.append(now)
+        while crashes and crashes[0] < now - self.policy.window:
+            crashes.popleft()
+        p = self.policy
+        if len(crashes) >= p.maxCrashes:
+            msg = (
+                f"gnet: worker {index} crashed {len(crashes)} times within {p.window:g} s "
+                f"(last: {status}); stopping the engine"
+            )
+            self.log.error("{msg}", msg=msg)
+            self._fail(ErrWorkerFailed(msg))
+            return
+        delay = min(p.initialBackoff * 2 ** (len(crashes) - 1), p.maxBackoff)
+        self.log.info("restarting worker {index} in {delay:.2f} s", index=index, delay=delay)
+        self._restarts[index] = self.reactor.callLater(delay, self._spawn, index)
+
+    def _fail(self, error: BaseException) -> None:
+        if self._error is None:
+            self._error = error
+        self._requestShutdown(fromLoop=False)
+
+    def _requestShutdown(self, fromLoop: bool) -> None:
+        """Stop every worker (idempotent); C{fromLoop}: a worker asked for it."""
+        if self._stopping or self._stopped:
+            return
+        self._stopping = True
+        for call in self._restarts.values():
+            if call.active():
+                call.cancel()
+        self._restarts.clear()
+        alive = self._alive()
+        for w in alive:
+            if not w.askedStop:
+                w.signal("TERM")
+        if not alive:
+            if self._spawned:
+                self._finish()
+            return
+        self._killCall = self.reactor.callLater(
+            self.options.ShutdownTimeout + self.policy.killGrace, self._killAll
+        )
+
+    def _killAll(self) -> None:
+        self._killCall = None
+        for w in self._alive():
+            self.log.warn("worker {index} (pid {pid}) did not stop; killing it", index=w.index, pid=w.pid)
+            w.signal("KILL")
+
+    def _closeListeners(self) -> None:
+        for lst in self._listeners:
+            lst.close()
+            if lst.spec.network == "unix":
+                try:
+                    os.unlink(lst.spec.address)
+                except OSError:
+                    pass
+
+    def _finish(self) -> None:
+        if self._stopped:
+            return
+        if self._killCall is not None and self._killCall.active():
+            self._killCall.cancel()
+        self._killCall = None
+        self._closeListeners()
+        if self._counters is not None:
+            self._counters.close()
+        self._stopping = self._stopped = True
+        if self._started is not None:
+            d, self._started = self._started, None
+            if self._error is not None:
+                d.errback(Failure(self._error))
+            else:
+                d.callback(self)
+        waiters, self._stoppedWaiters = self._stoppedWaiters, []
+        for w in waiters:
+            if self._error is not None:
+                w.errback(Failure(self._error))
+            else:
+                w.callback(None)
+
+
+def serveMulticore(
+    handler: Any,
+    specs: Sequence[ListenSpec],
+    options: Options,
+    reactor: Any = None,
+    policy: SupervisionPolicy | None = None,
+) -> Deferred:
+    """
+    Start a multicore engine: bind in this process, spawn
+    C{options.numLoops()} workers.  Returns a Deferred firing with the
+    L{MulticoreEngine} once every worker has booted (already stopped if the
+    workers stopped it during boot), or failing with the setup error (a
+    handler that cannot be sent to workers: C{TypeError}; bad option; bind
+    failure; L{ErrWorkerFailed} when the workers cannot start).
+
+    Binding happens now; the workers are spawned once C{reactor} runs.
+    """
+    if _loadingMain:
+        return defer.fail(
+            RuntimeError(
+                "gnetcompat: the main script starts a multicore engine when a worker imports "
+                "it; put Run() under 'if __name__ == \"__main__\":'"
+            )
+        )
+    try:
+        if reactor is None:
+            from ._engine import _globalReactor
+
+            reactor = options.Reactor or _globalReactor()
+        eng = MulticoreEngine(handler, specs, options, reactor, policy or DEFAULT_POLICY)
+        eng.bind()
+    except Exception:
+        return defer.fail()
+    started = eng._started
+    assert started is not None
+    reactor.callWhenRunning(eng.start)
+    return started
+
+
+def stopReactor(reactor: Any) -> None:
+    """C{reactor.stop()} unless it is already stopping."""
+    try:
+        reactor.stop()
+    except ReactorNotRunning:
+        pass

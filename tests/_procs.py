@@ -1,0 +1,208 @@
+"""
+Helpers for the real-process tests: spawn C{twistd -n gnetecho} with
+C{reactor.spawnProcess}, wait (bounded) for a line of its log, stop it.
+
+Every wait takes a timeout and fails with the output seen so far, so a
+hung or crashed server shows why.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import sys
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import ProcessProtocol
+from twisted.python.failure import Failure
+
+#: The line OnBoot logs once the echo server listens.
+LISTENING = re.compile(r"is listening on")
+
+
+def freePort(host: str = "127.0.0.1") -> int:
+    """
+    A TCP port that was free a moment ago (bound with port 0, then closed).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def twistdCommand() -> list[str]:
+    """
+    The argv prefix that runs this venv's twistd.
+    """
+    script = os.path.join(os.path.dirname(sys.executable), "twistd")
+    if os.path.exists(script):
+        return [sys.executable, script]
+    return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+class ProcessFailed(Exception):
+    """
+    The process ended, or a wait timed out, before the awaited output.
+    """
+
+
+class TwistdProcess(ProcessProtocol):
+    """
+    A spawned process (C{twistd}, C{kosoku}): its output (stdout and
+    stderr together) and exit.
+
+    @ivar output: everything it printed so far, decoded.
+    @ivar exitCode: its exit code once ended (C{None} before, or if killed
+        by a signal; see L{exitSignal}).
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+        self.output = ""
+        self.exitCode: int | None = None
+        self.exitSignal: int | None = None
+        self.exited = False
+        self._waiters: list[tuple[re.Pattern[str], Deferred]] = []
+        self._endWaiters: list[Deferred] = []
+
+    # -- ProcessProtocol ----------------------------------------------------
+
+    def outReceived(self, data: bytes) -> None:
+        self.output += data.decode("utf-8", "replace")
+        for pattern, d in list(self._waiters):
+            if pattern.search(self.output):
+                self._waiters.remove((pattern, d))
+                d.callback(self.output)
+
+    errReceived = outReceived
+
+    def processEnded(self, reason: Failure) -> None:
+        self.exited = True
+        self.exitCode = getattr(reason.value, "exitCode", None)
+        self.exitSignal = getattr(reason.value, "signal", None)
+        waiters, self._waiters = self._waiters, []
+        for pattern, d in waiters:
+            d.errback(
+                ProcessFailed(
+                    f"process exited (code {self.exitCode}, signal {self.exitSignal}) "
+                    f"before printing {pattern.pattern!r}; output:\n{self.output}"
+                )
+            )
+        ends, self._endWaiters = self._endWaiters, []
+        for d in ends:
+            d.callback(self.exitCode)
+
+    # -- waiting ----------------------------------------------------------
+
+    def waitFor(self, pattern: str | re.Pattern[str], timeout: float) -> Deferred:
+        """
+        Fire with the output once it matches C{pattern}; fail with
+        L{ProcessFailed} if the process exits first or after C{timeout} s.
+        """
+        rx = re.compile(pattern) if isinstance(pattern, str) else pattern
+        if rx.search(self.output):
+            return defer.succeed(self.output)
+        if self.exited:
+            return defer.fail(ProcessFailed(f"process already exited; output:\n{self.output}"))
+        d: Deferred = Deferred()
+        self._waiters.append((rx, d))
+        return self._bounded(d, timeout, f"waiting for {rx.pattern!r}")
+
+    def waitForExit(self, timeout: float) -> Deferred:
+        """
+        Fire with the exit code once the process ended (bounded).
+        """
+        if self.exited:
+            return defer.succeed(self.exitCode)
+        d: Deferred = Deferred()
+        self._endWaiters.append(d)
+        return self._bounded(d, timeout, "waiting for the process to exit")
+
+    def _bounded(self, d: Deferred, timeout: float, what: str) -> Deferred:
+        def timedOut(f: Failure) -> Failure:
+            if f.check(defer.TimeoutError, defer.CancelledError):
+                raise ProcessFailed(f"timed out after {timeout} s {what}; output:\n{self.output}")
+            return f
+
+        d.addTimeout(timeout, self.reactor)
+        return d.addErrback(timedOut)
+
+    # -- stopping ---------------------------------------------------------
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        """
+        Send C{sig} if the process is still running.
+        """
+        if not self.exited and self.transport is not None:
+            try:
+                self.transport.signalProcess(sig)
+            except Exception:
+                pass
+
+    async def terminate(self, timeout: float = 10.0) -> None:
+        """
+        SIGTERM, wait up to C{timeout} s for the exit (then SIGKILL and
+        raise L{ProcessFailed}).
+        """
+        self.signal(signal.SIGTERM)
+        try:
+            await self.waitForExit(timeout)
+        except ProcessFailed:
+            self.signal(signal.SIGKILL)
+            await self.waitForExit(5)
+            raise
+
+    @property
+    def endedCleanlyOnTerm(self) -> bool:
+        """
+        Whether it ended as twistd does after a handled SIGTERM: Twisted
+        (22.10+) re-raises the signal once shut down, so the status is
+        "killed by SIGTERM"; exit code 0 is accepted too.
+        """
+        return (self.exitCode, self.exitSignal) in ((0, None), (None, signal.SIGTERM))
+
+
+def spawn(testCase: Any, argv: list[str], reactor: Any = None, cwd: str | None = None) -> TwistdProcess:
+    """
+    Start C{argv} (output collected, stdout and stderr together) in C{cwd}
+    (a fresh temporary directory by default) and make sure C{testCase}
+    kills it (SIGKILL, bounded wait) during cleanup if it is still running.
+
+    @param testCase: a trial C{TestCase} (for C{addCleanup} and C{mktemp}).
+    """
+    if reactor is None:
+        from twisted.internet import reactor as _reactor
+
+        reactor = _reactor
+    if cwd is None:
+        cwd = testCase.mktemp()
+        os.makedirs(cwd)
+    proto = TwistdProcess(reactor)
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    reactor.spawnProcess(proto, argv[0], argv, env=env, path=cwd)
+
+    def cleanup() -> Deferred | None:
+        if proto.exited:
+            return None
+        proto.signal(signal.SIGKILL)
+        return proto.waitForExit(10).addErrback(lambda _: None)
+
+    testCase.addCleanup(cleanup)
+    return proto
+
+
+def spawnTwistd(
+    testCase: Any, args: list[str], reactor: Any = None, cwd: str | None = None
+) -> TwistdProcess:
+    """
+    Start C{twistd -n --pidfile= --logfile=- <args>} with L{spawn}.
+
+    @param args: the plugin name and its options, e.g. C{["gnetecho", "--port", "9080"]}.
+    """
+    argv = twistdCommand() + ["-n", "--pidfile=", "--logfile=-", *args]
+    return spawn(testCase, argv, reactor, cwd)

@@ -1,0 +1,110 @@
+"""
+Event handlers for the multicore tests (L{tests.test_workers}).  Worker
+processes unpickle them, so they live at module level of an importable
+module and keep only picklable attributes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from gnetcompat import Action, BuiltinEventEngine
+
+
+def _note(path: str | None, text: str) -> None:
+    if path:
+        with open(path, "a") as f:
+            f.write(f"{text} {os.getpid()}\n")
+
+
+def _count(path: str | None, event: str) -> int:
+    if not path or not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return sum(1 for line in f if line.split()[:1] == [event])
+
+
+class PidEcho(BuiltinEventEngine):
+    """
+    A line protocol: C{pid} answers this worker's pid, C{count} the
+    engine-wide C{CountConnections()}, C{stop} returns Shutdown, anything
+    else is echoed.  On a local close (engine shutdown) it writes C{bye}
+    first.  C{openDelay} blocks the worker briefly per accept, so a shared
+    listening socket is visibly shared.  C{notes} names a file where
+    OnBoot/OnShutdown/OnTick append a line with the pid.
+    """
+
+    def __init__(self, openDelay: float = 0.0, notes: str | None = None, tickStop: bool = False) -> None:
+        self.openDelay = openDelay
+        self.notes = notes
+        self.tickStop = tickStop
+        self.engine: Any = None
+        self.ticks = 0
+
+    def __getstate__(self) -> dict:
+        return {"openDelay": self.openDelay, "notes": self.notes, "tickStop": self.tickStop}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
+    def OnBoot(self, eng: Any) -> Action:
+        self.engine = eng
+        _note(self.notes, "boot")
+        return Action.NONE
+
+    def OnShutdown(self, eng: Any) -> None:
+        _note(self.notes, "shutdown")
+
+    def OnOpen(self, c: Any) -> tuple[bytes | None, Action]:
+        if self.openDelay:
+            time.sleep(self.openDelay)  # a worker's reactor, on purpose
+        return None, Action.NONE
+
+    def OnTraffic(self, c: Any) -> Action:
+        buf = c.Peek(-1)
+        while b"\n" in buf:
+            line, _, buf = buf.partition(b"\n")
+            c.Discard(len(line) + 1)
+            cmd = line.strip()
+            if cmd == b"pid":
+                c.Write(b"%d\n" % os.getpid())
+            elif cmd == b"count":
+                c.Write(b"%d\n" % self.engine.CountConnections())
+            elif cmd == b"stop":
+                return Action.SHUTDOWN
+            else:
+                c.Write(cmd + b"\n")
+        return Action.NONE
+
+    def OnClose(self, c: Any, err: BaseException | None) -> Action:
+        if err is None:
+            c.Write(b"bye\n")  # a local close (engine shutdown): say goodbye first
+        return Action.NONE
+
+    def OnTick(self) -> tuple[float, Action]:
+        self.ticks += 1
+        _note(self.notes, "tick")
+        if self.tickStop and self.ticks >= 2 and _count(self.notes, "boot") >= 2:
+            # every worker has booted (and ticked here only): stop them all
+            return 1.0, Action.SHUTDOWN
+        return 0.1, Action.NONE
+
+
+class CrashOnBoot(BuiltinEventEngine):
+    """OnBoot raises: every worker dies at start."""
+
+    def OnBoot(self, eng: Any) -> Action:
+        raise RuntimeError("this handler cannot boot")
+
+
+class FailsToLoad(BuiltinEventEngine):
+    """Pickles fine in the parent, cannot be unpickled in a worker."""
+
+    def __reduce__(self) -> tuple:
+        return (_refuse, ())
+
+
+def _refuse() -> None:
+    raise ImportError("no such handler in the worker")

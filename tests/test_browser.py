@@ -1,0 +1,140 @@
+"""
+A real browser against the echo service: headless Debian chromium driven by
+selenium through C{/usr/bin/chromedriver}.
+
+The page (C{tests/browser_page.html}) is served by a separate
+C{twisted.web} site on 127.0.0.1 from the test's own reactor; it opens a
+WebSocket to the echo server, echoes a non-ASCII text message and binary
+messages of 1, 125, 126, 65535, 65536 and 1 MiB bytes, checks each echo in
+JavaScript and publishes the outcome in C{window.__result}.  Selenium runs
+in a thread (C{deferToThread}) so the reactor keeps serving.
+
+Skipped only when chromium, chromedriver or selenium is missing and C{CI}
+is not C{true}; under C{CI=true} a missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.threads import deferToThread
+from twisted.trial.unittest import SkipTest, TestCase
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+from twisted.web.static import Data
+
+import gnetcompat as gnet
+from gnetcompat.examples.wsecho import WebSocketEchoServer
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "browser_page.html")
+
+#: seconds for the whole page run (1 MiB echoes included)
+PAGE_TIMEOUT = 60
+
+
+def _missing() -> str | None:
+    """Why the browser test cannot run here, or C{None}."""
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not os.access(path, os.X_OK):
+            return f"{path} is not installed (apt: chromium chromium-driver)"
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install -e '.[test]')"
+    return None
+
+
+def _runPage(url: str, profile: str) -> dict[str, Any]:
+    """
+    Thread: start headless chromium, load C{url}, wait (bounded) for
+    C{window.__result}, return it; always quit the browser.
+    """
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--no-proxy-server",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    service = Service(executable_path=CHROMEDRIVER)
+    driver = webdriver.Chrome(service=service, options=options)
+    try:
+        driver.set_page_load_timeout(30)
+        driver.get(url)
+        result = WebDriverWait(driver, PAGE_TIMEOUT, poll_frequency=0.1).until(
+            lambda d: d.execute_script("return window.__result || null")
+        )
+        result["dom"] = driver.find_element("id", "result").text
+        return result
+    finally:
+        driver.quit()
+
+
+class BrowserEchoTests(TestCase):
+    """
+    Chromium's WebSocket client against the echo server.
+    """
+
+    timeout = 120
+
+    def setUp(self) -> None:
+        """Skip (or, under CI=true, fail) when the browser stack is missing."""
+        why = _missing()
+        if why is not None:
+            if os.environ.get("CI") == "true":
+                self.fail(f"browser test cannot run under CI=true: {why}")
+            raise SkipTest(why)
+
+    async def test_chromiumEcho(self) -> None:
+        """
+        Chromium echoes non-ASCII text and binary messages of 1, 125, 126,
+        65535, 65536 and 1 MiB bytes through the service, negotiates
+        permessage-deflate, and closes cleanly with 1000.
+        """
+        engine = await gnet.Serve(WebSocketEchoServer(), "tcp://127.0.0.1:0")
+        self.addCleanup(lambda: None if engine.stopping else engine.Stop())
+        echoPort = engine.listeningPorts[0].getHost().port
+
+        with open(PAGE, "rb") as f:
+            html = f.read()
+        root = Resource()
+        root.putChild(b"", Data(html, "text/html; charset=utf-8"))
+        web = reactor.listenTCP(0, Site(root), interface="127.0.0.1")
+        self.addCleanup(web.stopListening)
+        webPort = web.getHost().port
+
+        profile = tempfile.mkdtemp(prefix="gnetecho-chromium-")
+        self.addCleanup(shutil.rmtree, profile, True)
+        result = await deferToThread(
+            _runPage, f"http://127.0.0.1:{webPort}/?port={echoPort}", profile
+        )
+        self.assertTrue(result["ok"], result)
+        self.assertEqual(
+            [c["message"] for c in result["checks"]],
+            ["text", "binary 1", "binary 125", "binary 126", "binary 65535",
+             "binary 65536", "binary 1048576"],
+        )
+        self.assertTrue(all(c["ok"] for c in result["checks"]), result["checks"])
+        self.assertEqual(result["checks"][0]["got"], "héllo wörld ✓ 日本語 🎉")
+        self.assertEqual((result["closeCode"], result["wasClean"]), (1000, True))
+        self.assertIn("permessage-deflate", result["extensions"])
+        self.assertTrue(result["dom"].startswith("PASS"), result["dom"])

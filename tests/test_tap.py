@@ -1,0 +1,497 @@
+"""
+Tests for L{gnetcompat.tap} and the C{gnetecho} twistd plugin.
+
+The option parsing, service tree and plugin discovery are tested in
+memory; one set of end-to-end tests starts the real
+C{twistd -n gnetecho} with C{spawnProcess}, waits (bounded) for its
+"is listening" log line, echoes through it, and stops it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import socket
+import time
+
+from twisted.application.service import IServiceMaker, MultiService
+from twisted.internet.threads import deferToThread
+from twisted.plugin import getPlugins
+from twisted.python import usage
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
+
+import gnetcompat as gnet
+from gnetcompat import tap
+from gnetcompat.examples.wsecho import WebSocketEchoServer
+from gnetcompat.options import loadOptions
+from gnetcompat.websocket import WebSocketOptions
+
+from ._procs import LISTENING, freePort, spawnTwistd
+
+MIB = 1024 * 1024
+
+#: every option's value when none is given (the seed's defaults, and safe limits)
+DEFAULTS = {
+    "port": "9080",
+    "multicore": True,
+    "num-event-loop": 0,
+    "reuseport": True,
+    "tick": 3.0,
+    "max-message-size": 16 * MIB,
+    "max-frame-size": 16 * MIB,
+    "max-header-size": 16 * 1024,
+    "open-handshake-timeout": 5.0,
+    "close-handshake-timeout": 1.0,
+    "auto-ping-interval": 0.0,
+    "auto-ping-timeout": 0.0,
+    "allowed-origins": "*",
+    "compression": True,
+    "max-connections": 0,
+    "backlog": 0,
+    "log-level": "info",
+    "shutdown-timeout": 5.0,
+    "listen": [],
+    "addresses": ["tcp://127.0.0.1:9080"],
+    "origins": ["*"],
+}
+
+
+def parse(*argv: str) -> tap.Options:
+    """Parse C{argv} with a fresh L{tap.Options}."""
+    o = tap.Options()
+    o.parseOptions(list(argv))
+    return o
+
+
+class OptionsTests(SynchronousTestCase):
+    """
+    L{tap.Options} turns the command line into checked values.
+    """
+
+    def assertUsageError(self, argv: list[str], *fragments: str) -> str:
+        """Parsing C{argv} raises UsageError whose message holds every fragment."""
+        e = self.assertRaises(usage.UsageError, parse, *argv)
+        msg = str(e)
+        for f in fragments:
+            self.assertIn(f, msg, f"{argv!r}: {msg!r} lacks {f!r}")
+        return msg
+
+    def test_defaults(self) -> None:
+        """
+        With no arguments every option has the seed's default (port 9080 on
+        loopback, multicore, reuseport, a 3 s tick) or a safe limit.
+        """
+        o = parse()
+        self.assertEqual({k: o[k] for k in DEFAULTS}, DEFAULTS)
+        self.assertEqual(
+            o["wsOptions"],
+            WebSocketOptions(
+                maxMessagePayloadSize=16 * MIB,
+                maxFramePayloadSize=16 * MIB,
+                maxRequestHeaderSize=16 * 1024,
+                openHandshakeTimeout=5.0,
+                closeHandshakeTimeout=1.0,
+                autoPingInterval=0.0,
+                autoPingTimeout=0.0,
+                allowedOrigins=["*"],
+                compression=True,
+            ),
+        )
+
+    def test_everyOption(self) -> None:
+        """
+        Every option given on the command line is coerced to its type and
+        reaches the WebSocket settings.
+        """
+        o = parse(
+            "--port=tcp:9100:interface=0.0.0.0",
+            "--multicore=false",
+            "--num-event-loop=3",
+            "--reuseport=no",
+            "--tick=0.5",
+            "--max-message-size=1024",
+            "--max-frame-size=512",
+            "--max-header-size=4096",
+            "--open-handshake-timeout=2.5",
+            "--close-handshake-timeout=0.25",
+            "--auto-ping-interval=10",
+            "--auto-ping-timeout=4",
+            "--allowed-origins=http://a.example, https://*.b.example",
+            "--compression=off",
+            "--max-connections=100",
+            "--backlog=64",
+            "--log-level=debug",
+            "--shutdown-timeout=1.5",
+        )
+        expected = {
+            "multicore": False,
+            "num-event-loop": 3,
+            "reuseport": False,
+            "tick": 0.5,
+            "max-message-size": 1024,
+            "max-frame-size": 512,
+            "max-header-size": 4096,
+            "open-handshake-timeout": 2.5,
+            "close-handshake-timeout": 0.25,
+            "auto-ping-interval": 10.0,
+            "auto-ping-timeout": 4.0,
+            "compression": False,
+            "max-connections": 100,
+            "backlog": 64,
+            "log-level": "debug",
+            "shutdown-timeout": 1.5,
+            "addresses": ["tcp://0.0.0.0:9100"],
+            "origins": ["http://a.example", "https://*.b.example"],
+        }
+        self.assertEqual({k: o[k] for k in expected}, expected)
+        ws = o["wsOptions"]
+        self.assertEqual(
+            (
+                ws.maxMessagePayloadSize,
+                ws.maxFramePayloadSize,
+                ws.maxRequestHeaderSize,
+                ws.openHandshakeTimeout,
+                ws.closeHandshakeTimeout,
+                ws.autoPingInterval,
+                ws.autoPingTimeout,
+                ws.allowedOrigins,
+                ws.compression,
+            ),
+            (1024, 512, 4096, 2.5, 0.25, 10.0, 4.0, ["http://a.example", "https://*.b.example"], False),
+        )
+
+    def test_booleanSpellings(self) -> None:
+        """
+        Boolean options take true/false, yes/no, on/off and 1/0, any case.
+        """
+        for text, value in [("true", True), ("FALSE", False), ("yes", True), ("no", False),
+                            ("on", True), ("Off", False), ("1", True), ("0", False)]:
+            self.assertEqual(parse(f"--multicore={text}")["multicore"], value, text)
+
+    def test_portForms(self) -> None:
+        """
+        C{--port} takes a bare number (loopback), endpoint strings or gnet
+        addresses.
+        """
+        cases = {
+            "9081": "tcp://127.0.0.1:9081",
+            "tcp:9082": "tcp://127.0.0.1:9082",
+            "tcp6:9083": "tcp6://[::1]:9083",
+            r"tcp6:9084:interface=\:\:": "tcp6://[::]:9084",
+            "tcp://0.0.0.0:9085": "tcp://0.0.0.0:9085",
+            "tcp://[::1]:9086": "tcp://[::1]:9086",
+            "unix:///tmp/gnetecho.sock": "unix:///tmp/gnetecho.sock",
+        }
+        for given, address in cases.items():
+            self.assertEqual(parse("--port", given)["addresses"], [address], given)
+
+    def test_listenRepeatable(self) -> None:
+        """
+        C{--listen} adds one address per use (tcp:, tcp6:, unix:, gnet
+        addresses) after the C{--port} one, in order.
+        """
+        o = parse(
+            "--port=9090",
+            "--listen", "tcp:9091",
+            "--listen", "tcp6:9092",
+            "--listen", r"tcp:9093:interface=\:\:1",
+            "--listen", "unix:/tmp/gnetecho-test.sock",
+            "--listen", "tcp://0.0.0.0:9094",
+        )
+        self.assertEqual(
+            o["listen"],
+            ["tcp:9091", "tcp6:9092", r"tcp:9093:interface=\:\:1",
+             "unix:/tmp/gnetecho-test.sock", "tcp://0.0.0.0:9094"],
+        )
+        self.assertEqual(
+            o["addresses"],
+            [
+                "tcp://127.0.0.1:9090",
+                "tcp://127.0.0.1:9091",
+                "tcp6://[::1]:9092",
+                "tcp://[::1]:9093",
+                "unix:///tmp/gnetecho-test.sock",
+                "tcp://0.0.0.0:9094",
+            ],
+        )
+
+    def test_relativeUnixPath(self) -> None:
+        """
+        A relative C{unix:} path is made absolute (twistd may chdir later).
+        """
+        self.assertEqual(
+            parse("--listen", "unix:rel.sock")["addresses"][1],
+            "unix://" + os.path.abspath("rel.sock"),
+        )
+
+    def test_invalidBooleans(self) -> None:
+        """
+        A boolean option with another word is refused, naming the option.
+        """
+        for name in ("multicore", "reuseport", "compression"):
+            self.assertUsageError([f"--{name}=maybe"], f"--{name}", "maybe")
+
+    def test_invalidNumbers(self) -> None:
+        """
+        Negative, non-numeric, NaN or infinite numbers are refused, naming
+        the option.
+        """
+        bad = [
+            ("tick", "-1"),
+            ("tick", "nan"),
+            ("tick", "inf"),
+            ("max-message-size", "abc"),
+            ("max-message-size", "-5"),
+            ("max-frame-size", "1.5"),
+            ("max-header-size", "0"),
+            ("open-handshake-timeout", "soon"),
+            ("close-handshake-timeout", "-0.1"),
+            ("auto-ping-interval", "x"),
+            ("max-connections", "-1"),
+            ("backlog", "many"),
+            ("num-event-loop", "-2"),
+            ("shutdown-timeout", "forever"),
+        ]
+        for name, value in bad:
+            self.assertUsageError([f"--{name}={value}"], f"--{name}")
+
+    def test_unsupportedListen(self) -> None:
+        """
+        C{--listen ssl:443} (and other unknown forms) is refused with a
+        message that names the option and says what is accepted.
+        """
+        msg = self.assertUsageError(["--listen", "ssl:443"], "--listen", "ssl:443")
+        for accepted in ("tcp:PORT", "tcp6:PORT", "unix:PATH", "tcp://"):
+            self.assertIn(accepted, msg)
+        for bad in ("systemd:domain=INET:index=0", "unix:", "tcp:http", "bogus"):
+            self.assertUsageError(["--listen", bad], "--listen")
+
+    def test_badAddresses(self) -> None:
+        """
+        Addresses that cannot be served are refused at parse time: a port
+        out of range, a gnet address without a port, UDP, an unknown
+        endpoint argument.
+        """
+        self.assertUsageError(["--port", "70000"], "--port", "70000")
+        self.assertUsageError(["--port", "tcp://127.0.0.1"], "--port", "port")
+        self.assertUsageError(["--listen", "udp://127.0.0.1:9000"], "--listen", "tcp or unix")
+        self.assertUsageError(["--listen", "tcp:9000:foo=bar"], "--listen", "foo=bar")
+        self.assertUsageError(["--listen", "ssl://127.0.0.1:443"], "--listen")
+
+    def test_autoPingTimeoutNeedsInterval(self) -> None:
+        """
+        C{--auto-ping-timeout} without C{--auto-ping-interval} is refused.
+        """
+        self.assertUsageError(["--auto-ping-timeout=3"], "--auto-ping-timeout", "--auto-ping-interval")
+        parse("--auto-ping-timeout=3", "--auto-ping-interval=1")
+
+    def test_invalidLogLevel(self) -> None:
+        """
+        C{--log-level} takes debug, info, warn or error only.
+        """
+        self.assertUsageError(["--log-level=loud"], "--log-level", "loud")
+        for level in ("debug", "info", "warn", "error"):
+            self.assertEqual(parse(f"--log-level={level}")["log-level"], level)
+
+    def test_emptyOrigins(self) -> None:
+        """
+        C{--allowed-origins} must keep at least one pattern.
+        """
+        self.assertUsageError(["--allowed-origins= , "], "--allowed-origins")
+
+    def test_unknownOption(self) -> None:
+        """
+        An unknown flag is a usage error (twistd prints it with the usage).
+        """
+        self.assertUsageError(["--colour=blue"], "colour")
+
+
+class MakeServiceTests(SynchronousTestCase):
+    """
+    L{tap.makeService} builds the service tree twistd runs.
+    """
+
+    def test_tree(self) -> None:
+        """
+        The result is a C{MultiService} holding one C{EngineService} named
+        C{gnetecho}, with the echo handler, every address and the gnet
+        options from the command line.
+        """
+        o = parse("--port=9200", "--listen=tcp6:9201", "--multicore=false", "--tick=2",
+                  "--backlog=32", "--shutdown-timeout=3", "--max-connections=7",
+                  "--max-message-size=4096", "--log-level=debug")
+        top = tap.makeService(o)
+        self.assertIsInstance(top, MultiService)
+        services = list(top)
+        self.assertEqual(len(services), 1)
+        svc = top.getServiceNamed("gnetecho")
+        self.assertIsInstance(svc, gnet.EngineService)
+        self.assertFalse(svc.running)
+        self.assertEqual(svc.addrs, ["tcp://127.0.0.1:9200", "tcp6://[::1]:9201"])
+        h = svc.handler
+        self.assertIsInstance(h, WebSocketEchoServer)
+        self.assertEqual(h.addr, "tcp://127.0.0.1:9200, tcp6://[::1]:9201")
+        self.assertEqual((h.multicore, h.tick, h.maxConnections, h.debug), (False, 2.0, 7, True))
+        self.assertEqual(h.wsOptions.maxMessagePayloadSize, 4096)
+        opts = loadOptions(*svc.opts)
+        self.assertEqual(
+            (opts.Multicore, opts.NumEventLoop, opts.ReusePort, opts.Ticker, opts.Backlog,
+             opts.ShutdownTimeout),
+            (False, 0, True, True, 32, 3.0),
+        )
+
+    def test_defaultsTree(self) -> None:
+        """
+        With defaults the engine is multicore with reuse-port and the ticker
+        on, listening on 127.0.0.1:9080.
+        """
+        svc = tap.makeService(parse()).getServiceNamed("gnetecho")
+        self.assertEqual(svc.addrs, ["tcp://127.0.0.1:9080"])
+        opts = loadOptions(*svc.opts)
+        self.assertEqual((opts.Multicore, opts.ReusePort, opts.Ticker), (True, True, True))
+        self.assertTrue(svc.handler.multicore)
+        self.assertFalse(svc.handler.debug)
+
+    def test_tickZeroDisablesTicker(self) -> None:
+        """
+        C{--tick=0} turns the ticker (the count log) off.
+        """
+        svc = tap.makeService(parse("--tick=0")).getServiceNamed("gnetecho")
+        self.assertFalse(loadOptions(*svc.opts).Ticker)
+
+
+class PluginTests(SynchronousTestCase):
+    """
+    twistd finds the C{gnetecho} plugin.
+    """
+
+    def test_discovered(self) -> None:
+        """
+        C{getPlugins(IServiceMaker)} yields C{gnetecho}, whose options class
+        is L{tap.Options} and whose C{makeService} is L{tap.makeService}.
+        """
+        from twisted import plugins
+
+        makers = {p.tapname: p for p in getPlugins(IServiceMaker, plugins)}
+        self.assertIn("gnetecho", makers)
+        maker = makers["gnetecho"]
+        self.assertIs(maker.options, tap.Options)
+        self.assertEqual(maker.makeService, tap.makeService)
+        self.assertIn("WebSocket", maker.description)
+
+
+def _syncEcho(port: int, messages: list[str | bytes], timeout: float = 10.0) -> list[str | bytes]:
+    """In a thread: connect with the websockets sync client, echo each message, close."""
+    from websockets.sync.client import connect
+
+    out: list[str | bytes] = []
+    with connect(f"ws://127.0.0.1:{port}/", open_timeout=timeout, close_timeout=timeout) as ws:
+        for m in messages:
+            ws.send(m)
+            out.append(ws.recv(timeout=timeout))
+    return out
+
+
+def _connectRetrying(port: int, deadline: float) -> list[str | bytes]:
+    """In a thread: L{_syncEcho} until the port accepts (bounded by C{deadline})."""
+    while True:
+        try:
+            return _syncEcho(port, ["héllo ✓", b"\x00\x01\xff"])
+        except (ConnectionRefusedError, OSError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)  # off the reactor thread
+
+
+class TwistdEndToEndTests(TestCase):
+    """
+    The real C{twistd -n gnetecho}, spawned, echoes and shuts down cleanly.
+    """
+
+    timeout = 60
+
+    async def test_serveEchoAndStop(self) -> None:
+        """
+        C{twistd -n --pidfile= gnetecho --port P --multicore=false} logs
+        "is listening", echoes text and binary over a real WebSocket, and
+        on SIGTERM ends as twistd does after a handled SIGTERM (the signal re-raised
+        once shut down) after logging its shutdown.
+        """
+        port = freePort()
+        proc = spawnTwistd(self, ["gnetecho", "--port", str(port), "--multicore=false"])
+        out = await proc.waitFor(LISTENING, 20)
+        self.assertIn(f"tcp://127.0.0.1:{port}", out)
+        await proc.waitFor(re.escape("[connected-count=0]"), 10)
+        echoed = await deferToThread(_syncEcho, port, ["héllo wörld ✓", b"\x00\xff" * 1000])
+        self.assertEqual(echoed, ["héllo wörld ✓", b"\x00\xff" * 1000])
+        await proc.terminate(15)
+        self.assertTrue(proc.endedCleanlyOnTerm, (proc.exitCode, proc.exitSignal, proc.output))
+        self.assertIn("Received SIGTERM", proc.output)
+        self.assertIn("Server Shut Down", proc.output)
+        self.assertNotIn("Traceback", proc.output)
+
+    async def test_bindFailure(self) -> None:
+        """
+        When the port is taken, twistd exits non-zero (without hanging)
+        and its output says the address is in use.
+        """
+        blocker = socket.socket()
+        self.addCleanup(blocker.close)
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen(1)
+        port = blocker.getsockname()[1]
+        proc = spawnTwistd(self, ["gnetecho", "--port", str(port), "--multicore=false"])
+        code = await proc.waitForExit(20)
+        self.assertNotEqual(code, 0, proc.output)
+        self.assertIsNotNone(code, proc.output)
+        self.assertIn("Address already in use", proc.output)
+        self.assertNotRegex(proc.output, LISTENING)
+
+    async def test_bindFailureDefaultOptions(self) -> None:
+        """
+        With the default options (multicore), a port already in use also
+        makes twistd exit non-zero with a clear message, instead of running
+        on without listening.
+        """
+        blocker = socket.socket()
+        self.addCleanup(blocker.close)
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen(1)
+        port = blocker.getsockname()[1]
+        proc = spawnTwistd(self, ["gnetecho", "--port", str(port)])
+        code = await proc.waitForExit(20)
+        self.assertIsNotNone(code, proc.output)
+        self.assertNotEqual(code, 0, proc.output)
+        self.assertIn("Address already in use", proc.output)
+
+    async def test_badOptionExits(self) -> None:
+        """
+        A bad option value makes twistd exit non-zero, printing the message
+        that names the option.
+        """
+        proc = spawnTwistd(self, ["gnetecho", "--multicore=maybe"])
+        code = await proc.waitForExit(20)
+        self.assertNotEqual(code, 0, proc.output)
+        self.assertIn("--multicore", proc.output)
+
+    async def test_multicore(self) -> None:
+        """
+        With C{--multicore=true} (the default) twistd starts, says how many
+        workers it runs (or that it runs one), echoes, and stops cleanly on
+        SIGTERM.
+        """
+        if importlib.util.find_spec("gnetcompat._workers") is None:
+            raise SkipTest(
+                "gnetcompat._workers (multicore worker processes) does not exist yet"
+            )
+        port = freePort()
+        proc = spawnTwistd(self, ["gnetecho", "--port", str(port), "--multicore=true"])
+        await proc.waitFor(LISTENING, 30)
+        # the parent says how many workers serve (or that one does)
+        await proc.waitFor(r"(?i)\d+ workers? serving|one worker|single worker", 30)
+        echoed = await deferToThread(_connectRetrying, port, time.monotonic() + 10)
+        self.assertEqual(echoed, ["héllo ✓", b"\x00\x01\xff"])
+        await proc.terminate(20)
+        self.assertTrue(proc.endedCleanlyOnTerm, (proc.exitCode, proc.exitSignal, proc.output))
+        self.assertNotIn("Traceback", proc.output)

@@ -1,0 +1,430 @@
+"""
+Multicore mode (L{gnetcompat._workers}) with real worker processes on
+127.0.0.1: spreading, the engine-wide count, supervision, engine-wide stops,
+graceful SIGTERM of a C{Run} script, and start-up errors.
+
+Every wait is bounded; nothing sleeps on the reactor thread.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import tempfile
+import textwrap
+import time
+from typing import Any, Callable
+
+from twisted.internet import defer, reactor, task
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint, connectProtocol
+from twisted.internet.protocol import DatagramProtocol, ProcessProtocol
+from twisted.protocols.basic import LineReceiver
+from twisted.trial import unittest
+from zope.interface.verify import verifyObject
+
+import gnetcompat as gnet
+from gnetcompat._addr import parseProtoAddr
+from gnetcompat._workers import ErrWorkerFailed, MulticoreEngine, SupervisionPolicy, serveMulticore
+from gnetcompat.errors import ErrEngineInShutdown, ErrUnsupportedOp
+from gnetcompat.interfaces import IEngine
+from gnetcompat.options import loadOptions
+
+from .mc_handlers import CrashOnBoot, FailsToLoad, PidEcho
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class LineClient(LineReceiver):
+    """Sends one command per request and collects the answer lines."""
+
+    delimiter = b"\n"
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+        self.waiting: list[Deferred] = []
+        self.closed: Deferred = defer.Deferred()
+
+    def lineReceived(self, line: bytes) -> None:
+        self.lines.append(line)
+        if self.waiting:
+            self.waiting.pop(0).callback(line)
+
+    def request(self, cmd: bytes) -> Deferred:
+        d: Deferred = defer.Deferred()
+        self.waiting.append(d)
+        self.sendLine(cmd)
+        return d.addTimeout(10, reactor)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        for d in self.waiting:
+            d.errback(reason)
+        self.waiting = []
+        self.closed.callback(self.lines)
+
+
+
+async def poll(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    """Wait until C{predicate()} holds, checking every 50 ms, at most C{timeout} s."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await task.deferLater(reactor, 0.05, lambda: None)
+
+
+async def connect(port: int, host: str = "127.0.0.1") -> LineClient:
+    ep = TCP4ClientEndpoint(reactor, host, port, timeout=5)
+    return await connectProtocol(ep, LineClient()).addTimeout(10, reactor)
+
+
+class WorkersTestCase(unittest.TestCase):
+    """Helpers: start an engine and always stop it (bounded) afterwards."""
+
+    timeout = 45
+
+    async def serve(
+        self, handler: Any, *opts: Any, addr: str = "tcp://127.0.0.1:0", policy: SupervisionPolicy | None = None
+    ) -> MulticoreEngine:
+        d = serveMulticore(handler, [parseProtoAddr(addr)], loadOptions(*opts), reactor, policy)
+        eng = await d.addTimeout(20, reactor)
+        self.addCleanup(self.stopEngine, eng)
+        return eng
+
+    async def stopEngine(self, eng: MulticoreEngine) -> None:
+        if not eng.stopping:
+            eng._requestShutdown(fromLoop=False)
+        try:
+            await eng.whenStopped().addTimeout(15, reactor)
+        except ErrWorkerFailed:
+            pass
+
+    async def pids(self, clients: list[LineClient]) -> list[int]:
+        return [int(await c.request(b"pid")) for c in clients]
+
+
+class SpreadAndCountTests(WorkersTestCase):
+    async def test_reusePortSpreadsAndCounts(self) -> None:
+        """
+        With ReusePort each worker has its own socket; 40 connections reach
+        both workers, and CountConnections is engine-wide both in the parent
+        and inside a worker's OnTraffic, following closes.
+        """
+        eng = await self.serve(PidEcho(), gnet.WithNumEventLoop(2), gnet.WithReusePort(True))
+        verifyObject(IEngine, eng)
+        [(host, port)] = eng.addresses
+        self.assertEqual(host, "127.0.0.1")
+        self.assertNotEqual(port, 0)
+        self.assertRaises(ErrUnsupportedOp, eng.Dup)
+        clients = [await connect(port) for _ in range(40)]
+        pids = await self.pids(clients)
+        self.assertGreaterEqual(len(set(pids)), 2)
+        self.assertEqual(set(pids), set(eng.workerPids()))
+        self.assertEqual(eng.CountConnections(), 40)
+        self.assertEqual(int(await clients[0].request(b"count")), 40)
+        for c in clients[:15]:
+            c.transport.loseConnection()
+        await poll(lambda: eng.CountConnections() == 25, what="count 25")
+        self.assertEqual(int(await clients[-1].request(b"count")), 25)
+        await eng.Stop().addTimeout(15, reactor)
+        self.assertTrue(eng.stopped)
+        self.assertEqual(eng.CountConnections(), -1)
+        self.assertRaises(ErrEngineInShutdown, eng.Validate)
+
+    async def test_sharedSocketSpreads(self) -> None:
+        """
+        Without ReusePort the workers accept on the parent's one socket
+        (which Dup duplicates); concurrent connections reach both workers.
+        """
+        eng = await self.serve(PidEcho(openDelay=0.02), gnet.WithNumEventLoop(2))
+        [(_, port)] = eng.addresses
+        fd = eng.Dup()
+        try:
+            self.assertEqual(socket.socket(fileno=os.dup(fd)).getsockname()[1], port)
+        finally:
+            os.close(fd)
+        clients = await defer.gatherResults([defer.ensureDeferred(connect(port)) for _ in range(40)])
+        pids = await defer.gatherResults([c.request(b"pid") for c in clients])
+        self.assertGreaterEqual(len(set(pids)), 2)
+        self.assertEqual(eng.CountConnections(), 40)
+
+
+class SupervisionTests(WorkersTestCase):
+    async def test_killedWorkerIsReplaced(self) -> None:
+        """
+        SIGKILL of one worker drops its connections only; the others keep
+        echoing, new connections succeed, the slot gets a new process and
+        the count forgets the dead worker's connections.
+        """
+        eng = await self.serve(PidEcho(), gnet.WithNumEventLoop(2), gnet.WithReusePort(True))
+        [(_, port)] = eng.addresses
+        clients: list[LineClient] = []
+        pids: list[int] = []
+        while len(set(pids)) < 2 and len(clients) < 60:
+            c = await connect(port)
+            clients.append(c)
+            pids.append(int(await c.request(b"pid")))
+        self.assertEqual(len(set(pids)), 2)
+        victim = eng.workerPids()[1]
+        assert victim is not None
+        mine = [c for c, p in zip(clients, pids) if p == victim]
+        others = [c for c, p in zip(clients, pids) if p != victim]
+        os.kill(victim, signal.SIGKILL)
+        await defer.gatherResults([c.closed for c in mine]).addTimeout(10, reactor)
+        for c in others:
+            self.assertEqual(await c.request(b"echo hi"), b"echo hi")
+        fresh = await connect(port)
+        self.assertNotEqual(int(await fresh.request(b"pid")), victim)
+        await poll(lambda: eng.workerPids()[1] not in (None, victim), what="replacement")
+        await poll(lambda: eng.CountConnections() == len(others) + 1, what="count without the dead worker")
+
+    async def test_crashLoopStopsWithError(self) -> None:
+        """
+        A handler whose OnBoot raises makes workers crash in a loop; after
+        the policy's back-off and crash limit the engine stops with
+        ErrWorkerFailed.
+        """
+        policy = SupervisionPolicy(initialBackoff=0.05, maxBackoff=0.1, maxCrashes=2, window=30)
+        d = serveMulticore(
+            CrashOnBoot(), [parseProtoAddr("tcp://127.0.0.1:0")], loadOptions(gnet.WithNumEventLoop(2)), reactor, policy
+        )
+        start = time.monotonic()
+        err = await self.assertFailure(d.addTimeout(30, reactor), ErrWorkerFailed)
+        self.assertIn("crashed 2 times", str(err))
+        self.assertLess(time.monotonic() - start, 40)  # generous: a loaded 2-core CI box
+
+    async def test_handlerThatCannotLoadStopsAtOnce(self) -> None:
+        """
+        A worker that cannot unpickle the handler reports it on the control
+        pipe; the engine fails with that message without retrying.
+        """
+        d = serveMulticore(
+            FailsToLoad(), [parseProtoAddr("tcp://127.0.0.1:0")], loadOptions(gnet.WithNumEventLoop(2)), reactor
+        )
+        err = await self.assertFailure(d.addTimeout(30, reactor), ErrWorkerFailed)
+        self.assertIn("no such handler in the worker", str(err))
+
+
+class EngineWideStopTests(WorkersTestCase):
+    async def test_tickShutdownStopsAll(self) -> None:
+        """
+        OnBoot/OnShutdown run in every worker, OnTick in worker 0 only, and
+        a Shutdown returned by OnTick stops every worker.
+        """
+        notes = self.mktemp()
+        eng = await self.serve(
+            PidEcho(notes=notes, tickStop=True), gnet.WithNumEventLoop(2), gnet.WithTicker(True)
+        )
+        await eng.whenStopped().addTimeout(15, reactor)
+        with open(notes) as f:
+            events = [line.split() for line in f]
+        boots = sorted(int(p) for e, p in events if e == "boot")
+        self.assertEqual(len(set(boots)), 2)
+        self.assertEqual(sorted(int(p) for e, p in events if e == "shutdown"), boots)
+        tickers = {int(p) for e, p in events if e == "tick"}
+        self.assertEqual(len(tickers), 1)
+        self.assertLessEqual(tickers, set(boots))
+
+    async def test_shutdownActionStopsAll(self) -> None:
+        """
+        A Shutdown action in one worker's OnTraffic stops all workers; the
+        other worker's clients get their OnClose goodbye and EOF.
+        """
+        eng = await self.serve(PidEcho(), gnet.WithNumEventLoop(2), gnet.WithReusePort(True))
+        [(_, port)] = eng.addresses
+        clients: list[LineClient] = []
+        pids: list[int] = []
+        while len(set(pids)) < 2 and len(clients) < 60:
+            c = await connect(port)
+            clients.append(c)
+            pids.append(int(await c.request(b"pid")))
+        stopper = clients[0]
+        others = [c for c, p in zip(clients, pids) if p != pids[0]]
+        stopper.sendLine(b"stop")
+        await eng.whenStopped().addTimeout(15, reactor)
+        for c in others:
+            lines = await c.closed
+            self.assertEqual(lines[-1], b"bye")
+
+    async def test_unixAndUdp(self) -> None:
+        """
+        A unix socket is shared by the workers; UDP gets a reuse-port socket
+        per worker; both answer in multicore mode.
+        """
+        path = os.path.join(tempfile.mkdtemp(), "s.sock")
+        eng = await self.serve(PidEcho(), gnet.WithNumEventLoop(2), addr=f"unix://{path}")
+        self.assertEqual(eng.addresses, [path])
+        c = await connectProtocol(UNIXClientEndpoint(reactor, path, timeout=5), LineClient())
+        self.assertIn(int(await c.request(b"pid")), eng.workerPids())
+        fd = eng.DupListener("unix", path)
+        os.close(fd)
+        c.transport.loseConnection()
+        await eng.Stop().addTimeout(15, reactor)
+        self.assertFalse(os.path.exists(path))
+
+        class Udp(DatagramProtocol):
+            def __init__(self) -> None:
+                self.got: Deferred = defer.Deferred()
+
+            def datagramReceived(self, data: bytes, addr: Any) -> None:
+                if not self.got.called:
+                    self.got.callback(data)
+
+        eng = await self.serve(PidEcho(), gnet.WithNumEventLoop(2), addr="udp://127.0.0.1:0")
+        [(host, port)] = eng.addresses
+        proto = Udp()
+        p = reactor.listenUDP(0, proto, interface="127.0.0.1")
+        self.addCleanup(p.stopListening)
+        # UDP has no handshake: resend until a worker answers
+        for _ in range(50):
+            p.write(b"pid\n", (host, port))
+            await task.deferLater(reactor, 0.1, lambda: None)
+            if proto.got.called:
+                break
+        self.assertIn(int(await proto.got.addTimeout(10, reactor)), eng.workerPids())
+
+
+class StartErrorTests(unittest.TestCase):
+    timeout = 20
+
+    def test_unpicklableHandler(self) -> None:
+        """
+        A handler that cannot be pickled fails the start at once with a
+        TypeError naming it; nothing stays bound.
+        """
+        for handler in (_Unpicklable(), _localHandler()):
+            d = gnet.Serve(handler, "tcp://127.0.0.1:0", gnet.WithNumEventLoop(2))
+            err = self.failureResultOf(d, TypeError).value
+            self.assertIn(type(handler).__qualname__, str(err))
+            self.assertIn("multicore", str(err))
+
+    def test_mainOfInteractiveSessionRejected(self) -> None:
+        """
+        A handler class from the __main__ of a session without a script
+        file (python -c) is rejected with a TypeError naming it.
+        """
+        import subprocess
+
+        code = textwrap.dedent(
+            f"""
+            import sys; sys.path.insert(0, {ROOT!r})
+            import gnetcompat as gnet
+            class H(gnet.BuiltinEventEngine):
+                pass
+            d = gnet.Serve(H(), "tcp://127.0.0.1:0", gnet.WithNumEventLoop(2))
+            d.addErrback(lambda f: print(f.type.__name__, f.value))
+            """
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=15)
+        self.assertIn("TypeError", out.stdout)
+        self.assertIn("__main__", out.stdout)
+        self.assertIn("class __main__.H", out.stdout)
+
+
+class _Unpicklable(gnet.BuiltinEventEngine):
+    def __init__(self) -> None:
+        self.lock = __import__("threading").Lock()
+
+
+def _localHandler() -> Any:
+    class Local(gnet.BuiltinEventEngine):
+        pass
+
+    return Local()
+
+
+SCRIPT = """
+import os, sys
+sys.path.insert(0, {root!r})
+import gnetcompat as gnet
+
+class Goodbye(gnet.BuiltinEventEngine):
+    # defined in the script's __main__: workers re-run this file as __mp_main__
+    def OnTraffic(self, c):
+        data = c.Next(-1)
+        if data.strip() == b"pid":
+            c.Write(b"%d\\n" % os.getpid())
+        return gnet.None_
+
+    def OnClose(self, c, err):
+        if err is None:
+            c.Write(b"bye\\n")
+        return gnet.None_
+
+
+if __name__ == "__main__":
+    from twisted.logger import globalLogBeginner, textFileLogObserver
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])
+    gnet.Run(Goodbye(), "tcp://127.0.0.1:" + sys.argv[1], gnet.WithNumEventLoop(2),
+             gnet.WithReusePort(True))
+    print("RUN RETURNED", flush=True)
+"""
+
+
+class _Script(ProcessProtocol):
+    def __init__(self) -> None:
+        self.output = b""
+        self.ended: Deferred = defer.Deferred()
+
+    def childDataReceived(self, fd: int, data: bytes) -> None:
+        self.output += data
+
+    def processEnded(self, reason: Any) -> None:
+        self.ended.callback(reason.value)
+
+
+class RunScriptTests(unittest.TestCase):
+    timeout = 45
+
+    async def test_sigtermStopsRunGracefully(self) -> None:
+        """
+        SIGTERM to a script blocked in Run (multicore, handler class in the
+        script's __main__) closes every connection through OnClose (each
+        client reads the goodbye line, then EOF), and the script and both
+        workers exit 0.
+        """
+        path = os.path.join(self.mktemp() + "-dir")
+        os.makedirs(path)
+        script = os.path.join(path, "myserver.py")
+        with open(script, "w") as f:
+            f.write(SCRIPT.format(root=ROOT))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        proto = _Script()
+        proc = reactor.spawnProcess(proto, sys.executable, [sys.executable, script, str(port)], env=os.environ)
+
+        def cleanup() -> Any:
+            if not proto.ended.called:
+                proc.signalProcess("KILL")
+                return proto.ended
+
+        self.addCleanup(cleanup)
+        clients: list[LineClient] = []
+        deadline = time.monotonic() + 20
+        while not clients:
+            try:
+                clients.append(await connect(port))
+            except Exception:
+                if time.monotonic() > deadline or proto.ended.called:
+                    raise AssertionError(f"server never listened:\n{proto.output.decode()}")
+                await task.deferLater(reactor, 0.1, lambda: None)
+        # wait until both workers listen (the parent logs it), then spread
+        await poll(lambda: b"2 workers serving" in proto.output, 20, "both workers")
+        while len(clients) < 8:
+            clients.append(await connect(port))
+        pids = {int(await c.request(b"pid")) for c in clients}
+        proc.signalProcess("TERM")
+        for c in clients:
+            lines = await c.closed.addTimeout(15, reactor)
+            self.assertEqual(lines[-1], b"bye")
+        reason = await proto.ended.addTimeout(15, reactor)
+        out = proto.output.decode()
+        self.assertEqual(getattr(reason, "exitCode", None), 0, out)
+        self.assertIn("RUN RETURNED", out)
+        self.assertEqual(out.count("exited: exit status 0"), 2, out)
+        self.assertIn("[worker 0]", out)
+        for pid in pids:
+            self.assertIn(f"(pid {pid}) exited: exit status 0", out)

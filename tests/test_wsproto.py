@@ -1,0 +1,727 @@
+"""
+Tests for L{gnetcompat._wsproto}.
+
+Deterministic: no sockets, no real time.  The client side is the sans-I/O
+C{websockets.client.ClientProtocol}; deliberately broken frames are built with
+C{websockets.frames.Frame.serialize}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+from websockets.client import ClientProtocol
+from websockets.extensions.permessage_deflate import (
+    ClientPerMessageDeflateFactory,
+)
+from websockets.frames import Close, Frame, Opcode
+from websockets.http11 import Response
+from websockets.uri import parse_uri
+
+from gnetcompat._wsproto import (
+    OPCODE_BINARY,
+    OPCODE_TEXT,
+    Message,
+    WebSocketOptions,
+    WebSocketSession,
+)
+from tests.autobahn_report import (
+    CaseResult,
+    behaviors,
+    notStrict,
+    readResults,
+    summarize,
+)
+
+
+class RecordingSink:
+    """
+    A sink that records what the session does to the byte stream.
+    """
+
+    def __init__(self) -> None:
+        self.data: list[bytes] = []
+        self.lost = False
+        self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        self.data.append(data)
+
+    def writeSequence(self, data: list[bytes]) -> None:
+        self.data.extend(data)
+
+    def loseConnection(self) -> None:
+        self.lost = True
+
+    def abortConnection(self) -> None:
+        self.aborted = True
+
+    def take(self) -> bytes:
+        """
+        Return and forget everything written so far.
+        """
+        out = b"".join(self.data)
+        self.data = []
+        return out
+
+
+class Client:
+    """
+    A WebSocket client without I/O, to talk to a session.
+    """
+
+    def __init__(self, deflate: bool = False) -> None:
+        extensions = [ClientPerMessageDeflateFactory()] if deflate else None
+        self.protocol = ClientProtocol(
+            parse_uri("ws://localhost/chat"), extensions=extensions, max_size=None
+        )
+        self.request = self.protocol.connect()
+
+    def handshake(self) -> bytes:
+        """
+        The bytes of the opening handshake request.
+        """
+        self.protocol.send_request(self.request)
+        return b"".join(self.protocol.data_to_send())
+
+    def text(self, data: bytes, fin: bool = True) -> bytes:
+        return self.frame(Opcode.TEXT, data, fin)
+
+    def frame(self, opcode: Opcode, data: bytes, fin: bool = True) -> bytes:
+        """
+        One masked client frame.
+        """
+        return Frame(opcode, data, fin).serialize(mask=True)
+
+    def closeFrame(self, code: int = 1000, reason: str = "") -> bytes:
+        return self.frame(Opcode.CLOSE, Close(code, reason).serialize())
+
+    def receive(self, data: bytes) -> list[Any]:
+        """
+        Parse server output: the handshake response, then frames.
+        """
+        self.protocol.receive_data(data)
+        return self.protocol.events_received()
+
+
+def openSession(
+    options: WebSocketOptions | None = None, deflate: bool = False
+) -> tuple[WebSocketSession, RecordingSink, Client, Clock]:
+    """
+    A session that completed its opening handshake with a L{Client}.
+    """
+    sink = RecordingSink()
+    clock = Clock()
+    session = WebSocketSession(sink, options or WebSocketOptions(), reactor=clock)
+    client = Client(deflate)
+    assert session.feed(client.handshake()) == []
+    events = client.receive(sink.take())
+    assert isinstance(events[0], Response) and events[0].status_code == 101, events
+    assert client.protocol.handshake_exc is None, client.protocol.handshake_exc
+    return session, sink, client, clock
+
+
+def frames(events: list[Any]) -> list[tuple[Opcode, bytes]]:
+    """
+    The (opcode, payload) of the frames among C{events}.
+    """
+    return [(e.opcode, e.data) for e in events if isinstance(e, Frame)]
+
+
+def closeCode(events: list[Any]) -> int | None:
+    """
+    The code of the first Close frame among C{events}.
+    """
+    for e in events:
+        if isinstance(e, Frame) and e.opcode == Opcode.CLOSE:
+            return Close.parse(e.data).code
+    return None
+
+
+def reservedOpcode(frame: bytes) -> bytes:
+    """
+    C{frame} with its opcode replaced by the reserved data opcode 3.
+    """
+    return bytes([(frame[0] & 0xF0) | 3]) + frame[1:]
+
+
+def reservedBit(frame: bytes) -> bytes:
+    """
+    C{frame} with its RSV1 bit set.
+    """
+    return bytes([frame[0] | 0x40]) + frame[1:]
+
+
+class HandshakeTests(SynchronousTestCase):
+    """
+    The opening handshake.
+    """
+
+    def test_onePieces(self) -> None:
+        """
+        A request fed one byte at a time completes the handshake on its last
+        byte, and not before.
+        """
+        sink = RecordingSink()
+        session = WebSocketSession(sink, WebSocketOptions(), reactor=Clock())
+        client = Client()
+        request = client.handshake()
+        for i in range(len(request) - 1):
+            self.assertEqual(session.feed(request[i : i + 1]), [])
+            self.assertFalse(session.upgraded)
+        self.assertEqual(sink.data, [])
+        self.assertEqual(session.feed(request[-1:]), [])
+        self.assertTrue(session.upgraded)
+        events = client.receive(sink.take())
+        self.assertEqual(events[0].status_code, 101)
+        self.assertIsNone(client.protocol.handshake_exc)
+        self.assertEqual(session.request.path, "/chat")
+
+    def test_framesInSameFeed(self) -> None:
+        """
+        Frames that follow the request in the same read are decoded (B1).
+        """
+        sink = RecordingSink()
+        session = WebSocketSession(sink, WebSocketOptions(), reactor=Clock())
+        client = Client()
+        data = client.handshake() + client.text(b"one") + client.text(b"two")
+        self.assertEqual(
+            session.feed(data),
+            [Message(OPCODE_TEXT, b"one"), Message(OPCODE_TEXT, b"two")],
+        )
+        self.assertTrue(session.upgraded)
+
+    def test_badMethod(self) -> None:
+        """
+        A request that is not a GET gets an HTTP 405 and the stream is closed.
+        """
+        sink = RecordingSink()
+        session = WebSocketSession(sink, WebSocketOptions(), reactor=Clock())
+        session.feed(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertTrue(sink.take().startswith(b"HTTP/1.1 405 "))
+        self.assertTrue(sink.lost)
+        self.assertFalse(session.upgraded)
+        self.assertTrue(session.closed)
+
+    def test_notWebSocket(self) -> None:
+        """
+        A plain HTTP GET gets 426 Upgrade Required, not a status page.
+        """
+        sink = RecordingSink()
+        session = WebSocketSession(sink, WebSocketOptions(), reactor=Clock())
+        session.feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertTrue(sink.take().startswith(b"HTTP/1.1 426 "))
+        self.assertTrue(sink.lost)
+
+    def test_requestTooLarge(self) -> None:
+        """
+        A request header block longer than maxRequestHeaderSize is answered
+        with 431 as soon as the limit is passed, without waiting for its end.
+        """
+        sink = RecordingSink()
+        options = WebSocketOptions(maxRequestHeaderSize=1024)
+        session = WebSocketSession(sink, options, reactor=Clock())
+        session.feed(b"GET / HTTP/1.1\r\n")
+        for _ in range(100):
+            session.feed(b"X-Filler: " + b"a" * 20 + b"\r\n")
+            if sink.lost:
+                break
+        self.assertTrue(sink.take().startswith(b"HTTP/1.1 431 "))
+        self.assertTrue(sink.lost)
+        self.assertEqual(session._proto.data, b"")
+
+    def test_completeRequestTooLarge(self) -> None:
+        """
+        A complete request over the limit in a single read is refused too.
+        """
+        sink = RecordingSink()
+        options = WebSocketOptions(maxRequestHeaderSize=256)
+        session = WebSocketSession(sink, options, reactor=Clock())
+        request = Client().handshake()
+        request = request[:-2] + b"X-Filler: " + b"a" * 300 + b"\r\n\r\n"
+        session.feed(request)
+        self.assertTrue(sink.take().startswith(b"HTTP/1.1 431 "))
+        self.assertTrue(sink.lost)
+
+    def test_originNotAllowed(self) -> None:
+        """
+        An Origin outside allowedOrigins is refused with an HTTP 4xx.
+        """
+        sink = RecordingSink()
+        options = WebSocketOptions(allowedOrigins=["https://good.example"])
+        session = WebSocketSession(sink, options, reactor=Clock())
+        client = Client()
+        client.request.headers["Origin"] = "https://evil.example"
+        session.feed(client.handshake())
+        self.assertTrue(sink.take().startswith(b"HTTP/1.1 4"))
+        self.assertTrue(sink.lost)
+        self.assertFalse(session.upgraded)
+
+    def test_openHandshakeTimeout(self) -> None:
+        """
+        A handshake that does not complete in openHandshakeTimeout drops the
+        stream; the timer runs on the injected clock.
+        """
+        sink = RecordingSink()
+        clock = Clock()
+        session = WebSocketSession(
+            sink, WebSocketOptions(openHandshakeTimeout=2.0), reactor=clock
+        )
+        session.feed(b"GET / HTTP/1.1\r\n")
+        clock.advance(1.9)
+        self.assertFalse(sink.lost or sink.aborted)
+        clock.advance(0.2)
+        self.assertTrue(sink.lost or sink.aborted)
+        session.connectionLost()
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class MessageTests(SynchronousTestCase):
+    """
+    Data messages, control frames and compression.
+    """
+
+    def test_fragmentedWithPing(self) -> None:
+        """
+        A ping between the fragments of a message is answered and the message
+        is reassembled (B4).
+        """
+        session, sink, client, clock = openSession()
+        data = (
+            client.text(b"ab", fin=False)
+            + client.frame(Opcode.PING, b"hi")
+            + client.frame(Opcode.CONT, b"cd", fin=False)
+            + client.frame(Opcode.CONT, b"ef")
+        )
+        self.assertEqual(session.feed(data), [Message(OPCODE_TEXT, b"abcdef")])
+        self.assertEqual(frames(client.receive(sink.take())), [(Opcode.PONG, b"hi")])
+
+    def test_splitFrames(self) -> None:
+        """
+        Frames split at every byte are decoded once complete.
+        """
+        session, sink, client, clock = openSession()
+        data = client.frame(Opcode.BINARY, b"\x00\x01" * 200) + client.text(b"x")
+        got: list[Message] = []
+        for i in range(len(data)):
+            got.extend(session.feed(data[i : i + 1]))
+        self.assertEqual(
+            got, [Message(OPCODE_BINARY, b"\x00\x01" * 200), Message(OPCODE_TEXT, b"x")]
+        )
+
+    def test_sendMessage(self) -> None:
+        """
+        sendMessage writes an unmasked frame with the given opcode.
+        """
+        session, sink, client, clock = openSession()
+        session.sendMessage(OPCODE_TEXT, b"hello")
+        session.sendMessage(OPCODE_BINARY, b"\xff")
+        self.assertEqual(
+            frames(client.receive(sink.take())),
+            [(Opcode.TEXT, b"hello"), (Opcode.BINARY, b"\xff")],
+        )
+        self.assertRaises(ValueError, session.sendMessage, 9, b"")
+
+    def test_compression(self) -> None:
+        """
+        permessage-deflate is negotiated and messages round-trip through it.
+        """
+        session, sink, client, clock = openSession(deflate=True)
+        self.assertEqual(len(client.protocol.extensions), 1)
+        client.protocol.send_text(b"compressible " * 50)
+        [message] = session.feed(b"".join(client.protocol.data_to_send()))
+        self.assertEqual(message, Message(OPCODE_TEXT, b"compressible " * 50))
+        session.sendMessage(message.opcode, message.payload)
+        out = sink.take()
+        self.assertLess(len(out), 200)
+        self.assertEqual(
+            frames(client.receive(out)), [(Opcode.TEXT, b"compressible " * 50)]
+        )
+
+    def test_compressionOff(self) -> None:
+        """
+        With compression=False the offer is declined.
+        """
+        session, sink, client, clock = openSession(
+            WebSocketOptions(compression=False), deflate=True
+        )
+        self.assertEqual(client.protocol.extensions, [])
+
+
+class FailureTests(SynchronousTestCase):
+    """
+    Protocol violations close the connection after the replies to the
+    messages decoded before them.
+    """
+
+    def assertEchoThenClose(
+        self, data: bytes, expected: list[Message], code: int
+    ) -> None:
+        """
+        Feed C{data}: it yields C{expected}, whose echoes go out before a Close
+        frame with C{code}.
+        """
+        session, sink, client, clock = openSession(
+            WebSocketOptions(maxMessagePayloadSize=1000)
+        )
+        messages = session.feed(data)
+        self.assertEqual(messages, expected)
+        self.assertEqual(session.pendingFailure[0], code)
+        self.assertEqual(sink.data, [])
+        for message in messages:
+            session.sendMessage(message.opcode, message.payload)
+        self.assertFalse(sink.lost or sink.aborted)
+        session.flushFailure()
+        self.assertIsNone(session.pendingFailure)
+        events = client.receive(sink.take())
+        opcodes = {OPCODE_TEXT: Opcode.TEXT, OPCODE_BINARY: Opcode.BINARY}
+        self.assertEqual(
+            frames(events)[:-1], [(opcodes[m.opcode], m.payload) for m in expected]
+        )
+        self.assertEqual(frames(events)[-1][0], Opcode.CLOSE)
+        self.assertEqual(closeCode(events), code)
+
+    def test_reservedOpcode(self) -> None:
+        """
+        Good messages then a frame with a reserved opcode: echoes, then Close
+        1002; a ping after the bad frame is not answered.
+        """
+        client = Client()
+        self.assertEchoThenClose(
+            client.text(b"one")
+            + client.frame(Opcode.BINARY, b"two")
+            + reservedOpcode(client.text(b"bad"))
+            + client.frame(Opcode.PING, b"p"),
+            [Message(OPCODE_TEXT, b"one"), Message(OPCODE_BINARY, b"two")],
+            1002,
+        )
+
+    def test_reservedBits(self) -> None:
+        """
+        A frame with RSV1 set and no extension negotiated: Close 1002 after the
+        echoes, and later messages in the same read are not delivered.
+        """
+        client = Client()
+        self.assertEchoThenClose(
+            client.text(b"one")
+            + reservedBit(client.text(b"bad"))
+            + client.text(b"after"),
+            [Message(OPCODE_TEXT, b"one")],
+            1002,
+        )
+
+    def test_invalidUtf8(self) -> None:
+        """
+        A text message that is not UTF-8: Close 1007 after the echoes.
+        """
+        client = Client()
+        self.assertEchoThenClose(
+            client.text(b"ok") + client.text(b"\xce\xba\xe1\xbd\xb9\xed\xa0\x80"),
+            [Message(OPCODE_TEXT, b"ok")],
+            1007,
+        )
+
+    def test_tooBig(self) -> None:
+        """
+        A message over maxMessagePayloadSize: Close 1009 after the echoes.
+        """
+        client = Client()
+        self.assertEchoThenClose(
+            client.text(b"ok") + client.frame(Opcode.BINARY, b"x" * 1001),
+            [Message(OPCODE_TEXT, b"ok")],
+            1009,
+        )
+
+    def test_tooBigFragmented(self) -> None:
+        """
+        Fragments adding up to more than maxMessagePayloadSize: Close 1009.
+        """
+        client = Client()
+        self.assertEchoThenClose(
+            client.text(b"ok")
+            + client.frame(Opcode.BINARY, b"x" * 600, fin=False)
+            + client.frame(Opcode.CONT, b"x" * 600),
+            [Message(OPCODE_TEXT, b"ok")],
+            1009,
+        )
+
+    def test_violationWithoutMessages(self) -> None:
+        """
+        A violation with no message before it sends the Close at once.
+        """
+        session, sink, client, clock = openSession()
+        self.assertEqual(session.feed(client.frame(Opcode.CONT, b"x")), [])
+        self.assertIsNone(session.pendingFailure)
+        self.assertEqual(closeCode(client.receive(sink.take())), 1002)
+
+    def test_flushedByNextFeed(self) -> None:
+        """
+        A held close is released by the next feed if flushFailure was not
+        called; the close reply then completes the handshake.
+        """
+        session, sink, client, clock = openSession()
+        session.feed(client.text(b"a") + client.frame(Opcode.CONT, b"x"))
+        self.assertEqual(sink.data, [])
+        session.feed(client.closeFrame(1002))
+        events = client.receive(sink.take())
+        self.assertEqual(closeCode(events), 1002)
+        self.assertTrue(sink.lost or sink.aborted)
+        session.connectionLost()
+        self.assertTrue(session.closed)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_closeHandshakeTimeout(self) -> None:
+        """
+        A peer that never answers our Close is dropped after
+        closeHandshakeTimeout.
+        """
+        session, sink, client, clock = openSession(
+            WebSocketOptions(closeHandshakeTimeout=3.0)
+        )
+        session.feed(client.frame(Opcode.CONT, b"x"))
+        clock.advance(2.9)
+        self.assertFalse(sink.lost or sink.aborted)
+        clock.advance(0.2)
+        self.assertTrue(sink.lost or sink.aborted)
+
+
+class CloseTests(SynchronousTestCase):
+    """
+    Closing handshakes and the end of the stream.
+    """
+
+    def test_clientClose(self) -> None:
+        """
+        The peer's Close is answered with a Close and the stream is closed.
+        """
+        session, sink, client, clock = openSession()
+        self.assertEqual(session.feed(client.closeFrame(1000, "bye")), [])
+        self.assertEqual(closeCode(client.receive(sink.take())), 1000)
+        self.assertTrue(sink.lost)
+        self.assertTrue(session.closed)
+
+    def test_clientCloseAfterData(self) -> None:
+        """
+        Messages in the same read as the peer's Close are returned and their
+        echoes precede the close reply and the end of the stream (B5).
+        """
+        session, sink, client, clock = openSession()
+        data = client.text(b"a") + client.text(b"b") + client.closeFrame()
+        messages = session.feed(data)
+        self.assertEqual(
+            messages, [Message(OPCODE_TEXT, b"a"), Message(OPCODE_TEXT, b"b")]
+        )
+        self.assertEqual(session.pendingFailure[0], 1000)
+        self.assertFalse(session.closed)
+        self.assertFalse(sink.lost)
+        for message in messages:
+            session.sendMessage(message.opcode, message.payload)
+        self.assertFalse(sink.lost)
+        session.flushFailure()
+        self.assertTrue(sink.lost)
+        self.assertTrue(session.closed)
+        self.assertEqual(
+            frames(client.receive(sink.take())),
+            [
+                (Opcode.TEXT, b"a"),
+                (Opcode.TEXT, b"b"),
+                (Opcode.CLOSE, Close(1000, "").serialize()),
+            ],
+        )
+
+    def test_serverClose(self) -> None:
+        """
+        close(1001) sends a Close 1001; the peer's reply ends the stream and
+        no timer is left behind.
+        """
+        session, sink, client, clock = openSession()
+        session.close(1001, "going away")
+        events = client.receive(sink.take())
+        self.assertEqual(closeCode(events), 1001)
+        session.sendMessage(OPCODE_TEXT, b"late")
+        self.assertEqual(sink.data, [])
+        session.feed(client.closeFrame(1001))
+        self.assertTrue(sink.lost or sink.aborted)
+        session.connectionLost()
+        self.assertTrue(session.closed)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_closeBadCode(self) -> None:
+        """
+        close() refuses codes an endpoint may not send.
+        """
+        session, sink, client, clock = openSession()
+        self.assertRaises(ValueError, session.close, 1005)
+        self.assertRaises(ValueError, session.close, 2000)
+
+    def test_closeBeforeHandshake(self) -> None:
+        """
+        close() before the handshake completes closes the stream.
+        """
+        sink = RecordingSink()
+        clock = Clock()
+        session = WebSocketSession(sink, WebSocketOptions(), reactor=clock)
+        session.close(1001)
+        self.assertTrue(sink.lost)
+        session.connectionLost()
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_connectionLostCancelsTimers(self) -> None:
+        """
+        Losing the stream cancels the handshake, close and auto-ping timers;
+        a second connectionLost does nothing.
+        """
+        session, sink, client, clock = openSession(
+            WebSocketOptions(autoPingInterval=10, autoPingTimeout=5)
+        )
+        self.assertNotEqual(clock.getDelayedCalls(), [])
+        session.close(1001)
+        session.connectionLost()
+        session.connectionLost()
+        self.assertEqual(clock.getDelayedCalls(), [])
+        self.assertTrue(session.closed)
+        self.assertEqual(session.feed(client.text(b"x")), [])
+
+    def test_autoPing(self) -> None:
+        """
+        Auto-ping sends a ping after autoPingInterval and drops a peer that
+        does not answer within autoPingTimeout.
+        """
+        session, sink, client, clock = openSession(
+            WebSocketOptions(autoPingInterval=10, autoPingTimeout=5)
+        )
+        clock.advance(10)
+        [(opcode, payload)] = frames(client.receive(sink.take()))
+        self.assertEqual(opcode, Opcode.PING)
+        self.assertEqual(len(payload), 12)
+        self.assertFalse(sink.aborted or sink.lost)
+        clock.advance(5)
+        self.assertTrue(sink.aborted or sink.lost)
+
+    def test_autoPingAnswered(self) -> None:
+        """
+        A peer that answers auto-pings stays connected.
+        """
+        session, sink, client, clock = openSession(
+            WebSocketOptions(autoPingInterval=10, autoPingTimeout=5)
+        )
+        for _ in range(3):
+            clock.advance(10)
+            [(opcode, payload)] = frames(client.receive(sink.take()))
+            session.feed(client.frame(Opcode.PONG, payload))
+            clock.advance(5)
+        self.assertFalse(sink.aborted or sink.lost)
+
+
+class OptionsTests(SynchronousTestCase):
+    """
+    L{WebSocketOptions}.
+    """
+
+    def test_safeDefaults(self) -> None:
+        """
+        The defaults bound message and frame sizes and the handshakes.
+        """
+        options = WebSocketOptions()
+        options.validate()
+        self.assertEqual(options.maxMessagePayloadSize, 16 * 1024 * 1024)
+        self.assertEqual(options.maxFramePayloadSize, 16 * 1024 * 1024)
+        self.assertGreater(options.maxRequestHeaderSize, 0)
+        self.assertGreater(options.openHandshakeTimeout, 0)
+        self.assertGreater(options.closeHandshakeTimeout, 0)
+        self.assertTrue(options.compression)
+
+    def test_invalid(self) -> None:
+        """
+        validate() raises ValueError naming the bad option, and so does
+        creating a session with it.
+        """
+        for kwargs, name in [
+            ({"maxMessagePayloadSize": -1}, "maxMessagePayloadSize"),
+            ({"maxFramePayloadSize": "big"}, "maxFramePayloadSize"),
+            ({"openHandshakeTimeout": -1.0}, "openHandshakeTimeout"),
+            ({"autoPingTimeout": 5.0}, "autoPingTimeout"),
+            ({"autoPingSize": 200}, "autoPingSize"),
+            ({"allowedOrigins": "*"}, "allowedOrigins"),
+            ({"compression": 1}, "compression"),
+        ]:
+            options = WebSocketOptions(**kwargs)
+            error = self.assertRaises(ValueError, options.validate)
+            self.assertIn(name, str(error))
+            self.assertRaises(
+                ValueError, WebSocketSession, RecordingSink(), options, reactor=Clock()
+            )
+
+    def test_headersRespected(self) -> None:
+        """
+        The Server header follows the options.
+        """
+        sink = RecordingSink()
+        session = WebSocketSession(
+            sink, WebSocketOptions(server="test-server/1"), reactor=Clock()
+        )
+        session.feed(Client().handshake())
+        self.assertIn(b"\r\nServer: test-server/1\r\n", sink.take())
+
+
+class ReportTests(SynchronousTestCase):
+    """
+    L{tests.autobahn_report} reads kosoku's index.json.
+    """
+
+    def writeIndex(self, index: dict[str, Any]) -> str:
+        """
+        Write C{index} as OUTDIR/index.json in a fresh directory.
+        """
+        outdir = self.mktemp()
+        os.makedirs(outdir)
+        with open(os.path.join(outdir, "index.json"), "w") as f:
+            json.dump(index, f)
+        return outdir
+
+    def test_summary(self) -> None:
+        """
+        Cases come back in numeric order with their behaviours, counted, and
+        the non-strict ones are singled out.
+        """
+        def entry(behavior: str, close: str = "OK") -> dict[str, Any]:
+            return {"behavior": behavior, "behaviorClose": close, "duration": 1}
+
+        outdir = self.writeIndex(
+            {
+                "agent": {
+                    "10.1.1": entry("OK"),
+                    "2.1": entry("OK"),
+                    "3.2": entry("NON-STRICT"),
+                    "7.1.6": entry("INFORMATIONAL", "INFORMATIONAL"),
+                    "7.1.1": entry("OK", "FAILED"),
+                }
+            }
+        )
+        results = readResults(outdir)
+        self.assertEqual(list(results), ["2.1", "3.2", "7.1.1", "7.1.6", "10.1.1"])
+        self.assertEqual(behaviors(outdir)["3.2"], "NON-STRICT")
+        self.assertEqual(
+            summarize(results), {"OK": 3, "NON-STRICT": 1, "INFORMATIONAL": 1}
+        )
+        self.assertEqual(
+            notStrict(results),
+            {
+                "3.2": CaseResult("NON-STRICT", "OK"),
+                "7.1.1": CaseResult("OK", "FAILED"),
+            },
+        )
+
+    def test_agents(self) -> None:
+        """
+        With several agents in the index one must be named.
+        """
+        ok = {"behavior": "OK", "behaviorClose": "OK"}
+        outdir = self.writeIndex({"a": {"1.1.1": ok}, "b": {"1.1.2": ok}})
+        self.assertRaises(ValueError, readResults, outdir)
+        self.assertEqual(list(readResults(outdir, "b")), ["1.1.2"])
+        self.assertRaises(ValueError, readResults, outdir, "c")

@@ -709,6 +709,15 @@ class EngineService(Service):
             eng = Engine(self.handler, specs, opts, options.Reactor)
             eng.bind()
             self.engine = eng
+        else:
+            # multicore binds now too (workers spawn once the reactor runs),
+            # so a bind failure stops twistd before it daemonizes
+            d = Serve(self.handler, self.addrs, *self.opts)
+            failure: list = []
+            d.addErrback(failure.append)
+            if failure:
+                failure[0].raiseException()
+            self._started = d
         super().privilegedStartService()
 
     def startService(self) -> None:
@@ -719,7 +728,9 @@ class EngineService(Service):
             else:
                 self.engine.whenStopped().addCallback(lambda _: self._engineStopped())
             return
-        d = Serve(self.handler, self.addrs, *self.opts)
+        d = self._started
+        if d is None:  # privilegedStartService was not called (plain startService)
+            d = Serve(self.handler, self.addrs, *self.opts)
 
         def started(eng: Any) -> None:
             self.engine = eng
@@ -746,6 +757,8 @@ class EngineService(Service):
         reactor = (self.engine.reactor if self.engine is not None else None) or _globalReactor()
         if reactor.running:
             reactor.callLater(0, reactor.stop)
+        else:
+            reactor.callWhenRunning(reactor.stop)
 
     def stopService(self) -> Deferred:
         super().stopService()

@@ -199,6 +199,11 @@ def main(argv: list[str]) -> int:
     # the parent's Ctrl-C reaches the whole process group: until our reactor
     # handles it, ignore it (the parent stops us with SIGTERM)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux") and "twisted.internet.reactor" not in sys.modules:
+        # the epoll reactor without per-event logging context (see gnetcompat.reactor)
+        from gnetcompat.reactor import install
+
+        install()
     try:
         payload = pickle.loads(sys.stdin.buffer.read())
         sys.path[:] = list(payload["path"]) + [p for p in sys.path if p not in payload["path"]]

@@ -62,6 +62,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from . import _xormask
+
+_xormask.install()
+
 __all__ = [
     "Sink",
     "Message",
@@ -489,6 +493,49 @@ class _SessionProtocol(WebSocketServerProtocol):
             self._session._pendingFailure = (None, self.wasNotCleanReason or "")
         super().dropConnection(abort)
 
+    def failHandshake(self, reason: str, code: int = 400, responseHeaders: Any = None) -> None:
+        """
+        Note the failed opening handshake (for metrics), then fail it.
+        """
+        self._session.handshakeFailed = True
+        super().failHandshake(reason, code, responseHeaders)
+
+    def _fail_connection(self, code: int = 1001, reason: str = "going away") -> None:
+        """
+        Note the first protocol error (1002, 1007, 1009), then fail.
+        """
+        if self.state != _STATE_CLOSED and self._session.protocolError is None:
+            self._session.protocolError = code
+        super()._fail_connection(code, reason)
+
+    def sendServerStatus(self, redirectUrl: str | None = None, redirectAfter: int = 0) -> None:
+        """
+        A plain GET (no Upgrade): the session's status page when it has one.
+        """
+        page = self._session.statusPage
+        if page is None:
+            super().sendServerStatus(redirectUrl, redirectAfter)
+            return
+        if self.http_request_path != "/":
+            self.sendHttpErrorResponse(404, "Not Found", [("Connection", "close")])
+            return
+        body = page().encode("utf-8")
+        self.sendData(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+            b"Cache-Control: no-store\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)
+            + body
+        )
+
+    def sendRedirect(self, url: str) -> None:
+        """
+        No open redirect (Autobahn's C{?redirect=}) when a status page is set.
+        """
+        if self._session.statusPage is None:
+            super().sendRedirect(url)
+        else:
+            self.sendServerStatus()
+
     def processHandshake(self) -> None:
         """
         Bound the HTTP request header block before handing it to Autobahn.
@@ -535,7 +582,16 @@ class WebSocketSession:
 
     :ivar request: Autobahn's C{ConnectionRequest} (path, headers, ...) once
         the opening handshake was accepted, else C{None}.
+    :ivar statusPage: with C{webStatus} on, a callable returning the HTML
+        answered to a plain C{GET /} (other paths: 404); C{None} for
+        Autobahn's own page.
+    :ivar handshakeFailed: C{True} once the opening handshake was refused
+        with an HTTP error.
+    :ivar protocolError: the close code of the first protocol error (1002,
+        1007, 1009) the session failed the connection with, else C{None}.
     """
+
+    statusPage: Callable[[], str] | None = None
 
     log = Logger()
 
@@ -578,6 +634,8 @@ class WebSocketSession:
         self._bypass = False
         self._maxRequestHeaderSize = options.maxRequestHeaderSize
         self._scanned = 0
+        self.handshakeFailed = False
+        self.protocolError: int | None = None
 
         factory = _factoryFor(options, reactor)
         proto = factory.buildProtocol(None)
@@ -594,6 +652,19 @@ class WebSocketSession:
         C{True} once the 101 Switching Protocols response was sent.
         """
         return self._upgraded
+
+    @property
+    def closeCode(self) -> int | None:
+        """
+        The close code of the closing handshake: the code of the side that
+        started it (ours or the peer's), or C{None} when no Close frame was
+        sent or received (the stream was dropped, or never upgraded).
+        """
+        proto = self._proto
+        local, remote = proto.localCloseCode, proto.remoteCloseCode
+        if getattr(proto, "closedByMe", False):
+            return local if local is not None else remote
+        return remote if remote is not None else local
 
     @property
     def closed(self) -> bool:

@@ -168,6 +168,10 @@ class Options(usage.Options):
          None],
         ["shutdown-timeout", None, 5.0, "Seconds a graceful shutdown waits for closing "
          "handshakes before aborting connections.", _seconds("shutdown-timeout")],
+        ["metrics", None, None, "Serve Prometheus metrics at /metrics on this Twisted endpoint, "
+         "e.g. tcp:9100:interface=127.0.0.1 (default: off).", None],
+        ["status-page", None, True, "Answer a plain GET / on the echo port with an HTML status "
+         "page (false: HTTP 426).", _bool("status-page")],
     ]
 
     def __init__(self) -> None:
@@ -194,6 +198,14 @@ class Options(usage.Options):
         if not origins:
             raise usage.UsageError("--allowed-origins: give at least one pattern (* for any)")
         self["origins"] = origins
+        if self["metrics"] is not None:
+            from twisted.internet import reactor
+            from twisted.internet.endpoints import serverFromString
+
+            try:
+                serverFromString(reactor, self["metrics"])
+            except (ValueError, KeyError, TypeError) as e:
+                raise usage.UsageError(f"--metrics: bad endpoint {self['metrics']!r}: {e}") from None
         try:
             self["wsOptions"] = self.wsOptions()
         except ValueError as e:
@@ -211,6 +223,7 @@ class Options(usage.Options):
             autoPingTimeout=self["auto-ping-timeout"],
             allowedOrigins=self["origins"],
             compression=self["compression"],
+            webStatus=self["status-page"],
         )
         o.validate()
         return o
@@ -228,7 +241,10 @@ class Options(usage.Options):
 
 
 def makeService(options: Options) -> MultiService:
-    """The echo service: one L{gnetcompat.EngineService} under a C{MultiService}."""
+    """
+    The echo service: one L{gnetcompat.EngineService} under a
+    C{MultiService}, plus the metrics site with C{--metrics}.
+    """
     from gnetcompat.examples.wsecho import WebSocketEchoServer
 
     addrs = options["addresses"]
@@ -244,4 +260,10 @@ def makeService(options: Options) -> MultiService:
     svc = gnet.EngineService(handler, addrs, *options.gnetOptions())
     svc.setName("gnetecho")
     svc.setServiceParent(top)
+    if options["metrics"] is not None:
+        from gnetcompat._metrics import MetricsService
+
+        metrics = MetricsService(options["metrics"], handler.engineStats)
+        metrics.setName("metrics")
+        metrics.setServiceParent(top)
     return top

@@ -20,12 +20,23 @@ Run it as the service (C{twistd -n gnetecho --port 9080}) or directly::
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 import gnetcompat as gnet
+from gnetcompat._metrics import (
+    PUBLISH_INTERVAL,
+    EchoStats,
+    RateMeter,
+    Snapshot,
+    StatsPublisher,
+    makeStatsDir,
+    readStatsDir,
+)
+from gnetcompat._status import StatusInfo, renderStatus
 from gnetcompat.errors import ErrEOF
 from gnetcompat.websocket import WebSocketConn, WebSocketOptions
 
@@ -42,6 +53,11 @@ class WebSocketEchoServer(gnet.BuiltinEventEngine):
 
     @ivar connected: this worker's open connections (the tick log uses the
         engine-wide C{CountConnections()} instead).
+    @ivar stats: this process's counters (L{gnetcompat._metrics.EchoStats});
+        L{engineStats} gives the engine-wide numbers.
+    @ivar statsDir: in multicore mode, the directory where every worker
+        publishes its counters (created when the handler is pickled for
+        the workers), else C{None}.
     """
 
     log = Logger(namespace="gnetecho")
@@ -67,15 +83,62 @@ class WebSocketEchoServer(gnet.BuiltinEventEngine):
         self.connected = 0
         self._sockets: dict = {}
         self._drained: Deferred | None = None
+        self.stats = EchoStats()
+        self.statsDir: str | None = None
+        self.startedAt: float | None = None
+        self._publisher: StatsPublisher | None = None
+        self._publishing: Any = None
+        self._rate: RateMeter | None = None
 
     def __getstate__(self) -> dict:
-        # a handler travels to worker processes before OnBoot: only settings
+        # a handler travels to worker processes before OnBoot: only settings,
+        # plus the directory where the workers publish their counters
+        if self.statsDir is None:
+            self.statsDir = makeStatsDir(self)
+        if self.startedAt is None:
+            self.startedAt = time.time()
         state = self.__dict__.copy()
-        state.update(eng=None, connected=0, _sockets={}, _drained=None)
+        state.update(
+            eng=None, connected=0, _sockets={}, _drained=None, stats=EchoStats(),
+            _publisher=None, _publishing=None, _rate=None,
+        )
         return state
+
+    def engineStats(self) -> Snapshot:
+        """Engine-wide numbers: this process's, or the sum of the workers' files."""
+        if self.statsDir is not None:
+            return readStatsDir(self.statsDir)
+        return self.stats.snapshot()
+
+    def statusPage(self) -> str:
+        """The HTML status page (L{gnetcompat._status}) with engine-wide numbers."""
+        snap = self.engineStats()
+        if self._rate is None:
+            self._rate = RateMeter()
+        conns = self.eng.CountConnections() if self.eng is not None else snap.open
+        return renderStatus(
+            StatusInfo(
+                version=gnet.__version__,
+                uptime=time.time() - (self.startedAt or time.time()),
+                workers=max(snap.workers, 1),
+                connections=conns,
+                messages=snap.messagesIn,
+                rate=self._rate.rate(snap.messagesIn),
+            )
+        )
 
     def OnBoot(self, eng: Any) -> gnet.Action:
         self.eng = eng
+        if self.startedAt is None:
+            self.startedAt = time.time()
+        if self.statsDir is not None:
+            # a multicore worker: publish this process's counters for the parent
+            from twisted.internet.task import LoopingCall
+
+            self._publisher = StatsPublisher(self.statsDir, self.stats)
+            self._publishing = LoopingCall(self._publisher.publish)
+            self._publishing.clock = eng.reactor
+            self._publishing.start(PUBLISH_INTERVAL, now=False)
         self.log.info(
             "echo server with multi-core={multicore} is listening on {addr}",
             multicore=self.multicore,
@@ -85,6 +148,9 @@ class WebSocketEchoServer(gnet.BuiltinEventEngine):
 
     def OnOpen(self, c: Any) -> tuple[bytes | None, gnet.Action]:
         self.connected += 1
+        stats = self.stats
+        stats.accepted += 1
+        stats.open += 1
         if self.maxConnections and self.eng.CountConnections() > self.maxConnections:
             self.log.warn(
                 "refusing conn[{remote}]: {n} connections open (--max-connections {m})",
@@ -94,6 +160,7 @@ class WebSocketEchoServer(gnet.BuiltinEventEngine):
             )
             return _BUSY, gnet.Close
         ws = WebSocketConn(c, self.wsOptions)
+        ws.session.statusPage = self.statusPage
         c.SetContext(ws)
         self._sockets[c] = ws
         return None, gnet.None_
@@ -104,9 +171,14 @@ class WebSocketEchoServer(gnet.BuiltinEventEngine):
                 "error occurred on connection={remote}, {err}", remote=c.RemoteAddr(), err=err
             )
         self.connected -= 1
+        self.stats.open -= 1
         ws = self._sockets.pop(c, None)
         if ws is not None:
             ws.ConnectionLost(err)
+            s = ws.session
+            self.stats.connectionClosed(s.closeCode, s.handshakeFailed, s.protocolError)
+        else:
+            self.stats.connectionClosed(None)
         if self.debug:
             self.log.debug("conn[{remote}] disconnected", remote=c.RemoteAddr())
         if self._drained is not None and not self._sockets:
@@ -119,7 +191,12 @@ class WebSocketEchoServer(gnet.BuiltinEventEngine):
         if ws is None:
             c.Discard(-1)
             return gnet.None_
-        for msg in ws.ReadClientData():
+        msgs = ws.ReadClientData()
+        if not msgs:
+            return gnet.None_
+        size = 0
+        for msg in msgs:
+            size += len(msg.payload)
             if self.debug:
                 self.log.debug(
                     "conn[{remote}] receive [op={op}] [msg={size} bytes]",
@@ -128,6 +205,11 @@ class WebSocketEchoServer(gnet.BuiltinEventEngine):
                     size=len(msg.payload),
                 )
             ws.WriteServerMessage(msg.opcode, msg.payload)
+        stats = self.stats
+        stats.messagesIn += len(msgs)
+        stats.messagesOut += len(msgs)
+        stats.bytesIn += size
+        stats.bytesOut += size
         return gnet.None_
 
     def OnTick(self) -> tuple[float, gnet.Action]:
@@ -137,6 +219,7 @@ class WebSocketEchoServer(gnet.BuiltinEventEngine):
     def OnShutdown(self, eng: Any) -> Deferred | None:
         """Going away: start a 1001 closing handshake on every WebSocket and wait for them."""
         if not self._sockets:
+            self._stopPublishing(None)
             return succeed(None)
         self.log.info("shutting down: closing {n} WebSocket(s) with 1001", n=len(self._sockets))
         self._drained = Deferred()
@@ -145,7 +228,14 @@ class WebSocketEchoServer(gnet.BuiltinEventEngine):
                 ws.Close(1001, "going away")
             else:
                 c.Close()
-        return self._drained
+        return self._drained.addBoth(self._stopPublishing)
+
+    def _stopPublishing(self, result: Any) -> Any:
+        if self._publishing is not None and self._publishing.running:
+            self._publishing.stop()
+        if self._publisher is not None:
+            self._publisher.close()
+        return result
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,431 @@
+# -*- test-case-name: tests.test_metrics -*-
+"""
+Prometheus metrics of the echo service, and the engine-wide statistics
+behind them and behind the status page (L{gnetcompat._status}).
+
+Design
+======
+
+Hot path: a handler counts in plain C{int} attributes of an L{EchoStats}
+(C{__slots__}, no locks, no C{prometheus_client} call per message).  The
+numbers become Prometheus samples only when the endpoint is scraped: a
+custom collector (L{EchoCollector}) reads a L{Snapshot} and builds the
+C{CounterMetricFamily}/C{GaugeMetricFamily} objects, and
+C{prometheus_client} writes the exposition format.
+
+Single process: the snapshot is read straight from the handler's
+L{EchoStats}.
+
+Multicore: each worker process counts its own connections in its own
+L{EchoStats} and publishes it, every L{PUBLISH_INTERVAL} seconds (and when
+it shuts down), into I{its own} small file C{<dir>/<pid>.stats}, C{mmap}ed
+as fixed C{int64} slots (L{_LAYOUT}).  The directory is created by the
+parent when it pickles the handler for the workers (so every worker gets its
+name) and removed when the parent's handler is collected or the process
+exits.  The parent (which runs the twistd reactor and serves the metrics
+site) sums the files at scrape time: counters of workers that died stay in
+the sum (counters never go down), while the open-connections gauge only
+counts workers whose pid is alive.  We did not use C{prometheus_client}'s
+multiprocess mode: it needs C{PROMETHEUS_MULTIPROC_DIR} before the library
+is imported and a C{Counter.inc()} (a lock and an mmap write) per event,
+which is what the hot path must avoid; per-pid files also need no worker
+index, which the engine does not give handlers.
+
+Consequences: in multicore mode a scrape can lag the workers by up to
+L{PUBLISH_INTERVAL}; a word is written with one aligned 8-byte store, so a
+reader never sees a torn value, but two slots of one file may be from two
+consecutive publications.  Connection closes, handshake failures and
+protocol errors are counted when the connection is closed.
+
+Metrics (prefix C{gnetecho_}): C{open_connections}, C{connections_accepted_total},
+C{connections_closed_total{code}} (WebSocket close code of the closing
+handshake, C{none} for a TCP drop or a connection that never upgraded,
+C{other} for codes outside L{CLOSE_CODES}), C{messages_total{direction}},
+C{payload_bytes_total{direction}} (message payload bytes, C{in}/C{out}),
+C{handshake_failures_total}, C{protocol_errors_total{code}}, C{workers},
+C{start_time_seconds}.
+
+The endpoint is a separate C{twisted.web} site (C{--metrics DESCRIPTION},
+any Twisted server endpoint string) serving C{prometheus_client}'s
+C{MetricsResource} at C{/metrics}; the echo port never serves it.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import shutil
+import tempfile
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "CLOSE_CODES",
+    "PROTOCOL_ERROR_CODES",
+    "EchoStats",
+    "Snapshot",
+    "StatsPublisher",
+    "readStatsDir",
+    "makeStatsDir",
+    "EchoCollector",
+    "metricsRegistry",
+    "metricsSite",
+    "MetricsService",
+    "RateMeter",
+]
+
+#: close codes with their own label value (others: C{other})
+CLOSE_CODES = (1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011)
+#: close codes a protocol error fails a connection with (others: C{other})
+PROTOCOL_ERROR_CODES = (1002, 1007, 1009)
+#: seconds between two publications of a worker's counters
+PUBLISH_INTERVAL = 0.5
+
+_MAGIC = 0x676E657473746174  # "gnetstat"
+# word layout of a worker's file
+_SCALARS = (
+    "magic",
+    "pid",
+    "open",
+    "accepted",
+    "messagesIn",
+    "messagesOut",
+    "bytesIn",
+    "bytesOut",
+    "handshakeFailures",
+)
+_CLOSED_LABELS = ("none",) + tuple(str(c) for c in CLOSE_CODES) + ("other",)
+_PROTO_LABELS = tuple(str(c) for c in PROTOCOL_ERROR_CODES) + ("other",)
+_LAYOUT = _SCALARS + tuple("closed:" + x for x in _CLOSED_LABELS) + tuple(
+    "proto:" + x for x in _PROTO_LABELS
+)
+_WORDS = len(_LAYOUT)
+_SIZE = _WORDS * 8
+_CLOSED_AT = {x: _LAYOUT.index("closed:" + x) for x in _CLOSED_LABELS}
+_PROTO_AT = {x: _LAYOUT.index("proto:" + x) for x in _PROTO_LABELS}
+_SCALAR_AT = {x: _LAYOUT.index(x) for x in _SCALARS}
+
+
+def _closedLabel(code: int | None) -> str:
+    if code is None:
+        return "none"
+    return str(code) if code in CLOSE_CODES else "other"
+
+
+def _protoLabel(code: int) -> str:
+    return str(code) if code in PROTOCOL_ERROR_CODES else "other"
+
+
+class EchoStats:
+    """
+    One process's counters: plain C{int}s, incremented on the hot path.
+
+    C{closed} and C{protocolErrors} map a label (see L{CLOSE_CODES}) to a
+    count; update them with L{connectionClosed}.
+    """
+
+    __slots__ = (
+        "open",
+        "accepted",
+        "messagesIn",
+        "messagesOut",
+        "bytesIn",
+        "bytesOut",
+        "handshakeFailures",
+        "closed",
+        "protocolErrors",
+    )
+
+    def __init__(self) -> None:
+        self.open = 0
+        self.accepted = 0
+        self.messagesIn = 0
+        self.messagesOut = 0
+        self.bytesIn = 0
+        self.bytesOut = 0
+        self.handshakeFailures = 0
+        self.closed: dict[str, int] = {}
+        self.protocolErrors: dict[str, int] = {}
+
+    def connectionClosed(
+        self, closeCode: int | None, handshakeFailed: bool = False, protocolError: int | None = None
+    ) -> None:
+        """
+        Count a closed connection (C{open} is the caller's business).
+
+        @param closeCode: the close code of its closing handshake, or
+            C{None} (dropped, never upgraded).
+        @param handshakeFailed: its opening handshake got an HTTP error.
+        @param protocolError: the close code of the protocol error that
+            failed it, or C{None}.
+        """
+        label = _closedLabel(closeCode)
+        self.closed[label] = self.closed.get(label, 0) + 1
+        if handshakeFailed:
+            self.handshakeFailures += 1
+        if protocolError is not None:
+            p = _protoLabel(protocolError)
+            self.protocolErrors[p] = self.protocolErrors.get(p, 0) + 1
+
+    def snapshot(self, workers: int = 1) -> Snapshot:
+        """These counters as a L{Snapshot}."""
+        return Snapshot(
+            open=self.open,
+            accepted=self.accepted,
+            messagesIn=self.messagesIn,
+            messagesOut=self.messagesOut,
+            bytesIn=self.bytesIn,
+            bytesOut=self.bytesOut,
+            handshakeFailures=self.handshakeFailures,
+            closed=dict(self.closed),
+            protocolErrors=dict(self.protocolErrors),
+            workers=workers,
+        )
+
+
+@dataclass
+class Snapshot:
+    """Engine-wide numbers at one moment (the sum over the workers)."""
+
+    open: int = 0
+    accepted: int = 0
+    messagesIn: int = 0
+    messagesOut: int = 0
+    bytesIn: int = 0
+    bytesOut: int = 0
+    handshakeFailures: int = 0
+    closed: dict[str, int] = field(default_factory=dict)
+    protocolErrors: dict[str, int] = field(default_factory=dict)
+    workers: int = 1
+
+
+# -- the multicore files -----------------------------------------------------------
+
+
+def makeStatsDir(owner: Any) -> str:
+    """
+    Create a directory for the workers' files; it is removed when C{owner}
+    is collected or the process exits.
+    """
+    path = tempfile.mkdtemp(prefix="gnetecho-stats-")
+    weakref.finalize(owner, shutil.rmtree, path, True)
+    return path
+
+
+class StatsPublisher:
+    """A worker's file C{<dir>/<pid>.stats}: L{publish} copies an L{EchoStats} in."""
+
+    def __init__(self, directory: str, stats: EchoStats) -> None:
+        self.stats = stats
+        self.path = os.path.join(directory, f"{os.getpid()}.stats")
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.ftruncate(fd, _SIZE)
+            self._map: mmap.mmap | None = mmap.mmap(fd, _SIZE)
+        finally:
+            os.close(fd)
+        self._view: Any = memoryview(self._map).cast("q")
+        self._view[_SCALAR_AT["pid"]] = os.getpid()
+        self.publish()
+        self._view[_SCALAR_AT["magic"]] = _MAGIC
+
+    def publish(self) -> None:
+        """Write the current counters (cheap: about 30 aligned stores)."""
+        v, s = self._view, self.stats
+        if v is None:
+            return
+        for name in _SCALARS[2:]:
+            v[_SCALAR_AT[name]] = getattr(s, name)
+        for label, n in s.closed.items():
+            v[_CLOSED_AT[label]] = n
+        for label, n in s.protocolErrors.items():
+            v[_PROTO_AT[label]] = n
+
+    def close(self) -> None:
+        """Publish a last time and unmap (the file stays for the totals)."""
+        if self._view is None:
+            return
+        self.stats.open = 0
+        self.publish()
+        self._view.release()
+        self._view = None
+        assert self._map is not None
+        self._map.close()
+        self._map = None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def readStatsDir(directory: str) -> Snapshot:
+    """
+    Sum the workers' files: every counter of every file, the open gauge and
+    the worker count of the files whose process is alive.
+    """
+    snap = Snapshot(workers=0)
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return snap
+    for name in names:
+        if not name.endswith(".stats"):
+            continue
+        try:
+            with open(os.path.join(directory, name), "rb") as f:
+                data = f.read(_SIZE)
+        except OSError:
+            continue
+        if len(data) != _SIZE:
+            continue
+        v = memoryview(data).cast("q")
+        if v[_SCALAR_AT["magic"]] != _MAGIC:
+            continue
+        if _alive(v[_SCALAR_AT["pid"]]):
+            snap.workers += 1
+            snap.open += v[_SCALAR_AT["open"]]
+        for n in _SCALARS[3:]:
+            setattr(snap, n, getattr(snap, n) + v[_SCALAR_AT[n]])
+        for label, i in _CLOSED_AT.items():
+            if v[i]:
+                snap.closed[label] = snap.closed.get(label, 0) + v[i]
+        for label, i in _PROTO_AT.items():
+            if v[i]:
+                snap.protocolErrors[label] = snap.protocolErrors.get(label, 0) + v[i]
+    return snap
+
+
+class RateMeter:
+    """
+    Messages per second, sampled when asked (no timer): over the last
+    C{window} seconds of samples, or since C{start} on the first call.
+    """
+
+    def __init__(self, window: float = 10.0, now: Callable[[], float] = time.monotonic) -> None:
+        self.window = window
+        self._now = now
+        self._samples: deque[tuple[float, int]] = deque()
+        self.start = now()
+
+    def rate(self, total: int) -> float:
+        """Record C{total} (a message count) now and return the rate."""
+        t = self._now()
+        samples = self._samples
+        while samples and t - samples[0][0] > self.window:
+            samples.popleft()
+        if not samples or t - samples[-1][0] >= 1.0:
+            samples.append((t, total))
+        t0, n0 = samples[0] if t - samples[0][0] >= 1.0 else (self.start, 0)
+        dt = t - t0
+        return (total - n0) / dt if dt > 0 else 0.0
+
+
+# -- prometheus ---------------------------------------------------------------------
+
+
+class EchoCollector:
+    """A C{prometheus_client} collector reading a L{Snapshot} at scrape time."""
+
+    def __init__(self, source: Callable[[], Snapshot], startTime: float | None = None) -> None:
+        self.source = source
+        self.startTime = time.time() if startTime is None else startTime
+
+    def collect(self) -> Iterator[Any]:
+        """Build the metric families from one snapshot."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        s = self.source()
+        yield GaugeMetricFamily("gnetecho_open_connections", "Open connections.", value=s.open)
+        yield CounterMetricFamily(
+            "gnetecho_connections_accepted", "Connections accepted.", value=s.accepted
+        )
+        closed = CounterMetricFamily(
+            "gnetecho_connections_closed",
+            "Connections closed, by WebSocket close code (none: TCP drop, never upgraded).",
+            labels=["code"],
+        )
+        for label in _CLOSED_LABELS:
+            if label in s.closed:
+                closed.add_metric([label], s.closed[label])
+        yield closed
+        msgs = CounterMetricFamily("gnetecho_messages", "WebSocket messages.", labels=["direction"])
+        msgs.add_metric(["in"], s.messagesIn)
+        msgs.add_metric(["out"], s.messagesOut)
+        yield msgs
+        octets = CounterMetricFamily(
+            "gnetecho_payload_bytes", "WebSocket message payload bytes.", labels=["direction"]
+        )
+        octets.add_metric(["in"], s.bytesIn)
+        octets.add_metric(["out"], s.bytesOut)
+        yield octets
+        yield CounterMetricFamily(
+            "gnetecho_handshake_failures",
+            "Opening handshakes refused with an HTTP error.",
+            value=s.handshakeFailures,
+        )
+        proto = CounterMetricFamily(
+            "gnetecho_protocol_errors",
+            "Connections failed for a protocol error, by close code.",
+            labels=["code"],
+        )
+        for label in _PROTO_LABELS:
+            if label in s.protocolErrors:
+                proto.add_metric([label], s.protocolErrors[label])
+        yield proto
+        yield GaugeMetricFamily("gnetecho_workers", "Serving processes.", value=s.workers)
+        yield GaugeMetricFamily(
+            "gnetecho_start_time_seconds", "Start time (Unix seconds).", value=self.startTime
+        )
+
+
+def metricsRegistry(source: Callable[[], Snapshot], startTime: float | None = None) -> Any:
+    """A fresh C{CollectorRegistry} holding an L{EchoCollector} (not the global one)."""
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(EchoCollector(source, startTime))  # type: ignore[arg-type]
+    return registry
+
+
+def metricsSite(registry: Any) -> Any:
+    """A C{twisted.web} C{Site} serving C{registry} at C{/metrics} (nothing else)."""
+    from prometheus_client.twisted import MetricsResource
+    from twisted.web.resource import Resource
+    from twisted.web.server import Site
+
+    root = Resource()
+    root.putChild(b"metrics", MetricsResource(registry))
+    site = Site(root)
+    site.displayTracebacks = False
+    return site
+
+
+def MetricsService(description: str, source: Callable[[], Snapshot], reactor: Any = None,
+                   startTime: float | None = None) -> Any:
+    """
+    A service listening on the endpoint C{description} (e.g.
+    C{tcp:9100:interface=127.0.0.1}) with L{metricsSite}.
+
+    @raise ValueError: for a bad endpoint description.
+    """
+    from twisted.application.internet import StreamServerEndpointService
+    from twisted.internet.endpoints import serverFromString
+
+    if reactor is None:
+        from twisted.internet import reactor as _reactor
+
+        reactor = _reactor
+    endpoint = serverFromString(reactor, description)
+    svc = StreamServerEndpointService(endpoint, metricsSite(metricsRegistry(source, startTime)))
+    svc._raiseSynchronously = True
+    return svc

@@ -1,0 +1,5 @@
+from twisted.application.reactors import Reactor
+
+gnet = Reactor(
+    "gnet", "gnetcompat.reactor", "epoll without per-event logging context (gnetcompat; Linux)"
+)

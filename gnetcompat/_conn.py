@@ -453,7 +453,9 @@ class Conn(_Reader):
             self.log.failure("OnTraffic raised; closing {conn!r}", conn=self)
             self._closeLocal(propagate=True)
             return None
-        self._compact()
+        if self._off == len(self._in):  # _compact, inlined on the hot path
+            self._in = _EMPTY
+            self._off = 0
         if action:
             return self._apply(toAction(action))
         return None

@@ -706,7 +706,8 @@ class WebSocketSession:
         :returns: the complete messages, in order, decoded before any
             protocol violation or Close frame in C{data}.
         """
-        self.flushFailure()
+        if self._held is not None:
+            self.flushFailure()
         if self._lost or not data:
             return []
         self._feeding = True

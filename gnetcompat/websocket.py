@@ -124,7 +124,7 @@ class WebSocketConn:
         data = conn.Next(-1)
         session = self.session
         msgs = session.feed(data)
-        if msgs and session.pendingFailure is not None:
+        if msgs and session._held is not None:  # a close waits behind these messages
             conn.Wake()
         return msgs
 

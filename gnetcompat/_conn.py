@@ -50,18 +50,24 @@ def _secs(d: object) -> int:
     return int(d)  # type: ignore[call-overload]
 
 
+_directKinds: tuple | None = None
+
+
 def _directSocket(transport: Any) -> socket.socket | None:
     """The socket of a plain TCP/unix transport we may send on directly, else None."""
-    from twisted.internet import tcp
+    global _directKinds
+    if _directKinds is None:
+        from twisted.internet import tcp
 
-    kinds: tuple = (tcp.Server, tcp.Client)
-    try:
-        from twisted.internet import unix
+        kinds: tuple = (tcp.Server, tcp.Client)
+        try:
+            from twisted.internet import unix
 
-        kinds += (unix.Server, unix.Client)
-    except ImportError:  # pragma: no cover - no unix sockets on this platform
-        pass
-    if isinstance(transport, kinds):
+            kinds += (unix.Server, unix.Client)
+        except ImportError:  # pragma: no cover - no unix sockets on this platform
+            pass
+        _directKinds = kinds
+    if isinstance(transport, _directKinds):
         return transport.socket
     return None
 

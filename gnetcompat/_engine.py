@@ -278,19 +278,7 @@ class Engine:
         self.Validate()
         if self._stopping:
             raise ErrEngineInShutdown()
-        if self._onReactorThread():
-            self._requestShutdown(fromLoop=False)
-            return self.whenStopped()
-        done = threading.Event()
-
-        def stop() -> None:
-            self._requestShutdown(fromLoop=False)
-            self.whenStopped().addBoth(lambda _: done.set())
-
-        self.reactor.callFromThread(stop)
-        if not done.wait(timeout):
-            raise TimeoutError(f"engine did not stop within {timeout} s")
-        return None
+        return stopFromAnyThread(self, self._onReactorThread(), timeout)
 
     def Register(self, ctx: Any) -> Any:
         """Add an outbound or adopted connection to this engine (see L{gnetcompat.client})."""
@@ -525,6 +513,27 @@ class Engine:
         waiters, self._stoppedWaiters = self._stoppedWaiters, []
         for d in waiters:
             d.callback(None)
+
+
+def stopFromAnyThread(eng: Any, onReactorThread: bool, timeout: float | None) -> Deferred | None:
+    """
+    gnet's C{Engine.Stop} for an engine (single or multicore): request an
+    external shutdown; on the reactor thread return C{whenStopped()}, from
+    another thread block until it fired, up to C{timeout} seconds.
+    """
+    if onReactorThread:
+        eng._requestShutdown(fromLoop=False)
+        return eng.whenStopped()
+    done = threading.Event()
+
+    def stop() -> None:
+        eng._requestShutdown(fromLoop=False)
+        eng.whenStopped().addBoth(lambda _: done.set())
+
+    eng.reactor.callFromThread(stop)
+    if not done.wait(timeout):
+        raise TimeoutError(f"engine did not stop within {timeout} s")
+    return None
 
 
 # -- entry points ---------------------------------------------------------

@@ -516,19 +516,10 @@ class MulticoreEngine:
         self.Validate()
         if self._stopping:
             raise ErrEngineInShutdown()
-        if self._thread is None or threading.current_thread() is self._thread:
-            self._requestShutdown(fromLoop=False)
-            return self.whenStopped()
-        done = threading.Event()
+        from ._engine import stopFromAnyThread
 
-        def stop() -> None:
-            self._requestShutdown(fromLoop=False)
-            self.whenStopped().addBoth(lambda _: done.set())
-
-        self.reactor.callFromThread(stop)
-        if not done.wait(timeout):
-            raise TimeoutError(f"engine did not stop within {timeout} s")
-        return None
+        onReactor = self._thread is None or threading.current_thread() is self._thread
+        return stopFromAnyThread(self, onReactor, timeout)
 
     def Register(self, ctx: Any) -> Any:
         """Not available in the parent: connections live in the workers."""

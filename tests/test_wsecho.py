@@ -644,3 +644,33 @@ class EchoIntegrationTests(TestCase):
             return None
 
         self.assertEqual(await deferToThread(waitClose), 1001)
+
+
+class NvxCheckTests(SynchronousTestCase):
+    """The service says at start whether Autobahn's C helpers are in use."""
+
+    def test_warnsWithoutNvx(self) -> None:
+        """With NVX off, checkNvx logs a warning naming the slow fallback."""
+        import autobahn.websocket as aw
+        from twisted.logger import Logger as _Logger
+
+        from gnetcompat.examples.wsecho import checkNvx
+
+        events: list = []
+        self.patch(aw, "USES_NVX", False)
+        self.assertFalse(checkNvx(_Logger(observer=events.append)))
+        self.assertEqual(len(events), 1)
+        self.assertIn("NVX is off", events[0]["log_format"])
+
+    def test_quietWithNvx(self) -> None:
+        """With NVX on, nothing above debug is logged."""
+        import autobahn.websocket as aw
+        from twisted.logger import LogLevel
+        from twisted.logger import Logger as _Logger
+
+        from gnetcompat.examples.wsecho import checkNvx
+
+        events: list = []
+        self.patch(aw, "USES_NVX", True)
+        self.assertTrue(checkNvx(_Logger(observer=events.append)))
+        self.assertTrue(all(e["log_level"] == LogLevel.debug for e in events))

@@ -47,6 +47,23 @@ _BUSY = (
 )
 
 
+def checkNvx(log: Logger) -> bool:
+    """
+    Report whether Autobahn's NVX C helpers (masking, UTF-8 validation) are
+    in use; without them large messages are about 80 times slower.
+    """
+    from autobahn.websocket import USES_NVX
+
+    if USES_NVX:
+        log.debug("autobahn NVX (C masking and UTF-8 validation) is on")
+    else:
+        log.warn(
+            "autobahn NVX is off (AUTOBAHN_USE_NVX=0 or not built): masking and UTF-8 "
+            "validation fall back to pure Python, about 80x slower for large messages"
+        )
+    return bool(USES_NVX)
+
+
 class WebSocketEchoServer(gnet.BuiltinEventEngine):
     """
     The seed's C{wsServer}: an echo handler speaking WebSocket on every Conn.
@@ -129,6 +146,7 @@ class WebSocketEchoServer(gnet.BuiltinEventEngine):
 
     def OnBoot(self, eng: Any) -> gnet.Action:
         self.eng = eng
+        checkNvx(self.log)
         if self.startedAt is None:
             self.startedAt = time.time()
         if self.statsDir is not None:

@@ -157,10 +157,10 @@ class EchoStats:
         """
         Count a closed connection (C{open} is the caller's business).
 
-        @param closeCode: the close code of its closing handshake, or
+        :param closeCode: the close code of its closing handshake, or
             C{None} (dropped, never upgraded).
-        @param handshakeFailed: its opening handshake got an HTTP error.
-        @param protocolError: the close code of the protocol error that
+        :param handshakeFailed: its opening handshake got an HTTP error.
+        :param protocolError: the close code of the protocol error that
             failed it, or C{None}.
         """
         label = _closedLabel(closeCode)
@@ -414,18 +414,18 @@ def MetricsService(description: str, source: Callable[[], Snapshot], reactor: An
                    startTime: float | None = None) -> Any:
     """
     A service listening on the endpoint C{description} (e.g.
-    C{tcp:9100:interface=127.0.0.1}) with L{metricsSite}.
+    C{tcp:9100:interface=127.0.0.1}) with L{metricsSite}; as with
+    C{strports.service}, a bind failure at start stops twistd.
 
-    @raise ValueError: for a bad endpoint description.
+    :param description: a Twisted server endpoint description.
+    :param source: returns the engine-wide L{Snapshot} at scrape time.
+    :param reactor: the reactor to listen with (the global one by default).
+    :param startTime: the Unix start time to report (now by default).
+    :raises ValueError: for a bad endpoint description.
     """
-    from twisted.application.internet import StreamServerEndpointService
-    from twisted.internet.endpoints import serverFromString
+    from twisted.application import strports
 
+    site = metricsSite(metricsRegistry(source, startTime))
     if reactor is None:
-        from twisted.internet import reactor as _reactor
-
-        reactor = _reactor
-    endpoint = serverFromString(reactor, description)
-    svc = StreamServerEndpointService(endpoint, metricsSite(metricsRegistry(source, startTime)))
-    svc._raiseSynchronously = True
-    return svc
+        return strports.service(description, site)
+    return strports.service(description, site, reactor=reactor)

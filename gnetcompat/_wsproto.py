@@ -143,8 +143,8 @@ class WebSocketOptions:
     :ivar compression: accept permessage-deflate (RFC 7692) offers.
     :ivar autoFragmentSize: fragment sent messages into frames of at most this
         many bytes (0: one frame per message).
-    :ivar webStatus: answer a plain HTTP GET with Autobahn's status page
-        instead of HTTP 426.
+    :ivar webStatus: answer a plain HTTP GET with a status page (the
+        session's C{statusPage}, else Autobahn's) instead of HTTP 426.
     :ivar server: value of the C{Server} header of the handshake response, or
         C{None} for no header.
     """

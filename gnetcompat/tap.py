@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from typing import Any
 
 from twisted.application.service import MultiService
@@ -240,6 +241,26 @@ class Options(usage.Options):
         ]
 
 
+class _EchoService(MultiService):
+    """
+    The service tree's top: once its children stopped (the engine drained),
+    removes the workers' statistics directory (multicore mode).
+    """
+
+    def __init__(self, handler: Any) -> None:
+        super().__init__()
+        self.handler = handler
+
+    def stopService(self) -> Any:
+        def remove(result: Any) -> Any:
+            path = getattr(self.handler, "statsDir", None)
+            if path is not None:
+                shutil.rmtree(path, ignore_errors=True)
+            return result
+
+        return super().stopService().addBoth(remove)
+
+
 def makeService(options: Options) -> MultiService:
     """
     The echo service: one L{gnetcompat.EngineService} under a
@@ -256,7 +277,7 @@ def makeService(options: Options) -> MultiService:
         maxConnections=options["max-connections"],
         debug=options["log-level"] == "debug",
     )
-    top = MultiService()
+    top = _EchoService(handler)
     svc = gnet.EngineService(handler, addrs, *options.gnetOptions())
     svc.setName("gnetecho")
     svc.setServiceParent(top)

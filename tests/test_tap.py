@@ -96,6 +96,7 @@ class OptionsTests(SynchronousTestCase):
                 autoPingTimeout=0.0,
                 allowedOrigins=["*"],
                 compression=True,
+                webStatus=True,  # --status-page defaults to true
             ),
         )
 

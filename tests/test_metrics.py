@@ -1,0 +1,365 @@
+"""
+Tests for L{gnetcompat._metrics}: the Prometheus endpoint of the echo
+service, single-process and multicore, scraped over loopback after real
+traffic through an engine started with L{gnetcompat.Serve}.
+
+Clients (C{websockets}' sync client, raw sockets) run in threads
+(C{deferToThread}) so the reactor keeps serving; every socket operation has
+a timeout and every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import shutil
+import socket
+import tempfile
+import time
+from typing import Any, Callable
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.client import Agent, readBody
+
+import gnetcompat as gnet
+from gnetcompat import tap
+from gnetcompat._metrics import (
+    EchoStats,
+    MetricsService,
+    RateMeter,
+    StatsPublisher,
+    metricsRegistry,
+    metricsSite,
+    readStatsDir,
+)
+from gnetcompat.examples.wsecho import WebSocketEchoServer
+from gnetcompat.websocket import WebSocketOptions
+
+#: seconds any single client operation may take
+IO_TIMEOUT = 10.0
+
+
+# -- clients (run in threads) --------------------------------------------------------
+
+
+def echoSession(port: int, messages: list[Any]) -> list[Any]:
+    """Open a WebSocket, echo each message, close with 1000; return the echoes."""
+    from websockets.sync.client import connect
+
+    got = []
+    with connect(f"ws://127.0.0.1:{port}/", open_timeout=IO_TIMEOUT, close_timeout=IO_TIMEOUT) as ws:
+        for m in messages:
+            ws.send(m)
+            got.append(ws.recv(timeout=IO_TIMEOUT))
+    return got
+
+
+def readAll(sock: socket.socket) -> bytes:
+    """Read until EOF (bounded by the socket timeout)."""
+    out = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, socket.timeout):
+            return out
+        if not chunk:
+            return out
+        out += chunk
+
+
+def plainGet(port: int, path: str = "/") -> bytes:
+    """A plain HTTP/1.1 GET (no Upgrade) on the echo port; the whole response."""
+    with socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        return readAll(s)
+
+
+def tcpDrop(port: int) -> None:
+    """Connect and hang up without a byte."""
+    with socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT):
+        pass
+
+
+def protocolError(port: int) -> bytes:
+    """Upgrade, then send a frame with RSV bits set (1002); return what came back."""
+    with socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT) as s:
+        s.sendall(
+            b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+        s.sendall(bytes([0x81 | 0x70, 0x80 | 2]) + b"\x00\x00\x00\x00" + b"hi")
+        return head + readAll(s)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+async def poll(check: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
+    """Call C{check} (may return a Deferred or coroutine) until truthy, at most C{timeout} s."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if isinstance(last, Deferred) or inspect.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await deferLater(reactor, 0.05, lambda: None)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+async def scrape(port: int, path: bytes = b"/metrics") -> tuple[int, bytes]:
+    """GET C{path} from 127.0.0.1:C{port}; (status, body)."""
+    agent = Agent(reactor, connectTimeout=IO_TIMEOUT)
+    response = await agent.request(b"GET", b"http://127.0.0.1:%d%s" % (port, path)).addTimeout(
+        IO_TIMEOUT, reactor
+    )
+    body = await readBody(response).addTimeout(IO_TIMEOUT, reactor)
+    return response.code, body
+
+
+def samples(text: bytes) -> dict[tuple[str, tuple], float]:
+    """Parse an exposition with C{prometheus_client}: {(name, labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out = {}
+    for family in text_string_to_metric_families(text.decode("utf-8")):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def closedTotal(m: dict) -> float:
+    return sum(v for (name, _), v in m.items() if name == "gnetecho_connections_closed_total")
+
+
+TEXTS = [f"message {i} ✓" for i in range(10)]
+BINARIES = [bytes(range(i % 256)) * (i + 1) for i in range(10)]
+
+
+class SingleProcessMetricsTests(TestCase):
+    """
+    The endpoint of a single-process engine.
+    """
+
+    timeout = 60
+
+    async def test_scrapeMatchesTraffic(self) -> None:
+        """
+        After 20 echoed messages, a TCP drop, a refused plain GET and a
+        protocol error, the endpoint (a L{MetricsService} on a loopback
+        endpoint) shows exactly those numbers; the open gauge is back to 0.
+        """
+        handler = WebSocketEchoServer(multicore=False, wsOptions=WebSocketOptions(webStatus=False))
+        engine = await gnet.Serve(handler, "tcp://127.0.0.1:0")
+        self.addCleanup(lambda: None if engine.stopping else engine.Stop())
+        port = engine.listeningPorts[0].getHost().port
+
+        svc = MetricsService("tcp:0:interface=127.0.0.1", handler.engineStats)
+        svc.startService()
+        self.addCleanup(svc.stopService)
+        metricsPort = (await svc._waitingForPort).getHost().port
+
+        echoes = await deferToThread(echoSession, port, TEXTS + BINARIES)
+        self.assertEqual(echoes, TEXTS + BINARIES)
+        await deferToThread(tcpDrop, port)
+        refused = await deferToThread(plainGet, port)
+        self.assertTrue(refused.startswith(b"HTTP/1.1 426"), refused[:80])
+        violated = await deferToThread(protocolError, port)
+        self.assertIn(b"\x88", violated)  # a Close frame came back
+
+        async def settled() -> dict | None:
+            code, body = await scrape(metricsPort)
+            self.assertEqual(code, 200)
+            m = samples(body)
+            return m if closedTotal(m) == 4 else None
+
+        m = await poll(settled, "4 closed connections")
+        size = sum(len(t.encode()) for t in TEXTS) + sum(len(b) for b in BINARIES)
+        expected = {
+            ("gnetecho_open_connections", ()): 0,
+            ("gnetecho_connections_accepted_total", ()): 4,
+            ("gnetecho_connections_closed_total", (("code", "1000"),)): 1,
+            ("gnetecho_connections_closed_total", (("code", "1002"),)): 1,
+            ("gnetecho_connections_closed_total", (("code", "none"),)): 2,
+            ("gnetecho_messages_total", (("direction", "in"),)): 20,
+            ("gnetecho_messages_total", (("direction", "out"),)): 20,
+            ("gnetecho_payload_bytes_total", (("direction", "in"),)): size,
+            ("gnetecho_payload_bytes_total", (("direction", "out"),)): size,
+            ("gnetecho_handshake_failures_total", ()): 1,
+            ("gnetecho_protocol_errors_total", (("code", "1002"),)): 1,
+            ("gnetecho_workers", ()): 1,
+        }
+        self.assertEqual({k: m.get(k) for k in expected}, expected)
+        self.assertLessEqual(m[("gnetecho_start_time_seconds", ())], time.time())
+
+    async def test_openGaugeAndEchoPortIsClean(self) -> None:
+        """
+        The gauge counts connections while they are open; the echo port
+        never serves the exposition: C{GET /metrics} there is a 404 with the
+        status page on, a 426 with it off.
+        """
+        for webStatus, status in ((True, b"404"), (False, b"426")):
+            handler = WebSocketEchoServer(multicore=False, wsOptions=WebSocketOptions(webStatus=webStatus))
+            engine = await gnet.Serve(handler, "tcp://127.0.0.1:0")
+            port = engine.listeningPorts[0].getHost().port
+            try:
+                body = await deferToThread(plainGet, port, "/metrics")
+                self.assertTrue(body.startswith(b"HTTP/1.1 " + status), body[:80])
+                self.assertNotIn(b"gnetecho_", body)
+                socks = [socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT) for _ in range(3)]
+                try:
+                    await poll(lambda: handler.engineStats().open == 3, "3 open")
+                finally:
+                    for s in socks:
+                        s.close()
+                await poll(lambda: handler.engineStats().open == 0, "0 open")
+            finally:
+                await engine.Stop()
+
+    async def test_notFound(self) -> None:
+        """The metrics site serves C{/metrics} only."""
+        site = metricsSite(metricsRegistry(EchoStats().snapshot))
+        lp = reactor.listenTCP(0, site, interface="127.0.0.1")
+        self.addCleanup(lp.stopListening)
+        code, _ = await scrape(lp.getHost().port, b"/")
+        self.assertEqual(code, 404)
+        code, body = await scrape(lp.getHost().port)
+        self.assertEqual(code, 200)
+        self.assertIn(b"# TYPE gnetecho_messages_total counter", body)
+
+
+class MulticoreMetricsTests(TestCase):
+    """
+    Two worker processes: the parent serves the engine-wide sums.
+    """
+
+    timeout = 90
+
+    async def test_engineWideSums(self) -> None:
+        """
+        Four sessions of five messages and a drop, spread over two workers
+        by the kernel (reuse-port), add up at the parent's endpoint (within
+        the publication lag); the workers gauge is 2.
+        """
+        handler = WebSocketEchoServer(multicore=True)
+        engine = await gnet.Serve(
+            handler, "tcp://127.0.0.1:0", gnet.WithNumEventLoop(2), gnet.WithReusePort(True)
+        ).addTimeout(30, reactor)
+        self.addCleanup(shutil.rmtree, handler.statsDir, True)
+
+        async def stop() -> None:
+            if not engine.stopping:
+                await engine.Stop().addTimeout(20, reactor)
+
+        self.addCleanup(stop)
+        [(_, port)] = engine.addresses
+        self.assertIsNotNone(handler.statsDir)
+        site = reactor.listenTCP(
+            0, metricsSite(metricsRegistry(handler.engineStats)), interface="127.0.0.1"
+        )
+        self.addCleanup(site.stopListening)
+        metricsPort = site.getHost().port
+
+        for i in range(4):
+            msgs = [f"{i}:{j}" for j in range(5)]
+            self.assertEqual(await deferToThread(echoSession, port, msgs), msgs)
+        await deferToThread(tcpDrop, port)
+
+        async def settled() -> dict | None:
+            m = samples((await scrape(metricsPort))[1])
+            messagesIn = m[("gnetecho_messages_total", (("direction", "in"),))]
+            return m if closedTotal(m) == 5 and messagesIn == 20 else None
+
+        m = await poll(settled, "engine-wide sums", timeout=20)
+        self.assertEqual(m[("gnetecho_connections_accepted_total", ())], 5)
+        self.assertEqual(m[("gnetecho_connections_closed_total", (("code", "1000"),))], 4)
+        self.assertEqual(m[("gnetecho_connections_closed_total", (("code", "none"),))], 1)
+        self.assertEqual(m[("gnetecho_open_connections", ())], 0)
+        self.assertEqual(m[("gnetecho_workers", ())], 2)
+        files = [n for n in os.listdir(handler.statsDir) if n.endswith(".stats")]
+        self.assertEqual(sorted(int(n.split(".")[0]) for n in files), sorted(engine.workerPids()))
+
+
+class StatsFileTests(SynchronousTestCase):
+    """
+    The per-worker files and the rate meter, in memory.
+    """
+
+    def test_publishAndSum(self) -> None:
+        """
+        Two published L{EchoStats} sum up; the open gauge of a file whose
+        pid is gone is left out, its counters are kept.
+        """
+        d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, d, True)
+        s = EchoStats()
+        s.accepted, s.open, s.messagesIn, s.bytesIn = 3, 2, 7, 70
+        s.connectionClosed(1000)
+        s.connectionClosed(None, handshakeFailed=True)
+        s.connectionClosed(4000, protocolError=1009)
+        p = StatsPublisher(d, s)
+        self.addCleanup(p.close)
+        # a dead worker's file: copy ours under a pid that cannot exist
+        with open(p.path, "rb") as f:
+            data = bytearray(f.read())
+        view = memoryview(data).cast("q")
+        view[1] = 2**22 + 12345  # above pid_max on Linux
+        view.release()
+        with open(os.path.join(d, "dead.stats"), "wb") as f:
+            f.write(data)
+        snap = readStatsDir(d)
+        self.assertEqual((snap.workers, snap.open, snap.accepted), (1, 2, 6))
+        self.assertEqual((snap.messagesIn, snap.bytesIn, snap.handshakeFailures), (14, 140, 2))
+        self.assertEqual(snap.closed, {"1000": 2, "none": 2, "other": 2})
+        self.assertEqual(snap.protocolErrors, {"1009": 2})
+
+    def test_rate(self) -> None:
+        """
+        The first reading is the average since start; later ones cover the
+        samples of the last window.
+        """
+        now = [100.0]
+        r = RateMeter(window=10, now=lambda: now[0])
+        now[0] = 104.0
+        self.assertEqual(r.rate(40), 10.0)
+        now[0] = 106.0
+        self.assertEqual(r.rate(80), 20.0)
+        now[0] = 120.0
+        self.assertEqual(r.rate(100), 100 / 20)
+
+
+class MetricsOptionTests(SynchronousTestCase):
+    """
+    C{twistd gnetecho --metrics}.
+    """
+
+    def test_off(self) -> None:
+        """Off by default: the service has no metrics child."""
+        o = tap.Options()
+        o.parseOptions([])
+        self.assertIsNone(o["metrics"])
+        self.assertRaises(KeyError, tap.makeService(o).getServiceNamed, "metrics")
+
+    def test_on(self) -> None:
+        """An endpoint description adds a C{metrics} service."""
+        o = tap.Options()
+        o.parseOptions(["--metrics", "tcp:0:interface=127.0.0.1"])
+        self.assertIsNotNone(tap.makeService(o).getServiceNamed("metrics"))
+
+    def test_bad(self) -> None:
+        """A bad description stops twistd with a message naming the option."""
+        o = tap.Options()
+        e = self.assertRaises(usage.UsageError, o.parseOptions, ["--metrics", "nosuch:1"])
+        self.assertIn("--metrics", str(e))

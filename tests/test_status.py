@@ -1,0 +1,221 @@
+"""
+Tests for the status page of the echo service (L{gnetcompat._status}, served
+by the WebSocket session layer to a plain C{GET /} on the echo port).
+
+Raw HTTP clients run in threads; the browser test drives headless chromium
+with selenium (as L{tests.test_browser}) against the echo port itself and
+saves a screenshot in the trial temp directory.  Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import struct
+import tempfile
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.threads import deferToThread
+from twisted.trial.unittest import SkipTest, TestCase
+
+import gnetcompat as gnet
+from gnetcompat import tap
+from gnetcompat.examples.wsecho import WebSocketEchoServer
+from gnetcompat.websocket import WebSocketOptions
+
+from .test_browser import CHROMEDRIVER, CHROMIUM, _missing
+from .test_metrics import IO_TIMEOUT, echoSession, plainGet, poll
+
+
+def field(page: bytes, ident: str) -> str:
+    """The text of the element with id C{ident}."""
+    m = re.search(rb'id="' + ident.encode() + rb'"[^>]*>([^<]*)<', page)
+    assert m is not None, f"no #{ident} in the page"
+    return m.group(1).decode()
+
+
+def statusOptions(**kw: Any) -> WebSocketOptions:
+    """Options with the status page on and a long opening-handshake timeout."""
+    return WebSocketOptions(webStatus=True, openHandshakeTimeout=60.0, **kw)
+
+
+class StatusPageTests(TestCase):
+    """
+    The page over plain HTTP.
+    """
+
+    timeout = 60
+
+    async def serve(self, wsOptions: WebSocketOptions) -> tuple[WebSocketEchoServer, int]:
+        handler = WebSocketEchoServer(multicore=False, wsOptions=wsOptions)
+        engine = await gnet.Serve(handler, "tcp://127.0.0.1:0")
+        self.addCleanup(lambda: None if engine.stopping else engine.Stop())
+        return handler, engine.listeningPorts[0].getHost().port
+
+    async def test_pageHasTheNumbers(self) -> None:
+        """
+        C{GET /} answers 200 HTML with the version, one worker, the open
+        connections (three idle ones plus the GET's own), the messages
+        echoed so far, a rate, and the echo console; the connection closes.
+        """
+        handler, port = await self.serve(statusOptions())
+        msgs = [f"m{i}" for i in range(7)]
+        self.assertEqual(await deferToThread(echoSession, port, msgs), msgs)
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT) for _ in range(3)]
+        self.addCleanup(lambda: [s.close() for s in idle])
+        await poll(lambda: handler.engineStats().open == 3, "3 idle connections")
+        response = await deferToThread(plainGet, port)
+        head, _, body = response.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 OK\r\n"), head)
+        self.assertIn(b"Content-Type: text/html; charset=utf-8", head)
+        self.assertIn(b"Content-Length: %d" % len(body), head)
+        self.assertEqual(field(body, "version"), gnet.__version__)
+        self.assertEqual(field(body, "workers"), "1")
+        self.assertEqual(field(body, "connections"), "4")
+        self.assertEqual(field(body, "messages"), "7")
+        self.assertGreater(float(field(body, "rate")), 0)
+        self.assertRegex(field(body, "uptime"), r"^\d\d:\d\d:\d\d$")
+        self.assertIn(b"new WebSocket(", body)
+
+    async def test_otherPathsAndNoOpenRedirect(self) -> None:
+        """
+        Only C{/} is the page (others: 404), and Autobahn's C{?redirect=}
+        does not turn the echo port into an open redirect.
+        """
+        _, port = await self.serve(statusOptions())
+        missing = await deferToThread(plainGet, port, "/nope")
+        self.assertTrue(missing.startswith(b"HTTP/1.1 404"), missing[:60])
+        redirect = await deferToThread(plainGet, port, "/?redirect=http%3A%2F%2Fevil.example%2F")
+        self.assertTrue(redirect.startswith(b"HTTP/1.1 200"), redirect[:60])
+        self.assertNotIn(b"evil.example", redirect)
+
+    async def test_statusPageFalse(self) -> None:
+        """
+        C{--status-page=false}: a plain GET gets HTTP 426, as before.
+        """
+        o = tap.Options()
+        o.parseOptions(["--status-page=false"])
+        _, port = await self.serve(o["wsOptions"])
+        response = await deferToThread(plainGet, port)
+        self.assertTrue(response.startswith(b"HTTP/1.1 426"), response[:60])
+        self.assertNotIn(b"<html", response)
+
+    async def test_multicore(self) -> None:
+        """
+        With two workers the page (served by either) shows two workers and
+        the engine-wide message count.
+        """
+        handler = WebSocketEchoServer(multicore=True, wsOptions=statusOptions())
+        engine = await gnet.Serve(
+            handler, "tcp://127.0.0.1:0", gnet.WithNumEventLoop(2), gnet.WithReusePort(True)
+        ).addTimeout(30, reactor)
+        self.addCleanup(shutil.rmtree, handler.statsDir, True)
+        self.addCleanup(lambda: None if engine.stopping else engine.Stop().addTimeout(20, reactor))
+        [(_, port)] = engine.addresses
+        for i in range(4):
+            await deferToThread(echoSession, port, [f"{i}"] * 3)
+
+        async def page() -> bytes | None:
+            body = await deferToThread(plainGet, port)
+            return body if field(body, "messages") == "12" and field(body, "workers") == "2" else None
+
+        body = await poll(page, "12 messages on 2 workers", timeout=20)
+        self.assertEqual(field(body, "connections"), "1")
+
+
+def _browse(url: str, profile: str, screenshot: str, text: str) -> dict[str, Any]:
+    """
+    Thread: load the status page in headless chromium, type C{text} into
+    the echo console, wait (bounded) for its echo, take a screenshot.
+    """
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--no-first-run", "--no-default-browser-check", "--no-proxy-server",
+        "--window-size=1024,768", f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    try:
+        driver.set_page_load_timeout(30)
+        driver.get(url)
+        wait = WebDriverWait(driver, 20, poll_frequency=0.1)
+        wait.until(lambda d: d.find_element("id", "state").text == "open")
+        box = driver.find_element("id", "text")
+        box.send_keys(text)
+        box.send_keys(Keys.ENTER)
+        echoes = wait.until(
+            lambda d: d.execute_script("return window.__echo.length ? window.__echo : null")
+        )
+        driver.save_screenshot(screenshot)
+        return {
+            "echoes": echoes,
+            "connections": driver.find_element("id", "connections").text,
+            "title": driver.title,
+            "log": driver.find_element("id", "log").text,
+        }
+    finally:
+        driver.quit()
+
+
+class BrowserStatusTests(TestCase):
+    """
+    Chromium renders the page and its echo console round-trips.
+    """
+
+    timeout = 120
+
+    def setUp(self) -> None:
+        """Skip (or, under CI=true, fail) when the browser stack is missing."""
+        why = _missing()
+        if why is not None:
+            if os.environ.get("CI") == "true":
+                self.fail(f"browser test cannot run under CI=true: {why}")
+            raise SkipTest(why)
+
+    async def test_pageInChromium(self) -> None:
+        """
+        The page served by the echo port loads, the console echoes a typed
+        message over a WebSocket to the same host, the DOM shows the
+        connection count (two idle ones plus the page's own GET, at least)
+        and the screenshot is a real rendering (a PNG of the window size and
+        of non-trivial size).
+        """
+        handler = WebSocketEchoServer(multicore=False, wsOptions=statusOptions())
+        engine = await gnet.Serve(handler, "tcp://127.0.0.1:0")
+        self.addCleanup(lambda: None if engine.stopping else engine.Stop())
+        port = engine.listeningPorts[0].getHost().port
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT) for _ in range(2)]
+        self.addCleanup(lambda: [s.close() for s in idle])
+        await poll(lambda: handler.engineStats().open == 2, "2 idle connections")
+
+        profile = tempfile.mkdtemp(prefix="gnetecho-chromium-")
+        self.addCleanup(shutil.rmtree, profile, True)
+        outdir = self.mktemp()
+        os.makedirs(outdir)
+        shot = os.path.abspath(os.path.join(outdir, "status.png"))
+        text = "héllo console ✓"
+        result = await deferToThread(_browse, f"http://127.0.0.1:{port}/", profile, shot, text)
+
+        self.assertEqual(result["echoes"], [text])
+        self.assertIn("< " + text, result["log"])
+        self.assertEqual(result["title"], "gnetecho status")
+        self.assertRegex(result["connections"], r"^\d+$")
+        self.assertGreaterEqual(int(result["connections"]), 3)
+        with open(shot, "rb") as f:
+            png = f.read()
+        self.assertEqual(png[:8], b"\x89PNG\r\n\x1a\n")
+        width, height = struct.unpack(">II", png[16:24])
+        self.assertGreaterEqual((width, height), (800, 500))
+        self.assertGreater(len(png), 10_000, "a blank page compresses to a few KiB")
+        self.assertEqual(handler.stats.messagesIn, 1)

@@ -11,6 +11,7 @@ Numbers worth watching (RSS growth, rates) are printed to stdout.
 from __future__ import annotations
 
 import os
+import random
 import select
 import shutil
 import signal
@@ -541,7 +542,7 @@ class BadInputTests(unittest.TestCase):
             good = WSClient(server.port)
             results = []
             for junk in (
-                os.urandom(4096) + b"\r\n\r\n",
+                random.Random(20261124).randbytes(4096) + b"\r\n\r\n",
                 clientHello,
                 b"\x00\xff" * 10 + b"\r\n\r\n",
             ):
@@ -568,7 +569,8 @@ class BadInputTests(unittest.TestCase):
         for status, closed in results[0::2]:
             self.assertTrue(closed)
             if status:
-                self.assertRegex(status, rb"^HTTP/1\.1 400 ")
+                # 400 bad request, or 405 when the junk's first word parses as a method
+                self.assertRegex(status, rb"^HTTP/1\.1 40[05] ")
         self.assertEqual(results[1::2], [b"ok"] * 3)
 
     async def test_protocolViolations1002(self) -> None:

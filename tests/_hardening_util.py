@@ -38,7 +38,8 @@ from twisted.python.failure import Failure
 LISTENING = re.compile(r"is listening on")
 
 #: The load generator (see /work/shared/bench/README.md); WSLOAD overrides.
-WSLOAD = os.environ.get("WSLOAD", "/tmp/wsload")
+#: scripts/bootstrap builds it next to the venv's python.
+WSLOAD = os.environ.get("WSLOAD") or os.path.join(os.path.dirname(sys.executable), "wsload")
 
 _MIB = 1024 * 1024
 

@@ -375,9 +375,8 @@ class Conn(_Reader):
         t = self._transport
         try:
             return len(t.dataBuffer) - t.offset + t._tempDataLen
-        except AttributeError:
-            value = getattr(t, "value", None)  # StringTransport
-            return 0 if value is None else 0
+        except AttributeError:  # not a FileDescriptor (TLS, StringTransport): nothing we can see
+            return 0
 
     # -- queued operations (any thread) ----------------------------------
 

@@ -38,6 +38,15 @@ PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "browser_page.ht
 PAGE_TIMEOUT = 60
 
 
+def requireBrowser(case: TestCase) -> None:
+    """Skip C{case} when chromium or chromedriver is missing; under CI=true, fail it."""
+    why = _missing()
+    if why is not None:
+        if os.environ.get("CI") == "true":
+            case.fail(f"browser test cannot run under CI=true: {why}")
+        raise SkipTest(why)
+
+
 def _missing() -> str | None:
     """Why the browser test cannot run here, or C{None}."""
     for path in (CHROMIUM, CHROMEDRIVER):
@@ -98,11 +107,7 @@ class BrowserEchoTests(TestCase):
 
     def setUp(self) -> None:
         """Skip (or, under CI=true, fail) when the browser stack is missing."""
-        why = _missing()
-        if why is not None:
-            if os.environ.get("CI") == "true":
-                self.fail(f"browser test cannot run under CI=true: {why}")
-            raise SkipTest(why)
+        requireBrowser(self)
 
     async def test_chromiumEcho(self) -> None:
         """

@@ -19,14 +19,14 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import TestCase
 
 import gnetcompat as gnet
 from gnetcompat import tap
 from gnetcompat.examples.wsecho import WebSocketEchoServer
 from gnetcompat.websocket import WebSocketOptions
 
-from .test_browser import CHROMEDRIVER, CHROMIUM, _missing
+from .test_browser import CHROMEDRIVER, CHROMIUM, requireBrowser
 from .test_metrics import IO_TIMEOUT, echoSession, plainGet, poll
 
 
@@ -177,11 +177,7 @@ class BrowserStatusTests(TestCase):
 
     def setUp(self) -> None:
         """Skip (or, under CI=true, fail) when the browser stack is missing."""
-        why = _missing()
-        if why is not None:
-            if os.environ.get("CI") == "true":
-                self.fail(f"browser test cannot run under CI=true: {why}")
-            raise SkipTest(why)
+        requireBrowser(self)
 
     async def test_pageInChromium(self) -> None:
         """

@@ -636,7 +636,9 @@ class MulticoreEngine:
         childFDs: dict[int, Any] = {0: "w", 1: "r", 2: "r", CONTROL_FD: "r", COUNTERS_FD: self._counters.fd}
         inherit: dict[int, int] = {}
         for n, lst in enumerate(self._listeners):
-            if lst.sock is not None and (lst.shared or not self._spawned):
+            # reuse-port: only the first worker 0 takes the parent's socket; every
+            # other worker (and every replacement) binds its own below
+            if lst.sock is not None and (lst.shared or (index == 0 and not self._spawned)):
                 inherit[FIRST_LISTENER_FD + n] = lst.sock.fileno()
         childFDs.update(inherit)
         env = dict(os.environ)

@@ -75,6 +75,21 @@ async def poll(predicate: Callable[[], bool], timeout: float = 10.0, what: str =
         await task.deferLater(reactor, 0.05, lambda: None)
 
 
+def listeningInodes(port: int) -> set[str]:
+    """
+    The inodes of the IPv4 TCP sockets listening on C{port}, from
+    C{/proc/net/tcp}: one per socket, however many processes hold it.
+    """
+    inodes = set()
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    return inodes
+
+
 async def connect(port: int, host: str = "127.0.0.1") -> LineClient:
     ep = TCP4ClientEndpoint(reactor, host, port, timeout=5)
     return await connectProtocol(ep, LineClient()).addTimeout(10, reactor)
@@ -118,6 +133,8 @@ class SpreadAndCountTests(WorkersTestCase):
         self.assertEqual(host, "127.0.0.1")
         self.assertNotEqual(port, 0)
         self.assertRaises(ErrUnsupportedOp, eng.Dup)
+        # one listening socket per worker (not one shared by both)
+        self.assertEqual(len(listeningInodes(port)), 2)
         clients = [await connect(port) for _ in range(40)]
         pids = await self.pids(clients)
         self.assertGreaterEqual(len(set(pids)), 2)

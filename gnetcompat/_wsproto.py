@@ -45,6 +45,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
+from urllib import parse
 from weakref import WeakKeyDictionary
 
 from autobahn.twisted.util import create_transport_details
@@ -518,6 +519,7 @@ class _SessionProtocol(WebSocketServerProtocol):
             return
         if self.http_request_path != "/":
             self.sendHttpErrorResponse(404, "Not Found", [("Connection", "close")])
+            self.wasClean = True
             return
         body = page().encode("utf-8")
         self.sendData(
@@ -526,6 +528,9 @@ class _SessionProtocol(WebSocketServerProtocol):
             b"Content-Length: %d\r\n\r\n" % len(body)
             + body
         )
+        # a complete HTTP exchange: the drop that follows is not an error
+        # (Autobahn would log a warning for every health check otherwise)
+        self.wasClean = True
 
     def sendRedirect(self, url: str) -> None:
         """
@@ -552,7 +557,33 @@ class _SessionProtocol(WebSocketServerProtocol):
             if end + 4 > limit:
                 self._tooLarge()
                 return
+        if self._session.statusPage is not None and self._plainGet():
+            return
         super().processHandshake()
+
+    def _plainGet(self) -> bool:
+        """
+        Answer a complete plain C{GET} (no C{Upgrade} header) of HTTP/1.0,
+        or of HTTP/1.1 without C{Host}, with the status page.  Autobahn
+        refuses both (505, 400) before it looks for C{Upgrade}, and they are
+        what load-balancer health checks send (HAProxy's C{option httpchk}).
+        """
+        data = self.data
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        line, _, headers = data[:end].partition(b"\r\n")
+        parts = line.split()
+        if len(parts) != 3 or parts[0] != b"GET" or parts[2] not in (b"HTTP/1.0", b"HTTP/1.1"):
+            return False
+        names = {h.split(b":", 1)[0].strip().lower() for h in headers.split(b"\r\n")}
+        if b"upgrade" in names or (parts[2] == b"HTTP/1.1" and b"host" in names):
+            return False  # a WebSocket upgrade, or a request Autobahn handles itself
+        self.data = b""
+        self.http_request_path = parse.urlsplit(parts[1].decode("latin-1")).path
+        self.sendServerStatus()
+        self.dropConnection(abort=False)
+        return True
 
     def _tooLarge(self) -> None:
         self.data = b""

@@ -27,7 +27,14 @@ from gnetcompat.examples.wsecho import WebSocketEchoServer
 from gnetcompat.websocket import WebSocketOptions
 
 from .test_browser import CHROMEDRIVER, CHROMIUM, requireBrowser
-from .test_metrics import IO_TIMEOUT, echoSession, plainGet, poll
+from .test_metrics import IO_TIMEOUT, echoSession, plainGet, poll, readAll
+
+
+def rawRequest(port: int, request: bytes) -> bytes:
+    """Send C{request} as it is on a new connection; the whole response."""
+    with socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT) as s:
+        s.sendall(request)
+        return readAll(s)
 
 
 def field(page: bytes, ident: str) -> str:
@@ -91,6 +98,42 @@ class StatusPageTests(TestCase):
         redirect = await deferToThread(plainGet, port, "/?redirect=http%3A%2F%2Fevil.example%2F")
         self.assertTrue(redirect.startswith(b"HTTP/1.1 200"), redirect[:60])
         self.assertNotIn(b"evil.example", redirect)
+
+    async def test_healthCheckRequests(self) -> None:
+        """
+        What load balancers send gets the page too: HTTP/1.0 with or without
+        C{Host} (HAProxy's plain C{option httpchk}) and HTTP/1.1 without
+        C{Host}; none of them logs a warning.  A request for the page that
+        asks to upgrade (HTTP/1.0) is still refused by Autobahn.
+        """
+        from twisted.logger import LogLevel, globalLogPublisher
+
+        warnings: list[dict] = []
+
+        def observer(event: dict) -> None:
+            if event.get("log_level", LogLevel.info) >= LogLevel.warn:
+                warnings.append(event)
+
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        _, port = await self.serve(statusOptions())
+        for request in (
+            b"GET / HTTP/1.0\r\n\r\n",
+            b"GET / HTTP/1.0\r\nHost: gnetecho\r\nUser-Agent: check\r\n\r\n",
+            b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: gnetecho\r\n\r\n",
+        ):
+            response = await deferToThread(rawRequest, port, request)
+            head, _, body = response.partition(b"\r\n\r\n")
+            self.assertTrue(head.startswith(b"HTTP/1.1 200 OK"), (request, head))
+            self.assertEqual(field(body, "workers"), "1")
+        missing = await deferToThread(rawRequest, port, b"GET /x HTTP/1.0\r\n\r\n")
+        self.assertTrue(missing.startswith(b"HTTP/1.1 404"), missing[:60])
+        self.assertEqual(warnings, [])
+        upgrade = await deferToThread(
+            rawRequest, port, b"GET / HTTP/1.0\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"
+        )
+        self.assertTrue(upgrade.startswith(b"HTTP/1.1 505"), upgrade[:60])
 
     async def test_statusPageFalse(self) -> None:
         """

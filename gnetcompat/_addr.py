@@ -28,6 +28,8 @@ from .interfaces import IAddr
 
 _STREAM = {"tcp", "tcp4", "tcp6", "unix"}
 _SCHEMES = {"tcp", "tcp4", "tcp6", "udp", "udp4", "udp6", "unix"}
+#: gnetcompat's extension: serve on an inherited listening socket.
+FD_SCHEME = "fd"
 
 
 @implementer(IAddr)
@@ -115,7 +117,10 @@ class ListenSpec:
 
     text: str  # the whole string as given
     network: str  # tcp, tcp4, tcp6, udp, udp4, udp6, unix
-    address: str  # the part after scheme://
+    address: str  # the part after scheme:// (for fd://N: the socket's own address)
+    #: C{fd://N}: the inherited listening socket to serve on (never bound,
+    #: never unlinked by the engine; systemd socket activation)
+    fd: int | None = None
 
     @property
     def stream(self) -> bool:
@@ -146,6 +151,8 @@ def parseProtoAddr(protoAddr: str) -> ListenSpec:
         raise ErrInvalidNetworkAddress()
     scheme, _, rest = protoAddr.partition("://")
     scheme = scheme.lower()
+    if scheme == FD_SCHEME:
+        return inheritedSocketSpec(protoAddr, rest)
     if scheme not in _SCHEMES:
         raise ErrUnsupportedProtocol()
     if scheme == "unix":
@@ -162,6 +169,43 @@ def parseProtoAddr(protoAddr: str) -> ListenSpec:
     if not parts.netloc or parts.path or parts.query or parts.fragment:
         raise ErrInvalidNetworkAddress()
     return ListenSpec(protoAddr, scheme, rest)
+
+
+def inheritedSocketSpec(text: str, number: str) -> ListenSpec:
+    """
+    The spec of C{fd://N} (a gnetcompat extension, not gnet's): an already
+    listening stream socket this process inherited, such as one systemd
+    passes for socket activation.  Its network and address are read off the
+    socket (C{tcp4}/C{tcp6} C{host:port}, or C{unix} and its path).
+
+    @raise ErrInvalidNetworkAddress: C{N} is not a descriptor number, not
+        open, not a socket, or not a listening stream socket.
+    """
+    if not number.isdigit():
+        raise ErrInvalidNetworkAddress(f"gnet: invalid network address {text!r}: fd://N takes a number")
+    fd = int(number)
+    try:
+        probe = socket.socket(fileno=os.dup(fd))
+    except OSError as e:
+        raise ErrInvalidNetworkAddress(
+            f"gnet: {text}: file descriptor {fd} is not an open socket ({e.strerror})"
+        ) from None
+    try:
+        if probe.type != socket.SOCK_STREAM or not probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            raise ErrInvalidNetworkAddress(
+                f"gnet: {text}: file descriptor {fd} is not a listening stream socket"
+            )
+        name = probe.getsockname()
+        if probe.family == socket.AF_UNIX:
+            path = name.decode("utf-8", "surrogateescape") if isinstance(name, bytes) else name
+            return ListenSpec(text, "unix", path, fd)
+        if probe.family == socket.AF_INET6:
+            return ListenSpec(text, "tcp6", f"[{name[0]}]:{name[1]}", fd)
+        if probe.family == socket.AF_INET:
+            return ListenSpec(text, "tcp4", f"{name[0]}:{name[1]}", fd)
+        raise ErrInvalidNetworkAddress(f"gnet: {text}: unsupported socket family {probe.family!r}")
+    finally:
+        probe.close()
 
 
 def splitHostPort(address: str) -> tuple[str, int]:
@@ -279,6 +323,8 @@ def createListener(spec: ListenSpec, options: object) -> tuple[socket.socket, in
     @raise OSError: binding failed (address in use ...).
     """
     o = options
+    if spec.fd is not None:
+        return _adopted(spec, o)
     if spec.network == "unix":
         path = spec.address
         try:
@@ -326,6 +372,35 @@ def createListener(spec: ListenSpec, options: object) -> tuple[socket.socket, in
         raise
     sock.setblocking(False)
     return sock, family
+
+
+def _adopted(spec: ListenSpec, o: object) -> tuple[socket.socket, int]:
+    """
+    A duplicate of the inherited listening socket of C{fd://N}, with the
+    options that apply to a listener that is already bound (buffers,
+    no-delay, keep-alive); the reuse and backlog options were the binder's.
+    """
+    try:
+        sock = socket.socket(fileno=os.dup(spec.fd))
+    except OSError as e:
+        raise ErrInvalidNetworkAddress(f"gnet: {spec.text}: {e.strerror}") from None
+    try:
+        _bufferOptions(sock, o)
+        if sock.family != socket.AF_UNIX:
+            if o.TCPNoDelay == 0:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if o.TCPKeepAlive > 0:
+                applyKeepAlive(sock, o.TCPKeepAlive, o.TCPKeepInterval, o.TCPKeepCount)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock, sock.family
+
+
+def ownsPath(spec: ListenSpec) -> bool:
+    """A unix socket file the engine created (and so removes when it stops)."""
+    return spec.network == "unix" and spec.fd is None
 
 
 def _bufferOptions(sock: socket.socket, o: object) -> None:

@@ -28,7 +28,7 @@ from twisted.logger import (
 from zope.interface import implementer
 
 from ._action import Action, splitPair, toAction
-from ._addr import ListenSpec, createListener, normalizeNetwork, parseProtoAddr
+from ._addr import ListenSpec, createListener, normalizeNetwork, ownsPath, parseProtoAddr
 from ._conn import EventLoop
 from .errors import (
     ErrEmptyEngine,
@@ -366,6 +366,11 @@ class Engine:
             if spec.stream:
                 factory = GnetFactory(self, "unix" if spec.network == "unix" else "tcp")
                 lst.port = self.reactor.adoptStreamPort(lst.sock.fileno(), lst.family, factory)
+                if spec.fd is not None and spec.network == "unix":
+                    # Twisted's adopted unix port unlinks its path when it stops
+                    # listening; an inherited socket's file belongs to whoever
+                    # passed it (systemd), which may pass it again
+                    lst.port._bindPath = b"\0"
             else:
                 proto = GnetDatagramProtocol(self)
                 lst.port = self.reactor.adoptDatagramPort(
@@ -501,7 +506,7 @@ class Engine:
             if lst.sock is not None:
                 lst.sock.close()
                 lst.sock = None
-            if lst.spec.network == "unix" and (lst.port is not None or not self._booted):
+            if ownsPath(lst.spec) and (lst.port is not None or not self._booted):
                 try:
                     os.unlink(lst.spec.address)
                 except OSError:
@@ -555,7 +560,7 @@ def _normalizeTopology(specs: list[ListenSpec], options: Options) -> Options:
     loops = o.numLoops()
     if loops > 1 and not sys.platform.startswith(("linux", "freebsd", "dragonfly")):
         o.ReusePort = False
-    if any(s.network == "unix" for s in specs):
+    if any(s.network == "unix" or s.fd is not None for s in specs):
         o.ReusePort = False
     if any(not s.stream for s in specs):
         o.ReusePort = True

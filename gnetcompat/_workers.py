@@ -123,7 +123,7 @@ from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ._addr import ListenSpec, createListener, normalizeNetwork, splitHostPort
+from ._addr import ListenSpec, createListener, normalizeNetwork, ownsPath, splitHostPort
 from .errors import (
     ErrEngineInShutdown,
     ErrInvalidNetworkAddress,
@@ -573,7 +573,7 @@ class MulticoreEngine:
         try:
             for spec in self.specs:
                 sock, family = createListener(spec, self.options)
-                shared = spec.network == "unix" or not self.options.ReusePort
+                shared = spec.network == "unix" or spec.fd is not None or not self.options.ReusePort
                 self._listeners.append(_ParentListener(spec, sock, family, shared))
             self._counters = SharedCounters(self.numWorkers)
         except BaseException:
@@ -767,7 +767,7 @@ class MulticoreEngine:
     def _closeListeners(self) -> None:
         for lst in self._listeners:
             lst.close()
-            if lst.spec.network == "unix":
+            if ownsPath(lst.spec):
                 try:
                     os.unlink(lst.spec.address)
                 except OSError:

@@ -21,7 +21,7 @@ from twisted.python import usage
 import gnetcompat as gnet
 from gnetcompat.websocket import WebSocketOptions
 
-__all__ = ["Options", "makeService", "toGnetAddress"]
+__all__ = ["Options", "makeService", "systemdDescriptor", "toGnetAddress"]
 
 _MIB = 1024 * 1024
 
@@ -84,10 +84,13 @@ def toGnetAddress(description: str) -> str:
     Turn a C{--port}/C{--listen} value into a gnet address.
 
     A bare number is C{tcp://127.0.0.1:N} (the seed's loopback bind); gnet
-    addresses (C{tcp://...}, C{unix://...}) pass through; the endpoint forms
+    addresses (C{tcp://...}, C{unix://...}, and gnetcompat's C{fd://N} for
+    an inherited listening socket) pass through; the endpoint forms
     C{tcp:PORT[:interface=H][:backlog=N]}, C{tcp6:PORT[:interface=H]} and
     C{unix:PATH} are translated (colons inside values escaped as C{\\:}, as
-    for Twisted's endpoint strings: C{tcp6:9080:interface=\\:\\:1}).
+    for Twisted's endpoint strings: C{tcp6:9080:interface=\\:\\:1});
+    Twisted's C{systemd:domain=INET:index=N} (or C{name=NAME}) becomes
+    C{fd://3+N}, the socket systemd passed (L{systemdDescriptor}).
 
     @raise ValueError: anything else (the message says what is accepted).
     """
@@ -100,7 +103,7 @@ def toGnetAddress(description: str) -> str:
             raise ValueError(
                 f"cannot serve WebSocket on {description!r}: give a tcp or unix address"
             )
-        if spec.network != "unix":
+        if spec.network != "unix" and spec.fd is None:
             host, sep, port = spec.address.rpartition(":")
             if not sep or (host and ":" in host and not host.startswith("[")):
                 raise ValueError(f"missing port in {description!r}: give HOST:PORT")
@@ -108,6 +111,8 @@ def toGnetAddress(description: str) -> str:
         return d
     kind, _, rest = d.partition(":")
     parts = _splitEndpoint(rest) if rest else []
+    if kind == "systemd":
+        return toGnetAddress(f"fd://{systemdDescriptor(d)}")
     if kind in ("tcp", "tcp6") and parts and parts[0].isdigit():
         port = _portNumber(parts[0], description)
         kw = {}
@@ -124,8 +129,41 @@ def toGnetAddress(description: str) -> str:
         return f"unix://{os.path.abspath(parts[0])}"
     raise ValueError(
         f"cannot listen on {description!r}: give a port number, tcp:PORT[:interface=HOST], "
-        "tcp6:PORT[:interface=HOST], unix:PATH, or a gnet address such as tcp://0.0.0.0:9080"
+        "tcp6:PORT[:interface=HOST], unix:PATH, systemd:domain=INET:index=N, or a gnet "
+        "address such as tcp://0.0.0.0:9080"
     )
+
+
+def systemdDescriptor(description: str, reactor: Any = None) -> int:
+    """
+    The descriptor that a C{systemd:domain=INET|UNIX:index=N} or
+    C{systemd:domain=...:name=NAME} description names.  Twisted's own
+    C{systemd} endpoint parser reads systemd's socket-activation variables
+    (C{LISTEN_PID}, C{LISTEN_FDS}, C{LISTEN_FDNAMES}) once, at import, and
+    resolves the description; its descriptor is served as C{fd://N}.  The
+    socket's own family decides, whatever C{domain} says.
+
+    @raise ValueError: a malformed description, or no such socket passed.
+    """
+    from twisted.internet.endpoints import AdoptedStreamServerEndpoint, serverFromString
+
+    if reactor is None:
+        from twisted.internet import reactor
+    try:
+        endpoint = serverFromString(reactor, description)
+    except (IndexError, KeyError):
+        raise ValueError(
+            f"{description!r}: systemd passed no such socket to this process (LISTEN_PID, "
+            "LISTEN_FDS, LISTEN_FDNAMES; start the service from its .socket unit)"
+        ) from None
+    except AttributeError:
+        raise ValueError(f"{description!r}: domain must be INET, INET6 or UNIX") from None
+    except TypeError as e:
+        raise ValueError(
+            f"{description!r}: give domain=INET|INET6|UNIX and index=N or name=NAME ({e})"
+        ) from None
+    assert isinstance(endpoint, AdoptedStreamServerEndpoint)
+    return endpoint.fileno
 
 
 class Options(usage.Options):
@@ -137,8 +175,9 @@ class Options(usage.Options):
         "echoed with its opcode. Autobahn does the WebSocket protocol."
     )
     optParameters = [
-        ["port", "p", "9080", "Port number (binds 127.0.0.1) or an address: tcp:PORT[:interface=H], "
-         "tcp6:PORT, unix:PATH, tcp://HOST:PORT, unix:///PATH.", None],
+        ["port", "p", None, "Port number (binds 127.0.0.1) or an address: tcp:PORT[:interface=H], "
+         "tcp6:PORT, unix:PATH, systemd:domain=INET:index=N, tcp://HOST:PORT, unix:///PATH "
+         "(default: 9080, unless --listen is given).", None],
         ["multicore", None, True, "One worker process per CPU (true/false).", _bool("multicore")],
         ["num-event-loop", None, 0, "Exact number of worker processes (0: by --multicore).",
          _count("num-event-loop")],
@@ -180,12 +219,15 @@ class Options(usage.Options):
         self["listen"] = []
 
     def opt_listen(self, description: str) -> None:
-        """Also listen on this address (repeatable): tcp:PORT, tcp6:PORT, unix:PATH, tcp://..."""
+        """Listen on this address (repeatable; same forms as --port)."""
         self["listen"].append(description)
 
     def postOptions(self) -> None:
         addrs = []
-        for name, value in [("port", self["port"])] + [("listen", v) for v in self["listen"]]:
+        if self["port"] is None and not self["listen"]:
+            self["port"] = "9080"
+        given = [("port", self["port"])] if self["port"] is not None else []
+        for name, value in given + [("listen", v) for v in self["listen"]]:
             try:
                 addrs.append(toGnetAddress(str(value)))
             except (ValueError, gnet.GnetError) as e:
@@ -261,6 +303,14 @@ class _EchoService(MultiService):
         return super().stopService().addBoth(remove)
 
 
+def _describe(address: str) -> str:
+    """An address for the log: C{fd://N} also says what the socket is bound to."""
+    if not address.startswith("fd://"):
+        return address
+    spec = gnet._addr.parseProtoAddr(address)
+    return f"{address} ({spec.network}://{spec.address})"
+
+
 def makeService(options: Options) -> MultiService:
     """
     The echo service: one L{gnetcompat.EngineService} under a
@@ -270,7 +320,7 @@ def makeService(options: Options) -> MultiService:
 
     addrs = options["addresses"]
     handler = WebSocketEchoServer(
-        addr=", ".join(addrs),
+        addr=", ".join(_describe(a) for a in addrs),
         multicore=options["multicore"] or options["num-event-loop"] > 1,
         wsOptions=options["wsOptions"],
         tick=options["tick"],

@@ -166,13 +166,23 @@ class TwistdProcess(ProcessProtocol):
         return (self.exitCode, self.exitSignal) in ((0, None), (None, signal.SIGTERM))
 
 
-def spawn(testCase: Any, argv: list[str], reactor: Any = None, cwd: str | None = None) -> TwistdProcess:
+def spawn(
+    testCase: Any,
+    argv: list[str],
+    reactor: Any = None,
+    cwd: str | None = None,
+    env: dict[str, str] | None = None,
+    inheritFDs: dict[int, int] | None = None,
+) -> TwistdProcess:
     """
     Start C{argv} (output collected, stdout and stderr together) in C{cwd}
     (a fresh temporary directory by default) and make sure C{testCase}
     kills it (SIGKILL, bounded wait) during cleanup if it is still running.
 
     @param testCase: a trial C{TestCase} (for C{addCleanup} and C{mktemp}).
+    @param env: extra environment variables.
+    @param inheritFDs: child descriptor -> our descriptor, passed on (as
+        systemd passes activated sockets from descriptor 3).
     """
     if reactor is None:
         from twisted.internet import reactor as _reactor
@@ -182,9 +192,12 @@ def spawn(testCase: Any, argv: list[str], reactor: Any = None, cwd: str | None =
         cwd = testCase.mktemp()
         os.makedirs(cwd)
     proto = TwistdProcess(reactor)
-    env = dict(os.environ)
-    env["PYTHONUNBUFFERED"] = "1"
-    reactor.spawnProcess(proto, argv[0], argv, env=env, path=cwd)
+    environ = dict(os.environ)
+    environ["PYTHONUNBUFFERED"] = "1"
+    environ.update(env or {})
+    childFDs: dict[int, Any] = {0: "w", 1: "r", 2: "r"}
+    childFDs.update(inheritFDs or {})
+    reactor.spawnProcess(proto, argv[0], argv, env=environ, path=cwd, childFDs=childFDs)
 
     def cleanup() -> Deferred | None:
         if proto.exited:
@@ -197,12 +210,26 @@ def spawn(testCase: Any, argv: list[str], reactor: Any = None, cwd: str | None =
 
 
 def spawnTwistd(
-    testCase: Any, args: list[str], reactor: Any = None, cwd: str | None = None
+    testCase: Any,
+    args: list[str],
+    reactor: Any = None,
+    cwd: str | None = None,
+    activate: list[socket.socket] | None = None,
 ) -> TwistdProcess:
     """
     Start C{twistd -n --pidfile= --logfile=- <args>} with L{spawn}.
 
     @param args: the plugin name and its options, e.g. C{["gnetecho", "--port", "9080"]}.
+    @param activate: listening sockets to pass as systemd's socket
+        activation does: from descriptor 3 on, with C{LISTEN_FDS},
+        C{LISTEN_FDNAMES} (C{s0}, C{s1}, ...) and C{LISTEN_PID} (set by a
+        shell that then C{exec}s twistd, so it is twistd's own pid).
     """
     argv = twistdCommand() + ["-n", "--pidfile=", "--logfile=-", *args]
-    return spawn(testCase, argv, reactor, cwd)
+    if not activate:
+        return spawn(testCase, argv, reactor, cwd)
+    names = ":".join(f"s{i}" for i in range(len(activate)))
+    argv = ["/bin/sh", "-c", 'export LISTEN_PID=$$; exec "$@"', "sh", *argv]
+    env = {"LISTEN_FDS": str(len(activate)), "LISTEN_FDNAMES": names}
+    fds = {3 + i: s.fileno() for i, s in enumerate(activate)}
+    return spawn(testCase, argv, reactor, cwd, env=env, inheritFDs=fds)

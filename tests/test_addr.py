@@ -5,6 +5,7 @@ family selection, and the L{gnetcompat.Addr} objects.  No socket is bound.
 
 from __future__ import annotations
 
+import os
 import socket
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
@@ -16,6 +17,7 @@ from gnetcompat._addr import (
     _ipv6Available,
     fromTwisted,
     normalizeNetwork,
+    ownsPath,
     parseProtoAddr,
     resolve,
     splitHostPort,
@@ -113,6 +115,66 @@ class ParseTests(SynchronousTestCase):
         spec = parseProtoAddr("tcp://9000")
         e = self.assertRaises(ErrInvalidNetworkAddress, resolve, spec)
         self.assertIn("missing port", str(e))
+
+
+class InheritedSocketTests(SynchronousTestCase):
+    """
+    gnetcompat's C{fd://N}: an inherited listening stream socket, its
+    network and address read off the socket.
+    """
+
+    def listening(self, family: int, address: object) -> socket.socket:
+        s = socket.socket(family, socket.SOCK_STREAM)
+        self.addCleanup(s.close)
+        s.bind(address)
+        s.listen(8)
+        return s
+
+    def test_tcpAndUnix(self) -> None:
+        """IPv4, IPv6 and unix listeners give tcp4, tcp6 and unix specs."""
+        v4 = self.listening(socket.AF_INET, ("127.0.0.1", 0))
+        spec = parseProtoAddr(f"fd://{v4.fileno()}")
+        self.assertEqual(
+            (spec.network, spec.address, spec.fd, spec.stream),
+            ("tcp4", f"127.0.0.1:{v4.getsockname()[1]}", v4.fileno(), True),
+        )
+        self.assertFalse(ownsPath(spec))
+        if _ipv6Available():
+            v6 = self.listening(socket.AF_INET6, ("::1", 0))
+            spec = parseProtoAddr(f"fd://{v6.fileno()}")
+            self.assertEqual((spec.network, spec.address), ("tcp6", f"[::1]:{v6.getsockname()[1]}"))
+        path = self.mktemp()
+        unix = self.listening(socket.AF_UNIX, path)
+        spec = parseProtoAddr(f"fd://{unix.fileno()}")
+        self.assertEqual((spec.network, spec.address, spec.normalizedNetwork), ("unix", path, "unix"))
+        self.assertFalse(ownsPath(spec))
+        self.assertTrue(ownsPath(parseProtoAddr(f"unix://{path}")))
+
+    def test_refused(self) -> None:
+        """
+        Not a number, not open, not a socket, not listening, a datagram
+        socket: ErrInvalidNetworkAddress saying which.
+        """
+        r, w = os.pipe()
+        self.addCleanup(os.close, r)
+        self.addCleanup(os.close, w)
+        idle = socket.socket()
+        self.addCleanup(idle.close)
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(udp.close)
+        udp.bind(("127.0.0.1", 0))
+        closed = os.dup(r)
+        os.close(closed)
+        for text, message in [
+            ("fd://x", "takes a number"),
+            ("fd://", "takes a number"),
+            (f"fd://{closed}", "not an open socket"),
+            (f"fd://{r}", "not an open socket"),
+            (f"fd://{idle.fileno()}", "not a listening stream socket"),
+            (f"fd://{udp.fileno()}", "not a listening stream socket"),
+        ]:
+            e = self.assertRaises(ErrInvalidNetworkAddress, parseProtoAddr, text)
+            self.assertIn(message, str(e), text)
 
 
 class SplitHostPortTests(SynchronousTestCase):

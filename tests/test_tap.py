@@ -14,8 +14,10 @@ import os
 import re
 import socket
 import time
+from typing import Any
 
 from twisted.application.service import IServiceMaker, MultiService
+from twisted.internet import defer
 from twisted.internet.threads import deferToThread
 from twisted.plugin import getPlugins
 from twisted.python import usage
@@ -222,8 +224,21 @@ class OptionsTests(SynchronousTestCase):
         A relative C{unix:} path is made absolute (twistd may chdir later).
         """
         self.assertEqual(
-            parse("--listen", "unix:rel.sock")["addresses"][1],
-            "unix://" + os.path.abspath("rel.sock"),
+            parse("--listen", "unix:rel.sock")["addresses"],
+            ["unix://" + os.path.abspath("rel.sock")],
+        )
+
+    def test_listenAloneHasNoDefaultPort(self) -> None:
+        """
+        The default C{--port 9080} applies only when neither C{--port} nor
+        C{--listen} is given (as C{twistd web --listen}), so a
+        socket-activated service binds nothing of its own.
+        """
+        self.assertEqual(parse()["addresses"], ["tcp://127.0.0.1:9080"])
+        self.assertEqual(parse("--listen", "tcp:9300")["addresses"], ["tcp://127.0.0.1:9300"])
+        self.assertEqual(
+            parse("--port", "9301", "--listen", "tcp:9302")["addresses"],
+            ["tcp://127.0.0.1:9301", "tcp://127.0.0.1:9302"],
         )
 
     def test_invalidBooleans(self) -> None:
@@ -362,6 +377,80 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertFalse(loadOptions(*svc.opts).Ticker)
 
 
+def listeningSocket(family: int = socket.AF_INET, address: Any = ("127.0.0.1", 0)) -> socket.socket:
+    """A bound, listening socket, as systemd would pass one."""
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.bind(address)
+    s.listen(128)
+    return s
+
+
+class SystemdTests(SynchronousTestCase):
+    """
+    C{systemd:} descriptions (Twisted's syntax and parser) name the sockets
+    systemd passes for socket activation; they become C{fd://N} addresses.
+    """
+
+    def setUp(self) -> None:
+        from twisted.internet.endpoints import _SystemdParser
+        from twisted.python.systemd import ListenFDs
+
+        # what Twisted read from LISTEN_FDS/LISTEN_FDNAMES at import (as its own tests do)
+        self.patch(_SystemdParser, "_sddaemon", ListenFDs([3, 4], ("web", "admin")))
+
+    def test_indexAndName(self) -> None:
+        """
+        C{index=N} is descriptor 3 + N; C{name=NAME} looks the name up.
+        """
+        self.assertEqual(tap.systemdDescriptor("systemd:domain=INET:index=0"), 3)
+        self.assertEqual(tap.systemdDescriptor("systemd:domain=UNIX:index=1"), 4)
+        self.assertEqual(tap.systemdDescriptor("systemd:domain=INET:name=admin"), 4)
+
+    def test_refused(self) -> None:
+        """
+        Out of range, unknown name, bad arguments: a ValueError that says why.
+        """
+        cases = [
+            ("systemd:domain=INET:index=2", "systemd passed no such socket"),
+            ("systemd:domain=INET:name=nope", "systemd passed no such socket"),
+            ("systemd:domain=INET", "exactly one of descriptor index or name"),
+            ("systemd:domain=INET:index=0:name=web", "exactly one of descriptor index or name"),
+            ("systemd:domain=BLUETOOTH:index=0", "domain must be"),
+            ("systemd:domain=INET:index=0:port=80", "port"),
+            ("systemd:name=web", "give domain=INET|INET6|UNIX"),
+        ]
+        for description, text in cases:
+            e = self.assertRaises(ValueError, tap.systemdDescriptor, description)
+            self.assertIn(text, str(e), description)
+
+    def test_optionErrorNamesTheOption(self) -> None:
+        """
+        Outside socket activation C{--listen systemd:...} is a usage error
+        naming the option.
+        """
+        from twisted.internet.endpoints import _SystemdParser
+        from twisted.python.systemd import ListenFDs
+
+        self.patch(_SystemdParser, "_sddaemon", ListenFDs([], ()))
+        e = self.assertRaises(usage.UsageError, parse, "--listen", "systemd:domain=INET:index=0")
+        self.assertIn("--listen", str(e))
+        self.assertIn("systemd passed no such socket", str(e))
+
+    def test_fdAddress(self) -> None:
+        """
+        C{fd://N} of a listening socket passes through; anything else on
+        that descriptor is refused with a message naming the option.
+        """
+        lst = listeningSocket()
+        self.addCleanup(lst.close)
+        self.assertEqual(parse("--port", f"fd://{lst.fileno()}")["addresses"], [f"fd://{lst.fileno()}"])
+        idle = socket.socket()
+        self.addCleanup(idle.close)
+        e = self.assertRaises(usage.UsageError, parse, "--listen", f"fd://{idle.fileno()}")
+        self.assertIn("--listen", str(e))
+        self.assertIn("not a listening stream socket", str(e))
+
+
 class PluginTests(SynchronousTestCase):
     """
     twistd finds the C{gnetecho} plugin.
@@ -392,6 +481,27 @@ def _syncEcho(port: int, messages: list[str | bytes], timeout: float = 10.0) -> 
             ws.send(m)
             out.append(ws.recv(timeout=timeout))
     return out
+
+
+def _accepts(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:C{port}."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
+def _unixGet(path: str) -> bytes:
+    """In a thread: a plain HTTP GET over the unix socket; the whole response."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(path)
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _connectRetrying(port: int, deadline: float) -> list[str | bytes]:
@@ -431,6 +541,47 @@ class TwistdEndToEndTests(TestCase):
         self.assertIn("Received SIGTERM", proc.output)
         self.assertIn("Server Shut Down", proc.output)
         self.assertNotIn("Traceback", proc.output)
+
+    async def test_socketActivation(self) -> None:
+        """
+        Started as systemd starts a socket-activated service (the socket on
+        descriptor 3, C{LISTEN_FDS}/C{LISTEN_PID} set), C{--listen
+        systemd:domain=INET:index=0} serves on that socket with the default
+        two workers, binds nothing else, and logs the socket's address.
+        """
+        lst = listeningSocket()
+        port = lst.getsockname()[1]
+        proc = spawnTwistd(self, ["gnetecho", "--listen", "systemd:domain=INET:index=0"], activate=[lst])
+        lst.close()  # the service holds it now
+        out = await proc.waitFor(LISTENING, 30)
+        self.assertIn(f"fd://3 (tcp4://127.0.0.1:{port})", out)
+        results = await defer.gatherResults(
+            [deferToThread(_syncEcho, port, [f"m{i}", b"\x00" * i]) for i in range(8)]
+        )
+        self.assertEqual(results, [[f"m{i}", b"\x00" * i] for i in range(8)])
+        self.assertFalse(_accepts(9080), "bound the default port as well")
+        await proc.terminate(20)
+        self.assertTrue(proc.endedCleanlyOnTerm, (proc.exitCode, proc.exitSignal, proc.output))
+        self.assertNotIn("Traceback", proc.output)
+
+    async def test_socketActivationUnix(self) -> None:
+        """
+        A passed unix socket (C{domain=UNIX:name=...}) is served, and its file, which
+        systemd owns, is left in place when the service stops.
+        """
+        path = os.path.abspath(self.mktemp())
+        lst = listeningSocket(socket.AF_UNIX, path)
+        proc = spawnTwistd(
+            self, ["gnetecho", "--multicore=false", "--listen", "systemd:domain=UNIX:name=s0"], activate=[lst]
+        )
+        lst.close()
+        out = await proc.waitFor(LISTENING, 30)
+        self.assertIn(f"(unix://{path})", out)
+        response = await deferToThread(_unixGet, path)
+        self.assertTrue(response.startswith(b"HTTP/1.1 200 OK"), response[:80])
+        await proc.terminate(20)
+        self.assertTrue(proc.endedCleanlyOnTerm, (proc.exitCode, proc.exitSignal, proc.output))
+        self.assertTrue(os.path.exists(path), "the engine removed systemd's socket file")
 
     async def test_bindFailure(self) -> None:
         """

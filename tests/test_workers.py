@@ -265,6 +265,49 @@ class EngineWideStopTests(WorkersTestCase):
             lines = await c.closed
             self.assertEqual(lines[-1], b"bye")
 
+    async def test_inheritedSockets(self) -> None:
+        """
+        C{fd://N} (an inherited listening socket, as systemd passes): the
+        workers share it even with ReusePort asked for, a worker killed is
+        replaced on the same socket, and a unix socket's file, which the
+        engine did not create, outlives the engine.
+        """
+        tcp = socket.socket()
+        tcp.bind(("127.0.0.1", 0))
+        tcp.listen(64)
+        self.addCleanup(tcp.close)
+        port = tcp.getsockname()[1]
+        eng = await self.serve(
+            PidEcho(openDelay=0.02), gnet.WithNumEventLoop(2), gnet.WithReusePort(True),
+            addr=f"fd://{tcp.fileno()}",
+        )
+        self.assertEqual(eng.addresses, [("127.0.0.1", port)])
+        self.assertEqual(len(listeningInodes(port)), 1)
+        clients = await defer.gatherResults([defer.ensureDeferred(connect(port)) for _ in range(20)])
+        pids = await defer.gatherResults([c.request(b"pid") for c in clients])
+        self.assertEqual({int(p) for p in pids}, set(eng.workerPids()))
+        old = eng.workerPids()[1]
+        os.kill(old, signal.SIGKILL)
+        await poll(lambda: eng.workerPids()[1] not in (None, old), what="worker 1 replaced")
+        await poll(lambda: eng._workers[1].ready, what="worker 1 ready")
+        self.assertEqual(len(listeningInodes(port)), 1)
+        c = await connect(port)
+        self.assertIn(int(await c.request(b"pid")), eng.workerPids())
+        await eng.Stop().addTimeout(15, reactor)
+
+        path = os.path.join(tempfile.mkdtemp(), "s.sock")
+        unix = socket.socket(socket.AF_UNIX)
+        unix.bind(path)
+        unix.listen(64)
+        self.addCleanup(unix.close)
+        eng = await self.serve(PidEcho(), gnet.WithNumEventLoop(2), addr=f"fd://{unix.fileno()}")
+        self.assertEqual(eng.addresses, [path])
+        c = await connectProtocol(UNIXClientEndpoint(reactor, path, timeout=5), LineClient())
+        self.assertIn(int(await c.request(b"pid")), eng.workerPids())
+        c.transport.loseConnection()
+        await eng.Stop().addTimeout(15, reactor)
+        self.assertTrue(os.path.exists(path), "the engine removed the inherited socket's file")
+
     async def test_unixAndUdp(self) -> None:
         """
         A unix socket is shared by the workers; UDP gets a reuse-port socket

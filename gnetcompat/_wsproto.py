@@ -44,6 +44,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from collections import deque
+from types import FunctionType
 from typing import Any, NamedTuple, Protocol
 from urllib import parse
 from weakref import WeakKeyDictionary
@@ -148,6 +150,11 @@ class WebSocketOptions:
         session's C{statusPage}, else Autobahn's) instead of HTTP 426.
     :ivar server: value of the C{Server} header of the handshake response, or
         C{None} for no header.
+    :ivar keepRequest: keep Autobahn's C{ConnectionRequest} (path, headers,
+        ...) as the session's C{request} for the connection's whole life;
+        C{False} lets it go once the opening handshake is done (about 1 KiB
+        per connection for a browser's headers), for services such as the
+        echo server that never read it.
     """
 
     maxMessagePayloadSize: int = 16 * 1024 * 1024
@@ -164,6 +171,7 @@ class WebSocketOptions:
     autoFragmentSize: int = 0
     webStatus: bool = False
     server: str | None = "gnetcompat"
+    keepRequest: bool = True
 
     def validate(self) -> None:
         """
@@ -208,7 +216,7 @@ class WebSocketOptions:
             raise ValueError(
                 f"allowedOrigins must be a list of str, not {self.allowedOrigins!r}"
             )
-        for name in ("allowNullOrigin", "compression", "webStatus"):
+        for name in ("allowNullOrigin", "compression", "webStatus", "keepRequest"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool")
         server = self.server
@@ -320,7 +328,6 @@ def _factoryFor(options: WebSocketOptions, reactor: Any) -> WebSocketServerFacto
     factory = perReactor.get(key)
     if factory is None:
         factory = WebSocketServerFactory(server=options.server, reactor=reactor)
-        factory.protocol = _SessionProtocol
         factory._batched_timer = _ReactorTimer(reactor)
         factory.setProtocolOptions(
             webStatus=options.webStatus,
@@ -339,8 +346,22 @@ def _factoryFor(options: WebSocketOptions, reactor: Any) -> WebSocketServerFacto
             allowedOrigins=list(options.allowedOrigins),
             allowNullOrigin=options.allowNullOrigin,
         )
+        factory.protocol = _configuredProtocol(factory)
         perReactor[key] = factory
     return factory
+
+
+def _configuredProtocol(factory: WebSocketServerFactory) -> type:
+    """
+    A subclass of L{_SessionProtocol} holding the factory's settings (the
+    C{CONFIG_ATTRS} Autobahn copies into every protocol instance) as class
+    attributes, so that L{_SessionProtocol._compact} can drop the copies.
+    """
+    attrs: dict[str, Any] = {}
+    for name in _SessionProtocol.CONFIG_ATTRS:
+        value = getattr(factory, name)
+        attrs[name] = staticmethod(value) if isinstance(value, FunctionType) else value
+    return type("_ConfiguredSessionProtocol", (_SessionProtocol,), attrs)
 
 
 @implementer(ITransport)
@@ -445,6 +466,59 @@ class _SessionProtocol(WebSocketServerProtocol):
 
     _session: WebSocketSession
 
+    # Class-level values of attributes Autobahn sets on every instance: while
+    # an instance's value is the very same object, L{_compact} drops its copy
+    # (a write brings it back).  Autobahn's own per-connection state.
+    wasClean = closedByMe = failedByMe = droppedByMe = False
+    wasServerConnectionDropTimeout = wasOpenHandshakeTimeout = False
+    wasCloseHandshakeTimeout = wasServingFlashSocketPolicyFile = False
+    wasMaxFramePayloadSizeExceeded = wasMaxMessagePayloadSizeExceeded = False
+    inside_message = triggered = False
+    wasNotCleanReason = trackedTimings = current_frame = None
+    localCloseCode = localCloseReason = remoteCloseCode = remoteCloseReason = None
+    openHandshakeTimeoutCall = closeHandshakeTimeoutCall = None
+    autoPingPendingCall = autoPingTimeoutCall = autoPingPending = None
+    autoPingPendingSent = autoPingPendingSeq = None
+    state = _STATE_OPEN
+    send_state = WebSocketProtocol.SEND_STATE_GROUND
+    data = b""
+    #: the queue of delayed writes (C{sync}/C{chopsize}, unused by the echo
+    #: path): created on first use (L{sendData}) instead of per connection
+    send_queue: Any = ()
+
+    #: what only the opening handshake reads; dropped once it is done
+    _HANDSHAKE_ONLY = frozenset(
+        [
+            "http_request_data", "http_response_data", "http_status_line",
+            "http_request_host", "http_request_params", "http_request_uri",
+            "http_request_path", "http_headers", "websocket_protocols",
+            "websocket_origin", "websocket_extensions", "_wskey",
+        ]
+    )
+
+    def _compact(self) -> None:
+        """
+        Shrink this connection's attribute dictionary once the opening
+        handshake is done: Autobahn keeps about 86 attributes per
+        connection (its settings, flags, the handshake's request and
+        response), a 3.3 KiB dictionary.  Values equal (identical) to the
+        class-level ones and the handshake's leftovers are dropped and the
+        rest is rebuilt into a right-sized dictionary (about 1 KiB).  The
+        request's path and headers stay available as the session's
+        C{request}.
+        """
+        cls = type(self)
+        handshakeOnly = self._HANDSHAKE_ONLY
+        missing = object()
+        kept = {}
+        for name, value in self.__dict__.items():
+            if name in handshakeOnly or getattr(cls, name, missing) is value:
+                continue
+            if name == "send_queue" and not value:
+                continue
+            kept[name] = value
+        self.__dict__ = kept
+
     def onConnect(self, request: ConnectionRequest) -> None:
         """
         Accept every request that passed Autobahn's checks, no subprotocol.
@@ -456,7 +530,11 @@ class _SessionProtocol(WebSocketServerProtocol):
         """
         The 101 response was sent.
         """
-        self._session._upgraded = True
+        session = self._session
+        session._upgraded = True
+        if not session._keepRequest:
+            session.request = None
+        self._compact()
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         """
@@ -596,6 +674,8 @@ class _SessionProtocol(WebSocketServerProtocol):
         Write octets, without the per-call debug formatting of Autobahn's.
         """
         if sync or chopsize or self.send_queue:
+            if not isinstance(self.send_queue, deque):  # dropped by _compact
+                self.send_queue = deque()
             super().sendData(data, sync, chopsize)
             return
         self.transport.write(data)
@@ -612,7 +692,8 @@ class WebSocketSession:
     One server-side WebSocket connection over any byte stream.
 
     :ivar request: Autobahn's C{ConnectionRequest} (path, headers, ...) once
-        the opening handshake was accepted, else C{None}.
+        the opening handshake was accepted, else C{None} (and C{None} again
+        after the handshake with C{keepRequest=False}).
     :ivar statusPage: with C{webStatus} on, a callable returning the HTML
         answered to a plain C{GET /} (other paths: 404); C{None} for
         Autobahn's own page.
@@ -664,6 +745,7 @@ class WebSocketSession:
         self._pendingFailure: tuple[int | None, str] | None = None
         self._bypass = False
         self._maxRequestHeaderSize = options.maxRequestHeaderSize
+        self._keepRequest = options.keepRequest
         self._scanned = 0
         self.handshakeFailed = False
         self.protocolError: int | None = None

@@ -267,6 +267,7 @@ class Options(usage.Options):
             allowedOrigins=self["origins"],
             compression=self["compression"],
             webStatus=self["status-page"],
+            keepRequest=False,  # the echo never reads the request's headers
         )
         o.validate()
         return o

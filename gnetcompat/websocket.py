@@ -108,7 +108,10 @@ class WebSocketConn:
 
     @property
     def request(self) -> Any:
-        """Autobahn's C{ConnectionRequest} (path, headers...) after the upgrade."""
+        """
+        Autobahn's C{ConnectionRequest} (path, headers...) after the upgrade
+        (C{None} before it, and after it with C{keepRequest=False}).
+        """
         return self.session.request
 
     def ReadClientData(self) -> list[Message]:

@@ -99,6 +99,7 @@ class OptionsTests(SynchronousTestCase):
                 allowedOrigins=["*"],
                 compression=True,
                 webStatus=True,  # --status-page defaults to true
+                keepRequest=False,  # the echo never reads the request
             ),
         )
 

@@ -617,6 +617,76 @@ class CloseTests(SynchronousTestCase):
         self.assertFalse(sink.aborted or sink.lost)
 
 
+class CompactTests(SynchronousTestCase):
+    """
+    Once open, Autobahn's protocol object keeps only per-connection state
+    (the settings and defaults live on the class), and behaves the same.
+    """
+
+    def test_smallAfterOpen(self) -> None:
+        """
+        After the handshake the protocol's attribute dictionary holds at
+        most 20 entries (Autobahn's own: about 86), none of the handshake's
+        leftovers, and reads of the dropped settings and flags still give
+        the factory's values.
+        """
+        session, sink, client, clock = openSession(WebSocketOptions(maxMessagePayloadSize=1234))
+        proto = session._proto
+        self.assertLessEqual(len(vars(proto)), 20, sorted(vars(proto)))
+        for name in ("http_headers", "http_request_data", "http_response_data", "maxMessagePayloadSize"):
+            self.assertNotIn(name, vars(proto))
+        self.assertEqual(proto.maxMessagePayloadSize, 1234)
+        self.assertEqual(proto.maxMessagePayloadSize, proto.factory.maxMessagePayloadSize)
+        for name in proto.CONFIG_ATTRS:
+            self.assertEqual(getattr(proto, name), getattr(proto.factory, name), name)
+        self.assertIsNone(proto.perMessageCompressionAccept([]))  # a function, not a method
+        self.assertFalse(proto.wasClean)
+        # a write brings an instance value back; the class stays as it was
+        session.feed(client.closeFrame(1000))
+        self.assertTrue(proto.wasClean)
+        self.assertFalse(type(proto).wasClean)
+
+    def test_tooBigAfterCompact(self) -> None:
+        """
+        The per-options limits still apply after the compaction.
+        """
+        session, sink, client, clock = openSession(WebSocketOptions(maxMessagePayloadSize=10))
+        self.assertEqual(session.feed(client.text(b"x" * 11)), [])
+        self.assertEqual(closeCode(client.receive(sink.take())), 1009)
+
+    def test_delayedWrites(self) -> None:
+        """
+        Autobahn's queued writes (C{sync}, C{chopsize}) get their queue on
+        first use and still go out in order.
+        """
+        import txaio
+
+        session, sink, client, clock = openSession()
+        self.patch(txaio, "call_later", clock.callLater)  # Autobahn's delay between chunks
+        proto = session._proto
+        self.assertNotIn("send_queue", vars(proto))
+        proto.sendData(b"ab", sync=True)
+        proto.sendData(b"cdef", chopsize=2)
+        proto.sendData(b"g")
+        for _ in range(10):
+            clock.advance(0.01)
+        self.assertEqual(sink.take(), b"abcdefg")
+
+    def test_keepRequest(self) -> None:
+        """
+        By default the request stays; with C{keepRequest=False} it is let go
+        once the handshake is done.
+        """
+        session, _, _, _ = openSession()
+        self.assertEqual(session.request.path, "/chat")
+        self.assertIn("host", session.request.headers)
+        session, _, client, _ = openSession(WebSocketOptions(keepRequest=False))
+        self.assertIsNone(session.request)
+        self.assertTrue(session.upgraded)
+        self.assertEqual(session.feed(client.text(b"still")), [Message(OPCODE_TEXT, b"still")])
+        self.assertRaises(ValueError, WebSocketOptions(keepRequest=1).validate)
+
+
 class OptionsTests(SynchronousTestCase):
     """
     L{WebSocketOptions}.

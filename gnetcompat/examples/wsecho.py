@@ -90,7 +90,8 @@ class WebSocketEchoServer(gnet.BuiltinEventEngine):
     ) -> None:
         self.addr = addr
         self.multicore = multicore
-        self.wsOptions = wsOptions or WebSocketOptions()
+        # the echo never reads the request's headers: let them go after the handshake
+        self.wsOptions = wsOptions or WebSocketOptions(keepRequest=False)
         self.wsOptions.validate()
         self.tick = tick
         self.maxConnections = maxConnections

@@ -13,6 +13,7 @@ import importlib.util
 import os
 import re
 import socket
+import sys
 import time
 from typing import Any
 
@@ -534,6 +535,8 @@ class TwistdEndToEndTests(TestCase):
         proc = spawnTwistd(self, ["gnetecho", "--port", str(port), "--multicore=false"])
         out = await proc.waitFor(LISTENING, 20)
         self.assertIn(f"tcp://127.0.0.1:{port}", out)
+        if sys.platform.startswith("linux"):  # without -r, gnetcompat's reactor
+            self.assertIn("reactor class: gnetcompat.reactor.GnetEPollReactor", out)
         await proc.waitFor(re.escape("[connected-count=0]"), 10)
         echoed = await deferToThread(_syncEcho, port, ["héllo wörld ✓", b"\x00\xff" * 1000])
         self.assertEqual(echoed, ["héllo wörld ✓", b"\x00\xff" * 1000])
@@ -573,10 +576,13 @@ class TwistdEndToEndTests(TestCase):
         path = os.path.abspath(self.mktemp())
         lst = listeningSocket(socket.AF_UNIX, path)
         proc = spawnTwistd(
-            self, ["gnetecho", "--multicore=false", "--listen", "systemd:domain=UNIX:name=s0"], activate=[lst]
+            self,
+            ["-r", "poll", "gnetecho", "--multicore=false", "--listen", "systemd:domain=UNIX:name=s0"],
+            activate=[lst],
         )
         lst.close()
         out = await proc.waitFor(LISTENING, 30)
+        self.assertIn("reactor class: twisted.internet.pollreactor.PollReactor", out)  # -r is kept
         self.assertIn(f"(unix://{path})", out)
         response = await deferToThread(_unixGet, path)
         self.assertTrue(response.startswith(b"HTTP/1.1 200 OK"), response[:80])

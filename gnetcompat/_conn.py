@@ -301,9 +301,12 @@ class Conn(_Reader):
         "_inOnClose",
         "_fd",
         "_sock",
+        "_cork",
         "__weakref__",
     )
     log = Logger()
+    #: writes are a byte stream (and may be joined); False: each is a datagram
+    _streamWrites = True
 
     def __init__(self, engine: Engine, transport: Any, network: str = "tcp") -> None:
         self._engine = engine
@@ -321,6 +324,8 @@ class Conn(_Reader):
         self._inOnClose = False  # writes stay allowed inside OnClose (spec §4.5)
         self._fd = -1
         self._sock = _directSocket(transport)
+        #: while OnTraffic runs: what it wrote, sent in one go when it returns
+        self._cork: list[bytes] | None = None
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
@@ -337,7 +342,7 @@ class Conn(_Reader):
         """
         if self.closed and not self._inOnClose:
             raise ErrClosed()
-        sendNow(self._transport, self._sock, data)
+        self._send(data)
         return len(data)
 
     def Writev(self, bufs: Iterable[bytes]) -> int:
@@ -349,7 +354,7 @@ class Conn(_Reader):
         if self.closed and not self._inOnClose:
             raise ErrClosed()
         bufs = list(bufs)
-        self._transport.writeSequence(bufs)
+        self._sendSequence(bufs)
         return sum(len(b) for b in bufs)
 
     def SendTo(self, data: bytes, addr: Any) -> int:
@@ -373,10 +378,39 @@ class Conn(_Reader):
     def OutboundBuffered(self) -> int:
         """Bytes written but not yet taken by the kernel (Twisted's buffers)."""
         t = self._transport
+        corked = sum(map(len, self._cork)) if self._cork else 0
         try:
-            return len(t.dataBuffer) - t.offset + t._tempDataLen
+            return len(t.dataBuffer) - t.offset + t._tempDataLen + corked
         except AttributeError:  # not a FileDescriptor (TLS, StringTransport): nothing we can see
-            return 0
+            return corked
+
+    def _send(self, data: bytes) -> None:
+        """
+        Write C{data} in order: inside C{OnTraffic} it joins what the
+        callback wrote so far and goes out when it returns (one send for
+        all the replies to a read, as Twisted's own buffering would give,
+        without its extra epoll calls); otherwise at once (L{sendNow}).
+        """
+        cork = self._cork
+        if cork is not None:
+            cork.append(data)
+        else:
+            sendNow(self._transport, self._sock, data)
+
+    def _sendSequence(self, bufs: list[bytes]) -> None:
+        """L{_send} for a gather write."""
+        cork = self._cork
+        if cork is not None:
+            cork.extend(bufs)
+        else:
+            self._transport.writeSequence(bufs)
+
+    def _flushCork(self) -> None:
+        """Send what the running C{OnTraffic} wrote so far (still corked)."""
+        cork = self._cork
+        if cork:
+            self._cork = []
+            sendNow(self._transport, self._sock, cork[0] if len(cork) == 1 else b"".join(cork))
 
     # -- queued operations (any thread) ----------------------------------
 
@@ -407,9 +441,9 @@ class Conn(_Reader):
         if self.closed:
             err = ErrClosed()
         elif vector:
-            self._transport.writeSequence(data)
+            self._sendSequence(data)
         else:
-            sendNow(self._transport, self._sock, data)
+            self._send(data)
         if callback is not None:
             self._engine._callback(callback, self, err)
 
@@ -452,12 +486,17 @@ class Conn(_Reader):
 
     def _traffic(self) -> BaseException | None:
         """Run OnTraffic and apply its action; the result for a Wake callback."""
+        if self._streamWrites:
+            self._cork = []
         try:
             action = self._handler.OnTraffic(self)
         except Exception:
             self.log.failure("OnTraffic raised; closing {conn!r}", conn=self)
             self._closeLocal(propagate=True)
             return None
+        finally:
+            self._flushCork()
+            self._cork = None
         if self._off == len(self._in):  # _compact, inlined on the hot path
             self._in = _EMPTY
             self._off = 0
@@ -477,6 +516,8 @@ class Conn(_Reader):
         """The local close sequence; returns ErrEngineShutdown if OnClose asked for it."""
         if self.closed:
             return None
+        self._flushCork()  # what OnTraffic wrote before closing goes out first,
+        self._cork = None  # and what OnClose writes goes straight after it
         result = self._finish(None)
         self._transport.loseConnection()
         if result is not None and propagate:

@@ -503,9 +503,9 @@ class _SessionProtocol(WebSocketServerProtocol):
         connection (its settings, flags, the handshake's request and
         response), a 3.3 KiB dictionary.  Values equal (identical) to the
         class-level ones and the handshake's leftovers are dropped and the
-        rest is rebuilt into a right-sized dictionary (about 1 KiB).  The
-        request's path and headers stay available as the session's
-        C{request}.
+        rest is rebuilt into a right-sized dictionary (16 entries, under
+        0.5 KiB).  The request's path and headers stay available as the
+        session's C{request} (unless C{keepRequest} is off).
         """
         cls = type(self)
         handshakeOnly = self._HANDSHAKE_ONLY
@@ -621,36 +621,36 @@ class _SessionProtocol(WebSocketServerProtocol):
 
     def processHandshake(self) -> None:
         """
-        Bound the HTTP request header block before handing it to Autobahn.
+        Bound the HTTP request header block, answer health checks, then
+        hand the complete request to Autobahn (which, too, waits for the
+        end of the header block; C{serveFlashSocketPolicy} is never on).
         """
-        limit = self._session._maxRequestHeaderSize
-        if limit:
-            data = self.data
-            end = data.find(b"\r\n\r\n", max(0, self._session._scanned - 3))
-            if end < 0:
-                self._session._scanned = len(data)
-                if len(data) >= limit:
-                    self._tooLarge()
-                return
-            if end + 4 > limit:
+        session = self._session
+        data = self.data
+        end = data.find(b"\r\n\r\n", max(0, session._scanned - 3))
+        limit = session._maxRequestHeaderSize
+        if end < 0:
+            session._scanned = len(data)
+            if limit and len(data) >= limit:
                 self._tooLarge()
-                return
-        if self._session.statusPage is not None and self._plainGet():
+            return
+        if limit and end + 4 > limit:
+            self._tooLarge()
+            return
+        if session.statusPage is not None and self._plainGet(end):
             return
         super().processHandshake()
 
-    def _plainGet(self) -> bool:
+    def _plainGet(self, end: int) -> bool:
         """
         Answer a complete plain C{GET} (no C{Upgrade} header) of HTTP/1.0,
         or of HTTP/1.1 without C{Host}, with the status page.  Autobahn
         refuses both (505, 400) before it looks for C{Upgrade}, and they are
         what load-balancer health checks send (HAProxy's C{option httpchk}).
+
+        :param end: where the header block's closing blank line starts.
         """
-        data = self.data
-        end = data.find(b"\r\n\r\n")
-        if end < 0:
-            return False
-        line, _, headers = data[:end].partition(b"\r\n")
+        line, _, headers = self.data[:end].partition(b"\r\n")
         parts = line.split()
         if len(parts) != 3 or parts[0] != b"GET" or parts[2] not in (b"HTTP/1.0", b"HTTP/1.1"):
             return False

@@ -243,6 +243,7 @@ class _ClientUDPConn(Conn):
     """A connected UDP client conn: a stream-like lifecycle, datagram writes."""
 
     __slots__ = ()
+    _streamWrites = False  # one datagram per Write, never joined
 
     def Writev(self, bufs: Any) -> int:
         """Unsupported on UDP, as in gnet."""

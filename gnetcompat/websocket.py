@@ -32,7 +32,6 @@ from typing import Any
 
 from twisted.python.failure import Failure
 
-from ._conn import sendNow
 from ._wsproto import OPCODE_BINARY, OPCODE_TEXT, Message, WebSocketOptions, WebSocketSession
 
 __all__ = [
@@ -55,12 +54,12 @@ class _ConnSink:
     def write(self, data: bytes) -> None:
         conn = self.conn
         if not conn.closed:
-            sendNow(conn._transport, conn._sock, data)
+            conn._send(data)
 
     def writeSequence(self, data: list[bytes]) -> None:
         conn = self.conn
         if not conn.closed:
-            conn._transport.writeSequence(data)
+            conn._sendSequence(data)
 
     def loseConnection(self) -> None:
         conn = self.conn

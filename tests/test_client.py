@@ -760,6 +760,44 @@ class ClientBehaviourTests(_ClientTestCase):
         """A dialled UDP conn: OnOpen's out is a datagram, one OnTraffic per datagram, OnClose."""
         return defer.ensureDeferred(self._udpConn())
 
+    async def _udpWritesStayDatagrams(self) -> None:
+        from twisted.internet import reactor
+
+        got: list[bytes] = []
+        done: Deferred = Deferred()
+
+        class Peer(protocol.DatagramProtocol):
+            def datagramReceived(self, data: bytes, addr: Any) -> None:
+                got.append(data)
+                if data == b"go":
+                    self.transport.write(b"go", addr)
+                elif len(got) == 3 and not done.called:
+                    done.callback(None)
+
+        port = reactor.listenUDP(0, Peer(), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+
+        class H(gnet.BuiltinEventEngine):
+            def OnTraffic(self, c: Any) -> Any:
+                c.Discard(-1)
+                c.Write(b"one")
+                c.Write(b"two")
+
+        client = self.newClient(H())
+        client.Start()
+        c = await client.Dial("udp", f"127.0.0.1:{port.getHost().port}")
+        c.Write(b"go")
+        await done.addTimeout(10, reactor)
+        self.assertEqual(got, [b"go", b"one", b"two"])
+
+    def test_udpWritesStayDatagrams(self) -> None:
+        """
+        Two writes in one C{OnTraffic} of a connected UDP conn are two
+        datagrams (stream connections send them together; datagrams are
+        never joined).
+        """
+        return defer.ensureDeferred(self._udpWritesStayDatagrams())
+
     async def _udpRefused(self) -> None:
         free = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         free.bind(("127.0.0.1", 0))

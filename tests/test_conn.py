@@ -351,6 +351,50 @@ class WriteTests(SynchronousTestCase):
         self.assertEqual(ns, [2, 4])
         self.assertEqual(peer.received(), b"abcdef")
 
+    def test_repliesToOneReadGoOutTogether(self) -> None:
+        """
+        What C{OnTraffic} writes (Write, Writev) is sent in one piece when it
+        returns, in order; meanwhile C{OutboundBuffered} counts it.
+        """
+        seen: list[Any] = []
+
+        def onTraffic(c: Any) -> None:
+            c.Write(b"ab")
+            c.Writev([b"c", b"d"])
+            c.Write(b"e")
+            seen.append((c.OutboundBuffered(), peer.transport.value()))
+
+        driver = booted(Recorder(OnTraffic=onTraffic))
+        peer = driver.connect()
+        writes: list[bytes] = []
+        write = peer.transport.write
+        peer.transport.write = lambda data: (writes.append(data), write(data))  # type: ignore[method-assign]
+        peer.send(b"x")
+        self.assertEqual(seen, [(5, b"")])
+        self.assertEqual(writes, [b"abcde"])
+        self.assertEqual(peer.conn.OutboundBuffered(), 0)  # handed over: nothing held back
+
+    def test_repliesBeforeCloseAndError(self) -> None:
+        """
+        The bytes written by an C{OnTraffic} that returns C{Close}, or
+        raises, reach the peer before the close, followed by what
+        C{OnClose} writes.
+        """
+        def closing(c: Any) -> Any:
+            c.Write(b"last")
+            return gnet.Close
+
+        def failing(c: Any) -> Any:
+            c.Write(b"last")
+            raise RuntimeError("handler bug")
+
+        for onTraffic in (closing, failing):
+            peer = booted(Recorder(OnTraffic=onTraffic, OnClose=lambda c, e: c.Write(b"+bye"))).connect()
+            peer.send(b"x")
+            self.assertEqual(peer.received(), b"last+bye")
+            self.assertTrue(peer.closedByServer)
+        self.flushLoggedErrors(RuntimeError)
+
     def test_readFromAndFlush(self) -> None:
         """C{ReadFrom} sends a file-like object's bytes until EOF; C{Flush} is harmless."""
         res: list[Any] = []

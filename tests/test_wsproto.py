@@ -8,6 +8,8 @@ C{websockets.frames.Frame.serialize}.
 
 from __future__ import annotations
 
+from autobahn.twisted.websocket import WebSocketServerProtocol
+
 import json
 import os
 from typing import Any
@@ -637,7 +639,8 @@ class CompactTests(SynchronousTestCase):
             self.assertNotIn(name, vars(proto))
         self.assertEqual(proto.maxMessagePayloadSize, 1234)
         self.assertEqual(proto.maxMessagePayloadSize, proto.factory.maxMessagePayloadSize)
-        for name in proto.CONFIG_ATTRS:
+        self.assertEqual(proto.CONFIG_ATTRS, ())  # nothing for Autobahn to copy
+        for name in WebSocketServerProtocol.CONFIG_ATTRS:
             self.assertEqual(getattr(proto, name), getattr(proto.factory, name), name)
         self.assertIsNone(proto.perMessageCompressionAccept([]))  # a function, not a method
         self.assertFalse(proto.wasClean)

@@ -15,7 +15,6 @@ import io
 import os
 import random
 import socket
-import struct
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor

@@ -675,6 +675,20 @@ class CompactTests(SynchronousTestCase):
             clock.advance(0.01)
         self.assertEqual(sink.take(), b"abcdefg")
 
+    def test_messageObserversStillFire(self) -> None:
+        """
+        Messages are delivered without Autobahn's C{"message"} event while
+        nothing observes it, and with it once something does.
+        """
+        session, sink, client, clock = openSession()
+        self.assertEqual(session.feed(client.text(b"one")), [Message(OPCODE_TEXT, b"one")])
+        seen: list[tuple[bytes, bool]] = []
+        session._proto.on("message", lambda payload, is_binary: seen.append((payload, is_binary)))
+        self.assertEqual(
+            session.feed(client.frame(Opcode.BINARY, b"two")), [Message(OPCODE_BINARY, b"two")]
+        )
+        self.assertEqual(seen, [(b"two", True)])
+
     def test_keepRequest(self) -> None:
         """
         By default the request stays; with C{keepRequest=False} it is let go

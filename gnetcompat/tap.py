@@ -220,6 +220,10 @@ class Options(usage.Options):
         ["max-connections", None, 0, "Refuse connections beyond this many, engine-wide, with "
          "HTTP 503 (0: no limit).", _count("max-connections")],
         ["backlog", None, 0, "Listen backlog (0: the OS maximum).", _count("backlog")],
+        ["read-buffer-size", None, 256 * 1024, "Bytes taken per read from a connection "
+         "(gnet's ReadBufferCap, rounded up to a power of two; 256 KiB reads a 64 KiB "
+         "message at once, gnet's 64 KiB default needs two reads).",
+         _count("read-buffer-size", 1)],
         ["log-level", None, "info", "debug shows every message and connection; info, warn, error.",
          None],
         ["shutdown-timeout", None, 5.0, "Seconds a graceful shutdown waits for closing "
@@ -297,6 +301,7 @@ class Options(usage.Options):
             gnet.WithReusePort(self["reuseport"]),
             gnet.WithTicker(self["tick"] > 0),
             gnet.WithBacklog(self["backlog"]),
+            gnet.WithReadBufferCap(self["read-buffer-size"]),
             gnet.WithShutdownTimeout(self["shutdown-timeout"]),
         ]
 

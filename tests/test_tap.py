@@ -52,6 +52,7 @@ DEFAULTS = {
     "compression": True,
     "max-connections": 0,
     "backlog": 0,
+    "read-buffer-size": 256 * 1024,
     "log-level": "info",
     "shutdown-timeout": 5.0,
     "listen": [],
@@ -126,6 +127,7 @@ class OptionsTests(SynchronousTestCase):
             "--compression=off",
             "--max-connections=100",
             "--backlog=64",
+            "--read-buffer-size=100000",
             "--log-level=debug",
             "--shutdown-timeout=1.5",
         )
@@ -144,6 +146,7 @@ class OptionsTests(SynchronousTestCase):
             "compression": False,
             "max-connections": 100,
             "backlog": 64,
+            "read-buffer-size": 100000,
             "log-level": "debug",
             "shutdown-timeout": 1.5,
             "addresses": ["tcp://0.0.0.0:9100"],
@@ -268,6 +271,7 @@ class OptionsTests(SynchronousTestCase):
             ("auto-ping-interval", "x"),
             ("max-connections", "-1"),
             ("backlog", "many"),
+            ("read-buffer-size", "0"),
             ("num-event-loop", "-2"),
             ("shutdown-timeout", "forever"),
         ]
@@ -337,7 +341,7 @@ class MakeServiceTests(SynchronousTestCase):
         options from the command line.
         """
         o = parse("--port=9200", "--listen=tcp6:9201", "--multicore=false", "--tick=2",
-                  "--backlog=32", "--shutdown-timeout=3", "--max-connections=7",
+                  "--backlog=32", "--shutdown-timeout=3", "--max-connections=7", "--read-buffer-size=100000",
                   "--max-message-size=4096", "--log-level=debug")
         top = tap.makeService(o)
         self.assertIsInstance(top, MultiService)
@@ -355,9 +359,10 @@ class MakeServiceTests(SynchronousTestCase):
         opts = loadOptions(*svc.opts)
         self.assertEqual(
             (opts.Multicore, opts.NumEventLoop, opts.ReusePort, opts.Ticker, opts.Backlog,
-             opts.ShutdownTimeout),
-            (False, 0, True, True, 32, 3.0),
+             opts.ShutdownTimeout, opts.ReadBufferCap),
+            (False, 0, True, True, 32, 3.0, 100000),
         )
+        self.assertEqual(opts.normalized().ReadBufferCap, 131072)  # a power of two, as gnet
 
     def test_defaultsTree(self) -> None:
         """

@@ -573,7 +573,8 @@ class MulticoreEngine:
         try:
             for spec in self.specs:
                 sock, family = createListener(spec, self.options)
-                shared = spec.network == "unix" or spec.fd is not None or not self.options.ReusePort
+                # _normalizeTopology turned ReusePort off for unix and fd:// addresses
+                shared = not self.options.ReusePort
                 self._listeners.append(_ParentListener(spec, sock, family, shared))
             self._counters = SharedCounters(self.numWorkers)
         except BaseException:

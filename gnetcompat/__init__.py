@@ -18,8 +18,8 @@ from __future__ import annotations
 from . import _protocol  # noqa: F401  (registers IEventHandler -> IProtocolFactory)
 from ._action import Action, Close, None_, Shutdown
 from ._addr import Addr
-from ._conn import Conn, EventLoop, UDPConn
-from ._engine import Engine, EngineService, Rotate, Run, Serve
+from ._conn import Conn, EventLoop, RunnableFunc, UDPConn
+from ._engine import Engine, EngineService, Rotate, Run, Serve, Stop
 from ._handler import BuiltinEventEngine
 from .client import (
     Client,
@@ -111,8 +111,10 @@ __all__ = [
     "Rotate",
     "RoundRobin",
     "Run",
+    "RunnableFunc",
     "Serve",
     "Shutdown",
+    "Stop",
     "SourceAddrHash",
     "TCPDelay",
     "TCPNoDelay",

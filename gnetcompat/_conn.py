@@ -10,6 +10,8 @@ slices do not exist.
 
 from __future__ import annotations
 
+import inspect
+import ipaddress
 import os
 import socket
 import struct
@@ -23,6 +25,7 @@ from zope.interface import implementer
 
 from ._action import Action, toAction
 from ._addr import Addr, applyKeepAlive, fromTwisted
+from ._twistedcompat import builtinError
 from .errors import (
     ErrClosed,
     ErrEngineInShutdown,
@@ -48,6 +51,17 @@ def _secs(d: object) -> int:
     if hasattr(d, "total_seconds"):
         d = d.total_seconds()  # type: ignore[union-attr]
     return int(d)  # type: ignore[call-overload]
+
+
+def _isIP(host: object) -> bool:
+    """True for an IP literal (a host name would make C{sendto} resolve, blocking)."""
+    if not isinstance(host, str):
+        return False
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
 
 
 _directKinds: tuple | None = None
@@ -101,10 +115,14 @@ def sendNow(transport: Any, sock: socket.socket | None, data: bytes) -> None:
 
 
 def peerError(reason: Failure | None) -> BaseException:
-    """The C{err} gnet passes to C{OnClose} for a connection lost for C{reason}."""
+    """
+    The C{err} gnet passes to C{OnClose} for a connection lost for C{reason}:
+    L{ErrEOF} for a clean close, the socket's C{OSError} (with its errno) for
+    a failed read or write, never a Twisted exception type.
+    """
     if reason is None or reason.check(ConnectionDone):
         return ErrEOF("read: EOF")
-    return reason.value
+    return builtinError(reason.value)
 
 
 class _Reader:
@@ -222,26 +240,33 @@ class EventLoop:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def Execute(self, runnable: Any) -> None:
+    def Execute(self, ctx: Any = None, runnable: Any = None) -> None:
         """
-        Queue C{runnable.Run()} (or C{runnable()}) on the loop.  A result of
-        L{ErrEngineShutdown} (returned or raised) shuts the engine down.
+        gnet's C{Execute(ctx, r)}: queue C{r.Run(ctx)} on the loop (a plain
+        callable C{f} runs as C{f(ctx)}, as L{RunnableFunc} does).  A result
+        of L{ErrEngineShutdown} (returned or raised) shuts the engine down;
+        other failures are logged to the engine's logger.
 
+        @raise TypeError: C{ctx} is neither C{None} nor a C{Context}, or
+            C{runnable} cannot be called as C{Run(ctx)}.
         @raise ErrNilRunnable: C{runnable} is C{None}.
         @raise ErrEngineInShutdown: the engine has stopped.
         """
+        from .client import checkContext
+
+        checkContext(ctx, "EventLoop.Execute")
         if runnable is None:
             raise ErrNilRunnable()
+        fn = runnableCall(runnable, ctx)
         eng = self._engine
         if eng._stopped:
             raise ErrEngineInShutdown()
-        fn = getattr(runnable, "Run", runnable)
 
         def run() -> None:
             if eng._stopped:
                 return
             try:
-                res = fn()
+                res = fn(ctx)
             except ErrEngineShutdown as e:
                 res = e
             except Exception:
@@ -252,8 +277,8 @@ class EventLoop:
 
         eng.reactor.callFromThread(run)
 
-    def Schedule(self, runnable: Any, delay: float) -> None:
-        """gnet does not implement it either: always L{ErrUnsupportedOp}."""
+    def Schedule(self, ctx: Any = None, runnable: Any = None, delay: float = 0) -> None:
+        """gnet's C{Schedule(ctx, r, delay)} is not implemented either: always L{ErrUnsupportedOp}."""
         raise ErrUnsupportedOp()
 
     def Close(self, c: Conn) -> BaseException | None:
@@ -264,17 +289,76 @@ class EventLoop:
         """
         return c._closeLocal(propagate=False)
 
-    def Register(self, addr: Any, ctx: Any = None) -> Any:
-        """Dial C{addr} and add the connection to this loop (see L{gnetcompat.client})."""
-        from .client import registerOnLoop
+    def Register(self, ctx: Any = None, addr: Any = None) -> Any:
+        """
+        gnet's C{Register(ctx, addr)}: dial C{addr} and add the connection
+        to this loop (see L{gnetcompat.client.registerOnLoop}).
 
-        return registerOnLoop(self._engine, addr, ctx)
+        @raise TypeError: C{ctx} is neither C{None} nor a C{Context}.
+        """
+        from .client import checkContext, registerOnLoop
 
-    def Enroll(self, sock: Any, ctx: Any = None) -> Any:
-        """Adopt a connected socket on this loop (see L{gnetcompat.client})."""
-        from .client import enrollOnLoop
+        return registerOnLoop(self._engine, addr, checkContext(ctx, "EventLoop.Register"))
 
-        return enrollOnLoop(self._engine, sock, ctx)
+    def Enroll(self, ctx: Any = None, sock: Any = None) -> Any:
+        """
+        gnet's C{Enroll(ctx, c)}: adopt a connected socket on this loop (see
+        L{gnetcompat.client.enrollOnLoop}).
+
+        @raise TypeError: C{ctx} is neither C{None} nor a C{Context}.
+        """
+        from .client import checkContext, enrollOnLoop
+
+        return enrollOnLoop(self._engine, sock, checkContext(ctx, "EventLoop.Enroll"))
+
+
+class RunnableFunc:
+    """
+    gnet's C{RunnableFunc}: makes a function C{f(ctx)} a runnable for
+    C{EventLoop.Execute}; C{Run(ctx)} calls it and returns its result.
+    """
+
+    __slots__ = ("func",)
+
+    def __init__(self, func: Callable[[Any], Any]) -> None:
+        if not callable(func):
+            raise TypeError(f"RunnableFunc: func must be callable, got {func!r}")
+        self.func = func
+
+    def Run(self, ctx: Any) -> Any:
+        """Call the function with C{ctx}."""
+        return self.func(ctx)
+
+    def __repr__(self) -> str:
+        return f"RunnableFunc({self.func!r})"
+
+
+def runnableCall(runnable: Any, ctx: Any) -> Callable[[Any], Any]:
+    """
+    What C{Execute} calls with C{ctx}: C{runnable.Run}, or C{runnable}
+    itself for a plain callable.  Checked now, so a runnable that cannot
+    take the context fails in the caller with a C{TypeError} naming it,
+    not later on the loop with an error that is only logged.
+    """
+    fn = getattr(runnable, "Run", None)
+    if fn is None:
+        fn = runnable
+    if not callable(fn):
+        raise TypeError(
+            f"EventLoop.Execute: runnable must have Run(ctx) or be callable, got {runnable!r}"
+        )
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins without a signature: let the call decide
+        return fn
+    try:
+        sig.bind(ctx)
+    except TypeError:
+        raise TypeError(
+            f"EventLoop.Execute: runnable {runnable!r} must accept the context, as "
+            f"gnet's Run(ctx) does (got signature {sig})"
+        ) from None
+    return fn
 
 
 @implementer(IConn)
@@ -322,8 +406,16 @@ class Conn(_Reader):
         self._network = network
         self.closed = False
         self._inOnClose = False  # writes stay allowed inside OnClose (spec §4.5)
-        self._fd = -1
         self._sock = _directSocket(transport)
+        # kept from the start: Twisted forgets the number when the socket
+        # closes, gnet's Fd() returns it even in OnClose and after
+        if self._sock is not None:
+            self._fd = self._sock.fileno()
+        else:
+            try:
+                self._fd = transport.fileno()
+            except Exception:  # noqa: BLE001  (no descriptor: TLS, test transports)
+                self._fd = -1
         #: while OnTraffic runs: what it wrote, sent in one go when it returns
         self._cork: list[bytes] | None = None
 
@@ -491,7 +583,7 @@ class Conn(_Reader):
         try:
             action = self._handler.OnTraffic(self)
         except Exception:
-            self.log.failure("OnTraffic raised; closing {conn!r}", conn=self)
+            self._engine.log.failure("OnTraffic raised; closing {conn!r}", conn=self)
             self._closeLocal(propagate=True)
             return None
         finally:
@@ -540,7 +632,7 @@ class Conn(_Reader):
         try:
             action = toAction(self._handler.OnClose(self, err))
         except Exception:
-            self.log.failure("OnClose raised for {conn!r}", conn=self)
+            eng.log.failure("OnClose raised for {conn!r}", conn=self)
             action = Action.NONE
         finally:
             self._inOnClose = False
@@ -608,12 +700,11 @@ class Conn(_Reader):
         return s
 
     def Fd(self) -> int:
-        """The socket's descriptor (the old number, even after close, as in gnet)."""
-        if not self.closed:
-            try:
-                self._fd = self._transport.fileno()
-            except Exception:
-                pass
+        """
+        The socket's descriptor, kept from when the connection opened: the
+        old number in C{OnClose} and after close, as in gnet (the OS may have
+        reused it by then).  -1 for a transport without one.
+        """
         return self._fd
 
     def Dup(self) -> int:
@@ -683,7 +774,9 @@ class UDPConn(_Reader):
     returned (from any thread) still reaches the sender.
     """
 
-    __slots__ = ("_engine", "_port", "_in", "_off", "_ctx", "_peer", "_local", "_network", "closed")
+    __slots__ = (
+        "_engine", "_port", "_in", "_off", "_ctx", "_safe", "_peer", "_local", "_network", "closed",
+    )
 
     def __init__(self, engine: Engine, port: Any, data: bytes, peer: tuple, network: str = "udp") -> None:
         self._engine = engine
@@ -691,14 +784,19 @@ class UDPConn(_Reader):
         self._in = data
         self._off = 0
         self._ctx: Any = None
+        self._safe: Any = None
         self._peer = peer
         self._local: Addr | None | bool = False
         self._network = network
         self.closed = False
 
     def Write(self, data: bytes) -> int:
-        """Send one datagram to the sender of this datagram."""
-        self._port.write(bytes(data), self._peer)
+        """
+        Send one datagram to the sender of this datagram, at once (any thread).
+
+        @raise OSError: the send failed (e.g. C{EMSGSIZE}).
+        """
+        self._port.socket.sendto(data, self._peer)
         return len(data)
 
     def SendTo(self, data: bytes, addr: Any) -> int:
@@ -709,11 +807,11 @@ class UDPConn(_Reader):
         """
         if isinstance(addr, Addr) and addr.network == "udp":
             target = addr.sockaddr()
-        elif isinstance(addr, tuple) and len(addr) >= 2:
+        elif isinstance(addr, tuple) and len(addr) >= 2 and _isIP(addr[0]):
             target = addr
         else:
             raise ErrInvalidNetworkAddress()
-        self._port.write(bytes(data), target)
+        self._port.socket.sendto(data, target)
         return len(data)
 
     def Writev(self, bufs: Iterable[bytes]) -> int:
@@ -730,22 +828,26 @@ class UDPConn(_Reader):
 
     def AsyncWrite(self, data: bytes, callback: AsyncCallback | None = None) -> None:
         """
-        Send to the sender from any thread (marshalled to the reactor), then
-        C{callback(None, None)} as gnet calls it (no conn).
+        As gnet's UDP C{AsyncWrite}, not asynchronous: send the datagram now,
+        on the calling thread (so it keeps its place among this thread's
+        C{Write}s), then C{callback(None, err)} there (no conn, as gnet
+        calls it; C{err} is the send error or C{None}).
+
+        @raise ErrEngineInShutdown: the engine has stopped.
+        @raise OSError: the send failed (after the callback ran).
         """
-        data = bytes(data)
         eng = self._engine
-
-        def send() -> None:
-            if eng._stopped:
-                return
-            self._port.write(data, self._peer)
-            if callback is not None:
-                eng._callback(callback, None, None)
-
         if eng._stopped:
             raise ErrEngineInShutdown()
-        eng.reactor.callFromThread(send)
+        err: OSError | None = None
+        try:
+            self._port.socket.sendto(data, self._peer)
+        except OSError as e:
+            err = e
+        if callback is not None:
+            eng._callback(callback, None, err)
+        if err is not None:
+            raise err
 
     def Flush(self) -> None:
         """No-op."""
@@ -774,8 +876,13 @@ class UDPConn(_Reader):
         """Set the per-datagram value."""
         self._ctx = ctx
 
-    SafeContext = Context
-    SetSafeContext = SetContext
+    def SafeContext(self) -> Any:
+        """The thread-safe per-datagram value, its own slot as in gnet."""
+        return self._safe
+
+    def SetSafeContext(self, ctx: Any) -> None:
+        """Set the thread-safe value (any thread; an attribute store is atomic)."""
+        self._safe = ctx
 
     def LocalAddr(self) -> Addr | None:
         """The listening socket's address."""

@@ -40,7 +40,7 @@ from .errors import (
 from .interfaces import IEngine, IEventHandler
 from .options import Option, Options, loadOptions
 
-__all__ = ["Engine", "Run", "Rotate", "Serve", "EngineService"]
+__all__ = ["Engine", "Run", "Rotate", "Serve", "Stop", "EngineService"]
 
 
 def _globalReactor() -> Any:
@@ -83,13 +83,43 @@ def makeLogger(options: Options, namespace: str = "gnetcompat") -> Logger:
             )
         return Logger(namespace=namespace, observer=_GnetLoggerObserver(target))
     if options.LogPath:
-        f = open(options.LogPath, "a")
         level = _LEVELS.get(max(-1, min(options.LogLevel, 2)), LogLevel.info)
-        obs = FilteringLogObserver(
-            textFileLogObserver(f), [LogLevelFilterPredicate(defaultLogLevel=level)]
-        )
-        return Logger(namespace=namespace, observer=obs)
+        return Logger(namespace=namespace, observer=_LogFileObserver(options.LogPath, level))
     return Logger(namespace=namespace)
+
+
+@implementer(ILogObserver)
+class _LogFileObserver:
+    """
+    The text file of C{WithLogPath}, opened here and closed by L{closeLogger}
+    when the engine stops; events after that go to Twisted's global log.
+    """
+
+    def __init__(self, path: str, level: LogLevel) -> None:
+        self.file: Any = open(path, "a")
+        self._write = FilteringLogObserver(
+            textFileLogObserver(self.file), [LogLevelFilterPredicate(defaultLogLevel=level)]
+        )
+
+    def __call__(self, event: dict) -> None:
+        if self.file is None:
+            from twisted.logger import globalLogPublisher
+
+            globalLogPublisher(event)
+        else:
+            self._write(event)
+
+    def close(self) -> None:
+        f, self.file = self.file, None
+        if f is not None:
+            f.close()
+
+
+def closeLogger(logger: Logger) -> None:
+    """Close the file a logger of L{makeLogger} writes to (C{WithLogPath}), if any."""
+    obs = logger.observer
+    if isinstance(obs, _LogFileObserver):
+        obs.close()
 
 
 class _Listener:
@@ -263,22 +293,30 @@ class Engine:
                 return os.dup(lst.fileno())
         raise ErrInvalidNetworkAddress()
 
-    def Stop(self, timeout: float | None = None) -> Deferred | None:
+    def Stop(self, ctx: Any = None, *, timeout: float | None = None) -> Deferred | None:
         """
-        Shut the engine down (as a C{Shutdown} action would).
+        gnet's C{Stop(ctx)}: shut the engine down (as a C{Shutdown} action
+        would) and wait until it has.
 
         On the reactor thread this returns a Deferred that fires once
         shutdown is complete (it never blocks the reactor).  From another
-        thread it blocks until then, up to C{timeout} seconds
-        (C{TimeoutError} after that).
+        thread it blocks until then.  The wait ends at C{ctx}'s deadline
+        (L{gnetcompat.Context.withTimeout}) or after C{timeout} seconds,
+        whichever is sooner, with C{TimeoutError} (the Deferred fails with
+        it); the shutdown itself goes on.
 
+        @raise TypeError: C{ctx} is neither C{None} nor a C{Context} (a
+            number of seconds goes in C{timeout=}).
         @raise ErrEngineInShutdown: already stopping or stopped.
         @raise ErrEmptyEngine: an engine without listeners.
         """
+        from .client import checkContext, contextTimeout
+
+        wait = contextTimeout(checkContext(ctx, "Engine.Stop"), timeout)
         self.Validate()
         if self._stopping:
             raise ErrEngineInShutdown()
-        return stopFromAnyThread(self, self._onReactorThread(), timeout)
+        return stopFromAnyThread(self, self._onReactorThread(), wait)
 
     def Register(self, ctx: Any) -> Any:
         """Add an outbound or adopted connection to this engine (see L{gnetcompat.client})."""
@@ -515,6 +553,7 @@ class Engine:
     def _markStopped(self) -> None:
         self._stopping = True
         self._stopped = True
+        closeLogger(self.log)  # before the waiters: they may end the program
         waiters, self._stoppedWaiters = self._stoppedWaiters, []
         for d in waiters:
             d.callback(None)
@@ -528,7 +567,16 @@ def stopFromAnyThread(eng: Any, onReactorThread: bool, timeout: float | None) ->
     """
     if onReactorThread:
         eng._requestShutdown(fromLoop=False)
-        return eng.whenStopped()
+        d = eng.whenStopped()
+        if timeout is not None and not d.called:
+            clock = getattr(eng, "clock", None) or eng.reactor
+
+            def timedOut(f: Failure) -> Failure:
+                f.trap(defer.TimeoutError)
+                return Failure(TimeoutError(f"engine did not stop within {timeout:g} s"))
+
+            d.addTimeout(timeout, clock).addErrback(timedOut)
+        return d
     done = threading.Event()
 
     def stop() -> None:
@@ -537,7 +585,7 @@ def stopFromAnyThread(eng: Any, onReactorThread: bool, timeout: float | None) ->
 
     eng.reactor.callFromThread(stop)
     if not done.wait(timeout):
-        raise TimeoutError(f"engine did not stop within {timeout} s")
+        raise TimeoutError(f"engine did not stop within {timeout:g} s")
     return None
 
 
@@ -577,6 +625,55 @@ def startEngine(handler: Any, addrs: Sequence[str], options: Options, reactor: A
     return eng
 
 
+#: gnet's process-wide registry for the deprecated L{Stop}: the address
+#: string given to Run/Rotate/Serve -> the engine started with it (the most
+#: recent one); an entry goes when its engine stops.
+_registry: dict[str, Any] = {}
+
+
+def _remember(eng: Any, addrs: str | Sequence[str]) -> Any:
+    names = [addrs] if isinstance(addrs, str) else list(addrs)
+    if eng.stopped:
+        return eng
+    for name in names:
+        _registry[name] = eng
+
+    def forget(result: Any) -> Any:
+        for name in names:
+            if _registry.get(name) is eng:
+                del _registry[name]
+        return result
+
+    eng.whenStopped().addBoth(forget)
+    return eng
+
+
+def Stop(ctx: Any = None, protoAddr: str | None = None) -> Deferred | None:
+    """
+    gnet's deprecated C{Stop(ctx, protoAddr)}: stop the engine started
+    (with L{Run}, L{Rotate} or L{Serve}) under exactly the address string
+    C{protoAddr}, and wait for it as C{Engine.Stop(ctx)} does (a Deferred
+    on the reactor thread, blocking elsewhere; C{ctx}'s deadline ends the
+    wait with C{TimeoutError}).  Use C{Engine.Stop}: two engines started
+    with one string share one entry, so only the latest can be stopped.
+
+    @raise TypeError: C{ctx} is not C{None} or a C{Context}, or
+        C{protoAddr} is not a string.
+    @raise ErrEngineInShutdown: no running engine was started under
+        C{protoAddr} (gnet's odd but documented answer).
+    """
+    from .client import checkContext, contextTimeout
+
+    wait = contextTimeout(checkContext(ctx, "Stop"), None)
+    if not isinstance(protoAddr, str):
+        raise TypeError(f"Stop: protoAddr must be the address string given to Run, got {protoAddr!r}")
+    eng = _registry.pop(protoAddr, None)
+    if eng is None or eng.stopping:
+        raise ErrEngineInShutdown()
+    onReactor = eng._thread is None or threading.current_thread() is eng._thread
+    return stopFromAnyThread(eng, onReactor, wait)
+
+
 def Serve(handler: Any, addrs: str | Sequence[str], *opts: Option | Options, reactor: Any = None) -> Deferred:
     """
     Start an engine without blocking, inside a running (or about to run)
@@ -593,8 +690,9 @@ def Serve(handler: Any, addrs: str | Sequence[str], *opts: Option | Options, rea
         if options.numLoops() > 1:
             from ._workers import serveMulticore
 
-            return serveMulticore(handler, _specs(addrs), options, reactor)
-        return defer.succeed(startEngine(handler, addrs, options, reactor))
+            d = serveMulticore(handler, _specs(addrs), options, reactor)
+            return d.addCallback(_remember, addrs)
+        return defer.succeed(_remember(startEngine(handler, addrs, options, reactor), addrs))
     except Exception:
         return defer.fail()
 

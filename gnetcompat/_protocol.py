@@ -18,6 +18,7 @@ from zope.interface import implementer
 
 from ._action import Action, splitPair, toAction
 from ._conn import Conn, UDPConn, sendNow
+from ._twistedcompat import keepSocketErrors
 from .interfaces import IEventHandler
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class GnetProtocol(Protocol):
         eng = self.engine
         t = self.transport
         network = self.network or networkOf(t.getHost())
+        keepSocketErrors(t)  # OnClose gets the errno of a reset, as in gnet
         conn = self.conn = Conn(eng, t, network)
         self.prepareConn(conn)
         o = eng.options
@@ -64,7 +66,7 @@ class GnetProtocol(Protocol):
         try:
             out, action = splitPair(eng.handler.OnOpen(conn), "OnOpen")
         except Exception:
-            self.log.failure("OnOpen raised; closing {conn!r}", conn=conn)
+            eng.log.failure("OnOpen raised; closing {conn!r}", conn=conn)
             conn._closeLocal(propagate=True)
             return
         if out and not conn.closed:
@@ -156,7 +158,7 @@ class GnetDatagramProtocol(DatagramProtocol):
         try:
             action = toAction(eng.handler.OnTraffic(conn))
         except Exception:
-            self.log.failure("OnTraffic raised for a datagram from {addr}", addr=addr)
+            eng.log.failure("OnTraffic raised for a datagram from {addr}", addr=addr)
             return
         conn.closed = True
         if action == Action.SHUTDOWN:

@@ -505,21 +505,25 @@ class MulticoreEngine:
                 return os.dup(lst.sock.fileno())
         raise ErrInvalidNetworkAddress()
 
-    def Stop(self, timeout: float | None = None) -> Deferred | None:
+    def Stop(self, ctx: Any = None, *, timeout: float | None = None) -> Deferred | None:
         """
-        Stop every worker gracefully.  On the reactor thread: a Deferred that
-        fires once all have exited.  From another thread: block until then,
-        up to C{timeout} seconds (C{TimeoutError}).
+        gnet's C{Stop(ctx)}: stop every worker gracefully.  On the reactor
+        thread: a Deferred that fires once all have exited.  From another
+        thread: block until then.  C{ctx}'s deadline or C{timeout} seconds
+        end the wait with C{TimeoutError} (see C{Engine.Stop}).
 
+        @raise TypeError: C{ctx} is neither C{None} nor a C{Context}.
         @raise ErrEngineInShutdown: already stopping or stopped.
         """
+        from ._engine import stopFromAnyThread
+        from .client import checkContext, contextTimeout
+
+        wait = contextTimeout(checkContext(ctx, "Engine.Stop"), timeout)
         self.Validate()
         if self._stopping:
             raise ErrEngineInShutdown()
-        from ._engine import stopFromAnyThread
-
         onReactor = self._thread is None or threading.current_thread() is self._thread
-        return stopFromAnyThread(self, onReactor, timeout)
+        return stopFromAnyThread(self, onReactor, wait)
 
     def Register(self, ctx: Any) -> Any:
         """Not available in the parent: connections live in the workers."""
@@ -784,6 +788,9 @@ class MulticoreEngine:
         if self._counters is not None:
             self._counters.close()
         self._stopping = self._stopped = True
+        from ._engine import closeLogger
+
+        closeLogger(self.log)  # before the waiters: they may end the program
         if self._started is not None:
             d, self._started = self._started, None
             if self._error is not None:

@@ -25,6 +25,7 @@ import ipaddress
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple, cast
 
@@ -36,7 +37,7 @@ from twisted.internet.endpoints import (
     TCP6ClientEndpoint,
     UNIXClientEndpoint,
 )
-from twisted.internet.error import ConnectionLost, ConnectionRefusedError, NoProtocol
+from twisted.internet.error import ConnectionLost, NoProtocol
 from twisted.internet.protocol import DatagramProtocol, Factory
 from twisted.logger import Logger
 from twisted.python import threadable
@@ -47,6 +48,7 @@ from ._addr import Addr, applyKeepAlive, parseProtoAddr, splitHostPort
 from ._conn import Conn
 from ._engine import Engine, _Ticker
 from ._protocol import GnetProtocol
+from ._twistedcompat import builtinError
 from .errors import (
     ErrEmptyEngine,
     ErrEngineInShutdown,
@@ -101,6 +103,7 @@ _NOKEY = _Key("root")
 _VALUE = _Key("gnet value")
 _NETCONN = _Key("net.Conn")
 _NETADDR = _Key("net.Addr")
+_DEADLINE = _Key("deadline")
 
 
 class Context:
@@ -134,6 +137,34 @@ class Context:
         """A child context where C{key} maps to C{value}."""
         return Context(self, key, value)
 
+    def withDeadline(self, when: float) -> Context:
+        """
+        A child context that ends at C{when} (a C{time.time()} timestamp, or
+        an aware C{datetime}), or at the parent's deadline if that is sooner
+        (Go's C{context.WithDeadline}).  C{Engine.Stop} and the deprecated
+        C{Stop} stop waiting then, with C{TimeoutError}.
+        """
+        if hasattr(when, "timestamp"):
+            when = when.timestamp()  # type: ignore[union-attr]
+        if isinstance(when, bool) or not isinstance(when, (int, float)):
+            raise TypeError(f"when: expected a time.time() timestamp, got {when!r}")
+        parent = self.deadline()
+        if parent is not None and parent < when:
+            when = parent
+        return Context(self, _DEADLINE, float(when))
+
+    def withTimeout(self, seconds: float) -> Context:
+        """C{withDeadline(time.time() + seconds)} (Go's C{context.WithTimeout})."""
+        if hasattr(seconds, "total_seconds"):
+            seconds = seconds.total_seconds()  # type: ignore[union-attr]
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            raise TypeError(f"seconds: expected a number of seconds, got {seconds!r}")
+        return self.withDeadline(time.time() + seconds)
+
+    def deadline(self) -> float | None:
+        """When this context ends (a C{time.time()} timestamp), or C{None}."""
+        return self.value(_DEADLINE)
+
     def value(self, key: Any, default: Any = None) -> Any:
         """The nearest value stored under C{key}, or C{default}."""
         c: Context | None = self
@@ -153,12 +184,42 @@ class Context:
         return f"Context({', '.join(items)})"
 
 
-def _ctx(ctx: Context | None) -> Context:
+def _ctx(ctx: Context | None, name: str = "ctx") -> Context:
     if ctx is None:
         return Context()
     if not isinstance(ctx, Context):
-        raise TypeError(f"expected a gnetcompat.Context or None, got {ctx!r}")
+        raise TypeError(f"{name}: expected a gnetcompat.Context or None, got {ctx!r}")
     return ctx
+
+
+def checkContext(ctx: Any, where: str) -> Context | None:
+    """
+    C{ctx} if it is C{None} or a L{Context}; otherwise a C{TypeError}
+    naming the argument (so a call in another order than gnet's fails
+    loudly instead of being misread).
+    """
+    if ctx is None or isinstance(ctx, Context):
+        return ctx
+    raise TypeError(
+        f"{where}: ctx (the first argument, as in gnet) must be None or a "
+        f"gnetcompat.Context, got {ctx!r}"
+    )
+
+
+def contextTimeout(ctx: Context | None, timeout: float | None) -> float | None:
+    """
+    Seconds left before C{ctx}'s deadline or C{timeout}, whichever is
+    sooner (C{None}: wait for ever; never negative).
+    """
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError(f"timeout: expected a number of seconds, got {timeout!r}")
+    left: float | None = timeout
+    when = ctx.deadline() if ctx is not None else None
+    if when is not None:
+        rest = when - time.time()
+        left = rest if left is None else min(left, rest)
+    return None if left is None else max(left, 0.0)
 
 
 def NewContext(ctx: Context | None, v: Any) -> Context:
@@ -315,14 +376,14 @@ class _ConnectedUDPProtocol(DatagramProtocol):
             out: Any
             out, action = splitPair(eng.handler.OnOpen(conn), "OnOpen")
         except Exception:  # noqa: BLE001  (a handler bug closes the conn, as in _protocol)
-            self.log.failure("OnOpen raised; closing {conn!r}", conn=conn)
+            eng.log.failure("OnOpen raised; closing {conn!r}", conn=conn)
             conn._closeLocal(propagate=True)
             return conn
         if out and not conn.closed:
             try:
                 t.write(bytes(out))
             except Exception:  # noqa: BLE001  (a send error must not abort OnOpen)
-                self.log.failure("sending the OnOpen datagram failed")
+                eng.log.failure("sending the OnOpen datagram failed")
         if action:
             conn._apply(action)
         return conn
@@ -339,7 +400,7 @@ class _ConnectedUDPProtocol(DatagramProtocol):
         conn._traffic()
 
     def connectionRefused(self) -> None:
-        self._peerGone(Failure(ConnectionRefusedError()))
+        self._peerGone(Failure(ConnectionRefusedError(errno.ECONNREFUSED, "read: connection refused")))
 
     def _peerGone(self, reason: Failure | None) -> None:
         conn = self.conn
@@ -366,8 +427,6 @@ class _ConnectedUDPProtocol(DatagramProtocol):
             code = port.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         except (AttributeError, OSError):
             code = 0
-        if code == errno.ECONNREFUSED:
-            return ConnectionRefusedError()
         if code:
             return OSError(code, os.strerror(code))
         return ConnectionLost("UDP port closed")
@@ -556,12 +615,18 @@ def _dial(
     OnOpen has run.
     """
     net = network.lower() if isinstance(network, str) else network
+    where = f"dial {net} {address}"
+
+    def builtin(f: Failure) -> Failure:
+        # no Twisted exception type crosses the gnet API (refused, time-out, DNS)
+        return Failure(builtinError(f.value, where))
+
     if net == "unix":
         if not address:
             return defer.fail(ErrInvalidNetworkAddress())
         factory = _OneShotFactory(engine, "unix", value, hasValue, applyOptions)
         d = UNIXClientEndpoint(engine.reactor, address).connect(factory)
-        return d.addCallback(lambda p: _openedConn(engine, p))
+        return d.addCallback(lambda p: _openedConn(engine, p)).addErrback(builtin)
     if net not in ("tcp", "tcp4", "tcp6", "udp", "udp4", "udp6"):
         return defer.fail(ErrUnsupportedProtocol())
     try:
@@ -591,7 +656,7 @@ def _dial(
             return Failure(ErrEngineInShutdown())
         return f
 
-    return d.addCallback(connect).addErrback(noProtocol)
+    return d.addCallback(connect).addErrback(noProtocol).addErrback(builtin)
 
 
 def _addrTarget(addr: Any) -> tuple[str, str]:

@@ -175,10 +175,6 @@ class ErrEOF(GnetError):
     message = "EOF"
 
 
-class ErrInvalidTimeDuration(GnetError, ValueError):
-    """A keep-alive duration is below one second."""
-
-    message = "invalid time duration"
 
 
 class ErrInvalidURL(GnetError, ValueError):
@@ -191,3 +187,14 @@ class ErrInvalidOption(GnetError, ValueError):
     """An option has an invalid value; the message names the option."""
 
     message = "gnet: invalid option"
+
+
+class ErrInvalidTimeDuration(ErrInvalidOption):
+    """
+    A keep-alive duration is below one second: gnet's one error for it,
+    from C{Conn.SetKeepAlivePeriod}/C{SetKeepAlive} and from the
+    C{WithTCPKeepAlive}/C{WithTCPKeepInterval} options alike (so it is an
+    L{ErrInvalidOption} too).
+    """
+
+    message = "invalid time duration"

@@ -105,22 +105,30 @@ class IEngine(Interface):
         unix) and address text match; L{ErrInvalidNetworkAddress} otherwise.
         """
 
-    def Stop() -> object:
+    def Stop(ctx: object) -> object:
         """
-        Shut the engine down.  From another thread: block until it stopped.
-        On the reactor thread: return a Deferred firing when it stopped.
-        A second call raises L{ErrEngineInShutdown}.
+        gnet's C{Stop(ctx)}: shut the engine down.  From another thread:
+        block until it stopped.  On the reactor thread: return a Deferred
+        firing when it stopped.  C{ctx} (C{None} or a C{Context}) may carry
+        a deadline that ends the wait with C{TimeoutError}.  A second call
+        raises L{ErrEngineInShutdown}.
         """
 
 
 class IEventLoop(Interface):
     """The loop owning a connection (gnet's C{Conn.EventLoop()})."""
 
-    def Execute(runnable: object) -> None:
-        """Queue C{runnable.Run()} (or a plain callable) on the loop."""
+    def Execute(ctx: object, runnable: object) -> None:
+        """Queue C{runnable.Run(ctx)} (or a plain callable C{f(ctx)}) on the loop."""
 
-    def Schedule(runnable: object, delay: float) -> None:
+    def Schedule(ctx: object, runnable: object, delay: float) -> None:
         """Not supported by gnet either: raises L{ErrUnsupportedOp}."""
+
+    def Register(ctx: object, addr: object) -> object:
+        """Dial C{addr} and add the connection to this loop (a Deferred of a result)."""
+
+    def Enroll(ctx: object, sock: object) -> object:
+        """Adopt the connected socket C{sock} on this loop (a Deferred of a result)."""
 
     def Close(c: IConn) -> BaseException | None:
         """Close C{c} synchronously (loop only); return the close result."""

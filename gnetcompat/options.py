@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Any, Callable
 
-from .errors import ErrInvalidOption, ErrTooManyEventLoopThreads
+from .errors import ErrInvalidOption, ErrInvalidTimeDuration, ErrTooManyEventLoopThreads
 
 __all__ = [
     "Options",
@@ -222,7 +222,7 @@ class Options:
             if o.TCPKeepCount <= 0:
                 o.TCPKeepCount = 5
             if int(o.TCPKeepAlive) < 1 or int(o.TCPKeepInterval) < 1:
-                raise ErrInvalidOption(
+                raise ErrInvalidTimeDuration(
                     "TCPKeepAlive/TCPKeepInterval: invalid time duration (whole seconds "
                     f"must be >= 1; got idle {o.TCPKeepAlive}s, interval {o.TCPKeepInterval}s)"
                 )

@@ -18,16 +18,19 @@ reactor's next iteration.
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import Any, Callable
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
-from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransportWithDisconnection
 from twisted.python.failure import Failure
 
 from ._addr import parseProtoAddr
 from ._engine import Engine
 from ._protocol import GnetDatagramProtocol, GnetFactory, GnetProtocol
+from ._twistedcompat import SocketError
 from .options import Option, Options, loadOptions
 
 __all__ = ["MemoryReactor", "HandlerDriver", "FakePeer"]
@@ -96,8 +99,9 @@ class FakePeer:
         self._lose(Failure(ConnectionDone()))
 
     def reset(self) -> None:
-        """The connection breaks (OnClose gets a ConnectionLost)."""
-        self._lose(Failure(ConnectionLost("Connection reset by peer")))
+        """The connection is reset (OnClose gets a C{ConnectionResetError}, as over a socket)."""
+        reset = ConnectionResetError(errno.ECONNRESET, os.strerror(errno.ECONNRESET))
+        self._lose(Failure(SocketError("read", reset)))
 
     def _lose(self, reason: Failure) -> None:
         if not self.transport.disconnected:
@@ -124,9 +128,14 @@ class _FakeUDPPort:
     def __init__(self, host: Any) -> None:
         self.host = host
         self.sent: list[tuple[bytes, Any]] = []
+        self.socket = self  # UDPConn sends with socket.sendto, at once
 
     def write(self, data: bytes, addr: Any) -> None:
-        self.sent.append((data, addr))
+        self.sent.append((bytes(data), addr))
+
+    def sendto(self, data: bytes, addr: Any) -> int:
+        self.sent.append((bytes(data), addr))
+        return len(data)
 
     def getHost(self) -> Any:
         return self.host

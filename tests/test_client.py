@@ -17,7 +17,6 @@ from typing import Any
 
 from twisted.internet import defer, protocol, threads
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 

@@ -204,14 +204,16 @@ class TickerTests(SynchronousTestCase):
 
 
 class Runnable:
-    """A gnet Runnable: C{Run()} records and returns C{result}."""
+    """A gnet Runnable: C{Run(ctx)} records the context and returns C{result}."""
 
     def __init__(self, result: Any = None) -> None:
         self.ran = 0
         self.result = result
+        self.contexts: list[Any] = []
 
-    def Run(self) -> Any:
+    def Run(self, ctx: Any) -> Any:
         self.ran += 1
+        self.contexts.append(ctx)
         return self.result
 
 
@@ -225,48 +227,91 @@ class EventLoopTests(SynchronousTestCase):
         self.loop = self.peer.conn.EventLoop()
 
     def test_executeIsQueued(self) -> None:
-        """C{Execute} queues C{r.Run()} (or a plain callable) on the loop, in order."""
-        order: list[str] = []
+        """
+        C{Execute(ctx, r)} (gnet's order) queues C{r.Run(ctx)}, a
+        L{gnet.RunnableFunc} or a plain callable C{f(ctx)} on the loop, in
+        order, each given the context.
+        """
+        order: list[Any] = []
+        ctx = gnet.NewContext(None, "v")
         r = Runnable()
-        self.loop.Execute(r)
-        self.loop.Execute(lambda: order.append("fn"))
+        self.loop.Execute(ctx, r)
+        self.loop.Execute(ctx, gnet.RunnableFunc(lambda c: order.append(("func", c))))
+        self.loop.Execute(None, lambda c: order.append(("fn", c)))
+        self.loop.Execute(runnable=lambda c: order.append(("kw", c)))
         self.assertEqual((r.ran, order), (0, []))
         self.driver.runPending()
-        self.assertEqual((r.ran, order), (1, ["fn"]))
+        self.assertEqual(r.contexts, [ctx])
+        self.assertEqual(order, [("func", ctx), ("fn", None), ("kw", None)])
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_executeWrongOrder(self) -> None:
+        """
+        gnetcompat's old C{Execute(r)} order, a runnable whose C{Run} takes
+        no context and a non-runnable raise C{TypeError} naming the argument,
+        in the caller, instead of failing later on the loop.
+        """
+
+        class OldRunnable:
+            def Run(self) -> None:
+                pass
+
+        e = self.assertRaises(TypeError, self.loop.Execute, Runnable())
+        self.assertIn("ctx", str(e))
+        e = self.assertRaises(TypeError, self.loop.Execute, None, OldRunnable())
+        self.assertIn("runnable", str(e))
+        e = self.assertRaises(TypeError, self.loop.Execute, None, lambda: None)
+        self.assertIn("runnable", str(e))
+        e = self.assertRaises(TypeError, self.loop.Execute, None, 42)
+        self.assertIn("runnable", str(e))
+        self.assertRaises(TypeError, gnet.RunnableFunc, 42)
 
     def test_executeNil(self) -> None:
-        """C{Execute(None)} raises L{ErrNilRunnable}."""
+        """C{Execute(ctx, None)} (and C{Execute(None)}) raises L{ErrNilRunnable}."""
+        self.assertRaises(ErrNilRunnable, self.loop.Execute, None, None)
         self.assertRaises(ErrNilRunnable, self.loop.Execute, None)
 
     def test_executeShutdown(self) -> None:
         """A runnable returning or raising L{ErrEngineShutdown} stops the engine; other errors do not."""
-        self.loop.Execute(Runnable(ValueError("ignored")))
+        self.loop.Execute(None, Runnable(ValueError("ignored")))
         self.driver.runPending()
         self.assertFalse(self.driver.engine.stopping)
-        self.loop.Execute(Runnable(ErrEngineShutdown()))
+        self.loop.Execute(None, Runnable(ErrEngineShutdown()))
         self.driver.runPending()
         self.assertTrue(self.driver.engine.stopped)
 
     def test_executeRaisingShutdown(self) -> None:
         """A runnable raising L{ErrEngineShutdown} stops the engine."""
 
-        def fn() -> None:
+        def fn(ctx: Any) -> None:
             raise ErrEngineShutdown()
 
-        self.loop.Execute(fn)
+        self.loop.Execute(None, fn)
         self.driver.runPending()
         self.assertTrue(self.driver.engine.stopped)
 
     def test_executeAfterStop(self) -> None:
         """C{Execute} after the engine stopped raises L{ErrEngineInShutdown}."""
         self.successResultOf(self.driver.stop())
-        self.assertRaises(ErrEngineInShutdown, self.loop.Execute, Runnable())
+        self.assertRaises(ErrEngineInShutdown, self.loop.Execute, None, Runnable())
 
     def test_scheduleUnsupported(self) -> None:
-        """C{Schedule} raises L{ErrUnsupportedOp} before and after shutdown."""
-        self.assertRaises(ErrUnsupportedOp, self.loop.Schedule, Runnable(), 1.0)
+        """C{Schedule(ctx, r, delay)} raises L{ErrUnsupportedOp} before and after shutdown."""
+        self.assertRaises(ErrUnsupportedOp, self.loop.Schedule, None, Runnable(), 1.0)
         self.successResultOf(self.driver.stop())
-        self.assertRaises(ErrUnsupportedOp, self.loop.Schedule, Runnable(), 1.0)
+        self.assertRaises(ErrUnsupportedOp, self.loop.Schedule, None, Runnable(), 1.0)
+
+    def test_registerEnrollWrongOrder(self) -> None:
+        """
+        C{EventLoop.Register(addr, ctx)}/C{Enroll(sock, ctx)} (arguments not in
+        gnet's order) raise C{TypeError} naming C{ctx}, not
+        L{ErrInvalidNetworkAddress}.
+        """
+        ctx = gnet.NewContext(None, 1)
+        e = self.assertRaises(TypeError, self.loop.Register, "tcp://127.0.0.1:1", ctx)
+        self.assertIn("ctx", str(e))
+        e = self.assertRaises(TypeError, self.loop.Enroll, object(), ctx)
+        self.assertIn("ctx", str(e))
 
     def test_closeSynchronous(self) -> None:
         """C{EventLoop.Close(c)} closes now with C{OnClose(c, None)} and returns C{None}."""
@@ -1091,18 +1136,18 @@ class StopTests(LoopbackTestCase):
     @inlineCallbacks
     def test_stopFromThread(self) -> Any:
         """
-        After one echo a worker thread calls C{Engine.Stop(3)}: it blocks until
+        After one echo a worker thread calls C{Engine.Stop(ctx)} (a 3 s deadline): it blocks until
         shutdown and returns None; the client's connection closes; a second
         C{Stop} raises L{ErrEngineInShutdown}.
         """
         eng = yield self.serve(Recorder(OnTraffic=lambda c: c.WriteTo(c) and None), "tcp://127.0.0.1:0")
         client = yield self.echoOnce(eng)
-        result = yield threads.deferToThread(eng.Stop, 3)
+        result = yield threads.deferToThread(eng.Stop, gnet.Context().withTimeout(3))
         self.assertIsNone(result)
         self.assertTrue(eng.stopped)
         yield client.lost
         self.assertRaises(ErrEngineInShutdown, eng.Stop)
-        err = yield threads.deferToThread(lambda: self.assertRaises(ErrEngineInShutdown, eng.Stop, 3))
+        err = yield threads.deferToThread(lambda: self.assertRaises(ErrEngineInShutdown, eng.Stop, None))
         self.assertIsInstance(err, ErrEngineInShutdown)
 
     @inlineCallbacks

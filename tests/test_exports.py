@@ -29,6 +29,8 @@ EXPECTED_ALL = [
     "Client", "Context", "ErrClientNotStarted", "FromContext", "FromNetAddrContext",
     "FromNetConnContext", "NewClient", "NewContext", "NewNetAddrContext", "NewNetConnContext",
     "RegisteredResult",
+    # gnet's RunnableFunc (spec §8.2) and the deprecated package-level Stop (§6.3)
+    "RunnableFunc", "Stop",
 ]
 
 EXPECTED_ERRORS = [

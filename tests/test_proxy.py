@@ -67,17 +67,17 @@ class _CheckedProxy(ProxyHandler):
         loop = self.loop = c.EventLoop()
         self.loopChecks.append(
             (
-                _errorOf(loop.Register, None, NewContext(None, c)),
-                _errorOf(loop.Enroll, None, NewContext(None, c)),
-                _errorOf(loop.Execute, None),
-                _errorOf(loop.Schedule, lambda: None, 0.1),
+                _errorOf(loop.Register, NewContext(None, c), None),
+                _errorOf(loop.Enroll, NewContext(None, c), None),
+                _errorOf(loop.Execute, None, None),
+                _errorOf(loop.Schedule, None, lambda ctx: None, 0.1),
             )
         )
         return super().frontOpened(c)
 
     def backendOpened(self, c: Any, front: Any) -> Any:
         self.backendContexts.append((front, c.Context()))
-        c.EventLoop().Execute(lambda: self.executed.append(c))
+        c.EventLoop().Execute(None, lambda ctx: self.executed.append(c))
         return super().backendOpened(c, front)
 
     def frontClosed(self, c: Any, err: Any) -> Any:
@@ -176,10 +176,10 @@ class StreamProxyTests(TestCase):
         self.addCleanup(sock.close)
         self.assertEqual(
             (
-                _errorOf(loop.Register, backends[0], None),
-                _errorOf(loop.Enroll, sock, None),
-                _errorOf(loop.Execute, lambda: None),
-                _errorOf(loop.Schedule, lambda: None, 0.1),
+                _errorOf(loop.Register, None, backends[0]),
+                _errorOf(loop.Enroll, None, sock),
+                _errorOf(loop.Execute, None, lambda ctx: None),
+                _errorOf(loop.Schedule, None, lambda ctx: None, 0.1),
                 _errorOf(proxy.Register, NewNetAddrContext(None, backends[0])),
             ),
             (

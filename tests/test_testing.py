@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.error import ConnectionLost
 from twisted.trial.unittest import SynchronousTestCase
 
 import gnetcompat as gnet
@@ -63,7 +62,7 @@ class HandlerDriverTests(SynchronousTestCase):
         self.assertIsInstance(peer.conn, gnet.Conn)
 
     def test_disconnectAndReset(self) -> None:
-        """C{disconnect} gives OnClose an L{ErrEOF}; C{reset} a connection-lost error."""
+        """C{disconnect} gives OnClose an L{ErrEOF}; C{reset} a C{ConnectionResetError}, as a socket does."""
         handler = Recorder()
         driver = HandlerDriver(handler)
         driver.boot()
@@ -71,7 +70,7 @@ class HandlerDriverTests(SynchronousTestCase):
         driver.connect().reset()
         errs = [e[2] for e in handler.closes()]
         self.assertIsInstance(errs[0], ErrEOF)
-        self.assertIsInstance(errs[1], ConnectionLost)
+        self.assertIsInstance(errs[1], ConnectionResetError)
 
     def test_disconnectTwiceIsHarmless(self) -> None:
         """Disconnecting an already closed peer calls OnClose only once."""

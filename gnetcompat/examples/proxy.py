@@ -2,7 +2,7 @@
 """
 A stream proxy in gnet's style (gnet's C{TestStreamProxyServer}): one engine
 serves the front end and, for each front connection, dials a back end with
-C{c.EventLoop().Register(addr, NewContext(None, front))} on the same loop.
+C{c.EventLoop().Register(NewContext(None, front), addr)} on the same loop.
 Bytes are relayed both ways with C{WriteTo}; closing either side closes the
 other (the front's C{OnClose} closes its back end synchronously with
 C{EventLoop().Close}).
@@ -72,7 +72,7 @@ class ProxyHandler(BuiltinEventEngine):
     def frontOpened(self, c: Any) -> Any:
         """Dial a back end for the new front conn C{c}."""
         addr = next(self._next)
-        d = c.EventLoop().Register(addr, NewContext(None, c))
+        d = c.EventLoop().Register(NewContext(None, c), addr)
         d.addCallback(self.registered, c, addr)
         return None, Action.NONE
 

@@ -19,6 +19,7 @@ from twisted.application.service import MultiService
 from twisted.python import usage
 
 import gnetcompat as gnet
+from gnetcompat._origin import OriginPolicy
 from gnetcompat.websocket import WebSocketOptions
 
 __all__ = ["Options", "makeService", "systemdDescriptor", "toGnetAddress"]
@@ -215,8 +216,9 @@ class Options(usage.Options):
          _seconds("auto-ping-interval")],
         ["auto-ping-timeout", None, 0.0, "Drop a connection whose ping is not answered in this "
          "many seconds (0: never; needs --auto-ping-interval).", _seconds("auto-ping-timeout")],
-        ["allowed-origins", None, "*", "Comma-separated Origin patterns allowed to connect "
-         "(* wildcards).", None],
+        ["allowed-origins", None, "*", "Comma-separated origins allowed to connect, as "
+         "browsers send them: scheme://host[:port] (default ports implied; *.host for "
+         "subdomains, :* for any port), or * for any (others: HTTP 403).", None],
         ["compression", None, True, "Accept permessage-deflate (true/false).", _bool("compression")],
         ["max-connections", None, 0, "Refuse connections beyond this many, engine-wide, with "
          "HTTP 503 (0: no limit).", _count("max-connections")],
@@ -233,6 +235,10 @@ class Options(usage.Options):
          "e.g. tcp:9100:interface=127.0.0.1 (default: off).", None],
         ["status-page", None, True, "Answer a plain GET / on the echo port with an HTML status "
          "page (false: HTTP 426).", _bool("status-page")],
+    ]
+
+    optFlags = [
+        ["allow-null-origin", None, "Also allow Origin: null (sandboxed iframes, file: pages)."],
     ]
 
     def __init__(self) -> None:
@@ -262,6 +268,10 @@ class Options(usage.Options):
         origins = [o.strip() for o in self["allowed-origins"].split(",") if o.strip()]
         if not origins:
             raise usage.UsageError("--allowed-origins: give at least one pattern (* for any)")
+        try:
+            OriginPolicy(origins)
+        except ValueError as e:
+            raise usage.UsageError(f"--allowed-origins: {e}") from None
         self["origins"] = origins
         if self["metrics"] is not None:
             from twisted.internet import reactor
@@ -287,6 +297,7 @@ class Options(usage.Options):
             autoPingInterval=self["auto-ping-interval"],
             autoPingTimeout=self["auto-ping-timeout"],
             allowedOrigins=self["origins"],
+            allowNullOrigin=bool(self["allow-null-origin"]),
             compression=self["compression"],
             webStatus=self["status-page"],
             keepRequest=False,  # the echo never reads the request's headers

@@ -231,8 +231,9 @@ class Options(usage.Options):
          None],
         ["shutdown-timeout", None, 5.0, "Seconds a graceful shutdown waits for closing "
          "handshakes before aborting connections.", _seconds("shutdown-timeout")],
-        ["metrics", None, None, "Serve Prometheus metrics at /metrics on this Twisted endpoint, "
-         "e.g. tcp:9100:interface=127.0.0.1 (default: off).", None],
+        ["metrics", None, None, "Serve Prometheus metrics at /metrics on this Twisted endpoint; "
+         "a bare port (9100, tcp:9100) binds 127.0.0.1, tcp:9100:interface=0.0.0.0 all "
+         "interfaces (default: off).", None],
         ["status-page", None, True, "Answer a plain GET / on the echo port with an HTML status "
          "page (false: HTTP 426).", _bool("status-page")],
     ]
@@ -277,8 +278,10 @@ class Options(usage.Options):
             from twisted.internet import reactor
             from twisted.internet.endpoints import serverFromString
 
+            from gnetcompat._metrics import metricsEndpoint
+
             try:
-                serverFromString(reactor, self["metrics"])
+                serverFromString(reactor, metricsEndpoint(self["metrics"])[0])
             except (ValueError, KeyError, TypeError) as e:
                 raise usage.UsageError(f"--metrics: bad endpoint {self['metrics']!r}: {e}") from None
         try:

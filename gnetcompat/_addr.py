@@ -334,7 +334,9 @@ def createListener(spec: ListenSpec, options: object) -> tuple[socket.socket, in
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             _bufferOptions(sock, o)
-            sock.bind(path)
+            sock.bind(path)  # the file's mode: 0777 less the umask
+            if getattr(o, "UnixSocketMode", None) is not None:
+                os.chmod(path, o.UnixSocketMode)  # before anyone can connect
             sock.listen(o.Backlog or somaxconn())
         except BaseException:
             sock.close()

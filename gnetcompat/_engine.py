@@ -403,7 +403,14 @@ class Engine:
             assert lst.sock is not None
             if spec.stream:
                 factory = GnetFactory(self, "unix" if spec.network == "unix" else "tcp")
-                lst.port = self.reactor.adoptStreamPort(lst.sock.fileno(), lst.family, factory)
+                if lst.family == socket.AF_UNIX:
+                    lst.port = _adoptUnixPort(
+                        self.reactor, lst.sock, factory, self.options.Backlog
+                    )
+                else:
+                    lst.port = self.reactor.adoptStreamPort(
+                        lst.sock.fileno(), lst.family, factory
+                    )
                 if spec.fd is not None and spec.network == "unix":
                     # Twisted's adopted unix port unlinks its path when it stops
                     # listening; an inherited socket's file belongs to whoever
@@ -598,6 +605,42 @@ def _specs(addrs: Sequence[str]) -> list[ListenSpec]:
     if not addrs:
         raise ErrInvalidNetworkAddress("gnet: no address given")
     return [parseProtoAddr(a) for a in addrs]
+
+
+def _adoptUnixPort(reactor: Any, sock: socket.socket, factory: Any, backlog: int) -> Any:
+    """
+    C{reactor.adoptStreamPort} for a listening unix socket, keeping its
+    file's mode.  Twisted's unix C{Port} chmods its path to its C{mode}
+    (0666 by default) when it starts listening, an adopted socket's too:
+    every socket would be world-connectable whatever the umask,
+    L{WithUnixSocketMode} or systemd's C{SocketMode=} said.  The port is
+    built as C{adoptStreamPort} builds it (C{unix.Port._fromListeningDescriptor},
+    its own implementation) with C{mode} set to the file's current mode, and
+    the engine's backlog instead of Twisted's 50.  Abstract-namespace
+    sockets (no file) and reactors that are not Twisted's posix ones go
+    through C{adoptStreamPort}.
+    """
+    import stat
+
+    from twisted.internet.posixbase import PosixReactorBase
+
+    from ._addr import somaxconn
+
+    name = sock.getsockname()
+    path = os.fsdecode(name) if isinstance(name, bytes) else name
+    try:
+        mode = None if not path or path[0] == "\0" else stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        mode = None
+    if mode is None or not isinstance(reactor, PosixReactorBase):
+        return reactor.adoptStreamPort(sock.fileno(), socket.AF_UNIX, factory)
+    from twisted.internet import unix
+
+    port = unix.Port._fromListeningDescriptor(reactor, sock.fileno(), factory)
+    port.mode = mode
+    port.backlog = backlog or somaxconn()
+    port.startListening()
+    return port
 
 
 def _normalizeTopology(specs: list[ListenSpec], options: Options) -> Options:

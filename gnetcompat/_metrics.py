@@ -48,12 +48,25 @@ C{start_time_seconds}.
 The endpoint is a separate C{twisted.web} site (C{--metrics DESCRIPTION},
 any Twisted server endpoint string) serving C{prometheus_client}'s
 C{MetricsResource} at C{/metrics}; the echo port never serves it.
+
+The site only answers C{GET} and C{HEAD} without a body: another method
+gets 405 and a request announcing a body (C{Content-Length} > 0 or
+C{Transfer-Encoding}) 413, as soon as its headers are in and before any of
+the body is read, and the connection is closed.  The request line and each
+header line are at most L{MAX_LINE} bytes (longer: 431), the whole header
+block at most L{MAX_HEADERS_SIZE} bytes in at most L{MAX_HEADERS} headers,
+and an idle connection is closed after L{IDLE_TIMEOUT} seconds.  A bare
+port (C{9100}, C{tcp:9100}) binds loopback as C{--port} does
+(L{metricsEndpoint}); an explicit non-loopback C{interface=} is honoured
+with a warning.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import mmap
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -76,7 +89,17 @@ __all__ = [
     "metricsSite",
     "MetricsService",
     "RateMeter",
+    "metricsEndpoint",
 ]
+
+#: longest request line or header line of the metrics site
+MAX_LINE = 4096
+#: most bytes of request line and headers together
+MAX_HEADERS_SIZE = 8192
+#: most header lines in a request
+MAX_HEADERS = 32
+#: seconds an idle connection to the metrics site stays open
+IDLE_TIMEOUT = 60.0
 
 #: close codes with their own label value (others: C{other})
 CLOSE_CODES = (1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011)
@@ -397,24 +420,122 @@ def metricsRegistry(source: Callable[[], Snapshot], startTime: float | None = No
     return registry
 
 
+def _channel() -> Any:
+    """
+    The C{HTTPChannel} of the metrics site: GET and HEAD without a body,
+    bounded lines and headers (see the module docstring).  A refused
+    request is answered when its headers are complete, before any body is
+    read; whatever follows on the connection is ignored.
+    """
+    from twisted.web.http import HTTPChannel
+
+    class MetricsChannel(HTTPChannel):
+        MAX_LENGTH = MAX_LINE
+        totalHeadersSize = MAX_HEADERS_SIZE
+        maxHeaders = MAX_HEADERS
+        _refused = False
+
+        def _refuse(self, status: bytes, extra: bytes = b"") -> None:
+            self._refused = True
+            self.transport.write(
+                b"HTTP/1.1 " + status + b"\r\n" + extra
+                + b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            self.transport.loseConnection()
+
+        def lineReceived(self, line: bytes) -> None:
+            if not self._refused:
+                super().lineReceived(line)
+
+        def lineLengthExceeded(self, line: bytes) -> None:
+            if not self._refused:
+                self._refuse(b"431 Request Header Fields Too Large")
+
+        def allHeadersReceived(self) -> None:
+            # _command: the request line's method (HTTPChannel's own
+            # attribute; the Request learns it only once the body is in)
+            if self._command not in (b"GET", b"HEAD"):
+                self._refuse(b"405 Method Not Allowed", b"Allow: GET, HEAD\r\n")
+            elif self.length != 0:  # a Content-Length > 0, or chunked (None)
+                self._refuse(b"413 Content Too Large")
+            else:
+                super().allHeadersReceived()
+
+        def allContentReceived(self) -> None:
+            if not self._refused:
+                super().allContentReceived()
+
+        def rawDataReceived(self, data: bytes) -> None:
+            if not self._refused:
+                super().rawDataReceived(data)
+
+    return MetricsChannel
+
+
 def metricsSite(registry: Any) -> Any:
-    """A C{twisted.web} C{Site} serving C{registry} at C{/metrics} (nothing else)."""
+    """
+    A C{twisted.web} C{Site} serving C{registry} at C{/metrics} (nothing
+    else), to GET and HEAD requests without a body, with bounded headers
+    and an idle timeout (see the module docstring).
+    """
     from prometheus_client.twisted import MetricsResource
     from twisted.web.resource import Resource
     from twisted.web.server import Site
 
     root = Resource()
     root.putChild(b"metrics", MetricsResource(registry))
-    site = Site(root)
+    site = Site(root, timeout=IDLE_TIMEOUT)
+    site.protocol = _channel()
     site.displayTracebacks = False
     return site
+
+
+_LOOPBACK = {"tcp": "127.0.0.1", "tcp6": "\\:\\:1", "ssl": "127.0.0.1"}
+
+
+def metricsEndpoint(description: str) -> tuple[str, str | None]:
+    """
+    The endpoint C{--metrics DESCRIPTION} listens on: a bare port (C{9100},
+    C{tcp:9100}, C{tcp6:9100}, C{ssl:9100:...}) binds loopback
+    (C{interface=127.0.0.1}, or C{::1} for C{tcp6}), as C{--port} does; an
+    explicit C{interface=} is kept.  Other endpoint types (C{unix:},
+    C{systemd:}) pass through.
+
+    :returns: the description to listen on, and a warning to log when it
+        binds an interface that is not loopback (else C{None}).
+    """
+    d = description.strip()
+    if d.isdigit():
+        d = f"tcp:{d}"
+    kind, _, rest = d.partition(":")
+    loopback = _LOOPBACK.get(kind.lower())
+    if loopback is None:
+        return d, None
+    interface = None
+    for arg in re.split(r"(?<!\\):", rest) if rest else []:
+        key, eq, value = arg.partition("=")
+        if eq and key.strip() == "interface":
+            interface = value.replace("\\:", ":")
+    if interface is None:
+        return f"{d}:interface={loopback}", None
+    try:
+        isLoopback = ipaddress.ip_address(interface.strip("[]")).is_loopback
+    except ValueError:
+        isLoopback = False
+    if isLoopback:
+        return d, None
+    return d, (
+        f"--metrics listens on interface {interface}, not loopback: anyone who can reach "
+        "it reads the metrics (put a firewall or an authenticating proxy in front)"
+    )
 
 
 def MetricsService(description: str, source: Callable[[], Snapshot], reactor: Any = None,
                    startTime: float | None = None) -> Any:
     """
     A service listening on the endpoint C{description} (e.g.
-    C{tcp:9100:interface=127.0.0.1}) with L{metricsSite}; as with
+    C{tcp:9100:interface=127.0.0.1}; a bare port binds loopback, see
+    L{metricsEndpoint}) with L{metricsSite}; as with
     C{strports.service}, a bind failure at start stops twistd.
 
     :param description: a Twisted server endpoint description.
@@ -424,7 +545,11 @@ def MetricsService(description: str, source: Callable[[], Snapshot], reactor: An
     :raises ValueError: for a bad endpoint description.
     """
     from twisted.application import strports
+    from twisted.logger import Logger
 
+    description, warning = metricsEndpoint(description)
+    if warning is not None:
+        Logger().warn("{why}", why=warning)
     site = metricsSite(metricsRegistry(source, startTime))
     if reactor is None:
         return strports.service(description, site)

@@ -43,6 +43,7 @@ then the close reply and the end of the stream follow).
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Sequence
 from collections import deque
 from types import FunctionType
@@ -58,7 +59,7 @@ from autobahn.websocket.compress import (
     PerMessageDeflateOfferAccept,
 )
 from autobahn.websocket.protocol import WebSocketProtocol
-from autobahn.websocket.types import ConnectionRequest
+from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.error import AlreadyCalled, AlreadyCancelled, ConnectionDone
 from twisted.internet.interfaces import IAddress, IReactorTime, ITransport
 from twisted.logger import Logger
@@ -66,6 +67,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from . import _xormask
+from ._origin import OriginPolicy, printable
 
 _xormask.install()
 
@@ -76,6 +78,7 @@ __all__ = [
     "WebSocketSession",
     "OPCODE_TEXT",
     "OPCODE_BINARY",
+    "STATUS_PAGE_HEADERS",
 ]
 
 #: Opcode of a text message (RFC 6455 section 5.2).
@@ -86,6 +89,21 @@ OPCODE_BINARY = 2
 _STATE_OPEN = WebSocketProtocol.STATE_OPEN
 _STATE_CLOSED = WebSocketProtocol.STATE_CLOSED
 _STATE_CONNECTING = WebSocketProtocol.STATE_CONNECTING
+
+#: Response headers of the status page (and its 404s): nothing but the page
+#: itself loads, no MIME sniffing, no framing (clickjacking), no referrer.
+STATUS_PAGE_HEADERS: tuple[tuple[str, str], ...] = (
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    ),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+)
+
+#: an HTTP request line: a method token, a visible-ASCII target, HTTP/d.d
+_REQUEST_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ [\x21-\x7e]+ HTTP/[0-9]\.[0-9]")
 
 # Close codes an endpoint may put in a Close frame it sends (RFC 6455 7.4).
 _SENDABLE_CLOSE_CODES = frozenset(
@@ -140,9 +158,14 @@ class WebSocketOptions:
     :ivar autoPingTimeout: drop the connection when a ping is not answered in
         this time (0: never); needs C{autoPingInterval}.
     :ivar autoPingSize: size of an automatic ping payload, 12 to 125.
-    :ivar allowedOrigins: C{Origin} header patterns (C{*} wildcards) that may
-        connect; C{["*"]} allows every origin.
-    :ivar allowNullOrigin: allow the C{null} origin (sandboxed pages, C{file:}).
+    :ivar allowedOrigins: the origins that may connect, as a browser sends
+        them (C{scheme://host[:port]}, default ports implied; C{*.} at the
+        start of the host for one or more subdomain labels, C{:*} for any
+        port; L{gnetcompat._origin}); C{["*"]} allows every origin but
+        C{null}.  A refused handshake gets HTTP 403.  Requests without an
+        C{Origin} header (non-browser clients) are not checked.
+    :ivar allowNullOrigin: allow the C{null} origin (sandboxed iframes,
+        C{file:} pages); off by default.
     :ivar compression: accept permessage-deflate (RFC 7692) offers.
     :ivar autoFragmentSize: fragment sent messages into frames of at most this
         many bytes (0: one frame per message).
@@ -166,7 +189,7 @@ class WebSocketOptions:
     autoPingTimeout: float = 0.0
     autoPingSize: int = 12
     allowedOrigins: list[str] = dataclasses.field(default_factory=lambda: ["*"])
-    allowNullOrigin: bool = True
+    allowNullOrigin: bool = False
     compression: bool = True
     autoFragmentSize: int = 0
     webStatus: bool = False
@@ -216,6 +239,10 @@ class WebSocketOptions:
             raise ValueError(
                 f"allowedOrigins must be a list of str, not {self.allowedOrigins!r}"
             )
+        try:
+            OriginPolicy(self.allowedOrigins)
+        except ValueError as e:
+            raise ValueError(f"allowedOrigins: {e}") from None
         for name in ("allowNullOrigin", "compression", "webStatus", "keepRequest"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool")
@@ -340,10 +367,15 @@ def _factoryFor(options: WebSocketOptions, reactor: Any) -> WebSocketServerFacto
             autoPingInterval=options.autoPingInterval,
             autoPingTimeout=options.autoPingTimeout,
             autoPingSize=options.autoPingSize,
-            allowedOrigins=list(options.allowedOrigins),
-            allowNullOrigin=options.allowNullOrigin,
+            # origins are checked by L{_SessionProtocol.onConnect} (Autobahn's
+            # regular expressions refuse the origins they list, see _origin)
+            allowedOrigins=["*"],
+            allowNullOrigin=True,
         )
         factory.protocol = _configuredProtocol(factory)
+        policy = OriginPolicy(options.allowedOrigins, options.allowNullOrigin)
+        if not policy.allowsEverything:
+            factory.protocol._originPolicy = policy
         perReactor[key] = factory
     return factory
 
@@ -465,6 +497,8 @@ class _SessionProtocol(WebSocketServerProtocol):
     """
 
     _session: WebSocketSession
+    #: the allowed origins (L{_factoryFor}); C{None}: every origin
+    _originPolicy: OriginPolicy | None = None
 
     # Class-level values of attributes Autobahn sets on every instance: while
     # an instance's value is the very same object, L{_compact} drops its copy
@@ -521,8 +555,14 @@ class _SessionProtocol(WebSocketServerProtocol):
 
     def onConnect(self, request: ConnectionRequest) -> None:
         """
-        Accept every request that passed Autobahn's checks, no subprotocol.
+        Accept a request that passed Autobahn's checks and comes from an
+        allowed origin (else HTTP 403), no subprotocol.
         """
+        policy = self._originPolicy
+        if policy is not None and request.origin and not policy.allows(request.origin):
+            raise ConnectionDeny(
+                ConnectionDeny.FORBIDDEN, f"origin '{printable(request.origin, 100)}' not allowed"
+            )
         self._session.request = request
         return None
 
@@ -592,9 +632,15 @@ class _SessionProtocol(WebSocketServerProtocol):
     def failHandshake(self, reason: str, code: int = 400, responseHeaders: Any = None) -> None:
         """
         Note the failed opening handshake (for metrics), then fail it.
+        Autobahn quotes the request in C{reason} and puts it in its (one,
+        info) log line and in the response's status line: control bytes
+        and non-ASCII are escaped there, and it is cut to 200 characters.
+        The drop after the response is the end of a complete HTTP exchange,
+        not a second (warning) log line.
         """
         self._session.handshakeFailed = True
-        super().failHandshake(reason, code, responseHeaders)
+        self.wasClean = True
+        super().failHandshake(printable(str(reason)), code, responseHeaders)
 
     def _fail_connection(self, code: int = 1001, reason: str = "going away") -> None:
         """
@@ -608,19 +654,26 @@ class _SessionProtocol(WebSocketServerProtocol):
         """
         A plain GET (no Upgrade): the session's status page when it has one.
         """
-        page = self._session.statusPage
+        session = self._session
+        page = session.statusPage
         if page is None:
             super().sendServerStatus(redirectUrl, redirectAfter)
             return
+        headers = "".join(f"{k}: {v}\r\n" for k, v in session.statusPageHeaders).encode("latin-1")
         if self.http_request_path != "/":
-            self.sendHttpErrorResponse(404, "Not Found", [("Connection", "close")])
+            self.sendData(
+                b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n"
+                + headers
+                + b"\r\n"
+            )
             self.wasClean = True
             return
         body = page().encode("utf-8")
         self.sendData(
             b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
             b"Cache-Control: no-store\r\nConnection: close\r\n"
-            b"Content-Length: %d\r\n\r\n" % len(body)
+            + headers
+            + b"Content-Length: %d\r\n\r\n" % len(body)
             + body
         )
         # a complete HTTP exchange: the drop that follows is not an error
@@ -654,16 +707,33 @@ class _SessionProtocol(WebSocketServerProtocol):
         if limit and end + 4 > limit:
             self._tooLarge()
             return
-        if session.statusPage is not None and self._plainGet(end):
+        if _REQUEST_LINE.fullmatch(data, 0, data.find(b"\r\n")) is None:
+            # Autobahn would quote it, control bytes and all, or answer 505
+            self.data = b""
+            self.failHandshake("Bad Request: malformed request line")
             return
-        super().processHandshake()
+        if self.webStatus and session.statusPage is not None and self._plainGet(end):
+            return
+        try:
+            super().processHandshake()
+        except ValueError:
+            # Autobahn's status page parses ?redirect=URL&after=N and raises
+            # on a bad URL or number; nothing was answered yet
+            if self.state != _STATE_CONNECTING or self.transport.disconnecting:
+                raise
+            self.data = b""
+            self.failHandshake("Bad Request: malformed query parameters")
 
     def _plainGet(self, end: int) -> bool:
         """
-        Answer a complete plain C{GET} (no C{Upgrade} header) of HTTP/1.0,
-        or of HTTP/1.1 without C{Host}, with the status page.  Autobahn
-        refuses both (505, 400) before it looks for C{Upgrade}, and they are
-        what load-balancer health checks send (HAProxy's C{option httpchk}).
+        Answer a complete plain C{GET} (no C{Upgrade} header) of HTTP/1.0
+        or 1.1 with the status page (or a 404 for another path).  Autobahn
+        refuses HTTP/1.0 and HTTP/1.1 without C{Host} (505, 400) before it
+        looks for C{Upgrade}, and they are what load-balancer health checks
+        send (HAProxy's C{option httpchk}); and its own handling of a plain
+        GET parses C{?redirect=URL&after=N} (an open redirect, and a
+        traceback for a malformed one): the status page does not redirect,
+        and such a request gets HTTP 400, as does a malformed target.
 
         :param end: where the header block's closing blank line starts.
         """
@@ -672,10 +742,19 @@ class _SessionProtocol(WebSocketServerProtocol):
         if len(parts) != 3 or parts[0] != b"GET" or parts[2] not in (b"HTTP/1.0", b"HTTP/1.1"):
             return False
         names = {h.split(b":", 1)[0].strip().lower() for h in headers.split(b"\r\n")}
-        if b"upgrade" in names or (parts[2] == b"HTTP/1.1" and b"host" in names):
-            return False  # a WebSocket upgrade, or a request Autobahn handles itself
+        if b"upgrade" in names:
+            return False  # a WebSocket upgrade: Autobahn's
         self.data = b""
-        self.http_request_path = parse.urlsplit(parts[1].decode("latin-1")).path
+        try:
+            target = parse.urlsplit(parts[1].decode("latin-1"))
+            params = {k for k, _ in parse.parse_qsl(target.query, keep_blank_values=True)}
+        except ValueError:  # e.g. GET http://[ HTTP/1.1
+            self.failHandshake("Bad Request: malformed request target")
+            return True
+        if "redirect" in params or "after" in params:
+            self.failHandshake("Bad Request: the status page does not redirect")
+            return True
+        self.http_request_path = target.path
         self.sendServerStatus()
         self.dropConnection(abort=False)
         return True
@@ -714,6 +793,10 @@ class WebSocketSession:
     :ivar statusPage: with C{webStatus} on, a callable returning the HTML
         answered to a plain C{GET /} (other paths: 404); C{None} for
         Autobahn's own page.
+    :ivar statusPageHeaders: the security headers sent with it (by default
+        L{STATUS_PAGE_HEADERS}: a CSP allowing nothing but the page itself,
+        no sniffing, no framing, no referrer); a page with inline script
+        or style sets its own C{Content-Security-Policy} here.
     :ivar handshakeFailed: C{True} once the opening handshake was refused
         with an HTTP error.
     :ivar protocolError: the close code of the first protocol error (1002,
@@ -721,6 +804,8 @@ class WebSocketSession:
     """
 
     statusPage: Callable[[], str] | None = None
+    #: the response headers of the status page and its 404s
+    statusPageHeaders: Sequence[tuple[str, str]] = STATUS_PAGE_HEADERS
 
     log = Logger()
 

@@ -56,6 +56,7 @@ __all__ = [
     "WithLogLevel",
     "WithBacklog",
     "WithShutdownTimeout",
+    "WithUnixSocketMode",
 ]
 
 #: Default for ReadBufferCap and WriteBufferCap, as gnet's package variable.
@@ -153,6 +154,7 @@ class Options:
     Logger: Any = None
     Backlog: int = 0
     ShutdownTimeout: float = 5.0
+    UnixSocketMode: int | None = None
     Clock: Any = field(default=None, repr=False)
     Reactor: Any = field(default=None, repr=False)
 
@@ -207,6 +209,11 @@ class Options:
         o.ShutdownTimeout = _seconds("ShutdownTimeout", o.ShutdownTimeout)
         if o.ShutdownTimeout < 0:
             raise ErrInvalidOption(f"ShutdownTimeout: must not be negative, got {o.ShutdownTimeout}")
+        mode = o.UnixSocketMode
+        if mode is not None and (isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777):
+            raise ErrInvalidOption(
+                f"UnixSocketMode (WithUnixSocketMode): permission bits 0o000-0o777 or None, got {mode!r}"
+            )
         if o.LockOSThread and o.NumEventLoop > 10000:
             raise ErrTooManyEventLoopThreads()
         o.ReadBufferCap = _bufferCap(o.ReadBufferCap)
@@ -320,3 +327,8 @@ WithBacklog = _setter("Backlog")
 WithBacklog.__doc__ = "Listen backlog (gnetcompat; 0: the OS maximum, as gnet)."
 WithShutdownTimeout = _setter("ShutdownTimeout")
 WithShutdownTimeout.__doc__ = "Seconds a shutdown waits for connections to flush (gnetcompat)."
+WithUnixSocketMode = _setter("UnixSocketMode")
+WithUnixSocketMode.__doc__ = (
+    "Permission bits of the unix socket files the engine creates, e.g. 0o660 (gnetcompat; "
+    "None, the default: as the process umask leaves them, like Go's listener)."
+)

@@ -19,9 +19,10 @@ from twisted.application.service import MultiService
 from twisted.python import usage
 
 import gnetcompat as gnet
+from gnetcompat._origin import OriginPolicy
 from gnetcompat.websocket import WebSocketOptions
 
-__all__ = ["Options", "makeService", "systemdDescriptor", "toGnetAddress"]
+__all__ = ["Options", "makeService", "systemdDescriptor", "toGnetAddress", "unixMode"]
 
 _MIB = 1024 * 1024
 
@@ -126,12 +127,39 @@ def toGnetAddress(description: str) -> str:
             host = f"[{host}]"
         return f"{kind}://{host}:{port}"
     if kind == "unix" and parts and parts[0]:
+        unixMode(description)  # mode= (the only argument) is checked here
         return f"unix://{os.path.abspath(parts[0])}"
     raise ValueError(
         f"cannot listen on {description!r}: give a port number, tcp:PORT[:interface=HOST], "
         "tcp6:PORT[:interface=HOST], unix:PATH, systemd:domain=INET:index=N, or a gnet "
         "address such as tcp://0.0.0.0:9080"
     )
+
+
+def unixMode(description: str) -> int | None:
+    """
+    The C{mode=} of a C{unix:PATH[:mode=OCTAL]} description (as Twisted's
+    C{unix} endpoint: C{mode=660}, C{mode=0660}), or C{None}: the socket
+    file then gets the mode the process umask leaves (0755 under umask 022:
+    only its owner can connect), as Go's listener.
+
+    @raise ValueError: another argument, or not permission bits in octal.
+    """
+    kind, _, rest = description.strip().partition(":")
+    if kind != "unix":
+        return None
+    mode = None
+    for p in _splitEndpoint(rest)[1:]:
+        m = _KV.match(p)
+        if not m or m.group(1) != "mode":
+            raise ValueError(f"unsupported endpoint argument {p!r} in {description!r}: unix "
+                             "takes mode=OCTAL only")
+        text = m.group(2).lower().removeprefix("0o")
+        if not text or not all(c in "01234567" for c in text) or int(text, 8) > 0o777:
+            raise ValueError(f"bad mode {m.group(2)!r} in {description!r}: give octal "
+                             "permission bits such as mode=0660")
+        mode = int(text, 8)
+    return mode
 
 
 def systemdDescriptor(description: str, reactor: Any = None) -> int:
@@ -193,7 +221,8 @@ class Options(usage.Options):
     )
     optParameters = [
         ["port", "p", None, "Port number (binds 127.0.0.1) or an address: tcp:PORT[:interface=H], "
-         "tcp6:PORT, unix:PATH, systemd:domain=INET:index=N, tcp://HOST:PORT, unix:///PATH "
+         "tcp6:PORT, unix:PATH[:mode=0660] (default: the umask decides), "
+         "systemd:domain=INET:index=N, tcp://HOST:PORT, unix:///PATH "
          "(default: 9080, unless --listen is given).", None],
         ["multicore", None, True, "One worker process per CPU (true/false).", _bool("multicore")],
         ["num-event-loop", None, 0, "Exact number of worker processes (0: by --multicore).",
@@ -215,8 +244,9 @@ class Options(usage.Options):
          _seconds("auto-ping-interval")],
         ["auto-ping-timeout", None, 0.0, "Drop a connection whose ping is not answered in this "
          "many seconds (0: never; needs --auto-ping-interval).", _seconds("auto-ping-timeout")],
-        ["allowed-origins", None, "*", "Comma-separated Origin patterns allowed to connect "
-         "(* wildcards).", None],
+        ["allowed-origins", None, "*", "Comma-separated origins allowed to connect, as "
+         "browsers send them: scheme://host[:port] (default ports implied; *.host for "
+         "subdomains, :* for any port), or * for any (others: HTTP 403).", None],
         ["compression", None, True, "Accept permessage-deflate (true/false).", _bool("compression")],
         ["max-connections", None, 0, "Refuse connections beyond this many, engine-wide, with "
          "HTTP 503 (0: no limit).", _count("max-connections")],
@@ -229,10 +259,15 @@ class Options(usage.Options):
          None],
         ["shutdown-timeout", None, 5.0, "Seconds a graceful shutdown waits for closing "
          "handshakes before aborting connections.", _seconds("shutdown-timeout")],
-        ["metrics", None, None, "Serve Prometheus metrics at /metrics on this Twisted endpoint, "
-         "e.g. tcp:9100:interface=127.0.0.1 (default: off).", None],
+        ["metrics", None, None, "Serve Prometheus metrics at /metrics on this Twisted endpoint; "
+         "a bare port (9100, tcp:9100) binds 127.0.0.1, tcp:9100:interface=0.0.0.0 all "
+         "interfaces (default: off).", None],
         ["status-page", None, True, "Answer a plain GET / on the echo port with an HTML status "
          "page (false: HTTP 426).", _bool("status-page")],
+    ]
+
+    optFlags = [
+        ["allow-null-origin", None, "Also allow Origin: null (sandboxed iframes, file: pages)."],
     ]
 
     def __init__(self) -> None:
@@ -255,6 +290,13 @@ class Options(usage.Options):
             except (ValueError, gnet.GnetError) as e:
                 raise usage.UsageError(f"--{name}: {e}") from None
         self["addresses"] = addrs
+        modes = {unixMode(str(v)) for _, v in given + [("listen", v) for v in self["listen"]]}
+        modes.discard(None)
+        if len(modes) > 1:
+            raise usage.UsageError(
+                "--listen: give every unix socket the same mode= (one engine, one mode)"
+            )
+        self["unix-mode"] = modes.pop() if modes else None
         if self["log-level"] not in ("debug", "info", "warn", "error"):
             raise usage.UsageError(f"--log-level: debug, info, warn or error, not {self['log-level']!r}")
         if self["auto-ping-timeout"] and not self["auto-ping-interval"]:
@@ -262,13 +304,19 @@ class Options(usage.Options):
         origins = [o.strip() for o in self["allowed-origins"].split(",") if o.strip()]
         if not origins:
             raise usage.UsageError("--allowed-origins: give at least one pattern (* for any)")
+        try:
+            OriginPolicy(origins)
+        except ValueError as e:
+            raise usage.UsageError(f"--allowed-origins: {e}") from None
         self["origins"] = origins
         if self["metrics"] is not None:
             from twisted.internet import reactor
             from twisted.internet.endpoints import serverFromString
 
+            from gnetcompat._metrics import metricsEndpoint
+
             try:
-                serverFromString(reactor, self["metrics"])
+                serverFromString(reactor, metricsEndpoint(self["metrics"])[0])
             except (ValueError, KeyError, TypeError) as e:
                 raise usage.UsageError(f"--metrics: bad endpoint {self['metrics']!r}: {e}") from None
         try:
@@ -287,6 +335,7 @@ class Options(usage.Options):
             autoPingInterval=self["auto-ping-interval"],
             autoPingTimeout=self["auto-ping-timeout"],
             allowedOrigins=self["origins"],
+            allowNullOrigin=bool(self["allow-null-origin"]),
             compression=self["compression"],
             webStatus=self["status-page"],
             keepRequest=False,  # the echo never reads the request's headers
@@ -304,6 +353,7 @@ class Options(usage.Options):
             gnet.WithBacklog(self["backlog"]),
             gnet.WithReadBufferCap(self["read-buffer-size"]),
             gnet.WithShutdownTimeout(self["shutdown-timeout"]),
+            gnet.WithUnixSocketMode(self.get("unix-mode")),
         ]
 
 

@@ -29,6 +29,7 @@ from twisted.web.static import Data
 
 import gnetcompat as gnet
 from gnetcompat.examples.wsecho import WebSocketEchoServer
+from gnetcompat.websocket import WebSocketOptions
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -109,29 +110,46 @@ class BrowserEchoTests(TestCase):
         """Skip (or, under CI=true, fail) when the browser stack is missing."""
         requireBrowser(self)
 
-    async def test_chromiumEcho(self) -> None:
-        """
-        Chromium echoes non-ASCII text and binary messages of 1, 125, 126,
-        65535, 65536 and 1 MiB bytes through the service, negotiates
-        permessage-deflate, and closes cleanly with 1000.
-        """
-        engine = await gnet.Serve(WebSocketEchoServer(), "tcp://127.0.0.1:0")
-        self.addCleanup(lambda: None if engine.stopping else engine.Stop())
-        echoPort = engine.listeningPorts[0].getHost().port
-
+    def servePage(self) -> int:
+        """Serve C{browser_page.html} on 127.0.0.1; its port."""
         with open(PAGE, "rb") as f:
             html = f.read()
         root = Resource()
         root.putChild(b"", Data(html, "text/html; charset=utf-8"))
         web = reactor.listenTCP(0, Site(root), interface="127.0.0.1")
         self.addCleanup(web.stopListening)
-        webPort = web.getHost().port
+        return web.getHost().port
 
+    async def runPage(self, allowedOrigins: list[str]) -> tuple[dict[str, Any], Any, int]:
+        """
+        Serve the page, and an echo engine allowing C{allowedOrigins}
+        (C{{web}} stands for the page's port); run the page in chromium.
+        """
+        webPort = self.servePage()
+        handler = WebSocketEchoServer(
+            multicore=False,
+            wsOptions=WebSocketOptions(
+                allowedOrigins=[o.format(web=webPort) for o in allowedOrigins]
+            ),
+        )
+        engine = await gnet.Serve(handler, "tcp://127.0.0.1:0")
+        self.addCleanup(lambda: None if engine.stopping else engine.Stop())
+        echoPort = engine.listeningPorts[0].getHost().port
         profile = tempfile.mkdtemp(prefix="gnetecho-chromium-")
         self.addCleanup(shutil.rmtree, profile, True)
         result = await deferToThread(
             _runPage, f"http://127.0.0.1:{webPort}/?port={echoPort}", profile
         )
+        return result, handler, webPort
+
+    async def test_chromiumEcho(self) -> None:
+        """
+        Chromium echoes non-ASCII text and binary messages of 1, 125, 126,
+        65535, 65536 and 1 MiB bytes through the service, negotiates
+        permessage-deflate, and closes cleanly with 1000; the service
+        allows only the page's origin, exactly as Chromium sends it.
+        """
+        result, handler, _ = await self.runPage(["http://127.0.0.1:{web}"])
         self.assertTrue(result["ok"], result)
         self.assertEqual(
             [c["message"] for c in result["checks"]],
@@ -143,3 +161,18 @@ class BrowserEchoTests(TestCase):
         self.assertEqual((result["closeCode"], result["wasClean"]), (1000, True))
         self.assertIn("permessage-deflate", result["extensions"])
         self.assertTrue(result["dom"].startswith("PASS"), result["dom"])
+
+    async def test_chromiumRefusedOrigin(self) -> None:
+        """
+        A service that allows another origin refuses the page's WebSocket
+        (HTTP 403: Chromium reports close code 1006 without one echo), and
+        counts one failed handshake.
+        """
+        result, handler, webPort = await self.runPage(
+            ["https://good.example", "https://127.0.0.1:{web}", "http://localhost:{web}"]
+        )
+        self.assertFalse(result["ok"], result)
+        self.assertEqual(result["closeCode"], 1006)
+        self.assertEqual([c["message"] for c in result["checks"]], ["error event"])
+        self.assertEqual(handler.stats.handshakeFailures, 1)
+        self.assertEqual(handler.stats.messagesIn, 0)

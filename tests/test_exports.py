@@ -24,7 +24,7 @@ EXPECTED_ALL = [
     "WithNumEventLoop", "WithOptions", "WithReadBufferCap", "WithReuseAddr", "WithReusePort",
     "WithShutdownTimeout", "WithSocketRecvBuffer", "WithSocketSendBuffer", "WithTCPKeepAlive",
     "WithTCPKeepCount", "WithTCPKeepInterval", "WithTCPNoDelay", "WithTicker",
-    "WithWriteBufferCap", "__version__",
+    "WithUnixSocketMode", "WithWriteBufferCap", "__version__",
     # the client API (gnetcompat.client, spec §12) and gnet's context helpers (§6.4)
     "Client", "Context", "ErrClientNotStarted", "FromContext", "FromNetAddrContext",
     "FromNetConnContext", "NewClient", "NewContext", "NewNetAddrContext", "NewNetConnContext",

@@ -240,6 +240,101 @@ class SingleProcessMetricsTests(TestCase):
         self.assertIn(b"# TYPE gnetecho_messages_total counter", body)
 
 
+def rawHttp(port: int, request: bytes, host: str = "127.0.0.1") -> tuple[bytes, bool]:
+    """
+    Send C{request} (headers only for the hostile cases: no body follows);
+    read until EOF; (response, whether the server closed the connection).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(IO_TIMEOUT)
+        s.connect((host, port))
+        s.sendall(request)
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                return out, True
+            except socket.timeout:
+                return out, False
+            if not chunk:
+                return out, True
+            out += chunk
+
+
+class MetricsHardeningTests(TestCase):
+    """
+    The metrics site refuses what it does not serve before reading it, and
+    a bare port binds loopback.
+    """
+
+    timeout = 60
+
+    async def startService(self, description: str) -> Any:
+        svc = MetricsService(description, EchoStats().snapshot)
+        svc.startService()
+        self.addCleanup(svc.stopService)
+        return await svc._waitingForPort
+
+    async def test_barePortBindsLoopback(self) -> None:
+        """
+        C{0}, C{tcp:0} and C{tcp:port=0} bind 127.0.0.1, C{tcp6:0} binds
+        ::1 (as C{--port}); an explicit interface is honoured, with a
+        warning when it is not loopback.
+        """
+        from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+
+        for description, host in (("tcp:0", "127.0.0.1"), ("0", "127.0.0.1"),
+                                   ("tcp:port=0", "127.0.0.1"), ("tcp6:0", "::1"),
+                                   ("tcp:0:interface=127.0.0.1", "127.0.0.1")):
+            port = await self.startService(description)
+            self.assertEqual(port.getHost().host, host, description)
+        events: list[dict] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        port = await self.startService("tcp:0:interface=0.0.0.0")
+        self.assertEqual(port.getHost().host, "0.0.0.0")
+        warnings = [formatEvent(e) for e in events if e.get("log_level") == LogLevel.warn]
+        self.assertEqual(len(warnings), 1, warnings)
+        self.assertIn("0.0.0.0", warnings[0])
+        o = tap.Options()
+        o.parseOptions(["--metrics", "9100"])
+        self.assertEqual(o["metrics"], "9100")
+
+    async def test_refusedBeforeTheBody(self) -> None:
+        """
+        The headers of a 1 GB POST get 405 (a GET announcing a body, or a
+        chunked one, 413) and the connection is closed, without a byte of
+        the body sent; other methods get 405, an overlong line 431, too
+        many headers 400.  GET of C{/metrics} still works, HEAD gets no body.
+        """
+        port = (await self.startService("tcp:0")).getHost().port
+        for request, status in (
+            (b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n", b"405"),
+            (b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", b"405"),
+            (b"PUT /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n"
+             b"Expect: 100-continue\r\n\r\n", b"405"),
+            (b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n", b"413"),
+            (b"GET /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", b"413"),
+            (b"GET /" + b"m" * 10_000 + b" HTTP/1.1\r\n", b"431"),
+            (b"GET /metrics HTTP/1.1\r\n" + b"X: y\r\n" * 100 + b"\r\n", b"400"),
+        ):
+            response, closed = await deferToThread(rawHttp, port, request)
+            self.assertTrue(response.startswith(b"HTTP/1.1 " + status + b" "), (request[:60], response[:80]))
+            self.assertNotIn(b"100 Continue", response)
+            self.assertTrue(closed, request[:60])
+        code, body = await scrape(port)
+        self.assertEqual(code, 200)
+        self.assertIn(b"gnetecho_messages_total", body)
+        response, _ = await deferToThread(
+            rawHttp, port, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        # HEAD passes the channel; prometheus_client's exporter answers it
+        self.assertRegex(response, rb"^HTTP/1\.1 (200|405) ")
+        self.assertNotIn(b"gnetecho_", response)
+
+
 class MulticoreMetricsTests(TestCase):
     """
     Two worker processes: the parent serves the engine-wide sums.

@@ -19,6 +19,7 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
+from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 import gnetcompat as gnet
@@ -90,14 +91,49 @@ class StatusPageTests(TestCase):
     async def test_otherPathsAndNoOpenRedirect(self) -> None:
         """
         Only C{/} is the page (others: 404), and Autobahn's C{?redirect=}
-        does not turn the echo port into an open redirect.
+        does not turn the echo port into an open redirect (HTTP 400, no
+        C{Location}); other query parameters are ignored.
         """
         _, port = await self.serve(statusOptions())
         missing = await deferToThread(plainGet, port, "/nope")
         self.assertTrue(missing.startswith(b"HTTP/1.1 404"), missing[:60])
         redirect = await deferToThread(plainGet, port, "/?redirect=http%3A%2F%2Fevil.example%2F")
-        self.assertTrue(redirect.startswith(b"HTTP/1.1 200"), redirect[:60])
+        self.assertTrue(redirect.startswith(b"HTTP/1.1 400"), redirect[:60])
         self.assertNotIn(b"evil.example", redirect)
+        self.assertNotIn(b"Location", redirect)
+        page = await deferToThread(plainGet, port, "/?t=1")
+        self.assertTrue(page.startswith(b"HTTP/1.1 200"), page[:60])
+
+    async def test_securityHeaders(self) -> None:
+        """
+        The page is sent with a Content-Security-Policy that allows its own
+        inline script and style (by hash) and a WebSocket to itself only,
+        C{nosniff}, and no framing (C{X-Frame-Options: DENY} and
+        C{frame-ancestors 'none'}); a 404 is sent with C{nosniff} too.
+        """
+        import base64
+        import hashlib
+
+        _, port = await self.serve(statusOptions())
+        response = await deferToThread(plainGet, port)
+        head, _, body = response.partition(b"\r\n\r\n")
+        headers = dict(
+            line.split(b": ", 1) for line in head.split(b"\r\n")[1:]
+        )
+        csp = headers[b"Content-Security-Policy"].decode()
+        self.assertEqual(headers[b"X-Content-Type-Options"], b"nosniff")
+        self.assertEqual(headers[b"X-Frame-Options"], b"DENY")
+        self.assertIn("frame-ancestors 'none'", csp)
+        self.assertIn("default-src 'none'", csp)
+        self.assertIn("connect-src 'self'", csp)
+        self.assertNotIn("unsafe-inline", csp)
+        for tag in (b"script", b"style"):
+            inline = re.search(b"<" + tag + b">(.*?)</" + tag + b">", body, re.S)
+            assert inline is not None
+            digest = base64.b64encode(hashlib.sha256(inline.group(1)).digest()).decode()
+            self.assertIn(f"{tag.decode()}-src 'sha256-{digest}'", csp)
+        missing = await deferToThread(plainGet, port, "/nope")
+        self.assertIn(b"\r\nX-Content-Type-Options: nosniff\r\n", missing)
 
     async def test_healthCheckRequests(self) -> None:
         """
@@ -167,6 +203,94 @@ class StatusPageTests(TestCase):
 
         body = await poll(page, "12 messages on 2 workers", timeout=20)
         self.assertEqual(field(body, "connections"), "1")
+
+
+#: malformed and hostile requests for the echo port: each must get a 4xx
+HOSTILE = [
+    b"GET /?redirect=x&after=z HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /?redirect=http://[ HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /?redirect=http%3A%2F%2F%5B HTTP/1.0\r\n\r\n",
+    b"GET http://[ HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"\x1b[2J\x1b]0;pwned\x07GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /\x1b[31m\x00x HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET / HTTP/1.1\x1b\r\nHost: a\r\n\r\n",
+    b"GET / HTTP/1.1\rX: \x00\r\nHost: a\r\n\r\n",
+    b"G\x00ET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\xff\x1b:1\r\nUpgrade: websocket\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
+    b"GET /" + b"A" * 40_000 + b" HTTP/1.1\r\n\r\n",
+    b"GET / HTTP/1.1\r\nX: " + b"\x1b" * 20_000 + b"\r\n\r\n",
+]
+
+
+class HostileRequestTests(TestCase):
+    """
+    Malformed requests on the echo port (status page on) over real
+    sockets: a 4xx each, at most one log line, escaped; never a traceback.
+    """
+
+    timeout = 60
+
+    def captureLog(self) -> list[dict]:
+        events: list[dict] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        return events
+
+    async def test_malformedRequests(self) -> None:
+        """
+        Each of L{HOSTILE} (Autobahn's C{?redirect=} with a bad URL or
+        number, a bad request target, control bytes in the request line and
+        headers, another method, an overlong line) gets a 4xx status with no
+        raw control byte in it, and logs at most one line at info or above,
+        with no raw control byte and no traceback; the server still echoes.
+        """
+        from twisted.logger import formatEvent
+
+        handler = WebSocketEchoServer(multicore=False, wsOptions=statusOptions())
+        engine = await gnet.Serve(handler, "tcp://127.0.0.1:0")
+        self.addCleanup(lambda: None if engine.stopping else engine.Stop())
+        port = engine.listeningPorts[0].getHost().port
+        events = self.captureLog()
+        for request in HOSTILE:
+            before = len(events)
+            response = await deferToThread(rawRequest, port, request)
+            status = response.split(b"\r\n", 1)[0]
+            self.assertRegex(status, rb"^HTTP/1\.1 4\d\d ", request[:80])
+            self.assertIsNone(re.search(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\xff]", response), response[:200])
+            await poll(lambda: handler.engineStats().open == 0, "the connection closed")
+            shown = [e for e in events[before:] if e.get("log_level", LogLevel.info) >= LogLevel.info]
+            self.assertLessEqual(len(shown), 1, [formatEvent(e) for e in shown])
+            for e in shown:
+                text = formatEvent(e)
+                self.assertLess(e["log_level"], LogLevel.error, text)
+                self.assertNotIn("log_failure", e)
+                self.assertIsNone(re.search(r"[\x00-\x1f\x7f-\uffff]", text), text)
+                self.assertLess(len(text), 400, text)
+        self.assertEqual(await deferToThread(echoSession, port, ["still up"]), ["still up"])
+
+    async def test_floodLogIsBounded(self) -> None:
+        """
+        100 small bad-redirect requests (which used to cost a CRITICAL
+        traceback, 121 KB of log) log at most 100 short lines.
+        """
+        from twisted.logger import formatEvent
+
+        handler = WebSocketEchoServer(multicore=False, wsOptions=statusOptions())
+        engine = await gnet.Serve(handler, "tcp://127.0.0.1:0")
+        self.addCleanup(lambda: None if engine.stopping else engine.Stop())
+        port = engine.listeningPorts[0].getHost().port
+        events = self.captureLog()
+
+        def flood() -> list[bytes]:
+            return [rawRequest(port, HOSTILE[i % 2])[:12] for i in range(100)]
+
+        statuses = await deferToThread(flood)
+        self.assertEqual(set(statuses), {b"HTTP/1.1 400"})
+        shown = [formatEvent(e) for e in events if e.get("log_level", LogLevel.info) >= LogLevel.info]
+        self.assertLessEqual(len(shown), 100)
+        self.assertLess(sum(len(t) for t in shown), 100 * 200)
+        self.assertFalse(any("Traceback" in t for t in shown))
 
 
 def _browse(url: str, profile: str, screenshot: str, text: str) -> dict[str, Any]:

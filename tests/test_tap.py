@@ -659,3 +659,92 @@ class TwistdEndToEndTests(TestCase):
         await proc.terminate(20)
         self.assertTrue(proc.endedCleanlyOnTerm, (proc.exitCode, proc.exitSignal, proc.output))
         self.assertNotIn("Traceback", proc.output)
+
+
+def _unixConnect(path: str) -> bool:
+    """Thread: whether a connection to the unix socket C{path} is accepted."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(path)
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        return s.recv(12).startswith(b"HTTP/1.1")
+
+
+class UnixSocketModeTests(TestCase):
+    """
+    The mode of the unix socket files the engine creates: the umask's by
+    default (Twisted's adopted port used to chmod them to 0666), exactly
+    C{mode=} / L{gnet.WithUnixSocketMode} when given; single-process and
+    multicore (the parent binds, every worker adopts the socket).
+    """
+
+    timeout = 90
+
+    def setUp(self) -> None:
+        """Run under umask 022 (restored afterwards)."""
+        old = os.umask(0o022)
+        self.addCleanup(os.umask, old)
+
+    def test_option(self) -> None:
+        """
+        C{unix:PATH:mode=0660} (or C{660}, C{0o660}) sets the engine's
+        mode; none leaves it to the umask; a bad mode, another argument or
+        two different modes stop twistd naming C{--listen}.
+        """
+        for text in ("0660", "660", "0o660"):
+            o = parse("--listen", f"unix:/tmp/x.sock:mode={text}")
+            self.assertEqual(o["unix-mode"], 0o660)
+            self.assertEqual(loadOptions(*o.gnetOptions()).UnixSocketMode, 0o660)
+        self.assertIsNone(loadOptions(*parse("--listen", "unix:/tmp/x.sock").gnetOptions()).UnixSocketMode)
+        for bad in ("unix:/tmp/x:mode=999", "unix:/tmp/x:mode=", "unix:/tmp/x:mode=rw",
+                    "unix:/tmp/x:mode=1777", "unix:/tmp/x:lockfile=1"):
+            e = self.assertRaises(usage.UsageError, parse, "--listen", bad)
+            self.assertIn("--listen", str(e))
+        e = self.assertRaises(usage.UsageError, parse, "--listen", "unix:/tmp/a:mode=600",
+                              "--listen", "unix:/tmp/b:mode=660")
+        self.assertIn("mode", str(e))
+        self.assertRaises(gnet.GnetError, loadOptions(gnet.WithUnixSocketMode(0o1777)).normalized)
+
+    async def serveUnix(self, *options: Any, workers: int = 1) -> str:
+        import shutil
+
+        path = os.path.abspath(self.mktemp())
+        handler = WebSocketEchoServer(
+            multicore=workers > 1, wsOptions=WebSocketOptions(webStatus=True)
+        )
+        if workers > 1:
+            options += (gnet.WithNumEventLoop(workers),)
+        engine = await gnet.Serve(handler, f"unix://{path}", *options).addTimeout(
+            30, __import__("twisted.internet.reactor", fromlist=["reactor"])
+        )
+        if handler.statsDir is not None:
+            self.addCleanup(shutil.rmtree, handler.statsDir, True)
+        self.addCleanup(lambda: None if engine.stopping else engine.Stop())
+        return path
+
+    def mode(self, path: str) -> int:
+        import stat
+
+        return stat.S_IMODE(os.stat(path).st_mode)
+
+    async def test_umaskSingleProcess(self) -> None:
+        """Under umask 022 the socket is 0755: not connectable by others."""
+        path = await self.serveUnix()
+        self.assertEqual(self.mode(path), 0o755)
+        self.assertTrue(await deferToThread(_unixConnect, path))
+
+    async def test_explicitSingleProcess(self) -> None:
+        """WithUnixSocketMode(0o600) gives exactly 0600."""
+        path = await self.serveUnix(gnet.WithUnixSocketMode(0o600))
+        self.assertEqual(self.mode(path), 0o600)
+        self.assertTrue(await deferToThread(_unixConnect, path))
+
+    async def test_multicore(self) -> None:
+        """
+        With two workers adopting the parent's socket, the umask's 0755
+        and an explicit 0660 are kept once every worker is serving.
+        """
+        for options, expected in (((), 0o755), ((gnet.WithUnixSocketMode(0o660),), 0o660)):
+            path = await self.serveUnix(*options, workers=2)
+            self.assertEqual(self.mode(path), expected)
+            self.assertTrue(await deferToThread(_unixConnect, path))

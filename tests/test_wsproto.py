@@ -263,6 +263,19 @@ class HandshakeTests(SynchronousTestCase):
         self.assertTrue(sink.lost)
         self.assertFalse(session.upgraded)
 
+    def test_autobahnStatusPageBadRedirect(self) -> None:
+        """
+        With Autobahn's own status page (C{webStatus}, no C{statusPage}), a
+        malformed C{?redirect=}/C{after=} gets HTTP 400 instead of an
+        exception out of L{WebSocketSession.feed} (and no answer at all).
+        """
+        for target in (b"/?redirect=x&after=z", b"/?redirect=http://["):
+            sink = RecordingSink()
+            session = WebSocketSession(sink, WebSocketOptions(webStatus=True), reactor=Clock())
+            session.feed(b"GET " + target + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+            self.assertTrue(sink.take().startswith(b"HTTP/1.1 400 "), target)
+            self.assertTrue(sink.lost)
+
     def test_openHandshakeTimeout(self) -> None:
         """
         A handshake that does not complete in openHandshakeTimeout drops the

@@ -36,7 +36,7 @@ from gnetcompat._metrics import (
     makeStatsDir,
     readStatsDir,
 )
-from gnetcompat._status import StatusInfo, renderStatus
+from gnetcompat._status import STATUS_HEADERS, StatusInfo, renderStatus
 from gnetcompat.errors import ErrEOF
 from gnetcompat.websocket import WebSocketConn, WebSocketOptions
 
@@ -180,6 +180,7 @@ class WebSocketEchoServer(gnet.BuiltinEventEngine):
             return _BUSY, gnet.Close
         ws = WebSocketConn(c, self.wsOptions)
         ws.session.statusPage = self.statusPage
+        ws.session.statusPageHeaders = STATUS_HEADERS
         c.SetContext(ws)
         self._sockets[c] = ws
         return None, gnet.None_

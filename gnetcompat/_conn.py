@@ -512,6 +512,16 @@ class Conn(_Reader):
             raise ErrEngineInShutdown()
         eng.reactor.callFromThread(fn, *args)
 
+    def _droppedByShutdown(self) -> bool:
+        """
+        Whether a queued operation must not run: gnet drops the tasks queued
+        behind the stop (spec 15.3).  The engine only counts as stopped once
+        every transport is gone, a reactor iteration after the teardown
+        closed this conn, so a closed conn during shutdown counts too.
+        """
+        eng = self._engine
+        return eng._stopped or (eng._stopping and self.closed)
+
     def AsyncWrite(self, data: bytes, callback: AsyncCallback | None = None) -> None:
         """
         Queue a write from any thread; C{callback(c, err)} runs on the
@@ -527,7 +537,7 @@ class Conn(_Reader):
         self._queue(self._asyncWrite, [bytes(b) for b in bufs], callback, True)
 
     def _asyncWrite(self, data: Any, callback: AsyncCallback | None, vector: bool) -> None:
-        if self._engine._stopped:
+        if self._droppedByShutdown():
             return
         err: BaseException | None = None
         if self.closed:
@@ -548,7 +558,7 @@ class Conn(_Reader):
         self._queue(self._wake, callback)
 
     def _wake(self, callback: AsyncCallback | None) -> None:
-        if self._engine._stopped:
+        if self._droppedByShutdown():
             return
         result: BaseException | None = None
         if not self.closed:
@@ -568,7 +578,7 @@ class Conn(_Reader):
         self._queue(self._closeTask, callback)
 
     def _closeTask(self, callback: AsyncCallback | None) -> None:
-        if self._engine._stopped:
+        if self._droppedByShutdown():
             return
         result = self._closeLocal(propagate=True)
         if callback is not None:

@@ -19,9 +19,10 @@ L{EchoStats}.
 Multicore: each worker process counts its own connections in its own
 L{EchoStats} and publishes it, every L{PUBLISH_INTERVAL} seconds (and when
 it shuts down), into I{its own} small file C{<dir>/<pid>.stats}, C{mmap}ed
-as fixed C{int64} slots (L{_LAYOUT}).  The directory is created by the
+as fixed C{int64} slots (L{_LAYOUT}).  The directory is named by the
 parent when it pickles the handler for the workers (so every worker gets its
-name) and removed when the parent's handler is collected or the process
+name; pickling creates nothing), created private by the first worker that
+boots, and removed when the parent's handler is collected or the process
 exits.  The parent (which runs the twistd reactor and serves the metrics
 site) sums the files at scrape time: counters of workers that died stay in
 the sum (counters never go down), while the open-connections gauge only
@@ -67,7 +68,9 @@ import ipaddress
 import mmap
 import os
 import re
+import secrets
 import shutil
+import stat
 import tempfile
 import time
 import weakref
@@ -84,6 +87,7 @@ __all__ = [
     "StatsPublisher",
     "readStatsDir",
     "makeStatsDir",
+    "ensureStatsDir",
     "EchoCollector",
     "metricsRegistry",
     "metricsSite",
@@ -231,12 +235,33 @@ class Snapshot:
 
 def makeStatsDir(owner: Any) -> str:
     """
-    Create a directory for the workers' files; it is removed when C{owner}
-    is collected or the process exits.
+    Name a directory for the workers' files, without creating it (this
+    runs when the handler is pickled, which must have no side effects): an
+    unpredictable path in the temp directory, created by the first worker
+    that boots (L{ensureStatsDir}).  It is removed when C{owner} is
+    collected or the process exits.
     """
-    path = tempfile.mkdtemp(prefix="gnetecho-stats-")
+    path = os.path.join(tempfile.gettempdir(), f"gnetecho-stats-{secrets.token_hex(8)}")
     weakref.finalize(owner, shutil.rmtree, path, True)
     return path
+
+
+def ensureStatsDir(path: str) -> None:
+    """
+    Create C{path} private (0700) unless another worker did; an existing
+    one must be a directory of this user that no one else can open.
+
+    @raise OSError: C{path} exists as anything else (a symlink, another
+        user's directory): nothing is published there.
+    """
+    try:
+        os.mkdir(path, 0o700)
+        return
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+        raise OSError(f"{path} exists and is not a private directory of this user")
 
 
 class StatsPublisher:

@@ -118,6 +118,9 @@ def _bufferCap(value: int) -> int:
     return 1 << (value - 1).bit_length()
 
 
+MAX_BACKLOG = 65535  # listen() takes a C int; Linux caps it at somaxconn (at most 65535 here)
+
+
 @dataclass
 class Options:
     """
@@ -188,6 +191,11 @@ class Options:
                      "Backlog", "MulticastInterfaceIndex"):
             if getattr(o, name) < 0:
                 raise ErrInvalidOption(f"{name}: must not be negative, got {getattr(o, name)}")
+        if o.Backlog > MAX_BACKLOG:
+            raise ErrInvalidOption(
+                f"Backlog (WithBacklog): at most {MAX_BACKLOG} (the kernel caps it at "
+                f"net.core.somaxconn), got {o.Backlog}"
+            )
         try:
             o.LB = LoadBalancing(o.LB)
         except ValueError:

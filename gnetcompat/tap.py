@@ -20,9 +20,17 @@ from twisted.python import usage
 
 import gnetcompat as gnet
 from gnetcompat._origin import OriginPolicy
+from gnetcompat.options import MAX_BACKLOG
 from gnetcompat.websocket import WebSocketOptions
 
-__all__ = ["Options", "makeService", "systemdDescriptor", "toGnetAddress", "unixMode"]
+__all__ = [
+    "Options",
+    "makeService",
+    "parseListen",
+    "systemdDescriptor",
+    "toGnetAddress",
+    "unixMode",
+]
 
 _MIB = 1024 * 1024
 
@@ -51,6 +59,21 @@ def _count(name: str, minimum: int = 0) -> Any:
         return n
 
     return coerce
+
+
+def _backlog(value: str) -> int:
+    """C{--backlog}: 0 (the OS maximum) to L{MAX_BACKLOG}."""
+    n = _count("backlog")(value)
+    if n > MAX_BACKLOG:
+        raise ValueError(f"--backlog must be <= {MAX_BACKLOG} (the kernel caps it at somaxconn), not {n}")
+    return n
+
+
+def _endpointBacklog(value: str, description: str) -> int:
+    """The C{backlog=N} of an endpoint description: a whole number 1 to L{MAX_BACKLOG}."""
+    if not value.isdigit() or not 1 <= int(value) <= MAX_BACKLOG:
+        raise ValueError(f"backlog={value!r} in {description!r}: give a whole number 1-{MAX_BACKLOG}")
+    return int(value)
 
 
 def _seconds(name: str) -> Any:
@@ -82,13 +105,25 @@ def _portNumber(text: str, description: str) -> int:
 
 def toGnetAddress(description: str) -> str:
     """
-    Turn a C{--port}/C{--listen} value into a gnet address.
+    Turn a C{--port}/C{--listen} value into a gnet address (L{parseListen}
+    without the backlog).
+
+    @raise ValueError: anything else (the message says what is accepted).
+    """
+    return parseListen(description)[0]
+
+
+def parseListen(description: str) -> tuple[str, int | None]:
+    """
+    Turn a C{--port}/C{--listen} value into C{(gnet address, backlog)}:
+    the backlog is the C{backlog=N} of a C{tcp:}/C{tcp6:} endpoint (1 to
+    L{MAX_BACKLOG}), C{None} when not given.
 
     A bare number is C{tcp://127.0.0.1:N} (the seed's loopback bind); gnet
     addresses (C{tcp://...}, C{unix://...}, and gnetcompat's C{fd://N} for
     an inherited listening socket) pass through; the endpoint forms
-    C{tcp:PORT[:interface=H][:backlog=N]}, C{tcp6:PORT[:interface=H]} and
-    C{unix:PATH} are translated (colons inside values escaped as C{\\:}, as
+    C{tcp:PORT[:interface=H][:backlog=N]}, C{tcp6:PORT[:interface=H][:backlog=N]}
+    and C{unix:PATH} are translated (colons inside values escaped as C{\\:}, as
     for Twisted's endpoint strings: C{tcp6:9080:interface=\\:\\:1});
     Twisted's C{systemd:domain=INET:index=N} (or C{name=NAME}) becomes
     C{fd://3+N}, the socket systemd passed (L{systemdDescriptor}).
@@ -97,7 +132,7 @@ def toGnetAddress(description: str) -> str:
     """
     d = description.strip()
     if d.isdigit():
-        return f"tcp://127.0.0.1:{_portNumber(d, description)}"
+        return f"tcp://127.0.0.1:{_portNumber(d, description)}", None
     if "://" in d:
         spec = gnet._addr.parseProtoAddr(d)  # raises with gnet's error for a bad one
         if not spec.stream:
@@ -109,11 +144,11 @@ def toGnetAddress(description: str) -> str:
             if not sep or (host and ":" in host and not host.startswith("[")):
                 raise ValueError(f"missing port in {description!r}: give HOST:PORT")
             _portNumber(port, description)
-        return d
+        return d, None
     kind, _, rest = d.partition(":")
     parts = _splitEndpoint(rest) if rest else []
     if kind == "systemd":
-        return toGnetAddress(f"fd://{systemdDescriptor(d)}")
+        return toGnetAddress(f"fd://{systemdDescriptor(d)}"), None
     if kind in ("tcp", "tcp6") and parts and parts[0].isdigit():
         port = _portNumber(parts[0], description)
         kw = {}
@@ -122,13 +157,14 @@ def toGnetAddress(description: str) -> str:
             if not m or m.group(1) not in ("interface", "backlog"):
                 raise ValueError(f"unsupported endpoint argument {p!r} in {description!r}")
             kw[m.group(1)] = m.group(2)
+        backlog = _endpointBacklog(kw["backlog"], description) if "backlog" in kw else None
         host = kw.get("interface", "127.0.0.1" if kind == "tcp" else "::1")
         if ":" in host:
             host = f"[{host}]"
-        return f"{kind}://{host}:{port}"
+        return f"{kind}://{host}:{port}", backlog
     if kind == "unix" and parts and parts[0]:
         unixMode(description)  # mode= (the only argument) is checked here
-        return f"unix://{os.path.abspath(parts[0])}"
+        return f"unix://{os.path.abspath(parts[0])}", None
     raise ValueError(
         f"cannot listen on {description!r}: give a port number, tcp:PORT[:interface=HOST], "
         "tcp6:PORT[:interface=HOST], unix:PATH, systemd:domain=INET:index=N, or a gnet "
@@ -250,7 +286,8 @@ class Options(usage.Options):
         ["compression", None, True, "Accept permessage-deflate (true/false).", _bool("compression")],
         ["max-connections", None, 0, "Refuse connections beyond this many, engine-wide, with "
          "HTTP 503 (0: no limit).", _count("max-connections")],
-        ["backlog", None, 0, "Listen backlog (0: the OS maximum).", _count("backlog")],
+        ["backlog", None, 0, "Listen backlog of every listener (0: the OS maximum; "
+         f"at most {MAX_BACKLOG}).", _backlog],
         ["read-buffer-size", None, 256 * 1024, "Bytes taken per read from a connection "
          "(gnet's ReadBufferCap, rounded up to a power of two; 256 KiB reads a 64 KiB "
          "message at once, gnet's 64 KiB default needs two reads).",
@@ -284,11 +321,24 @@ class Options(usage.Options):
         if self["port"] is None and not self["listen"]:
             self["port"] = "9080"
         given = [("port", self["port"])] if self["port"] is not None else []
+        backlogs: dict[int, str] = {}  # value -> the option that gave it
+        if self["backlog"]:
+            backlogs[self["backlog"]] = f"--backlog {self['backlog']}"
         for name, value in given + [("listen", v) for v in self["listen"]]:
             try:
-                addrs.append(toGnetAddress(str(value)))
+                addr, backlog = parseListen(str(value))
             except (ValueError, gnet.GnetError) as e:
                 raise usage.UsageError(f"--{name}: {e}") from None
+            addrs.append(addr)
+            if backlog is not None:
+                backlogs.setdefault(backlog, f"--{name} {value}")
+        if len(backlogs) > 1:
+            raise usage.UsageError(
+                "--listen backlog=: the engine has one listen backlog for all its listeners; "
+                f"these differ: {', '.join(backlogs.values())}"
+            )
+        if backlogs:  # backlog=N of an endpoint is the engine's (WithBacklog), for every listener
+            self["backlog"] = next(iter(backlogs))
         self["addresses"] = addrs
         modes = {unixMode(str(v)) for _, v in given + [("listen", v) for v in self["listen"]]}
         modes.discard(None)

@@ -13,7 +13,10 @@ no real time, no global reactor.
 
 Queued operations (C{Wake}, C{Close}, C{AsyncWrite}) run when you call
 L{HandlerDriver.runPending} or L{HandlerDriver.advance}, as they would on the
-reactor's next iteration.
+reactor's next iteration.  So does the end of a connection the server closed:
+as over a real socket, the transport's C{connectionLost} comes after the
+callback that closed it has returned (C{FakePeer.send}, C{connect},
+C{datagram} and C{stop} run pending work before they return).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import os
 from typing import Any, Callable
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
-from twisted.internet.error import ConnectionDone
+from twisted.internet.error import ConnectionAborted, ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransportWithDisconnection
 from twisted.python.failure import Failure
 
@@ -111,17 +114,39 @@ class FakePeer:
 
 
 class _Transport(StringTransportWithDisconnection):
+    """
+    The server side of one in-memory connection, with a real transport's
+    close timing: C{loseConnection}/C{abortConnection} only mark it
+    disconnecting; C{connectionLost} is delivered on the reactor's next
+    iteration (L{MemoryReactor.runPending}), never inside the call, as TCP
+    transports and C{twisted.test.iosim} do.  Writes are never buffered
+    here, so nothing is left to flush first.
+    """
+
     disconnected = False
 
+    def __init__(self, reactor: MemoryReactor, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._reactor = reactor
+
     def loseConnection(self) -> None:
+        if self.disconnecting or self.disconnected:
+            return
+        self.disconnecting = True
+        self._reactor.callFromThread(self._connectionLost, ConnectionDone())
+
+    def abortConnection(self) -> None:
         if self.disconnected:
             return
         self.disconnecting = True
-        self.disconnected = True
-        self.protocol.connectionLost(Failure(ConnectionDone()))
+        self._reactor.callFromThread(self._connectionLost, ConnectionAborted())
 
-    def abortConnection(self) -> None:
-        self.loseConnection()
+    def _connectionLost(self, reason: Exception) -> None:
+        if self.disconnected:  # the peer went first, or an earlier close was delivered
+            return
+        self.disconnected = True
+        self.connected = False
+        self.protocol.connectionLost(Failure(reason))
 
 
 class _FakeUDPPort:
@@ -192,7 +217,7 @@ class HandlerDriver:
         proto = self._factory.buildProtocol(remote)
         if proto is None:
             raise RuntimeError("the engine is shutting down")
-        t = _Transport(hostAddress=host, peerAddress=remote)
+        t = _Transport(self.reactor, hostAddress=host, peerAddress=remote)
         t.protocol = proto
         proto.makeConnection(t)
         self.runPending()

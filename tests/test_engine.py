@@ -1167,6 +1167,30 @@ class StopTests(LoopbackTestCase):
         self.assertIsNone(handler.closes()[0][2])
 
     @inlineCallbacks
+    def test_queuedBeforeStopNeverRun(self) -> Any:
+        """
+        Operations queued on a conn before C{Stop} are dropped (spec 15.3),
+        over real sockets too, where the transports go only an iteration
+        after the teardown closed the conns: no callback runs.
+        """
+        conns: list[Any] = []
+        handler = Recorder(OnOpen=lambda c: conns.append(c))
+        eng = yield self.serve(handler, "tcp://127.0.0.1:0")
+        client = yield self.connect(eng)
+        for _ in range(500):
+            if conns:
+                break
+            yield deferLater(reactor, 0.01, lambda: None)
+        calls: list[Any] = []
+        conns[0].AsyncWrite(b"x", lambda c, e: calls.append(("AsyncWrite", e)))
+        conns[0].Wake(lambda c, e: calls.append(("Wake", e)))
+        conns[0].CloseWithCallback(lambda c, e: calls.append(("Close", e)))
+        yield eng.Stop()
+        yield client.lost
+        self.assertEqual(calls, [])
+        self.assertEqual(handler.traffic(), 0)
+
+    @inlineCallbacks
     def test_twoEnginesOnePort(self) -> Any:
         """
         Two engines share one TCP port with ReuseAddr+ReusePort; each stops

@@ -27,6 +27,7 @@ from tests._hardening_util import (
     Closed,
     WSClient,
     closeFrame,
+    freePort,
     frame,
     inThread,
     openFds,
@@ -671,6 +672,21 @@ class BurstTests(unittest.TestCase):
             )
         server = await startServer(self, "--backlog", "77")
         self.assertEqual(await inThread(_listenBacklog, server.port), 77)
+
+
+    async def test_listenBacklogArgument(self) -> None:
+        """
+        --listen tcp:PORT:backlog=33 reaches the kernel: ss shows 33 on that
+        listener (and on --port's: the engine has one backlog).
+        """
+        if not shutil.which("ss"):
+            raise unittest.SkipTest(
+                "ss (iproute2) is not installed: cannot read the backlog"
+            )
+        extra = freePort()
+        server = await startServer(self, "--listen", f"tcp:{extra}:backlog=33")
+        self.assertEqual(await inThread(_listenBacklog, extra), 33)
+        self.assertEqual(await inThread(_listenBacklog, server.port), 33)
 
 
 class LoadTests(unittest.TestCase):

@@ -159,6 +159,7 @@ class InvalidTests(SynchronousTestCase):
         (gnet.WithSocketRecvBuffer(-1), "SocketRecvBuffer"),
         (gnet.WithTCPKeepCount(-2), "TCPKeepCount"),
         (gnet.WithBacklog(-1), "Backlog"),
+        (gnet.WithBacklog(2**31), "Backlog"),
         (gnet.WithLoadBalancing(7), "LB"),
         (gnet.WithTCPNoDelay(5), "TCPNoDelay"),
         (gnet.WithTCPKeepAlive("1m"), "TCPKeepAlive"),

@@ -301,6 +301,38 @@ class OptionsTests(SynchronousTestCase):
         self.assertUsageError(["--listen", "tcp:9000:foo=bar"], "--listen", "foo=bar")
         self.assertUsageError(["--listen", "ssl://127.0.0.1:443"], "--listen")
 
+    def test_endpointBacklog(self) -> None:
+        """
+        C{backlog=N} of a C{tcp:}/C{tcp6:} endpoint is not dropped: it
+        becomes the engine's listen backlog (C{WithBacklog}), which the
+        service's engine gets; the same value given twice, or with
+        C{--backlog}, is accepted.
+        """
+        o = parse("--listen", "tcp:9300:backlog=17", "--listen", r"tcp6:9301:interface=\:\:1:backlog=17")
+        self.assertEqual(o["addresses"], ["tcp://127.0.0.1:9300", "tcp6://[::1]:9301"])
+        self.assertEqual(o["backlog"], 17)
+        svc = tap.makeService(o).getServiceNamed("gnetecho")
+        self.assertEqual(loadOptions(*svc.opts).normalized().Backlog, 17)
+        self.assertEqual(parse("--backlog=9", "--port", "tcp:9302:backlog=9")["backlog"], 9)
+        self.assertEqual(tap.parseListen("tcp:9303:backlog=65535"), ("tcp://127.0.0.1:9303", 65535))
+        self.assertEqual(tap.parseListen("tcp:9304"), ("tcp://127.0.0.1:9304", None))
+
+    def test_endpointBacklogInvalid(self) -> None:
+        """
+        A C{backlog=} that is not a whole number 1-65535 is refused naming
+        the option and the value; so are listeners asking for different
+        backlogs (the engine has one), and C{--backlog} above 65535.
+        """
+        for bad in ("0", "-1", "abc", "", "1.5", "65536", "99999999999", " 5", "0x10"):
+            self.assertUsageError(["--listen", f"tcp:9300:backlog={bad}"], "--listen", "backlog=")
+        msg = self.assertUsageError(
+            ["--listen", "tcp:9300:backlog=10", "--listen", "tcp:9301:backlog=20"], "--listen", "backlog"
+        )
+        self.assertIn("tcp:9301:backlog=20", msg)
+        self.assertUsageError(["--backlog=5", "--listen", "tcp:9300:backlog=6"], "--backlog 5", "backlog=6")
+        for bad in ("65536", str(2**31), str(10**12)):
+            self.assertUsageError([f"--backlog={bad}"], "--backlog", "65535")
+
     def test_autoPingTimeoutNeedsInterval(self) -> None:
         """
         C{--auto-ping-timeout} without C{--auto-ping-interval} is refused.

@@ -7,18 +7,196 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.error import ConnectionAborted, ConnectionDone
+from twisted.internet.interfaces import IProtocolFactory
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import gnetcompat as gnet
 from gnetcompat.errors import ErrEOF
 from gnetcompat.testing import FakePeer, HandlerDriver, MemoryReactor
 
 from .test_conn import Recorder
+from .test_engine import StreamClient
 
 
 class Echo(gnet.BuiltinEventEngine):
     def OnTraffic(self, c: Any) -> Any:
         c.Write(c.Next(-1))
+
+
+class CloseOnTraffic(gnet.BuiltinEventEngine):
+    """
+    Returns C{Close} from C{OnTraffic}; records its callbacks, and whether
+    C{OnClose} ran while C{OnTraffic} was still on the stack.
+    """
+
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+        self.inTraffic = False
+
+    def OnTraffic(self, c: Any) -> Any:
+        self.inTraffic = True
+        try:
+            self.events.append("OnTraffic")
+            c.Write(c.Next(-1))
+            return gnet.Close
+        finally:
+            self.inTraffic = False
+            self.events.append("OnTraffic returned")
+
+    def OnClose(self, c: Any, err: Any) -> Any:
+        self.events.append("OnClose(reentrant)" if self.inTraffic else "OnClose")
+        return gnet.None_
+
+
+def instrument(proto: Any, events: list[str], lost: Deferred | None = None) -> Any:
+    """
+    Record, on the server protocol C{proto}, when C{dataReceived} returns
+    and when the transport delivers C{connectionLost} (then fire C{lost}).
+    """
+    dataReceived, connectionLost = proto.dataReceived, proto.connectionLost
+
+    def recDataReceived(data: bytes) -> None:
+        dataReceived(data)
+        events.append("dataReceived returned")
+
+    def recConnectionLost(reason: Any = None) -> None:
+        events.append("connectionLost " + type(reason.value).__name__)
+        connectionLost(reason)
+        if lost is not None:
+            lost.callback(None)
+
+    proto.dataReceived, proto.connectionLost = recDataReceived, recConnectionLost
+    return proto
+
+
+# What a real TCP connection does when OnTraffic returns Close (pinned by
+# CloseTimingLoopbackTests): OnClose after OnTraffic returned, and the
+# transport's connectionLost only once dataReceived has returned.
+REAL_CLOSE_ORDER = [
+    "OnTraffic",
+    "OnTraffic returned",
+    "OnClose",
+    "dataReceived returned",
+    "connectionLost ConnectionDone",
+]
+
+
+class CloseTimingTests(SynchronousTestCase):
+    """The driver's transport closes with a real transport's timing, not synchronously."""
+
+    def test_closeFromOnTrafficNotReentrant(self) -> None:
+        """
+        A handler returning C{Close} from C{OnTraffic}: C{OnClose} runs after
+        C{OnTraffic} returned, and C{connectionLost} is delivered after
+        C{dataReceived} returned (on the next iteration), in the order a real
+        loopback connection shows; C{send} has run it before returning.
+        """
+        events: list[str] = []
+        driver = HandlerDriver(CloseOnTraffic(events))
+        driver.boot()
+        peer = driver.connect()
+        instrument(peer.protocol, events)
+        peer.send(b"bye")
+        self.assertEqual(events, REAL_CLOSE_ORDER)
+        self.assertEqual(peer.received(), b"bye")
+        self.assertTrue(peer.closedByServer)
+        self.assertTrue(peer.transport.disconnected)
+
+    def test_loseConnectionDeliveredOnRunPending(self) -> None:
+        """
+        C{loseConnection} only marks the transport disconnecting (writes made
+        meanwhile still reach the peer); C{connectionLost} comes, once, from
+        C{runPending}.
+        """
+        events: list[str] = []
+        driver = HandlerDriver(Echo())
+        driver.boot()
+        peer = driver.connect()
+        instrument(peer.protocol, events)
+        peer.transport.loseConnection()
+        peer.transport.write(b"late")
+        peer.transport.loseConnection()
+        self.assertTrue(peer.transport.disconnecting)
+        self.assertFalse(peer.transport.disconnected)
+        self.assertEqual(events, [])
+        driver.runPending()
+        self.assertEqual(events, ["connectionLost ConnectionDone"])
+        self.assertEqual(peer.received(), b"late")
+        self.assertEqual(driver.engine.CountConnections(), 0)
+
+    def test_abortConnectionDeliveredOnRunPending(self) -> None:
+        """C{abortConnection}, as TCP's, delivers C{ConnectionAborted} on the next iteration."""
+        events: list[str] = []
+        driver = HandlerDriver(Echo())
+        driver.boot()
+        peer = driver.connect()
+        instrument(peer.protocol, events)
+        peer.transport.abortConnection()
+        self.assertEqual(events, [])
+        driver.runPending()
+        self.assertEqual(events, ["connectionLost " + ConnectionAborted.__name__])
+
+    def test_peerCloseBeforeDeliveryWinsOnce(self) -> None:
+        """A peer close arriving before a pending server close is delivered gives one C{connectionLost}."""
+        events: list[str] = []
+        handler = Recorder()
+        driver = HandlerDriver(handler)
+        driver.boot()
+        peer = driver.connect()
+        instrument(peer.protocol, events)
+        peer.transport.loseConnection()
+        peer.disconnect()
+        driver.runPending()
+        self.assertEqual(events, ["connectionLost " + ConnectionDone.__name__])
+        self.assertEqual(len(handler.closes()), 1)
+
+    def test_stopWaitsForTransports(self) -> None:
+        """
+        The engine counts as stopped only once its transports are gone, as
+        over sockets: C{Stop} alone leaves it stopping; the driver's
+        C{stop} pumps, and its Deferred has fired.
+        """
+        driver = HandlerDriver(Recorder())
+        driver.boot()
+        driver.connect()
+        d = driver.engine.Stop()
+        self.assertNoResult(d)
+        self.assertFalse(driver.engine.stopped)
+        driver.runPending()
+        self.successResultOf(d)
+        self.assertTrue(driver.engine.stopped)
+
+
+class CloseTimingLoopbackTests(TestCase):
+    """The scenario of L{CloseTimingTests} over a real loopback socket."""
+
+    timeout = 30
+
+    @inlineCallbacks
+    def test_realSocketOrderMatchesDriver(self) -> None:
+        """
+        Over a real TCP connection, a handler returning C{Close} from
+        C{OnTraffic} sees the callback order the driver gives
+        (L{REAL_CLOSE_ORDER}): the driver's transport is faithful.
+        """
+        events: list[str] = []
+        lost: Deferred = Deferred()
+        factory = IProtocolFactory(CloseOnTraffic(events))
+        build = factory.buildProtocol
+        factory.buildProtocol = lambda addr: instrument(build(addr), events, lost)
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        client = yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port), StreamClient())
+        self.addCleanup(lambda: client.transport.abortConnection() if client.transport.connected else None)
+        client.transport.write(b"bye")
+        self.assertEqual((yield client.read(3)), b"bye")
+        yield lost
+        yield client.lost
+        self.assertEqual(events, REAL_CLOSE_ORDER)
 
 
 class MemoryReactorTests(SynchronousTestCase):

@@ -14,6 +14,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import pickle
+import shutil
+import stat
+import tempfile
 from typing import Any
 
 from twisted.internet.threads import deferToThread
@@ -644,6 +648,76 @@ class EchoIntegrationTests(TestCase):
             return None
 
         self.assertEqual(await deferToThread(waitClose), 1001)
+
+
+class PickleTests(SynchronousTestCase):
+    """The handler travels to multicore workers by pickle, without side effects."""
+
+    def privateTempdir(self) -> str:
+        """A fresh, empty directory made C{tempfile}'s default for this test."""
+        tmp = os.path.abspath(self.mktemp())
+        os.makedirs(tmp)
+        self.patch(tempfile, "tempdir", tmp)
+        return tmp
+
+    def test_pickleCreatesNothing(self) -> None:
+        """
+        C{pickle.dumps}/C{loads} of the handler (multicore or not, twice)
+        create no file or directory; the copy names the same statistics
+        directory as the original, so the parent reads what workers publish.
+        """
+        tmp = self.privateTempdir()
+        for multicore in (True, False):
+            handler = WebSocketEchoServer(multicore=multicore)
+            copy = pickle.loads(pickle.dumps(handler))
+            again = pickle.loads(pickle.dumps(handler))
+            self.assertEqual(os.listdir(tmp), [])
+            self.assertIsNotNone(copy.statsDir)
+            self.assertEqual((copy.statsDir, again.statsDir), (handler.statsDir, handler.statsDir))
+            self.assertFalse(os.path.exists(handler.statsDir))
+
+    def test_workerCreatesStatsDirOnBoot(self) -> None:
+        """
+        The unpickled copy (a worker) creates the private statistics
+        directory in C{OnBoot} and publishes there; the original (the
+        parent) sums it.
+        """
+        self.privateTempdir()
+        handler = WebSocketEchoServer(multicore=True)
+        worker = pickle.loads(pickle.dumps(handler))
+        self.addCleanup(shutil.rmtree, handler.statsDir, True)
+        driver = HandlerDriver(worker, gnet.WithTicker(False))
+        driver.boot()
+        st = os.lstat(worker.statsDir)
+        self.assertTrue(stat.S_ISDIR(st.st_mode))
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o700)
+        self.assertEqual(os.listdir(worker.statsDir), [f"{os.getpid()}.stats"])
+        self.assertEqual(handler.engineStats().workers, 1)
+        self.successResultOf(driver.stop())
+
+    def test_foreignStatsDirRefused(self) -> None:
+        """
+        A worker does not publish into a statistics path that already exists
+        as something not private to it (a symlink, a directory others can
+        read): it logs a warning naming the path and serves on.
+        """
+        tmp = self.privateTempdir()
+        target = os.path.join(tmp, "elsewhere")
+        os.makedirs(target)
+        handler = WebSocketEchoServer(multicore=True)
+        worker = pickle.loads(pickle.dumps(handler))
+        os.symlink(target, worker.statsDir)
+        logs = LogCapture(self)
+        driver = HandlerDriver(worker, gnet.WithTicker(False))
+        self.assertTrue(driver.boot())
+        self.assertEqual(os.listdir(target), [])
+        self.assertTrue(logs.lines(worker.statsDir), logs.lines())
+        os.unlink(worker.statsDir)
+        os.mkdir(worker.statsDir, 0o755)
+        os.chmod(worker.statsDir, 0o755)
+        worker = pickle.loads(pickle.dumps(handler))
+        HandlerDriver(worker, gnet.WithTicker(False)).boot()
+        self.assertEqual(os.listdir(worker.statsDir), [])
 
 
 class NvxCheckTests(SynchronousTestCase):

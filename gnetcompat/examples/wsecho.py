@@ -33,6 +33,7 @@ from gnetcompat._metrics import (
     RateMeter,
     Snapshot,
     StatsPublisher,
+    ensureStatsDir,
     makeStatsDir,
     readStatsDir,
 )
@@ -73,8 +74,8 @@ class WebSocketEchoServer(gnet.BuiltinEventEngine):
     @ivar stats: this process's counters (L{gnetcompat._metrics.EchoStats});
         L{engineStats} gives the engine-wide numbers.
     @ivar statsDir: in multicore mode, the directory where every worker
-        publishes its counters (created when the handler is pickled for
-        the workers), else C{None}.
+        publishes its counters (named when the handler is pickled for the
+        workers, created by the first worker's C{OnBoot}), else C{None}.
     """
 
     log = Logger(namespace="gnetecho")
@@ -110,7 +111,9 @@ class WebSocketEchoServer(gnet.BuiltinEventEngine):
 
     def __getstate__(self) -> dict:
         # a handler travels to worker processes before OnBoot: only settings,
-        # plus the directory where the workers publish their counters
+        # plus the name of the directory where the workers publish their
+        # counters (no file or directory is created here: pickling has no
+        # side effects; the workers create it in OnBoot)
         if self.statsDir is None:
             self.statsDir = makeStatsDir(self)
         if self.startedAt is None:
@@ -154,10 +157,15 @@ class WebSocketEchoServer(gnet.BuiltinEventEngine):
             # a multicore worker: publish this process's counters for the parent
             from twisted.internet.task import LoopingCall
 
-            self._publisher = StatsPublisher(self.statsDir, self.stats)
-            self._publishing = LoopingCall(self._publisher.publish)
-            self._publishing.clock = eng.reactor
-            self._publishing.start(PUBLISH_INTERVAL, now=False)
+            try:
+                ensureStatsDir(self.statsDir)  # pickling only named it
+                self._publisher = StatsPublisher(self.statsDir, self.stats)
+            except OSError as e:
+                self.log.warn("not publishing this worker's statistics: {err}", err=e)
+            else:
+                self._publishing = LoopingCall(self._publisher.publish)
+                self._publishing.clock = eng.reactor
+                self._publishing.start(PUBLISH_INTERVAL, now=False)
         self.log.info(
             "echo server with multi-core={multicore} is listening on {addr}",
             multicore=self.multicore,

@@ -123,15 +123,22 @@ def closeLogger(logger: Logger) -> None:
 
 
 class _Listener:
-    """One bound listener: its spec, its socket until adopted, then its port."""
+    """
+    One bound listener: its spec, its socket until adopted, then its port;
+    C{ownsFile}: this engine created the unix socket file, and so removes it
+    when it stops (not a socket inherited from a multicore parent or systemd).
+    """
 
-    __slots__ = ("spec", "sock", "family", "port")
+    __slots__ = ("spec", "sock", "family", "port", "ownsFile")
 
-    def __init__(self, spec: ListenSpec, sock: socket.socket | None, family: int) -> None:
+    def __init__(
+        self, spec: ListenSpec, sock: socket.socket | None, family: int, ownsFile: bool = False
+    ) -> None:
         self.spec = spec
         self.sock = sock
         self.family = family
         self.port: Any = None
+        self.ownsFile = ownsFile
 
     def fileno(self) -> int:
         if self.port is not None:
@@ -362,7 +369,10 @@ class Engine:
     def bind(self, listeners: Iterable[tuple[ListenSpec, socket.socket, int]] | None = None) -> None:
         """
         Create and bind every listening socket (or take C{listeners} made
-        elsewhere, e.g. inherited by a worker).  Nothing is served yet.
+        elsewhere, e.g. inherited by a worker).  Nothing is served yet.  The
+        engine removes the unix socket files it created when it stops; the
+        files of C{listeners} are their creator's to remove (the multicore
+        parent removes the one its workers share once all have exited).
 
         @raise OSError: a bind failed; sockets made so far are closed.
         """
@@ -373,7 +383,7 @@ class Engine:
             else:
                 for spec in self.specs:
                     sock, family = createListener(spec, self.options)
-                    self._listeners.append(_Listener(spec, sock, family))
+                    self._listeners.append(_Listener(spec, sock, family, ownsPath(spec)))
         except BaseException:
             self._closeSockets()
             raise
@@ -411,11 +421,6 @@ class Engine:
                     lst.port = self.reactor.adoptStreamPort(
                         lst.sock.fileno(), lst.family, factory
                     )
-                if spec.fd is not None and spec.network == "unix":
-                    # Twisted's adopted unix port unlinks its path when it stops
-                    # listening; an inherited socket's file belongs to whoever
-                    # passed it (systemd), which may pass it again
-                    lst.port._bindPath = b"\0"
             else:
                 proto = GnetDatagramProtocol(self)
                 lst.port = self.reactor.adoptDatagramPort(
@@ -551,7 +556,7 @@ class Engine:
             if lst.sock is not None:
                 lst.sock.close()
                 lst.sock = None
-            if ownsPath(lst.spec) and (lst.port is not None or not self._booted):
+            if lst.ownsFile and (lst.port is not None or not self._booted):
                 try:
                     os.unlink(lst.spec.address)
                 except OSError:
@@ -610,15 +615,22 @@ def _specs(addrs: Sequence[str]) -> list[ListenSpec]:
 def _adoptUnixPort(reactor: Any, sock: socket.socket, factory: Any, backlog: int) -> Any:
     """
     C{reactor.adoptStreamPort} for a listening unix socket, keeping its
-    file's mode.  Twisted's unix C{Port} chmods its path to its C{mode}
-    (0666 by default) when it starts listening, an adopted socket's too:
-    every socket would be world-connectable whatever the umask,
-    L{WithUnixSocketMode} or systemd's C{SocketMode=} said.  The port is
+    file's mode and the file itself.  Twisted's unix C{Port} chmods its
+    path to its C{mode} (0666 by default) when it starts listening, an
+    adopted socket's too: every socket would be world-connectable whatever
+    the umask, L{WithUnixSocketMode} or systemd's C{SocketMode=} said.  The port is
     built as C{adoptStreamPort} builds it (C{unix.Port._fromListeningDescriptor},
     its own implementation) with C{mode} set to the file's current mode, and
     the engine's backlog instead of Twisted's 50.  Abstract-namespace
     sockets (no file) and reactors that are not Twisted's posix ones go
     through C{adoptStreamPort}.
+
+    The port does not unlink the path when it stops listening
+    (L{UnixPortKeepingFile}): worker processes adopt one shared socket, and
+    each one's port unlinking it made every stop after the first fail with
+    C{FileNotFoundError}.  The file is removed once, by whoever created it
+    (L{Engine._closeSockets} for its own sockets, the multicore parent for
+    the shared one), and never when systemd passed it.
     """
     import stat
 
@@ -634,9 +646,9 @@ def _adoptUnixPort(reactor: Any, sock: socket.socket, factory: Any, backlog: int
         mode = None
     if mode is None or not isinstance(reactor, PosixReactorBase):
         return reactor.adoptStreamPort(sock.fileno(), socket.AF_UNIX, factory)
-    from twisted.internet import unix
+    from ._twistedcompat import UnixPortKeepingFile
 
-    port = unix.Port._fromListeningDescriptor(reactor, sock.fileno(), factory)
+    port = UnixPortKeepingFile._fromListeningDescriptor(reactor, sock.fileno(), factory)
     port.mode = mode
     port.backlog = backlog or somaxconn()
     port.startListening()

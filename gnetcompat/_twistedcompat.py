@@ -11,6 +11,12 @@ by peer}).  L{keepSocketErrors} gives a plain TCP transport the same two
 methods with one change: the error is returned as a L{SocketError}, still a
 C{ConnectionLost} for every Twisted consumer, carrying the C{OSError}.
 C{tests.test_twistedcompat} notices when Twisted changes these methods.
+
+Twisted's listening unix C{Port} unlinks its path when it stops listening
+(C{unix.Port.connectionLost}), an adopted socket's too, and raises when the
+file is already gone.  The file of a socket shared by worker processes, or
+passed by systemd, is not any one port's to remove: L{UnixPortKeepingFile}
+leaves it in place, and the engine that created the file removes it.
 """
 
 from __future__ import annotations
@@ -20,12 +26,12 @@ import socket
 from typing import Any
 
 from twisted.internet import error as terror
-from twisted.internet import tcp
+from twisted.internet import tcp, unix
 from twisted.python.util import untilConcludes
 
 from .errors import ErrEOF, GnetError
 
-__all__ = ["SocketError", "keepSocketErrors", "builtinError"]
+__all__ = ["SocketError", "keepSocketErrors", "builtinError", "UnixPortKeepingFile"]
 
 
 class SocketError(terror.ConnectionLost):
@@ -87,6 +93,21 @@ def keepSocketErrors(transport: Any) -> None:
     kind = _SWAP.get(type(transport))
     if kind is not None:
         transport.__class__ = kind
+
+
+class UnixPortKeepingFile(unix.Port):
+    """
+    A listening unix C{Port} that does not unlink its socket file when it
+    stops listening: C{unix.Port.connectionLost} without the C{os.unlink}.
+    Whoever created the file removes it (L{gnetcompat._engine.Engine} for
+    the sockets it bound, the multicore parent for the one its workers
+    share; never for a socket systemd passed).
+    """
+
+    def connectionLost(self, reason: Any) -> None:
+        if self.lockFile is not None:
+            self.lockFile.unlock()
+        tcp.Port.connectionLost(self, reason)
 
 
 def builtinError(exc: BaseException, where: str = "") -> BaseException:

@@ -1532,3 +1532,46 @@ class AddressTests(LoopbackTestCase):
         yield self.echoOnce(eng)
         yield eng.Stop()
         self.assertFalse(os.path.exists(path))
+
+    @inlineCallbacks
+    def test_unixPathGoneBeforeStop(self) -> Any:
+        """
+        When the socket file was already removed (by an operator, or by
+        another process sharing the socket) the engine still stops cleanly:
+        nothing is logged as a failure (Twisted's unix port used to unlink
+        its path at stop and raise C{FileNotFoundError}).
+        """
+        path = self.unixPath()
+        eng = yield self.serve(Recorder(OnTraffic=lambda c: c.WriteTo(c) and None), "unix://" + path)
+        client = yield self.echoOnce(eng)
+        client.transport.loseConnection()
+        os.unlink(path)
+        yield eng.Stop()
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertFalse(os.path.exists(path))
+
+    @inlineCallbacks
+    def test_adoptedUnixListenerKeepsFile(self) -> Any:
+        """
+        A unix listener handed to L{Engine.bind} (as a multicore worker gets
+        the socket its parent bound) is served, and its file, which this
+        engine did not create, is left in place when the engine stops: its
+        creator removes it, once.
+        """
+        from gnetcompat._addr import createListener, parseProtoAddr
+        from gnetcompat._engine import Engine
+        from gnetcompat.options import Options
+
+        path = self.unixPath()
+        spec = parseProtoAddr("unix://" + path)
+        sock, family = createListener(spec, Options().normalized())
+        self.addCleanup(lambda: os.path.exists(path) and os.unlink(path))
+        eng = Engine(Recorder(OnTraffic=lambda c: c.WriteTo(c) and None), [spec])
+        eng.bind([(spec, sock, family)])
+        self.assertTrue(eng.boot())
+        self.addCleanup(lambda: eng.stopping or eng.Stop())
+        client = yield self.echoOnce(eng)
+        client.transport.loseConnection()
+        yield eng.Stop()
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertTrue(os.path.exists(path), "an engine removed a socket file it did not create")

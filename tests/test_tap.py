@@ -12,8 +12,10 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
 import socket
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -691,6 +693,44 @@ class TwistdEndToEndTests(TestCase):
         await proc.terminate(20)
         self.assertTrue(proc.endedCleanlyOnTerm, (proc.exitCode, proc.exitSignal, proc.output))
         self.assertNotIn("Traceback", proc.output)
+
+    async def test_multicoreUnixStop(self) -> None:
+        """
+        Two workers sharing one unix socket (C{--listen unix:PATH
+        --num-event-loop 2}) echo, and on SIGTERM every worker exits with
+        status 0, nothing is logged as a traceback or as critical (each
+        worker used to unlink the shared path at stop: the second unlink
+        failed with C{FileNotFoundError}), and the socket file, which the
+        service created, is gone.
+        """
+        tmp = tempfile.mkdtemp()  # short: unix paths are limited to ~107 bytes
+        self.addCleanup(shutil.rmtree, tmp, True)
+        path = os.path.join(tmp, "echo.sock")
+        proc = spawnTwistd(self, ["gnetecho", "--listen", f"unix:{path}", "--num-event-loop", "2"])
+        await proc.waitFor(r"2 workers serving", 30)
+        echoed = await deferToThread(_unixEcho, path, ["héllo ✓", b"\x00\x01\xff"])
+        self.assertEqual(echoed, ["héllo ✓", b"\x00\x01\xff"])
+        await proc.terminate(20)
+        self.assertTrue(proc.endedCleanlyOnTerm, (proc.exitCode, proc.exitSignal, proc.output))
+        self.assertEqual(
+            len(re.findall(r"worker \d \(pid \d+\) exited: exit status 0\b", proc.output)), 2, proc.output
+        )
+        for bad in ("Traceback", "critical", "Unhandled", "FileNotFoundError"):
+            self.assertNotIn(bad.lower(), proc.output.lower(), proc.output)
+        self.assertIn("Server Shut Down", proc.output)
+        self.assertFalse(os.path.exists(path), "the service left its unix socket file behind")
+
+
+def _unixEcho(path: str, messages: list[str | bytes], timeout: float = 10.0) -> list[str | bytes]:
+    """In a thread: L{_syncEcho} over the unix socket C{path}."""
+    from websockets.sync.client import unix_connect
+
+    out: list[str | bytes] = []
+    with unix_connect(path, uri="ws://localhost/", open_timeout=timeout, close_timeout=timeout) as ws:
+        for m in messages:
+            ws.send(m)
+            out.append(ws.recv(timeout=timeout))
+    return out
 
 
 def _unixConnect(path: str) -> bool:

@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import inspect
 
-from twisted.internet import tcp
+from twisted.internet import tcp, unix
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from gnetcompat._twistedcompat import SocketError, _Client, _Server, keepSocketErrors
+from gnetcompat._twistedcompat import (
+    SocketError,
+    UnixPortKeepingFile,
+    _Client,
+    _Server,
+    keepSocketErrors,
+)
 
 
 class CanaryTests(SynchronousTestCase):
@@ -48,3 +54,50 @@ class CanaryTests(SynchronousTestCase):
         self.assertIsInstance(e, ConnectionLost)
         self.assertIs(type(e.osError), BrokenPipeError)
         self.assertIn("write: Broken pipe", str(e.osError))
+
+
+class UnixPortKeepingFileCanaryTests(SynchronousTestCase):
+    """What L{UnixPortKeepingFile} overrides is still what Twisted does."""
+
+    def test_twistedUnlinksAtStop(self) -> None:
+        """
+        C{unix.Port.connectionLost} still unlinks the path (the override is
+        still needed), and besides that only releases the lock file and
+        hands over to C{tcp.Port.connectionLost}, as the override does.
+        """
+        source = inspect.getsource(unix.Port.connectionLost)
+        for needle in ("os.unlink(self._bindPath)", "self.lockFile.unlock()",
+                       "tcp.Port.connectionLost(self, reason)"):
+            self.assertIn(needle, source)
+        body = [line.strip() for line in source.splitlines()[1:] if line.strip()]
+        self.assertEqual(len(body), 5, source)
+
+    def test_adoptedPortKeepsTheFile(self) -> None:
+        """
+        C{_fromListeningDescriptor} (as the engine adopts a bound socket)
+        gives a L{UnixPortKeepingFile}; when it stops listening the socket
+        file stays, and a file already gone raises nothing.
+        """
+        import os
+        import socket
+
+        from twisted.internet.protocol import Factory
+        from twisted.internet.testing import MemoryReactor
+
+        path = os.path.relpath(self.mktemp())
+        for removeFirst in (False, True):
+            sock = socket.socket(socket.AF_UNIX)
+            sock.bind(path)
+            sock.listen(1)
+            sock.setblocking(False)
+            port = UnixPortKeepingFile._fromListeningDescriptor(MemoryReactor(), sock.fileno(), Factory())
+            sock.close()
+            self.assertIsInstance(port, unix.Port)
+            port.startListening()
+            self.assertTrue(os.path.exists(path))
+            if removeFirst:
+                os.unlink(path)
+            port.connectionLost(None)
+            self.assertEqual(os.path.exists(path), not removeFirst)
+            if not removeFirst:
+                os.unlink(path)

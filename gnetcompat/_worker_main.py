@@ -1,10 +1,12 @@
 # -*- test-case-name: tests.test_workers -*-
 """
 The worker process of a multicore engine (see L{gnetcompat._workers}):
-C{python -m gnetcompat._worker_main INDEX}, started by the parent with
-C{reactor.spawnProcess}.
+C{python -I -u -c BOOTSTRAP gnetcompat-worker INDEX}, started by the parent
+with C{reactor.spawnProcess}; the bootstrap sets C{sys.path} to the
+parent's (the first line of stdin) and calls L{main}.
 
-File descriptors: 0 the pickled payload (read to EOF), 1/2 log lines to
+File descriptors: 0 the import path (one JSON line), then the pickled
+payload (read to EOF), 1/2 log lines to
 the parent, 3 the control pipe (C{ready}, C{shutdown}, C{fatal TEXT}),
 4 the shared counters, 5.. inherited listening sockets.  Exit status: 0 after
 a graceful stop, 1 when the engine failed (C{OnBoot} raised, a bind failed),
@@ -206,7 +208,6 @@ def main(argv: list[str]) -> int:
         install()
     try:
         payload = pickle.loads(sys.stdin.buffer.read())
-        sys.path[:] = list(payload["path"]) + [p for p in sys.path if p not in payload["path"]]
         from gnetcompat import _workers
 
         _workers.loadMain(payload["main"])

@@ -7,9 +7,16 @@ C{Serve}/C{Run}/C{Rotate}/L{EngineService} come here when
 C{WithMulticore(True)} or C{WithNumEventLoop(n > 1)} asks for more than one
 loop.  The calling process (the I{parent}) never serves connections: it
 binds the listeners, starts C{n} fresh interpreters with
-C{reactor.spawnProcess(sys.executable, ["-m", "gnetcompat._worker_main"])}
-(never C{fork}: under twistd the reactor already exists), supervises them
-and stands for the engine (L{MulticoreEngine}, an C{IEngine}).
+C{reactor.spawnProcess} (never C{fork}: under twistd the reactor already
+exists), supervises them and stands for the engine (L{MulticoreEngine}, an
+C{IEngine}).
+
+A worker runs C{python -I -u -c BOOTSTRAP} (L{workerArgv}): isolated from
+C{PYTHON*} variables, the user site directory and the working directory;
+its C{sys.path} is exactly the parent's, handed over on its stdin.  A module
+planted in the directory the service runs from (an C{http.py}, a
+C{gnetcompat.py}) is never imported, unless the parent itself has that
+directory on its path (C{python -c}, or a script living there).
 
 Topology
 ========
@@ -104,6 +111,7 @@ stop the parent to stop them all.
 from __future__ import annotations
 
 import collections
+import json
 import mmap
 import os
 import pickle
@@ -337,6 +345,33 @@ class SharedCounters:
 
 
 # -- one worker process ---------------------------------------------------------
+
+#: what a worker runs (C{python -I -c BOOTSTRAP}): the import path comes as the
+#: first line of its stdin (JSON), then L{gnetcompat._worker_main} takes over
+BOOTSTRAP = (
+    "import sys, json; "
+    "sys.path[:] = json.loads(sys.stdin.buffer.readline()); "
+    "from gnetcompat._worker_main import main; "
+    "sys.exit(main(sys.argv))"
+)
+
+
+def workerArgv(index: int) -> list[str]:
+    """
+    The command line of worker C{index}.  C{-I} (isolated mode): no
+    C{PYTHON*} variable, no user site directory, and neither the working
+    directory nor a script directory on the path, so nothing planted there
+    runs; the parent then hands over its own C{sys.path}, which is all a
+    worker can import from.  C{-u}: output reaches the parent's log at once
+    (C{PYTHONUNBUFFERED} is ignored under C{-I}).  C{-O} and C{-B} follow
+    the parent's flags.
+    """
+    flags = ["-I", "-u"]
+    if sys.flags.optimize:
+        flags.append("-" + "O" * sys.flags.optimize)
+    if sys.flags.dont_write_bytecode:
+        flags.append("-B")
+    return [sys.executable, *flags, "-c", BOOTSTRAP, "gnetcompat-worker", str(index)]
 
 _LEVEL_NAMES = {lvl.name: lvl for lvl in LogLevel.iterconstants()}
 
@@ -618,7 +653,6 @@ class MulticoreEngine:
         payload = {
             "index": index,
             "workers": self.numWorkers,
-            "path": list(sys.path),
             "main": self._main,
             "handler": self._payload,
             "specs": self.specs,
@@ -642,25 +676,20 @@ class MulticoreEngine:
             if lst.sock is not None and (lst.shared or (index == 0 and not self._spawned)):
                 inherit[FIRST_LISTENER_FD + n] = lst.sock.fileno()
         childFDs.update(inherit)
-        env = dict(os.environ)
-        pkgRoot = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env["PYTHONPATH"] = os.pathsep.join([pkgRoot] + [p for p in [env.get("PYTHONPATH")] if p])
-        env["PYTHONUNBUFFERED"] = "1"
         proto = _WorkerProtocol(self, index)
         self._workers[index] = proto
         try:
             self.reactor.spawnProcess(
-                proto,
-                sys.executable,
-                [sys.executable, "-m", "gnetcompat._worker_main", str(index)],
-                env=env,
-                childFDs=childFDs,
+                proto, sys.executable, workerArgv(index), env=dict(os.environ), childFDs=childFDs
             )
         except Exception as e:
             self._workers[index] = None
             self.log.failure("could not start worker {index}", index=index)
             self._fail(ErrWorkerFailed(f"gnet: could not start worker {index}: {e}"))
             return
+        # the bootstrap's first line: the import path, exactly the parent's
+        path = [os.fspath(p) for p in sys.path if isinstance(p, (str, os.PathLike))]
+        proto.transport.write(json.dumps(path).encode("ascii") + b"\n")
         proto.transport.write(self._payloadFor(index, inherit))
         proto.transport.closeStdin()
 

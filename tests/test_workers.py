@@ -8,6 +8,7 @@ Every wait is bounded; nothing sleeps on the reactor thread.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -222,6 +223,36 @@ class SupervisionTests(WorkersTestCase):
         )
         err = await self.assertFailure(d.addTimeout(30, reactor), ErrWorkerFailed)
         self.assertIn("no such handler in the worker", str(err))
+
+
+class ImportPathTests(WorkersTestCase):
+    async def test_workerPathIsTheParents(self) -> None:
+        """
+        A worker's C{sys.path} is exactly the parent's: not the working
+        directory, and not a C{PYTHONPATH} entry that appears in the
+        environment after the parent started (workers run isolated, C{-I});
+        a module planted there is not loaded.
+        """
+        planted = os.path.abspath(self.mktemp())
+        os.makedirs(planted)
+        with open(os.path.join(planted, "plantedmodule.py"), "w") as f:
+            f.write("raise SystemExit('planted')\n")
+        old = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = planted
+        try:
+            eng = await self.serve(PidEcho(), gnet.WithNumEventLoop(2))
+        finally:
+            if old is None:
+                del os.environ["PYTHONPATH"]
+            else:
+                os.environ["PYTHONPATH"] = old
+        [(_, port)] = eng.addresses
+        c = await connect(port)
+        path, modules = json.loads(await c.request(b"path"))
+        self.assertEqual(path, sys.path)
+        self.assertNotIn(planted, path)
+        self.assertNotIn(os.getcwd(), [os.path.abspath(p) for p in path if p not in sys.path])
+        self.assertNotIn("plantedmodule", modules)
 
 
 class EngineWideStopTests(WorkersTestCase):

@@ -68,6 +68,17 @@ Engine-wide state
   vanished stops by itself (C{PR_SET_PDEATHSIG} and a parent-pid check).
 - Worker log events and anything it prints reach the parent's log (the
   engine's logger), one event per line, prefixed C{[worker N]}.
+- Heartbeat: a serving worker writes C{beat} on its control pipe every
+  C{heartbeatTimeout / 5} seconds (1 s by default) from its reactor.  The
+  parent checks as often; a worker silent for more than
+  C{heartbeatTimeout} (5 s) -- stopped (C{SIGSTOP}), or its reactor blocked
+  by a handler -- is logged, killed with C{SIGKILL} and restarted like a
+  crashed worker (back-off, crash limit).  A stopped worker is so found and
+  replaced within C{heartbeatTimeout + heartbeatTimeout / 5} seconds plus
+  the restart back-off; until then (reuse-port mode) the connections the
+  kernel hashes to its socket wait in its accept queue, and are reset when
+  it is killed.  A stall of the parent itself (its check ran late) never
+  kills a worker: it reads the queued heartbeats first.
 
 Supervision policy (L{SupervisionPolicy})
 ==========================================
@@ -174,6 +185,10 @@ class SupervisionPolicy:
     :param window: seconds over which crashes are counted.
     :param killGrace: seconds after C{ShutdownTimeout} before workers that
         ignore a stop are killed.
+    :param heartbeatTimeout: a serving worker that sends no heartbeat for
+        this many seconds (it is stopped, C{SIGSTOP}, or its reactor is
+        blocked) is killed (C{SIGKILL}) and restarted like a crashed one;
+        it beats every fifth of this.  C{0}: no heartbeat.
     """
 
     initialBackoff: float = 0.5
@@ -181,6 +196,24 @@ class SupervisionPolicy:
     maxCrashes: int = 5
     window: float = 60.0
     killGrace: float = 5.0
+    heartbeatTimeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        t = self.heartbeatTimeout
+        if not (t == 0 or MIN_HEARTBEAT <= t <= MAX_HEARTBEAT):
+            raise ValueError(
+                f"heartbeatTimeout must be 0 (off) or {MIN_HEARTBEAT:g}-{MAX_HEARTBEAT:g} seconds, not {t!r}"
+            )
+
+    @property
+    def heartbeatInterval(self) -> float:
+        """Seconds between two heartbeats of a worker (0: none)."""
+        return self.heartbeatTimeout / 5
+
+
+#: bounds of L{SupervisionPolicy.heartbeatTimeout} (besides 0)
+MIN_HEARTBEAT = 0.5
+MAX_HEARTBEAT = 3600.0
 
 
 DEFAULT_POLICY = SupervisionPolicy()
@@ -392,6 +425,8 @@ class _WorkerProtocol(ProcessProtocol):
         self.ended = False
         self.askedStop = False  # this worker asked for the engine-wide stop
         self.fatal: str | None = None
+        self.hung = False  # killed for a missing heartbeat
+        self.lastBeat = 0.0  # reactor time of the last heartbeat (or of "ready")
         self._partial: dict[int, bytes] = {1: b"", 2: b"", CONTROL_FD: b""}
 
     def connectionMade(self) -> None:
@@ -493,6 +528,8 @@ class MulticoreEngine:
         self._killCall: Any = None
         self._thread: threading.Thread | None = None
         self._spawned = False
+        self._heartbeatCheck: Any = None
+        self._lastCheck = 0.0
 
     def __repr__(self) -> str:
         state = "stopped" if self._stopped else "stopping" if self._stopping else "running"
@@ -633,6 +670,8 @@ class MulticoreEngine:
                 break
             self._spawn(i)
         self._spawned = True
+        if not self._stopping:
+            self._startHeartbeatCheck()
         # reuse-port: worker 0 inherited the first sockets; our copies would steal connections
         for lst in self._listeners:
             if not lst.shared:
@@ -659,6 +698,7 @@ class MulticoreEngine:
             "options": opts,
             "listeners": listeners,
             "ticker": index == 0 and self.options.Ticker,
+            "heartbeat": self.policy.heartbeatInterval,
             "stride": SLOT_STRIDE,
             "ppid": os.getpid(),
         }
@@ -700,8 +740,11 @@ class MulticoreEngine:
 
     def _control(self, worker: _WorkerProtocol, line: str) -> None:
         cmd, _, arg = line.partition(" ")
-        if cmd == "ready":
+        if cmd == "beat":
+            worker.lastBeat = self.reactor.seconds()
+        elif cmd == "ready":
             worker.ready = True
+            worker.lastBeat = self.reactor.seconds()
             first = worker.index not in self._startedOnce
             self._startedOnce.add(worker.index)
             if not first:
@@ -762,6 +805,41 @@ class MulticoreEngine:
         self.log.info("restarting worker {index} in {delay:.2f} s", index=index, delay=delay)
         self._restarts[index] = self.reactor.callLater(delay, self._spawn, index)
 
+    def _startHeartbeatCheck(self) -> None:
+        interval = self.policy.heartbeatInterval
+        if not interval:
+            return
+        from twisted.internet.task import LoopingCall
+
+        self._lastCheck = self.reactor.seconds()
+        self._heartbeatCheck = LoopingCall(self._checkHeartbeats)
+        self._heartbeatCheck.clock = self.reactor
+        self._heartbeatCheck.start(interval, now=False)
+
+    def _stopHeartbeatCheck(self) -> None:
+        if self._heartbeatCheck is not None and self._heartbeatCheck.running:
+            self._heartbeatCheck.stop()
+        self._heartbeatCheck = None
+
+    def _checkHeartbeats(self) -> None:
+        """Kill every serving worker silent for longer than the heartbeat timeout."""
+        now = self.reactor.seconds()
+        late, self._lastCheck = now - self._lastCheck, now
+        timeout = self.policy.heartbeatTimeout
+        if self._stopping or late > 2 * self.policy.heartbeatInterval:
+            # this process itself was stalled: read the queued heartbeats first
+            return
+        for w in self._alive():
+            silence = now - w.lastBeat
+            if w.ready and not w.hung and silence > timeout:
+                w.hung = True
+                self.log.error(
+                    "worker {index} (pid {pid}) sent no heartbeat for {silence:.1f} s (limit "
+                    "{timeout:g} s): stopped or blocked; killing it",
+                    index=w.index, pid=w.pid, silence=silence, timeout=timeout,
+                )
+                w.signal("KILL")
+
     def _fail(self, error: BaseException) -> None:
         if self._error is None:
             self._error = error
@@ -772,6 +850,7 @@ class MulticoreEngine:
         if self._stopping or self._stopped:
             return
         self._stopping = True
+        self._stopHeartbeatCheck()
         for call in self._restarts.values():
             if call.active():
                 call.cancel()
@@ -809,6 +888,7 @@ class MulticoreEngine:
         if self._killCall is not None and self._killCall.active():
             self._killCall.cancel()
         self._killCall = None
+        self._stopHeartbeatCheck()
         self._closeListeners()
         if self._counters is not None:
             self._counters.close()

@@ -22,7 +22,9 @@ it shuts down), into I{its own} small file C{<dir>/<pid>.stats}, C{mmap}ed
 as fixed C{int64} slots (L{_LAYOUT}).  The directory is created by the
 parent when it pickles the handler for the workers (so every worker gets its
 name) and removed when the parent's handler is collected or the process
-exits.  The parent (which runs the twistd reactor and serves the metrics
+exits; one left by a parent that was killed (C{SIGKILL}: no clean-up runs)
+is removed by the next start (L{removeStaleStatsDirs}: its owner's
+C{flock} on C{owner.lock} is gone).  The parent (which runs the twistd reactor and serves the metrics
 site) sums the files at scrape time: counters of workers that died stay in
 the sum (counters never go down), while the open-connections gauge only
 counts workers whose pid is alive.  We did not use C{prometheus_client}'s
@@ -71,6 +73,7 @@ __all__ = [
     "StatsPublisher",
     "readStatsDir",
     "makeStatsDir",
+    "removeStaleStatsDirs",
     "EchoCollector",
     "metricsRegistry",
     "metricsSite",
@@ -206,14 +209,80 @@ class Snapshot:
 # -- the multicore files -----------------------------------------------------------
 
 
+_STATS_PREFIX = "gnetecho-stats-"
+#: the file in a stats directory its owner holds an exclusive C{flock} on
+_OWNER_LOCK = "owner.lock"
+#: a directory younger than this is never taken for stale (its owner may be locking it)
+_STALE_AFTER = 10.0
+
+
 def makeStatsDir(owner: Any) -> str:
     """
     Create a directory for the workers' files; it is removed when C{owner}
-    is collected or the process exits.
+    is collected or the process exits.  This process holds an exclusive
+    C{flock} on its C{owner.lock} for as long as the directory is in use;
+    the lock goes with the process, however it ends, so directories left by
+    a parent that was killed (C{SIGKILL}) are found by the next start
+    (L{removeStaleStatsDirs}) and removed.
     """
-    path = tempfile.mkdtemp(prefix="gnetecho-stats-")
-    weakref.finalize(owner, shutil.rmtree, path, True)
+    import fcntl
+
+    removeStaleStatsDirs()
+    path = tempfile.mkdtemp(prefix=_STATS_PREFIX)
+    fd = os.open(os.path.join(path, _OWNER_LOCK), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def remove() -> None:
+        shutil.rmtree(path, True)
+        os.close(fd)
+
+    weakref.finalize(owner, remove)
     return path
+
+
+def removeStaleStatsDirs(parent: str | None = None, now: float | None = None) -> list[str]:
+    """
+    Remove the statistics directories in C{parent} (the temporary
+    directory) that belong to this user and whose owner is gone: their
+    C{owner.lock} is older than ten seconds and nobody holds its lock.
+    Anything else (another user's, a symbolic link, a live owner's, a
+    directory just being created) is left alone.
+
+    @return: the directories removed.
+    """
+    import fcntl
+    import stat
+
+    parent = parent or tempfile.gettempdir()
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(_STATS_PREFIX):
+            continue
+        path = os.path.join(parent, name)
+        try:
+            st = os.lstat(path)
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+                continue
+            fd = os.open(os.path.join(path, _OWNER_LOCK), os.O_RDWR | os.O_NOFOLLOW)
+        except OSError:
+            continue  # gone, not ours, or no lock file (not a directory we made)
+        try:
+            if now - os.fstat(fd).st_mtime < _STALE_AFTER:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # its owner is alive
+            shutil.rmtree(path, True)
+            removed.append(path)
+        finally:
+            os.close(fd)
+    return removed
 
 
 class StatsPublisher:

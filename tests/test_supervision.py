@@ -250,3 +250,74 @@ async def _poll(predicate, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await task.deferLater(reactor, 0.05, lambda: None)
+
+
+class StaleStatsDirTests(SynchronousTestCase):
+    """Statistics directories left by a killed parent are removed at the next start."""
+
+    def _dir(self, parent: str, name: str, age: float, locked: bool = False) -> str:
+        import fcntl
+
+        path = os.path.join(parent, name)
+        os.makedirs(path)
+        lock = os.path.join(path, "owner.lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        if locked:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.addCleanup(os.close, fd)
+        else:
+            os.close(fd)
+        with open(os.path.join(path, "123.stats"), "wb") as f:
+            f.write(b"\0" * 8)
+        t = time.time() - age
+        os.utime(lock, (t, t))
+        return path
+
+    def test_onlyStaleOnesRemoved(self) -> None:
+        """
+        An old directory whose owner lock nobody holds goes; one whose lock
+        is held (a live owner), a young one, a symbolic link to one, and a
+        directory without a lock file (not ours) stay.
+        """
+        from gnetcompat._metrics import removeStaleStatsDirs
+
+        parent = os.path.abspath(self.mktemp())
+        os.makedirs(parent)
+        stale = self._dir(parent, "gnetecho-stats-dead", 3600)
+        live = self._dir(parent, "gnetecho-stats-live", 3600, locked=True)
+        young = self._dir(parent, "gnetecho-stats-young", 5)
+        target = self._dir(parent, "elsewhere", 3600)
+        os.symlink(target, os.path.join(parent, "gnetecho-stats-link"))
+        os.makedirs(os.path.join(parent, "gnetecho-stats-nolock"))
+        self.assertEqual(removeStaleStatsDirs(parent), [stale])
+        self.assertFalse(os.path.exists(stale))
+        for kept in (live, young, target, os.path.join(parent, "gnetecho-stats-nolock")):
+            self.assertTrue(os.path.isdir(kept), kept)
+
+    def test_makeStatsDirCleansAndLocks(self) -> None:
+        """
+        C{makeStatsDir} removes stale directories first; the directory it
+        makes is locked by its owner (so another start keeps it, even once
+        old) and removed when the owner goes.
+        """
+        import gc
+
+        from gnetcompat import _metrics
+
+        parent = os.path.abspath(self.mktemp())
+        os.makedirs(parent)
+        self.patch(_metrics.tempfile, "tempdir", parent)
+        stale = self._dir(parent, "gnetecho-stats-dead", 3600)
+
+        class Owner:
+            pass
+
+        owner = Owner()
+        made = _metrics.makeStatsDir(owner)
+        self.assertFalse(os.path.exists(stale))
+        self.assertEqual(os.path.dirname(made), parent)
+        self.assertEqual(_metrics.removeStaleStatsDirs(parent, now=time.time() + 3600), [])
+        self.assertTrue(os.path.isdir(made))
+        del owner
+        gc.collect()
+        self.assertFalse(os.path.exists(made))

@@ -729,7 +729,13 @@ def Stop(ctx: Any = None, protoAddr: str | None = None) -> Deferred | None:
     return stopFromAnyThread(eng, onReactor, wait)
 
 
-def Serve(handler: Any, addrs: str | Sequence[str], *opts: Option | Options, reactor: Any = None) -> Deferred:
+def Serve(
+    handler: Any,
+    addrs: str | Sequence[str],
+    *opts: Option | Options,
+    reactor: Any = None,
+    policy: Any = None,
+) -> Deferred:
     """
     Start an engine without blocking, inside a running (or about to run)
     reactor.  Returns a Deferred firing with the started L{Engine} (already
@@ -738,14 +744,15 @@ def Serve(handler: Any, addrs: str | Sequence[str], *opts: Option | Options, rea
     when it has shut down.
 
     With C{WithMulticore(True)} or C{WithNumEventLoop(n > 1)} it starts
-    worker processes (see L{gnetcompat._workers}).
+    worker processes (see L{gnetcompat._workers}), supervised by C{policy}
+    (a L{gnetcompat._workers.SupervisionPolicy}; the default when C{None}).
     """
     try:
         options = loadOptions(*opts)
         if options.numLoops() > 1:
             from ._workers import serveMulticore
 
-            d = serveMulticore(handler, _specs(addrs), options, reactor)
+            d = serveMulticore(handler, _specs(addrs), options, reactor, policy)
             return d.addCallback(_remember, addrs)
         return defer.succeed(_remember(startEngine(handler, addrs, options, reactor), addrs))
     except Exception:
@@ -850,24 +857,86 @@ def Run(handler: Any, protoAddr: str, *opts: Option | Options) -> None:
     return Rotate(handler, [protoAddr], *opts)
 
 
+#: the exit status L{_exitWithStatus} asked for (None: leave it to the program)
+_exitStatus: int | None = None
+_exitHookInstalled = False
+
+
+def _installExitHook() -> None:
+    """
+    Once per process: an C{atexit} hook that ends the process with
+    L{_exitStatus} when an engine failure asked for one.  It runs after the
+    program's own clean-up (twistd removes its pid file and logs "Server
+    Shut Down." once the reactor has stopped), which twistd offers no other
+    way to follow with a non-zero status.  Installed when a service starts,
+    so clean-up hooks registered later (while it serves) still run first.
+    """
+    global _exitHookInstalled
+    if _exitHookInstalled:
+        return
+    _exitHookInstalled = True
+    import atexit
+    import sys
+
+    def exitWithStatus() -> None:
+        if _exitStatus is None:
+            return
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            try:
+                if stream is not None:
+                    stream.flush()
+            except Exception:
+                pass
+        os._exit(_exitStatus)
+
+    atexit.register(exitWithStatus)
+
+
 class EngineService(Service):
     """
     An C{IService} running an engine: sockets are bound in
     C{privilegedStartService} (so a bind failure stops twistd with an
     error), served from C{startService}, and C{stopService} returns a
     Deferred that fires once the engine shut down gracefully.
+
+    When the engine fails on its own (multicore: the workers cannot start,
+    or keep crashing; see L{gnetcompat._workers}), the service logs one
+    critical line, stops the reactor and the process exits with
+    L{exitStatusOnFailure} (1) once the program has cleaned up, so a
+    supervisor (C{Restart=on-failure}) sees the failure; L{failure} holds
+    the reason.
+
+    @ivar failure: why the engine failed (a L{Failure}), or C{None}.
+    @ivar exitStatusOnFailure: the process's exit status after a failure
+        (C{None}: only log and stop the reactor).
     """
 
-    def __init__(self, handler: Any, addrs: str | Sequence[str], *opts: Option | Options) -> None:
+    exitStatusOnFailure: int | None = 1
+    log = Logger(namespace="gnetcompat")
+
+    def __init__(
+        self,
+        handler: Any,
+        addrs: str | Sequence[str],
+        *opts: Option | Options,
+        policy: Any = None,
+    ) -> None:
+        """
+        @param policy: a L{gnetcompat._workers.SupervisionPolicy} for
+            multicore mode (restarts, heartbeat), or C{None} for the default.
+        """
         self.handler = handler
         self.addrs = [addrs] if isinstance(addrs, str) else list(addrs)
         self.opts = opts
+        self.policy = policy
         self.engine: Any = None
+        self.failure: Failure | None = None
         self._started: Deferred | None = None
 
     def privilegedStartService(self) -> None:
         from ._limits import raiseOpenFileLimit
 
+        _installExitHook()
         raiseOpenFileLimit()
         options = loadOptions(*self.opts)
         if options.numLoops() <= 1:
@@ -879,11 +948,22 @@ class EngineService(Service):
         else:
             # multicore binds now too (workers spawn once the reactor runs),
             # so a bind failure stops twistd before it daemonizes
-            d = Serve(self.handler, self.addrs, *self.opts)
-            failure: list = []
-            d.addErrback(failure.append)
-            if failure:
-                failure[0].raiseException()
+            d = Serve(self.handler, self.addrs, *self.opts, policy=self.policy)
+            # a setup error (bind, option) fails d at once: raise it here; a
+            # later failure (the workers cannot start) must reach startService
+            early: list = []
+            duringCall = True
+
+            def raiseEarly(r: Any) -> Any:
+                if duringCall and isinstance(r, Failure):
+                    early.append(r)
+                    return None
+                return r
+
+            d.addBoth(raiseEarly)
+            duringCall = False
+            if early:
+                early[0].raiseException()
             self._started = d
         super().privilegedStartService()
 
@@ -897,23 +977,36 @@ class EngineService(Service):
             return
         d = self._started
         if d is None:  # privilegedStartService was not called (plain startService)
-            d = Serve(self.handler, self.addrs, *self.opts)
+            _installExitHook()
+            d = Serve(self.handler, self.addrs, *self.opts, policy=self.policy)
 
         def started(eng: Any) -> None:
             self.engine = eng
 
             def stopped(r: Any) -> None:
                 if isinstance(r, Failure):
-                    Logger().failure("multicore engine failed", r)
-                self._engineStopped()
+                    self._failed(r)
+                else:
+                    self._engineStopped()
 
             eng.whenStopped().addBoth(stopped)
 
-        def failed(f: Any) -> None:
-            Logger().failure("engine failed to start", f)
-            self._stopReactor()
+        d.addCallbacks(started, self._failed)
 
-        d.addCallbacks(started, failed)
+    def _failed(self, f: Failure) -> None:
+        """The engine failed (to start, or later): say so once, stop, exit non-zero."""
+        global _exitStatus
+        self.failure = f
+        status = self.exitStatusOnFailure
+        if status is not None and _exitStatus is None:
+            _exitStatus = status
+        # one line, no traceback: the reason is the error's message
+        self.log.critical(
+            "engine failed, stopping and exiting with status {status}: {error}",
+            error=str(f.value) or f.type.__name__,
+            status=status if status is not None else "(unchanged)",
+        )
+        self._stopReactor()
 
     def _engineStopped(self) -> None:
         # the engine stopped by itself (a Shutdown action): stop the program too

@@ -23,7 +23,10 @@ as fixed C{int64} slots (L{_LAYOUT}).  The directory is named by the
 parent when it pickles the handler for the workers (so every worker gets its
 name; pickling creates nothing), created private by the first worker that
 boots, and removed when the parent's handler is collected or the process
-exits.  The parent (which runs the twistd reactor and serves the metrics
+exits; one left by a parent that was killed (C{SIGKILL}: no clean-up runs)
+is removed by a later start (L{removeStaleStatsDirs}: every process using a
+directory holds a shared C{flock} on its C{owner.lock}, and the locks go
+with the processes).  The parent (which runs the twistd reactor and serves the metrics
 site) sums the files at scrape time: counters of workers that died stay in
 the sum (counters never go down), while the open-connections gauge only
 counts workers whose pid is alive.  We did not use C{prometheus_client}'s
@@ -88,6 +91,7 @@ __all__ = [
     "readStatsDir",
     "makeStatsDir",
     "ensureStatsDir",
+    "removeStaleStatsDirs",
     "EchoCollector",
     "metricsRegistry",
     "metricsSite",
@@ -233,35 +237,133 @@ class Snapshot:
 # -- the multicore files -----------------------------------------------------------
 
 
+_STATS_PREFIX = "gnetecho-stats-"
+#: the file in a stats directory its owner holds an exclusive C{flock} on
+_OWNER_LOCK = "owner.lock"
+#: a directory younger than this is never taken for stale (its owner may be locking it)
+_STALE_AFTER = 10.0
+
+
 def makeStatsDir(owner: Any) -> str:
     """
     Name a directory for the workers' files, without creating it (this
     runs when the handler is pickled, which must have no side effects): an
     unpredictable path in the temp directory, created by the first worker
-    that boots (L{ensureStatsDir}).  It is removed when C{owner} is
-    collected or the process exits.
+    that boots (L{ensureStatsDir}).  It is removed, and this process's lock
+    on it released, when C{owner} is collected or the process exits.
     """
-    path = os.path.join(tempfile.gettempdir(), f"gnetecho-stats-{secrets.token_hex(8)}")
-    weakref.finalize(owner, shutil.rmtree, path, True)
+    path = os.path.join(tempfile.gettempdir(), f"{_STATS_PREFIX}{secrets.token_hex(8)}")
+    weakref.finalize(owner, _removeStatsDir, path)
     return path
+
+
+#: the C{owner.lock} descriptors this process holds, by directory
+_heldLocks: dict[str, int] = {}
+
+
+def _removeStatsDir(path: str) -> None:
+    shutil.rmtree(path, True)
+    fd = _heldLocks.pop(path, None)
+    if fd is not None:
+        os.close(fd)
+
+
+def holdStatsDir(path: str) -> bool:
+    """
+    Hold a shared C{flock} on C{path}'s C{owner.lock} for the life of this
+    process (once per directory), creating the lock file if needed: while
+    any process holds it, L{removeStaleStatsDirs} leaves the directory
+    alone.  Returns C{False} when C{path} is not there (yet).
+    """
+    import fcntl
+
+    if path in _heldLocks:
+        return True
+    try:
+        fd = os.open(
+            os.path.join(path, _OWNER_LOCK), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600
+        )
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        # a stale-directory sweep that took the lock first removes the
+        # directory: then the lock file we hold is no longer its
+        if not os.path.samestat(os.fstat(fd), os.stat(os.path.join(path, _OWNER_LOCK))):
+            raise OSError(f"{path} was removed")
+    except OSError:
+        os.close(fd)
+        return False
+    _heldLocks[path] = fd
+    return True
 
 
 def ensureStatsDir(path: str) -> None:
     """
-    Create C{path} private (0700) unless another worker did; an existing
-    one must be a directory of this user that no one else can open.
+    Create C{path} private (0700) unless another worker did, and hold its
+    lock (L{holdStatsDir}); an existing one must be a directory of this
+    user that no one else can open.  Directories left by killed services
+    are removed first (L{removeStaleStatsDirs}).
 
     @raise OSError: C{path} exists as anything else (a symlink, another
         user's directory): nothing is published there.
     """
+    removeStaleStatsDirs(os.path.dirname(path))
+    for _ in range(3):
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            st = os.lstat(path)
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+                raise OSError(f"{path} exists and is not a private directory of this user")
+        if holdStatsDir(path):
+            return
+    raise OSError(f"{path} keeps disappearing")
+
+
+def removeStaleStatsDirs(parent: str | None = None, now: float | None = None) -> list[str]:
+    """
+    Remove the statistics directories in C{parent} (the temporary
+    directory) that belong to this user and whose owner is gone: their
+    C{owner.lock} is older than ten seconds and nobody holds its lock.
+    Anything else (another user's, a symbolic link, a live owner's, a
+    directory just being created) is left alone.
+
+    @return: the directories removed.
+    """
+    import fcntl
+    import stat
+
+    parent = parent or tempfile.gettempdir()
+    now = time.time() if now is None else now
+    removed = []
     try:
-        os.mkdir(path, 0o700)
-        return
-    except FileExistsError:
-        pass
-    st = os.lstat(path)
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
-        raise OSError(f"{path} exists and is not a private directory of this user")
+        names = os.listdir(parent)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(_STATS_PREFIX):
+            continue
+        path = os.path.join(parent, name)
+        try:
+            st = os.lstat(path)
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+                continue
+            fd = os.open(os.path.join(path, _OWNER_LOCK), os.O_RDWR | os.O_NOFOLLOW)
+        except OSError:
+            continue  # gone, not ours, or no lock file (not a directory we made)
+        try:
+            if now - os.fstat(fd).st_mtime < _STALE_AFTER:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # its owner is alive
+            shutil.rmtree(path, True)
+            removed.append(path)
+        finally:
+            os.close(fd)
+    return removed
 
 
 class StatsPublisher:
@@ -326,6 +428,7 @@ def readStatsDir(directory: str) -> Snapshot:
         names = os.listdir(directory)
     except FileNotFoundError:
         return snap
+    holdStatsDir(directory)  # the reader (the parent) keeps it from being taken for stale
     for name in names:
         if not name.endswith(".stats"):
             continue

@@ -1,11 +1,13 @@
 # -*- test-case-name: tests.test_workers -*-
 """
 The worker process of a multicore engine (see L{gnetcompat._workers}):
-C{python -m gnetcompat._worker_main INDEX}, started by the parent with
-C{reactor.spawnProcess}.
+C{python -I -u -c BOOTSTRAP gnetcompat-worker INDEX}, started by the parent
+with C{reactor.spawnProcess}; the bootstrap sets C{sys.path} to the
+parent's (the first line of stdin) and calls L{main}.
 
-File descriptors: 0 the pickled payload (read to EOF), 1/2 log lines to
-the parent, 3 the control pipe (C{ready}, C{shutdown}, C{fatal TEXT}),
+File descriptors: 0 the import path (one JSON line), then the pickled
+payload (read to EOF), 1/2 log lines to
+the parent, 3 the control pipe (C{ready}, C{beat}, C{shutdown}, C{fatal TEXT}),
 4 the shared counters, 5.. inherited listening sockets.  Exit status: 0 after
 a graceful stop, 1 when the engine failed (C{OnBoot} raised, a bind failed),
 3 when the handler could not be loaded.
@@ -151,6 +153,12 @@ class _Worker:
         self._watch.clock = self.reactor
         self._watch.start(1.0, now=False)
         self.send("ready")
+        interval = p.get("heartbeat") or 0
+        if interval:
+            # proof of life for the parent: only a running reactor sends it
+            self._beat = LoopingCall(self.send, "beat")
+            self._beat.clock = self.reactor
+            self._beat.start(interval, now=False)
 
     def _engineStopping(self) -> None:
         # Engine.onShutdownRequest: a Shutdown action or Stop() in this worker
@@ -185,8 +193,9 @@ class _Worker:
     def _stopReactor(self) -> None:
         from ._workers import stopReactor
 
-        if getattr(self, "_watch", None) is not None and self._watch.running:
-            self._watch.stop()
+        for call in (getattr(self, "_watch", None), getattr(self, "_beat", None)):
+            if call is not None and call.running:
+                call.stop()
         if self.reactor.running:
             stopReactor(self.reactor)
         else:
@@ -199,6 +208,9 @@ def main(argv: list[str]) -> int:
     # the parent's Ctrl-C reaches the whole process group: until our reactor
     # handles it, ignore it (the parent stops us with SIGTERM)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # a hang-up is the parent's business (it logs and ignores it under twistd)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if sys.platform.startswith("linux") and "twisted.internet.reactor" not in sys.modules:
         # the epoll reactor without per-event logging context (see gnetcompat.reactor)
         from gnetcompat.reactor import install
@@ -206,7 +218,6 @@ def main(argv: list[str]) -> int:
         install()
     try:
         payload = pickle.loads(sys.stdin.buffer.read())
-        sys.path[:] = list(payload["path"]) + [p for p in sys.path if p not in payload["path"]]
         from gnetcompat import _workers
 
         _workers.loadMain(payload["main"])

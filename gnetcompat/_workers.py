@@ -7,9 +7,16 @@ C{Serve}/C{Run}/C{Rotate}/L{EngineService} come here when
 C{WithMulticore(True)} or C{WithNumEventLoop(n > 1)} asks for more than one
 loop.  The calling process (the I{parent}) never serves connections: it
 binds the listeners, starts C{n} fresh interpreters with
-C{reactor.spawnProcess(sys.executable, ["-m", "gnetcompat._worker_main"])}
-(never C{fork}: under twistd the reactor already exists), supervises them
-and stands for the engine (L{MulticoreEngine}, an C{IEngine}).
+C{reactor.spawnProcess} (never C{fork}: under twistd the reactor already
+exists), supervises them and stands for the engine (L{MulticoreEngine}, an
+C{IEngine}).
+
+A worker runs C{python -I -u -c BOOTSTRAP} (L{workerArgv}): isolated from
+C{PYTHON*} variables, the user site directory and the working directory;
+its C{sys.path} is exactly the parent's, handed over on its stdin.  A module
+planted in the directory the service runs from (an C{http.py}, a
+C{gnetcompat.py}) is never imported, unless the parent itself has that
+directory on its path (C{python -c}, or a script living there).
 
 Topology
 ========
@@ -61,6 +68,17 @@ Engine-wide state
   vanished stops by itself (C{PR_SET_PDEATHSIG} and a parent-pid check).
 - Worker log events and anything it prints reach the parent's log (the
   engine's logger), one event per line, prefixed C{[worker N]}.
+- Heartbeat: a serving worker writes C{beat} on its control pipe every
+  C{heartbeatTimeout / 5} seconds (1 s by default) from its reactor.  The
+  parent checks as often; a worker silent for more than
+  C{heartbeatTimeout} (5 s) -- stopped (C{SIGSTOP}), or its reactor blocked
+  by a handler -- is logged, killed with C{SIGKILL} and restarted like a
+  crashed worker (back-off, crash limit).  A stopped worker is so found and
+  replaced within C{heartbeatTimeout + heartbeatTimeout / 5} seconds plus
+  the restart back-off; until then (reuse-port mode) the connections the
+  kernel hashes to its socket wait in its accept queue, and are reset when
+  it is killed.  A stall of the parent itself (its check ran late) never
+  kills a worker: it reads the queued heartbeats first.
 
 Supervision policy (L{SupervisionPolicy})
 ==========================================
@@ -104,6 +122,7 @@ stop the parent to stop them all.
 from __future__ import annotations
 
 import collections
+import json
 import mmap
 import os
 import pickle
@@ -166,6 +185,10 @@ class SupervisionPolicy:
     :param window: seconds over which crashes are counted.
     :param killGrace: seconds after C{ShutdownTimeout} before workers that
         ignore a stop are killed.
+    :param heartbeatTimeout: a serving worker that sends no heartbeat for
+        this many seconds (it is stopped, C{SIGSTOP}, or its reactor is
+        blocked) is killed (C{SIGKILL}) and restarted like a crashed one;
+        it beats every fifth of this.  C{0}: no heartbeat.
     """
 
     initialBackoff: float = 0.5
@@ -173,6 +196,24 @@ class SupervisionPolicy:
     maxCrashes: int = 5
     window: float = 60.0
     killGrace: float = 5.0
+    heartbeatTimeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        t = self.heartbeatTimeout
+        if not (t == 0 or MIN_HEARTBEAT <= t <= MAX_HEARTBEAT):
+            raise ValueError(
+                f"heartbeatTimeout must be 0 (off) or {MIN_HEARTBEAT:g}-{MAX_HEARTBEAT:g} seconds, not {t!r}"
+            )
+
+    @property
+    def heartbeatInterval(self) -> float:
+        """Seconds between two heartbeats of a worker (0: none)."""
+        return self.heartbeatTimeout / 5
+
+
+#: bounds of L{SupervisionPolicy.heartbeatTimeout} (besides 0)
+MIN_HEARTBEAT = 0.5
+MAX_HEARTBEAT = 3600.0
 
 
 DEFAULT_POLICY = SupervisionPolicy()
@@ -338,6 +379,33 @@ class SharedCounters:
 
 # -- one worker process ---------------------------------------------------------
 
+#: what a worker runs (C{python -I -c BOOTSTRAP}): the import path comes as the
+#: first line of its stdin (JSON), then L{gnetcompat._worker_main} takes over
+BOOTSTRAP = (
+    "import sys, json; "
+    "sys.path[:] = json.loads(sys.stdin.buffer.readline()); "
+    "from gnetcompat._worker_main import main; "
+    "sys.exit(main(sys.argv))"
+)
+
+
+def workerArgv(index: int) -> list[str]:
+    """
+    The command line of worker C{index}.  C{-I} (isolated mode): no
+    C{PYTHON*} variable, no user site directory, and neither the working
+    directory nor a script directory on the path, so nothing planted there
+    runs; the parent then hands over its own C{sys.path}, which is all a
+    worker can import from.  C{-u}: output reaches the parent's log at once
+    (C{PYTHONUNBUFFERED} is ignored under C{-I}).  C{-O} and C{-B} follow
+    the parent's flags.
+    """
+    flags = ["-I", "-u"]
+    if sys.flags.optimize:
+        flags.append("-" + "O" * sys.flags.optimize)
+    if sys.flags.dont_write_bytecode:
+        flags.append("-B")
+    return [sys.executable, *flags, "-c", BOOTSTRAP, "gnetcompat-worker", str(index)]
+
 _LEVEL_NAMES = {lvl.name: lvl for lvl in LogLevel.iterconstants()}
 
 #: the child's fds: 0 payload, 1/2 output, 3 control, 4 counters, 5.. listeners
@@ -357,6 +425,8 @@ class _WorkerProtocol(ProcessProtocol):
         self.ended = False
         self.askedStop = False  # this worker asked for the engine-wide stop
         self.fatal: str | None = None
+        self.hung = False  # killed for a missing heartbeat
+        self.lastBeat = 0.0  # reactor time of the last heartbeat (or of "ready")
         self._partial: dict[int, bytes] = {1: b"", 2: b"", CONTROL_FD: b""}
 
     def connectionMade(self) -> None:
@@ -458,6 +528,8 @@ class MulticoreEngine:
         self._killCall: Any = None
         self._thread: threading.Thread | None = None
         self._spawned = False
+        self._heartbeatCheck: Any = None
+        self._lastCheck = 0.0
 
     def __repr__(self) -> str:
         state = "stopped" if self._stopped else "stopping" if self._stopping else "running"
@@ -602,6 +674,8 @@ class MulticoreEngine:
                 break
             self._spawn(i)
         self._spawned = True
+        if not self._stopping:
+            self._startHeartbeatCheck()
         # reuse-port: worker 0 inherited the first sockets; our copies would steal connections
         for lst in self._listeners:
             if not lst.shared:
@@ -622,13 +696,13 @@ class MulticoreEngine:
         payload = {
             "index": index,
             "workers": self.numWorkers,
-            "path": list(sys.path),
             "main": self._main,
             "handler": self._payload,
             "specs": self.specs,
             "options": opts,
             "listeners": listeners,
             "ticker": index == 0 and self.options.Ticker,
+            "heartbeat": self.policy.heartbeatInterval,
             "stride": SLOT_STRIDE,
             "ppid": os.getpid(),
         }
@@ -646,25 +720,20 @@ class MulticoreEngine:
             if lst.sock is not None and (lst.shared or (index == 0 and not self._spawned)):
                 inherit[FIRST_LISTENER_FD + n] = lst.sock.fileno()
         childFDs.update(inherit)
-        env = dict(os.environ)
-        pkgRoot = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env["PYTHONPATH"] = os.pathsep.join([pkgRoot] + [p for p in [env.get("PYTHONPATH")] if p])
-        env["PYTHONUNBUFFERED"] = "1"
         proto = _WorkerProtocol(self, index)
         self._workers[index] = proto
         try:
             self.reactor.spawnProcess(
-                proto,
-                sys.executable,
-                [sys.executable, "-m", "gnetcompat._worker_main", str(index)],
-                env=env,
-                childFDs=childFDs,
+                proto, sys.executable, workerArgv(index), env=dict(os.environ), childFDs=childFDs
             )
         except Exception as e:
             self._workers[index] = None
             self.log.failure("could not start worker {index}", index=index)
             self._fail(ErrWorkerFailed(f"gnet: could not start worker {index}: {e}"))
             return
+        # the bootstrap's first line: the import path, exactly the parent's
+        path = [os.fspath(p) for p in sys.path if isinstance(p, (str, os.PathLike))]
+        proto.transport.write(json.dumps(path).encode("ascii") + b"\n")
         proto.transport.write(self._payloadFor(index, inherit))
         proto.transport.closeStdin()
 
@@ -675,8 +744,11 @@ class MulticoreEngine:
 
     def _control(self, worker: _WorkerProtocol, line: str) -> None:
         cmd, _, arg = line.partition(" ")
-        if cmd == "ready":
+        if cmd == "beat":
+            worker.lastBeat = self.reactor.seconds()
+        elif cmd == "ready":
             worker.ready = True
+            worker.lastBeat = self.reactor.seconds()
             first = worker.index not in self._startedOnce
             self._startedOnce.add(worker.index)
             if not first:
@@ -737,6 +809,41 @@ class MulticoreEngine:
         self.log.info("restarting worker {index} in {delay:.2f} s", index=index, delay=delay)
         self._restarts[index] = self.reactor.callLater(delay, self._spawn, index)
 
+    def _startHeartbeatCheck(self) -> None:
+        interval = self.policy.heartbeatInterval
+        if not interval:
+            return
+        from twisted.internet.task import LoopingCall
+
+        self._lastCheck = self.reactor.seconds()
+        self._heartbeatCheck = LoopingCall(self._checkHeartbeats)
+        self._heartbeatCheck.clock = self.reactor
+        self._heartbeatCheck.start(interval, now=False)
+
+    def _stopHeartbeatCheck(self) -> None:
+        if self._heartbeatCheck is not None and self._heartbeatCheck.running:
+            self._heartbeatCheck.stop()
+        self._heartbeatCheck = None
+
+    def _checkHeartbeats(self) -> None:
+        """Kill every serving worker silent for longer than the heartbeat timeout."""
+        now = self.reactor.seconds()
+        late, self._lastCheck = now - self._lastCheck, now
+        timeout = self.policy.heartbeatTimeout
+        if self._stopping or late > 2 * self.policy.heartbeatInterval:
+            # this process itself was stalled: read the queued heartbeats first
+            return
+        for w in self._alive():
+            silence = now - w.lastBeat
+            if w.ready and not w.hung and silence > timeout:
+                w.hung = True
+                self.log.error(
+                    "worker {index} (pid {pid}) sent no heartbeat for {silence:.1f} s (limit "
+                    "{timeout:g} s): stopped or blocked; killing it",
+                    index=w.index, pid=w.pid, silence=silence, timeout=timeout,
+                )
+                w.signal("KILL")
+
     def _fail(self, error: BaseException) -> None:
         if self._error is None:
             self._error = error
@@ -747,6 +854,7 @@ class MulticoreEngine:
         if self._stopping or self._stopped:
             return
         self._stopping = True
+        self._stopHeartbeatCheck()
         for call in self._restarts.values():
             if call.active():
                 call.cancel()
@@ -784,6 +892,7 @@ class MulticoreEngine:
         if self._killCall is not None and self._killCall.active():
             self._killCall.cancel()
         self._killCall = None
+        self._stopHeartbeatCheck()
         self._closeListeners()
         if self._counters is not None:
             self._counters.close()

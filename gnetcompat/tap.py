@@ -6,6 +6,12 @@ C{twistd gnetecho}: the gnet WebSocket echo server as a twistd plugin.
 
 Every option is checked at start; a bad value stops twistd with a message
 naming the option.
+
+Signals (the parent, twistd's pid): C{SIGTERM}/C{SIGINT} stop gracefully;
+C{SIGUSR1} reopens the log file of C{--logfile PATH} (twistd's own: the
+old file becomes C{PATH.1}); C{SIGHUP} is logged and ignored.  Workers
+ignore C{SIGHUP} (a terminal hang-up reaches the whole process group: the
+parent decides).
 """
 
 from __future__ import annotations
@@ -13,13 +19,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 from typing import Any
 
 from twisted.application.service import MultiService
+from twisted.logger import Logger
 from twisted.python import usage
 
 import gnetcompat as gnet
 from gnetcompat._origin import OriginPolicy
+from gnetcompat._workers import SupervisionPolicy
 from gnetcompat.options import MAX_BACKLOG
 from gnetcompat.websocket import WebSocketOptions
 
@@ -299,6 +308,9 @@ class Options(usage.Options):
         ["metrics", None, None, "Serve Prometheus metrics at /metrics on this Twisted endpoint; "
          "a bare port (9100, tcp:9100) binds 127.0.0.1, tcp:9100:interface=0.0.0.0 all "
          "interfaces (default: off).", None],
+        ["heartbeat-timeout", None, 5.0, "Seconds a worker process may go without a heartbeat "
+         "(stopped, or blocked) before it is killed and replaced (0: never; else 0.5-3600).",
+         _seconds("heartbeat-timeout")],
         ["status-page", None, True, "Answer a plain GET / on the echo port with an HTML status "
          "page (false: HTTP 426).", _bool("status-page")],
     ]
@@ -370,6 +382,10 @@ class Options(usage.Options):
             except (ValueError, KeyError, TypeError) as e:
                 raise usage.UsageError(f"--metrics: bad endpoint {self['metrics']!r}: {e}") from None
         try:
+            self["policy"] = SupervisionPolicy(heartbeatTimeout=self["heartbeat-timeout"])
+        except ValueError as e:
+            raise usage.UsageError(f"--heartbeat-timeout: {e}") from None
+        try:
             self["wsOptions"] = self.wsOptions()
         except ValueError as e:
             raise usage.UsageError(str(e)) from None
@@ -410,14 +426,37 @@ class Options(usage.Options):
 class _EchoService(MultiService):
     """
     The service tree's top: once its children stopped (the engine drained),
-    removes the workers' statistics directory (multicore mode).
+    removes the workers' statistics directory (multicore mode).  While it
+    runs, C{SIGHUP} is logged and ignored (C{SIGUSR1} reopens a
+    C{--logfile}, as twistd does).
     """
+
+    log = Logger(namespace="gnetecho")
 
     def __init__(self, handler: Any) -> None:
         super().__init__()
         self.handler = handler
+        self._oldHup: Any = None
+
+    def startService(self) -> None:
+        super().startService()
+        if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) in (signal.SIG_DFL, None):
+            self._oldHup = signal.signal(signal.SIGHUP, self._onHup)
+
+    def _onHup(self, signum: int, frame: Any) -> None:
+        from twisted.internet import reactor
+
+        reactor.callFromThread(
+            self.log.info,
+            "SIGHUP received: ignored (nothing to reload; SIGUSR1 reopens the --logfile, "
+            "SIGTERM stops)",
+        )
 
     def stopService(self) -> Any:
+        if self._oldHup is not None:
+            signal.signal(signal.SIGHUP, self._oldHup)
+            self._oldHup = None
+
         def remove(result: Any) -> Any:
             path = getattr(self.handler, "statsDir", None)
             if path is not None:
@@ -452,7 +491,7 @@ def makeService(options: Options) -> MultiService:
         debug=options["log-level"] == "debug",
     )
     top = _EchoService(handler)
-    svc = gnet.EngineService(handler, addrs, *options.gnetOptions())
+    svc = gnet.EngineService(handler, addrs, *options.gnetOptions(), policy=options["policy"])
     svc.setName("gnetecho")
     svc.setServiceParent(top)
     if options["metrics"] is not None:

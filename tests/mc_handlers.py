@@ -28,7 +28,8 @@ def _count(path: str | None, event: str) -> int:
 
 class PidEcho(BuiltinEventEngine):
     """
-    A line protocol: C{pid} answers this worker's pid, C{count} the
+    A line protocol: C{pid} answers this worker's pid, C{path} its
+    C{sys.path} and loaded module names (JSON), C{count} the
     engine-wide C{CountConnections()}, C{stop} returns Shutdown, anything
     else is echoed.  On a local close (engine shutdown) it writes C{bye}
     first.  C{openDelay} blocks the worker briefly per accept, so a shared
@@ -70,6 +71,11 @@ class PidEcho(BuiltinEventEngine):
             cmd = line.strip()
             if cmd == b"pid":
                 c.Write(b"%d\n" % os.getpid())
+            elif cmd == b"path":
+                import json
+                import sys
+
+                c.Write(json.dumps([sys.path, sorted(sys.modules)]).encode() + b"\n")
             elif cmd == b"count":
                 c.Write(b"%d\n" % self.engine.CountConnections())
             elif cmd == b"stop":
@@ -108,3 +114,14 @@ class FailsToLoad(BuiltinEventEngine):
 
 def _refuse() -> None:
     raise ImportError("no such handler in the worker")
+
+
+class ExitsWhileLoading(BuiltinEventEngine):
+    """Pickles fine in the parent; a worker unpickling it exits at once (status 7)."""
+
+    def __reduce__(self) -> tuple:
+        return (_exitNow, (7,))
+
+
+def _exitNow(status: int) -> None:
+    os._exit(status)

@@ -8,6 +8,7 @@ Every wait is bounded; nothing sleeps on the reactor thread.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -197,6 +198,44 @@ class SupervisionTests(WorkersTestCase):
         await poll(lambda: eng.workerPids()[1] not in (None, victim), what="replacement")
         await poll(lambda: eng.CountConnections() == len(others) + 1, what="count without the dead worker")
 
+    async def test_stoppedWorkerIsReplaced(self) -> None:
+        """
+        A worker stopped with SIGSTOP sends no heartbeat: within the
+        heartbeat timeout (plus the check interval and the restart) it is
+        killed and its slot gets a new process, after which every new
+        connection is answered (none lands on the stopped worker's socket).
+        """
+        policy = SupervisionPolicy(initialBackoff=0.05, heartbeatTimeout=2.0)
+        eng = await self.serve(PidEcho(), gnet.WithNumEventLoop(2), gnet.WithReusePort(True), policy=policy)
+        [(_, port)] = eng.addresses
+        victim = eng.workerPids()[1]
+        assert victim is not None
+        self.addCleanup(lambda: _signalQuietly(victim, signal.SIGKILL))
+        os.kill(victim, signal.SIGSTOP)
+        start = time.monotonic()
+        await poll(
+            lambda: eng.workerPids()[1] not in (None, victim) and eng._workers[1].ready,
+            20, "the stopped worker replaced",
+        )
+        # detection needs heartbeatTimeout + one check interval; allow for a loaded box
+        self.assertLess(time.monotonic() - start, 15)
+        self.assertEqual(len(eng._crashes[1]), 1)  # counted as a crash of the slot
+        clients = await defer.gatherResults([defer.ensureDeferred(connect(port)) for _ in range(20)])
+        pids = await defer.gatherResults([c.request(b"pid") for c in clients]).addTimeout(10, reactor)
+        self.assertLessEqual({int(p) for p in pids}, set(eng.workerPids()))
+        self.assertNotIn(victim, {int(p) for p in pids})
+
+    def test_heartbeatTimeoutBounds(self) -> None:
+        """
+        The heartbeat timeout is 0 (off) or 0.5-3600 s; anything else is
+        refused with a message naming it.
+        """
+        for bad in (-1, 0.1, 3601, float("nan"), float("inf")):
+            e = self.assertRaises(ValueError, SupervisionPolicy, heartbeatTimeout=bad)
+            self.assertIn("heartbeatTimeout", str(e))
+        self.assertEqual(SupervisionPolicy(heartbeatTimeout=0).heartbeatInterval, 0)
+        self.assertEqual(SupervisionPolicy().heartbeatTimeout, 5.0)
+
     async def test_crashLoopStopsWithError(self) -> None:
         """
         A handler whose OnBoot raises makes workers crash in a loop; after
@@ -222,6 +261,36 @@ class SupervisionTests(WorkersTestCase):
         )
         err = await self.assertFailure(d.addTimeout(30, reactor), ErrWorkerFailed)
         self.assertIn("no such handler in the worker", str(err))
+
+
+class ImportPathTests(WorkersTestCase):
+    async def test_workerPathIsTheParents(self) -> None:
+        """
+        A worker's C{sys.path} is exactly the parent's: not the working
+        directory, and not a C{PYTHONPATH} entry that appears in the
+        environment after the parent started (workers run isolated, C{-I});
+        a module planted there is not loaded.
+        """
+        planted = os.path.abspath(self.mktemp())
+        os.makedirs(planted)
+        with open(os.path.join(planted, "plantedmodule.py"), "w") as f:
+            f.write("raise SystemExit('planted')\n")
+        old = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = planted
+        try:
+            eng = await self.serve(PidEcho(), gnet.WithNumEventLoop(2))
+        finally:
+            if old is None:
+                del os.environ["PYTHONPATH"]
+            else:
+                os.environ["PYTHONPATH"] = old
+        [(_, port)] = eng.addresses
+        c = await connect(port)
+        path, modules = json.loads(await c.request(b"path"))
+        self.assertEqual(path, sys.path)
+        self.assertNotIn(planted, path)
+        self.assertNotIn(os.getcwd(), [os.path.abspath(p) for p in path if p not in sys.path])
+        self.assertNotIn("plantedmodule", modules)
 
 
 class EngineWideStopTests(WorkersTestCase):
@@ -344,6 +413,13 @@ class EngineWideStopTests(WorkersTestCase):
             if proto.got.called:
                 break
         self.assertIn(int(await proto.got.addTimeout(10, reactor)), eng.workerPids())
+
+
+def _signalQuietly(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 class StartErrorTests(unittest.TestCase):

@@ -691,7 +691,7 @@ class PickleTests(SynchronousTestCase):
         st = os.lstat(worker.statsDir)
         self.assertTrue(stat.S_ISDIR(st.st_mode))
         self.assertEqual(stat.S_IMODE(st.st_mode), 0o700)
-        self.assertEqual(os.listdir(worker.statsDir), [f"{os.getpid()}.stats"])
+        self.assertEqual(sorted(os.listdir(worker.statsDir)), sorted([f"{os.getpid()}.stats", "owner.lock"]))
         self.assertEqual(handler.engineStats().workers, 1)
         self.successResultOf(driver.stop())
 

@@ -23,6 +23,7 @@ from zope.interface import implementer
 
 from ._action import Action, toAction
 from ._addr import Addr, applyKeepAlive, fromTwisted
+from ._tls import TLSState, connectionState, isTLS, plaintextWaiting, rawTransport
 from .errors import (
     ErrClosed,
     ErrEngineInShutdown,
@@ -376,13 +377,29 @@ class Conn(_Reader):
         return None
 
     def OutboundBuffered(self) -> int:
-        """Bytes written but not yet taken by the kernel (Twisted's buffers)."""
+        """
+        Bytes written but not yet taken by the kernel (Twisted's buffers).
+        Over TLS: plaintext the TLS layer holds plus the encrypted bytes
+        queued (L{gnetcompat._tls.plaintextWaiting}).
+        """
         t = self._transport
         corked = sum(map(len, self._cork)) if self._cork else 0
+        if self._sock is None and isTLS(t):
+            return plaintextWaiting(t) + corked
         try:
             return len(t.dataBuffer) - t.offset + t._tempDataLen + corked
-        except AttributeError:  # not a FileDescriptor (TLS, StringTransport): nothing we can see
+        except AttributeError:  # not a FileDescriptor (StringTransport): nothing we can see
             return corked
+
+    def ConnectionState(self) -> TLSState | None:
+        """
+        gnetcompat: the TLS parameters of this connection (Go's
+        C{tls.Conn.ConnectionState()}: version, cipher suite, ALPN result,
+        SNI name, peer certificates); C{None} when it is not TLS or closed.
+        """
+        if self.closed:
+            return None
+        return connectionState(self._transport)
 
     def _send(self, data: bytes) -> None:
         """
@@ -596,7 +613,7 @@ class Conn(_Reader):
     def _socket(self) -> socket.socket:
         if self.closed:
             raise ErrClosed()
-        handle = self._transport.getHandle()
+        handle = rawTransport(self._transport).getHandle()
         if not isinstance(handle, socket.socket):
             raise ErrUnsupportedOp()
         return handle

@@ -365,6 +365,10 @@ class Engine:
             assert lst.sock is not None
             if spec.stream:
                 factory = GnetFactory(self, "unix" if spec.network == "unix" else "tcp")
+                if self.options.TLS:
+                    from ._tls import wrapListener
+
+                    factory = wrapListener(self.options, spec, factory, self.reactor)
                 lst.port = self.reactor.adoptStreamPort(lst.sock.fileno(), lst.family, factory)
                 if spec.fd is not None and spec.network == "unix":
                     # Twisted's adopted unix port unlinks its path when it stops
@@ -564,6 +568,10 @@ def _normalizeTopology(specs: list[ListenSpec], options: Options) -> Options:
         o.ReusePort = False
     if any(not s.stream for s in specs):
         o.ReusePort = True
+    if o.TLS:
+        from ._tls import checkAddresses
+
+        checkAddresses(o, specs)
     return o
 
 

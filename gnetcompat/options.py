@@ -122,11 +122,12 @@ class Options:
     """
     Every gnet option, with gnet's field names and defaults.
 
-    The last four fields are gnetcompat extensions: C{Backlog} (listen
+    The last six fields are gnetcompat extensions: C{Backlog} (listen
     backlog; 0 = the OS maximum, as gnet), C{ShutdownTimeout} (seconds a
     graceful shutdown waits for connections to flush before aborting them),
-    C{Clock} (an C{IReactorTime} driving the ticker, for tests) and
-    C{Reactor}.
+    C{Clock} (an C{IReactorTime} driving the ticker, for tests),
+    C{Reactor}, and C{TLS}/C{ClientTLS} (native TLS: L{gnetcompat.WithTLS},
+    L{gnetcompat.WithClientTLS}).
     """
 
     Multicore: bool = False
@@ -155,6 +156,9 @@ class Options:
     ShutdownTimeout: float = 5.0
     Clock: Any = field(default=None, repr=False)
     Reactor: Any = field(default=None, repr=False)
+    #: native TLS (gnetcompat): set with C{WithTLS} / C{WithClientTLS} (gnetcompat._tls)
+    TLS: Any = field(default=None, repr=False)
+    ClientTLS: Any = field(default=None, repr=False)
 
     def numLoops(self) -> int:
         """The number of event loops (worker processes) gnet would use."""
@@ -207,6 +211,10 @@ class Options:
         o.ShutdownTimeout = _seconds("ShutdownTimeout", o.ShutdownTimeout)
         if o.ShutdownTimeout < 0:
             raise ErrInvalidOption(f"ShutdownTimeout: must not be negative, got {o.ShutdownTimeout}")
+        if o.TLS is not None or o.ClientTLS is not None:
+            from ._tls import checkOptions
+
+            checkOptions(o)
         if o.LockOSThread and o.NumEventLoop > 10000:
             raise ErrTooManyEventLoopThreads()
         o.ReadBufferCap = _bufferCap(o.ReadBufferCap)

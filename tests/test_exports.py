@@ -29,6 +29,8 @@ EXPECTED_ALL = [
     "Client", "Context", "ErrClientNotStarted", "FromContext", "FromNetAddrContext",
     "FromNetConnContext", "NewClient", "NewContext", "NewNetAddrContext", "NewNetConnContext",
     "RegisteredResult",
+    # native TLS (gnetcompat._tls)
+    "ClientTLS", "ReloadCertificates", "TLSConfig", "TLSState", "WithClientTLS", "WithTLS",
 ]
 
 EXPECTED_ERRORS = [

@@ -536,7 +536,12 @@ class Conn(_Reader):
         self._flushCork()  # what OnTraffic wrote before closing goes out first,
         self._cork = None  # and what OnClose writes goes straight after it
         result = self._finish(None)
-        self._transport.loseConnection()
+        t = self._transport
+        if self._sock is None and isTLS(t):
+            # Twisted's TLS layer sends close_notify (and closes) only once
+            # its producer is gone; a plain transport closes with it registered
+            t.unregisterProducer()
+        t.loseConnection()
         if result is not None and propagate:
             self._engine._requestShutdown(fromLoop=True)
         return result

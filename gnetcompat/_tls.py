@@ -719,6 +719,16 @@ def reloadOptions(o: Any) -> list[str]:
     return errors
 
 
+def reloadAndLog(o: Any) -> list[str]:
+    """L{reloadOptions}, logging the outcome."""
+    errors = reloadOptions(o)
+    for e in errors:
+        log.error("TLS reload failed, keeping the current certificate: {error}", error=e)
+    if not errors:
+        log.info("TLS certificates reloaded")
+    return errors
+
+
 def ReloadCertificates(engine: Any) -> list[str]:
     """
     Load the engine's certificate and key files again: new connections get
@@ -727,24 +737,23 @@ def ReloadCertificates(engine: Any) -> list[str]:
     list: reloaded).  For a multicore engine the files are checked here
     first, then every worker is sent C{SIGHUP} and reloads its own copy.
     """
-    errors = reloadOptions(engine.options)
-    if errors:
-        for e in errors:
-            log.error("TLS reload failed, keeping the current certificate: {error}", error=e)
-        return errors
     pids = getattr(engine, "workerPids", None)
-    if callable(pids):
-        import os
+    if not callable(pids):
+        return reloadAndLog(engine.options)
+    errors = reloadOptions(engine.options)
+    for e in errors:
+        log.error("TLS reload failed, keeping the current certificate: {error}", error=e)
+    if errors:
+        return errors
+    import os
 
-        for pid in pids():
-            if pid:
-                try:
-                    os.kill(pid, signal.SIGHUP)
-                except OSError:
-                    pass
-        log.info("TLS certificates checked; asked the workers to reload them")
-    else:
-        log.info("TLS certificates reloaded")
+    for pid in pids():
+        if pid:
+            try:
+                os.kill(pid, signal.SIGHUP)
+            except OSError:
+                pass
+    log.info("TLS certificates checked; asked the workers to reload them")
     return []
 
 

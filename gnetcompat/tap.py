@@ -15,7 +15,7 @@ import re
 import shutil
 from typing import Any
 
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.python import usage
 
 import gnetcompat as gnet
@@ -24,6 +24,8 @@ from gnetcompat.websocket import WebSocketOptions
 __all__ = ["Options", "makeService", "systemdDescriptor", "toGnetAddress"]
 
 _MIB = 1024 * 1024
+#: ALPN protocols gnetecho offers over TLS (WebSocket and the status page are HTTP/1.1)
+ALPN = ("http/1.1",)
 
 
 def _bool(name: str) -> Any:
@@ -87,7 +89,8 @@ def toGnetAddress(description: str) -> str:
     addresses (C{tcp://...}, C{unix://...}, and gnetcompat's C{fd://N} for
     an inherited listening socket) pass through; the endpoint forms
     C{tcp:PORT[:interface=H][:backlog=N]}, C{tcp6:PORT[:interface=H]} and
-    C{unix:PATH} are translated (colons inside values escaped as C{\\:}, as
+    C{unix:PATH} are translated (C{ssl:} descriptions are taken by
+    L{gnetcompat.TLSConfig.fromDescription} in L{Options.postOptions}) (colons inside values escaped as C{\\:}, as
     for Twisted's endpoint strings: C{tcp6:9080:interface=\\:\\:1});
     Twisted's C{systemd:domain=INET:index=N} (or C{name=NAME}) becomes
     C{fd://3+N}, the socket systemd passed (L{systemdDescriptor}).
@@ -193,7 +196,9 @@ class Options(usage.Options):
     )
     optParameters = [
         ["port", "p", None, "Port number (binds 127.0.0.1) or an address: tcp:PORT[:interface=H], "
-         "tcp6:PORT, unix:PATH, systemd:domain=INET:index=N, tcp://HOST:PORT, unix:///PATH "
+         "tcp6:PORT, unix:PATH, systemd:domain=INET:index=N, tcp://HOST:PORT, unix:///PATH, "
+         "ssl:PORT:privateKey=KEY:certKey=CERT[:extraCertChain=F][:dhParameters=F]"
+         "[:interface=H] (TLS) "
          "(default: 9080, unless --listen is given).", None],
         ["multicore", None, True, "One worker process per CPU (true/false).", _bool("multicore")],
         ["num-event-loop", None, 0, "Exact number of worker processes (0: by --multicore).",
@@ -233,6 +238,11 @@ class Options(usage.Options):
          "e.g. tcp:9100:interface=127.0.0.1 (default: off).", None],
         ["status-page", None, True, "Answer a plain GET / on the echo port with an HTML status "
          "page (false: HTTP 426).", _bool("status-page")],
+        ["tls-cert", None, None, "Serve TLS (wss://, https:// for the status page) on every "
+         "--port/--listen address with this PEM certificate (chain may follow the leaf); "
+         "ssl: descriptions keep their own files. SIGHUP reloads it.", None],
+        ["tls-key", None, None, "The PEM private key for --tls-cert (default: in the "
+         "--tls-cert file).", None],
     ]
 
     def __init__(self) -> None:
@@ -249,12 +259,29 @@ class Options(usage.Options):
         if self["port"] is None and not self["listen"]:
             self["port"] = "9080"
         given = [("port", self["port"])] if self["port"] is not None else []
+        tls: dict = {}
         for name, value in given + [("listen", v) for v in self["listen"]]:
             try:
-                addrs.append(toGnetAddress(str(value)))
+                if str(value).strip().startswith("ssl:"):
+                    addr, config = gnet.TLSConfig.fromDescription(str(value).strip(), ALPN)
+                    config.check()
+                    tls[addr] = config
+                    addrs.append(addr)
+                else:
+                    addrs.append(toGnetAddress(str(value)))
             except (ValueError, gnet.GnetError) as e:
                 raise usage.UsageError(f"--{name}: {e}") from None
         self["addresses"] = addrs
+        if self["tls-key"] is not None and self["tls-cert"] is None:
+            raise usage.UsageError("--tls-key needs --tls-cert")
+        if self["tls-cert"] is not None:
+            config = gnet.TLSConfig(self["tls-cert"], self["tls-key"], alpn=ALPN)
+            try:
+                config.check()
+            except gnet.GnetError as e:
+                raise usage.UsageError(f"--tls-cert: {e}") from None
+            tls[None] = config
+        self["tls"] = tls
         if self["log-level"] not in ("debug", "info", "warn", "error"):
             raise usage.UsageError(f"--log-level: debug, info, warn or error, not {self['log-level']!r}")
         if self["auto-ping-timeout"] and not self["auto-ping-interval"]:
@@ -304,7 +331,7 @@ class Options(usage.Options):
             gnet.WithBacklog(self["backlog"]),
             gnet.WithReadBufferCap(self["read-buffer-size"]),
             gnet.WithShutdownTimeout(self["shutdown-timeout"]),
-        ]
+        ] + [gnet.WithTLS(config, address=addr) for addr, config in self["tls"].items()]
 
 
 class _EchoService(MultiService):
@@ -327,12 +354,52 @@ class _EchoService(MultiService):
         return super().stopService().addBoth(remove)
 
 
-def _describe(address: str) -> str:
-    """An address for the log: C{fd://N} also says what the socket is bound to."""
+def _describe(address: str, tls: dict | None = None) -> str:
+    """
+    An address for the log: C{fd://N} also says what the socket is bound
+    to; a TLS listener says so.
+    """
+    suffix = " (TLS)" if tls and (address in tls or None in tls) else ""
     if not address.startswith("fd://"):
-        return address
+        return address + suffix
     spec = gnet._addr.parseProtoAddr(address)
-    return f"{address} ({spec.network}://{spec.address})"
+    return f"{address} ({spec.network}://{spec.address}){suffix}"
+
+
+class _TLSReloadService(Service):
+    """
+    With TLS: C{SIGHUP} reloads the certificate and key files (new
+    connections get the new certificate, open ones keep theirs; a file that
+    cannot be used leaves the current one in place and logs why).  In
+    multicore mode the files are checked here, then each worker is sent
+    C{SIGHUP} and reloads its own copy.  A SIGHUP handler installed before
+    keeps running after ours.
+    """
+
+    def __init__(self, engineService: Any) -> None:
+        self.engineService = engineService
+        self._restore: Any = None
+
+    def startService(self) -> None:
+        super().startService()
+        from twisted.internet import reactor
+
+        from gnetcompat._tls import installReloadOnSIGHUP
+
+        self._restore = installReloadOnSIGHUP(self.reload, reactor)
+
+    def reload(self) -> list:
+        """Reload now (what SIGHUP does); the error messages, empty when reloaded."""
+        eng = self.engineService.engine
+        if eng is None:
+            return ["not started"]
+        return gnet.ReloadCertificates(eng)
+
+    def stopService(self) -> Any:
+        if self._restore is not None:
+            self._restore()
+            self._restore = None
+        return super().stopService()
 
 
 def makeService(options: Options) -> MultiService:
@@ -344,7 +411,7 @@ def makeService(options: Options) -> MultiService:
 
     addrs = options["addresses"]
     handler = WebSocketEchoServer(
-        addr=", ".join(_describe(a) for a in addrs),
+        addr=", ".join(_describe(a, options["tls"]) for a in addrs),
         multicore=options["multicore"] or options["num-event-loop"] > 1,
         wsOptions=options["wsOptions"],
         tick=options["tick"],
@@ -355,6 +422,10 @@ def makeService(options: Options) -> MultiService:
     svc = gnet.EngineService(handler, addrs, *options.gnetOptions())
     svc.setName("gnetecho")
     svc.setServiceParent(top)
+    if options["tls"]:
+        reload = _TLSReloadService(svc)
+        reload.setName("tls-reload")
+        reload.setServiceParent(top)
     if options["metrics"] is not None:
         from gnetcompat._metrics import MetricsService
 

@@ -233,9 +233,8 @@ class TLSConfig:
             _read("dhParameters file", self.dhParameters)
             kw["dhParameters"] = ssl.DiffieHellmanParameters.fromFile(FilePath(self.dhParameters))
         if self.clientCA is not None:
-            kw["trustRoot"] = ssl.trustRootFromCertificates(
-                [ssl.Certificate(c) for c in _certificates("clientCA file", self.clientCA)]
-            )
+            kw["verify"] = True
+            kw["caCerts"] = _certificates("clientCA file", self.clientCA)
             kw["requireCertificate"] = bool(self.requireClientCert)
         if self.alpn:
             kw["acceptableProtocols"] = [p.encode("ascii") for p in self.alpn]

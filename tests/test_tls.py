@@ -802,3 +802,70 @@ class TwistdTests(TestCase):
 
         self.assertEqual(await deferToThread(run), [70000, "plain"])
         await proc.terminate()
+
+
+def _browseHttps(url: str, profile: str, text: str) -> dict[str, Any]:
+    """
+    Thread: load the status page over https:// in headless chromium
+    (C{--ignore-certificate-errors}: our CA is not in its store), type
+    C{text} into the echo console, wait (bounded) for the echo over wss://.
+    """
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from .test_browser import CHROMEDRIVER, CHROMIUM
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--no-first-run", "--no-default-browser-check", "--no-proxy-server",
+        "--ignore-certificate-errors", f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    try:
+        driver.set_page_load_timeout(30)
+        driver.get(url)
+        wait = WebDriverWait(driver, 20, poll_frequency=0.1)
+        wait.until(lambda d: d.find_element("id", "state").text == "open")
+        box = driver.find_element("id", "text")
+        box.send_keys(text)
+        box.send_keys(Keys.ENTER)
+        echoes = wait.until(
+            lambda d: d.execute_script("return window.__echo.length ? window.__echo : null")
+        )
+        return {"echoes": echoes, "protocol": driver.execute_script("return location.protocol")}
+    finally:
+        driver.quit()
+
+
+class BrowserTests(TestCase):
+    """Chromium over https:// and wss://."""
+
+    timeout = 120
+
+    def setUp(self) -> None:
+        """Skip (or, under CI=true, fail) when the browser stack is missing."""
+        from .test_browser import requireBrowser
+
+        requireBrowser(self)
+
+    async def test_statusConsoleOverHttps(self) -> None:
+        """
+        Chromium loads the status page over https:// and its console
+        echoes a typed message over wss:// to the same TLS listener.
+        """
+        c = certsFor(self)
+        handler = WebSocketEchoServer(multicore=False, wsOptions=WebSocketOptions(webStatus=True))
+        eng = await gnet.Serve(handler, "tcp://127.0.0.1:0",
+                               gnet.WithTLS(c.serverCert, c.serverKey, alpn=["http/1.1"]))
+        self.addCleanup(lambda: None if eng.stopping else eng.Stop())
+        port = eng.listeningPorts[0].getHost().port
+        profile = tempfile.mkdtemp(prefix="gnetecho-chromium-")
+        self.addCleanup(shutil.rmtree, profile, True)
+        result = await deferToThread(_browseHttps, f"https://localhost:{port}/", profile, "über TLS")
+        self.assertEqual(result, {"echoes": ["über TLS"], "protocol": "https:"})

@@ -34,6 +34,14 @@ from .client import (
     NewNetConnContext,
     RegisteredResult,
 )
+from ._tls import (
+    ClientTLS,
+    ReloadCertificates,
+    TLSConfig,
+    TLSState,
+    WithClientTLS,
+    WithTLS,
+)
 from .errors import GnetError
 from .interfaces import IAddr, IConn, IEngine, IEventHandler, IEventLoop
 from .options import (
@@ -148,4 +156,11 @@ __all__ = [
     "WithTicker",
     "WithWriteBufferCap",
     "__version__",
+    # native TLS (gnetcompat._tls; gnet has none)
+    "ClientTLS",
+    "ReloadCertificates",
+    "TLSConfig",
+    "TLSState",
+    "WithClientTLS",
+    "WithTLS",
 ]

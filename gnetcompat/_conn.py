@@ -26,6 +26,7 @@ from zope.interface import implementer
 from ._action import Action, toAction
 from ._addr import Addr, applyKeepAlive, fromTwisted
 from ._twistedcompat import builtinError
+from ._tls import TLSState, connectionState, isTLS, plaintextWaiting, rawTransport
 from .errors import (
     ErrClosed,
     ErrEngineInShutdown,
@@ -468,13 +469,29 @@ class Conn(_Reader):
         return None
 
     def OutboundBuffered(self) -> int:
-        """Bytes written but not yet taken by the kernel (Twisted's buffers)."""
+        """
+        Bytes written but not yet taken by the kernel (Twisted's buffers).
+        Over TLS: plaintext the TLS layer holds plus the encrypted bytes
+        queued (L{gnetcompat._tls.plaintextWaiting}).
+        """
         t = self._transport
         corked = sum(map(len, self._cork)) if self._cork else 0
+        if self._sock is None and isTLS(t):
+            return plaintextWaiting(t) + corked
         try:
             return len(t.dataBuffer) - t.offset + t._tempDataLen + corked
-        except AttributeError:  # not a FileDescriptor (TLS, StringTransport): nothing we can see
+        except AttributeError:  # not a FileDescriptor (StringTransport): nothing we can see
             return corked
+
+    def ConnectionState(self) -> TLSState | None:
+        """
+        gnetcompat: the TLS parameters of this connection (Go's
+        C{tls.Conn.ConnectionState()}: version, cipher suite, ALPN result,
+        SNI name, peer certificates); C{None} when it is not TLS or closed.
+        """
+        if self.closed:
+            return None
+        return connectionState(self._transport)
 
     def _send(self, data: bytes) -> None:
         """
@@ -621,7 +638,12 @@ class Conn(_Reader):
         self._flushCork()  # what OnTraffic wrote before closing goes out first,
         self._cork = None  # and what OnClose writes goes straight after it
         result = self._finish(None)
-        self._transport.loseConnection()
+        t = self._transport
+        if self._sock is None and isTLS(t):
+            # Twisted's TLS layer sends close_notify (and closes) only once
+            # its producer is gone; a plain transport closes with it registered
+            t.unregisterProducer()
+        t.loseConnection()
         if result is not None and propagate:
             self._engine._requestShutdown(fromLoop=True)
         return result
@@ -698,7 +720,7 @@ class Conn(_Reader):
     def _socket(self) -> socket.socket:
         if self.closed:
             raise ErrClosed()
-        handle = self._transport.getHandle()
+        handle = rawTransport(self._transport).getHandle()
         if not isinstance(handle, socket.socket):
             raise ErrUnsupportedOp()
         return handle

@@ -413,6 +413,10 @@ class Engine:
             assert lst.sock is not None
             if spec.stream:
                 factory = GnetFactory(self, "unix" if spec.network == "unix" else "tcp")
+                if self.options.TLS:
+                    from ._tls import wrapListener
+
+                    factory = wrapListener(self.options, spec, factory, self.reactor)
                 if lst.family == socket.AF_UNIX:
                     lst.port = _adoptUnixPort(
                         self.reactor, lst.sock, factory, self.options.Backlog
@@ -667,6 +671,10 @@ def _normalizeTopology(specs: list[ListenSpec], options: Options) -> Options:
         o.ReusePort = False
     if any(not s.stream for s in specs):
         o.ReusePort = True
+    if o.TLS:
+        from ._tls import checkAddresses
+
+        checkAddresses(o, specs)
     return o
 
 

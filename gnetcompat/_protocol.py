@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.address import UNIXAddress
-from twisted.internet.interfaces import IProtocolFactory, IPushProducer
+from twisted.internet.interfaces import IHandshakeListener, IProtocolFactory, IPushProducer
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.components import registerAdapter
@@ -19,6 +19,7 @@ from zope.interface import implementer
 from ._action import Action, splitPair, toAction
 from ._conn import Conn, UDPConn, sendNow
 from ._twistedcompat import keepSocketErrors
+from ._tls import awaitHandshake, rawTransport
 from .interfaces import IEventHandler
 
 if TYPE_CHECKING:
@@ -30,11 +31,12 @@ def networkOf(address: Any) -> str:
     return "unix" if isinstance(address, UNIXAddress) else "tcp"
 
 
-@implementer(IPushProducer)
+@implementer(IPushProducer, IHandshakeListener)
 class GnetProtocol(Protocol):
     """
     One connection: C{connectionMade} -> C{OnOpen}, C{dataReceived} ->
-    C{OnTraffic}, C{connectionLost} -> C{OnClose}.
+    C{OnTraffic}, C{connectionLost} -> C{OnClose}.  Over TLS, C{OnOpen}
+    waits for C{handshakeCompleted} (bounded by the handshake timeout).
 
     It registers itself as the transport's push producer, so reading stops
     while the outbound buffer is above the transport's high-water mark and
@@ -44,12 +46,34 @@ class GnetProtocol(Protocol):
     log = Logger()
     conn: Conn | None = None
     _paused = False
+    #: over TLS, until the handshake completed: its deadline
+    _handshake: Any = None
 
     def __init__(self, engine: Engine, network: str | None = "tcp") -> None:
         self.engine = engine
         self.network = network
 
     def connectionMade(self) -> None:
+        self._handshake = awaitHandshake(self, self.engine.clock, self._handshakeTimedOut)
+        if self._handshake is None:
+            self._open()
+
+    def handshakeCompleted(self) -> None:
+        call, self._handshake = self._handshake, None
+        if call is None:
+            return
+        if call.active():
+            call.cancel()
+        if self.engine._stopping:
+            self.transport.abortConnection()
+            return
+        self._open()
+
+    def _handshakeTimedOut(self) -> None:
+        self._handshake = None
+        self.transport.abortConnection()
+
+    def _open(self) -> None:
         eng = self.engine
         t = self.transport
         network = self.network or networkOf(t.getHost())
@@ -58,7 +82,7 @@ class GnetProtocol(Protocol):
         self.prepareConn(conn)
         o = eng.options
         try:
-            t.bufferSize = o.ReadBufferCap
+            rawTransport(t).bufferSize = o.ReadBufferCap
             t.registerProducer(self, True)
         except (AttributeError, RuntimeError):
             pass
@@ -89,6 +113,9 @@ class GnetProtocol(Protocol):
         conn._traffic()
 
     def connectionLost(self, reason: Any = None) -> None:
+        call, self._handshake = self._handshake, None
+        if call is not None and call.active():
+            call.cancel()
         conn = self.conn
         self.engine._transportGone(self)
         if conn is not None:

@@ -147,6 +147,10 @@ class _Worker:
             self.send("shutdown")
             self._stopReactor()
             return
+        from ._tls import hasTLS, installReloadOnSIGHUP, reloadAndLog
+
+        if hasTLS(eng.options):  # the parent forwards SIGHUP: reload this worker's copy
+            installReloadOnSIGHUP(lambda: reloadAndLog(eng.options), self.reactor)
         self.reactor.addSystemEventTrigger("before", "shutdown", self._beforeShutdown)
         eng.whenStopped().addBoth(lambda _: self._stopReactor())
         self._watch = LoopingCall(self._checkParent)

@@ -49,6 +49,7 @@ from ._conn import Conn
 from ._engine import Engine, _Ticker
 from ._protocol import GnetProtocol
 from ._twistedcompat import builtinError
+from ._tls import rawTransport
 from .errors import (
     ErrEmptyEngine,
     ErrEngineInShutdown,
@@ -448,14 +449,29 @@ class _RegisteredProtocol(GnetProtocol):
         self._hasValue = hasValue
         self._applyOptions = applyOptions
 
+    #: a TLS dial: fires with the Conn once the handshake completed and OnOpen ran
+    whenOpen: Deferred | None = None
+
     def prepareConn(self, conn: Conn) -> None:
         if self._hasValue:
             conn.SetContext(self._value)
             conn.SetSafeContext(self._value)
         if self._applyOptions:
-            handle = cast(Any, self.transport).getHandle()
+            handle = cast(Any, rawTransport(self.transport)).getHandle()
             if isinstance(handle, socket.socket):
                 _applySocketOptions(handle, self.engine.options)
+
+    def _open(self) -> None:
+        super()._open()
+        d, self.whenOpen = self.whenOpen, None
+        if d is not None:
+            d.callback(self.conn)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        d, self.whenOpen = self.whenOpen, None
+        super().connectionLost(reason)
+        if d is not None:  # the TLS handshake failed or timed out
+            d.errback(reason if reason is not None else Failure(ConnectionLost()))
 
 
 class _OneShotFactory(Factory):
@@ -482,6 +498,18 @@ class _OneShotFactory(Factory):
         p = self.built = _RegisteredProtocol(self.engine, *self.args)
         p.factory = self
         return p
+
+
+def _tlsOpened(engine: Engine, factory: _OneShotFactory) -> Any:
+    """The Conn of a TLS dial, once its handshake completed (a Deferred until then)."""
+    proto = factory.built
+    if proto is None:
+        raise ErrEngineInShutdown()
+    if proto.conn is not None:
+        return proto.conn
+    d: Deferred = Deferred()
+    proto.whenOpen = d
+    return d
 
 
 def _openedConn(engine: Engine, proto: Any) -> Conn:
@@ -625,6 +653,11 @@ def _dial(
         if not address:
             return defer.fail(ErrInvalidNetworkAddress())
         factory = _OneShotFactory(engine, "unix", value, hasValue, applyOptions)
+        tls = engine.options.ClientTLS
+        if tls is not None:
+            wrapped = tls.wrapFactory(factory, tls.serverName or "localhost", engine.reactor)
+            d = UNIXClientEndpoint(engine.reactor, address).connect(wrapped)
+            return d.addCallback(lambda _: _tlsOpened(engine, factory)).addErrback(builtin)
         d = UNIXClientEndpoint(engine.reactor, address).connect(factory)
         return d.addCallback(lambda p: _openedConn(engine, p)).addErrback(builtin)
     if net not in ("tcp", "tcp4", "tcp6", "udp", "udp4", "udp6"):
@@ -649,6 +682,10 @@ def _dial(
         factory = _OneShotFactory(engine, "tcp", value, hasValue, applyOptions)
         kind = TCP6ClientEndpoint if family == socket.AF_INET6 else TCP4ClientEndpoint
         ep = kind(engine.reactor, sockaddr[0], sockaddr[1])
+        tls = engine.options.ClientTLS
+        if tls is not None:
+            wrapped = tls.wrapFactory(factory, host, engine.reactor)
+            return ep.connect(wrapped).addCallback(lambda _: _tlsOpened(engine, factory))
         return ep.connect(factory).addCallback(lambda p: _openedConn(engine, p))
 
     def noProtocol(f: Failure) -> Failure:

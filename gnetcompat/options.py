@@ -126,11 +126,12 @@ class Options:
     """
     Every gnet option, with gnet's field names and defaults.
 
-    The last four fields are gnetcompat extensions: C{Backlog} (listen
+    The last six fields are gnetcompat extensions: C{Backlog} (listen
     backlog; 0 = the OS maximum, as gnet), C{ShutdownTimeout} (seconds a
     graceful shutdown waits for connections to flush before aborting them),
-    C{Clock} (an C{IReactorTime} driving the ticker, for tests) and
-    C{Reactor}.
+    C{Clock} (an C{IReactorTime} driving the ticker, for tests),
+    C{Reactor}, and C{TLS}/C{ClientTLS} (native TLS: L{gnetcompat.WithTLS},
+    L{gnetcompat.WithClientTLS}).
     """
 
     Multicore: bool = False
@@ -160,6 +161,9 @@ class Options:
     UnixSocketMode: int | None = None
     Clock: Any = field(default=None, repr=False)
     Reactor: Any = field(default=None, repr=False)
+    #: native TLS (gnetcompat): set with C{WithTLS} / C{WithClientTLS} (gnetcompat._tls)
+    TLS: Any = field(default=None, repr=False)
+    ClientTLS: Any = field(default=None, repr=False)
 
     def numLoops(self) -> int:
         """The number of event loops (worker processes) gnet would use."""
@@ -222,6 +226,10 @@ class Options:
             raise ErrInvalidOption(
                 f"UnixSocketMode (WithUnixSocketMode): permission bits 0o000-0o777 or None, got {mode!r}"
             )
+        if o.TLS is not None or o.ClientTLS is not None:
+            from ._tls import checkOptions
+
+            checkOptions(o)
         if o.LockOSThread and o.NumEventLoop > 10000:
             raise ErrTooManyEventLoopThreads()
         o.ReadBufferCap = _bufferCap(o.ReadBufferCap)

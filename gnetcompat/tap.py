@@ -9,9 +9,11 @@ naming the option.
 
 Signals (the parent, twistd's pid): C{SIGTERM}/C{SIGINT} stop gracefully;
 C{SIGUSR1} reopens the log file of C{--logfile PATH} (twistd's own: the
-old file becomes C{PATH.1}); C{SIGHUP} is logged and ignored.  Workers
-ignore C{SIGHUP} (a terminal hang-up reaches the whole process group: the
-parent decides).
+old file becomes C{PATH.1}); C{SIGHUP} reloads the TLS certificates when
+TLS is served (the parent checks the files, then forwards it to each
+worker), else it is logged and ignored.  Workers ignore a C{SIGHUP} of
+their own otherwise (a terminal hang-up reaches the whole process group:
+the parent decides).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import shutil
 import signal
 from typing import Any
 
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -42,6 +44,8 @@ __all__ = [
 ]
 
 _MIB = 1024 * 1024
+#: ALPN protocols gnetecho offers over TLS (WebSocket and the status page are HTTP/1.1)
+ALPN = ("http/1.1",)
 
 
 def _bool(name: str) -> Any:
@@ -132,7 +136,8 @@ def parseListen(description: str) -> tuple[str, int | None]:
     addresses (C{tcp://...}, C{unix://...}, and gnetcompat's C{fd://N} for
     an inherited listening socket) pass through; the endpoint forms
     C{tcp:PORT[:interface=H][:backlog=N]}, C{tcp6:PORT[:interface=H][:backlog=N]}
-    and C{unix:PATH} are translated (colons inside values escaped as C{\\:}, as
+    and C{unix:PATH[:mode=OCTAL]} are translated (C{ssl:} descriptions are taken by
+    L{gnetcompat.TLSConfig.fromDescription} in L{Options.postOptions}) (colons inside values escaped as C{\\:}, as
     for Twisted's endpoint strings: C{tcp6:9080:interface=\\:\\:1});
     Twisted's C{systemd:domain=INET:index=N} (or C{name=NAME}) becomes
     C{fd://3+N}, the socket systemd passed (L{systemdDescriptor}).
@@ -267,7 +272,9 @@ class Options(usage.Options):
     optParameters = [
         ["port", "p", None, "Port number (binds 127.0.0.1) or an address: tcp:PORT[:interface=H], "
          "tcp6:PORT, unix:PATH[:mode=0660] (default: the umask decides), "
-         "systemd:domain=INET:index=N, tcp://HOST:PORT, unix:///PATH "
+         "systemd:domain=INET:index=N, tcp://HOST:PORT, unix:///PATH, "
+         "ssl:PORT:privateKey=KEY:certKey=CERT[:extraCertChain=F][:dhParameters=F]"
+         "[:interface=H] (TLS) "
          "(default: 9080, unless --listen is given).", None],
         ["multicore", None, True, "One worker process per CPU (true/false).", _bool("multicore")],
         ["num-event-loop", None, 0, "Exact number of worker processes (0: by --multicore).",
@@ -313,6 +320,11 @@ class Options(usage.Options):
          _seconds("heartbeat-timeout")],
         ["status-page", None, True, "Answer a plain GET / on the echo port with an HTML status "
          "page (false: HTTP 426).", _bool("status-page")],
+        ["tls-cert", None, None, "Serve TLS (wss://, https:// for the status page) on every "
+         "--port/--listen address with this PEM certificate (chain may follow the leaf); "
+         "ssl: descriptions keep their own files. SIGHUP reloads it.", None],
+        ["tls-key", None, None, "The PEM private key for --tls-cert (default: in the "
+         "--tls-cert file).", None],
     ]
 
     optFlags = [
@@ -336,9 +348,16 @@ class Options(usage.Options):
         backlogs: dict[int, str] = {}  # value -> the option that gave it
         if self["backlog"]:
             backlogs[self["backlog"]] = f"--backlog {self['backlog']}"
+        tls: dict = {}
         for name, value in given + [("listen", v) for v in self["listen"]]:
+            backlog = None
             try:
-                addr, backlog = parseListen(str(value))
+                if str(value).strip().startswith("ssl:"):
+                    addr, config = gnet.TLSConfig.fromDescription(str(value).strip(), ALPN)
+                    config.check()
+                    tls[addr] = config
+                else:
+                    addr, backlog = parseListen(str(value))
             except (ValueError, gnet.GnetError) as e:
                 raise usage.UsageError(f"--{name}: {e}") from None
             addrs.append(addr)
@@ -359,6 +378,16 @@ class Options(usage.Options):
                 "--listen: give every unix socket the same mode= (one engine, one mode)"
             )
         self["unix-mode"] = modes.pop() if modes else None
+        if self["tls-key"] is not None and self["tls-cert"] is None:
+            raise usage.UsageError("--tls-key needs --tls-cert")
+        if self["tls-cert"] is not None:
+            config = gnet.TLSConfig(self["tls-cert"], self["tls-key"], alpn=ALPN)
+            try:
+                config.check()
+            except gnet.GnetError as e:
+                raise usage.UsageError(f"--tls-cert: {e}") from None
+            tls[None] = config
+        self["tls"] = tls
         if self["log-level"] not in ("debug", "info", "warn", "error"):
             raise usage.UsageError(f"--log-level: debug, info, warn or error, not {self['log-level']!r}")
         if self["auto-ping-timeout"] and not self["auto-ping-interval"]:
@@ -420,15 +449,16 @@ class Options(usage.Options):
             gnet.WithReadBufferCap(self["read-buffer-size"]),
             gnet.WithShutdownTimeout(self["shutdown-timeout"]),
             gnet.WithUnixSocketMode(self.get("unix-mode")),
-        ]
+        ] + [gnet.WithTLS(config, address=addr) for addr, config in self["tls"].items()]
 
 
 class _EchoService(MultiService):
     """
     The service tree's top: once its children stopped (the engine drained),
     removes the workers' statistics directory (multicore mode).  While it
-    runs, C{SIGHUP} is logged and ignored (C{SIGUSR1} reopens a
-    C{--logfile}, as twistd does).
+    runs without TLS, C{SIGHUP} is logged and ignored (with TLS,
+    L{_TLSReloadService} has installed its reload first; C{SIGUSR1} reopens
+    a C{--logfile}, as twistd does).
     """
 
     log = Logger(namespace="gnetecho")
@@ -466,12 +496,52 @@ class _EchoService(MultiService):
         return super().stopService().addBoth(remove)
 
 
-def _describe(address: str) -> str:
-    """An address for the log: C{fd://N} also says what the socket is bound to."""
+def _describe(address: str, tls: dict | None = None) -> str:
+    """
+    An address for the log: C{fd://N} also says what the socket is bound
+    to; a TLS listener says so.
+    """
+    suffix = " (TLS)" if tls and (address in tls or None in tls) else ""
     if not address.startswith("fd://"):
-        return address
+        return address + suffix
     spec = gnet._addr.parseProtoAddr(address)
-    return f"{address} ({spec.network}://{spec.address})"
+    return f"{address} ({spec.network}://{spec.address}){suffix}"
+
+
+class _TLSReloadService(Service):
+    """
+    With TLS: C{SIGHUP} reloads the certificate and key files (new
+    connections get the new certificate, open ones keep theirs; a file that
+    cannot be used leaves the current one in place and logs why).  In
+    multicore mode the files are checked here, then each worker is sent
+    C{SIGHUP} and reloads its own copy.  A SIGHUP handler installed before
+    keeps running after ours.
+    """
+
+    def __init__(self, engineService: Any) -> None:
+        self.engineService = engineService
+        self._restore: Any = None
+
+    def startService(self) -> None:
+        super().startService()
+        from twisted.internet import reactor
+
+        from gnetcompat._tls import installReloadOnSIGHUP
+
+        self._restore = installReloadOnSIGHUP(self.reload, reactor)
+
+    def reload(self) -> list:
+        """Reload now (what SIGHUP does); the error messages, empty when reloaded."""
+        eng = self.engineService.engine
+        if eng is None:
+            return ["not started"]
+        return gnet.ReloadCertificates(eng)
+
+    def stopService(self) -> Any:
+        if self._restore is not None:
+            self._restore()
+            self._restore = None
+        return super().stopService()
 
 
 def makeService(options: Options) -> MultiService:
@@ -483,7 +553,7 @@ def makeService(options: Options) -> MultiService:
 
     addrs = options["addresses"]
     handler = WebSocketEchoServer(
-        addr=", ".join(_describe(a) for a in addrs),
+        addr=", ".join(_describe(a, options["tls"]) for a in addrs),
         multicore=options["multicore"] or options["num-event-loop"] > 1,
         wsOptions=options["wsOptions"],
         tick=options["tick"],
@@ -494,6 +564,10 @@ def makeService(options: Options) -> MultiService:
     svc = gnet.EngineService(handler, addrs, *options.gnetOptions(), policy=options["policy"])
     svc.setName("gnetecho")
     svc.setServiceParent(top)
+    if options["tls"]:
+        reload = _TLSReloadService(svc)
+        reload.setName("tls-reload")
+        reload.setServiceParent(top)
     if options["metrics"] is not None:
         from gnetcompat._metrics import MetricsService
 

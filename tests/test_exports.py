@@ -31,6 +31,8 @@ EXPECTED_ALL = [
     "RegisteredResult",
     # gnet's RunnableFunc (spec §8.2) and the deprecated package-level Stop (§6.3)
     "RunnableFunc", "Stop",
+    # native TLS (gnetcompat._tls)
+    "ClientTLS", "ReloadCertificates", "TLSConfig", "TLSState", "WithClientTLS", "WithTLS",
 ]
 
 EXPECTED_ERRORS = [

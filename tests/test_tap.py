@@ -282,10 +282,13 @@ class OptionsTests(SynchronousTestCase):
 
     def test_unsupportedListen(self) -> None:
         """
-        C{--listen ssl:443} (and other unknown forms) is refused with a
-        message that names the option and says what is accepted.
+        C{--listen ssl6:443} (and other unknown forms) is refused with a
+        message that names the option and says what is accepted; C{ssl:443}
+        is served (native TLS) and, as in Twisted, reads C{server.pem}: its
+        absence is named.
         """
-        msg = self.assertUsageError(["--listen", "ssl:443"], "--listen", "ssl:443")
+        msg = self.assertUsageError(["--listen", "ssl6:443"], "--listen", "ssl6:443")
+        self.assertUsageError(["--listen", "ssl:443"], "--listen", "'server.pem': cannot read it")
         for accepted in ("tcp:PORT", "tcp6:PORT", "unix:PATH", "tcp://"):
             self.assertIn(accepted, msg)
         for bad in ("systemd:domain=INET:index=0", "unix:", "tcp:http", "bogus"):

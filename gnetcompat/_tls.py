@@ -1,0 +1,778 @@
+# -*- test-case-name: tests.test_tls -*-
+"""
+Native TLS on Twisted's own TLS layer (C{TLSMemoryBIOFactory} over
+pyOpenSSL, the C{twisted[tls]} extra): gnet has none.
+
+A listener serves TLS when the options say so (L{WithTLS}); its
+C{GnetFactory} is then wrapped in a L{TLSMemoryBIOFactory}, so a L{Conn}'s
+transport is the TLS protocol: C{OnTraffic} sees plaintext, writes are
+plaintext, and the direct-send fast path of L{gnetcompat._conn} (which
+only takes plain C{tcp}/C{unix} transports) is never used underneath TLS.
+C{OnOpen} runs once the handshake completed (a peer that never finishes
+it, or speaks plaintext, never reaches the handler) and
+L{Conn.ConnectionState} then tells the version, cipher, ALPN result and
+peer certificates.
+
+Settings travel as file paths (L{TLSConfig}, picklable): every process
+(each multicore worker included) loads the certificate itself.
+L{TLSConfig.reload} swaps in a freshly loaded certificate for new
+connections; open ones keep theirs.
+
+Everything that touches Twisted internals is in L{twistedParse} and
+L{plaintextWaiting}, each pinned by a canary test.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from twisted.internet.interfaces import IOpenSSLServerConnectionCreator, ISSLTransport
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from .errors import ErrInvalidOption
+
+__all__ = [
+    "TLSConfig",
+    "TLSState",
+    "ClientTLS",
+    "WithTLS",
+    "WithClientTLS",
+    "ReloadCertificates",
+]
+
+log = Logger(namespace="gnetcompat.tls")
+
+#: seconds a peer has to complete the TLS handshake before it is dropped
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+#: the most a handshake timeout may be set to
+MAX_HANDSHAKE_TIMEOUT = 300.0
+#: the largest certificate, key, chain or DH file read (a PEM bundle of a
+#: long chain is a few KiB; this stops a wrong path to a huge file)
+MAX_PEM_FILE = 1024 * 1024
+_INSTALL_HINT = "pip install 'twisted[tls]' (it brings pyOpenSSL)"
+
+#: C{sslmethod=} values (the names of C{OpenSSL.SSL} constants, as in
+#: Twisted's C{ssl:} endpoint) we accept, as (minimum, maximum) versions
+_METHODS = {
+    "SSLv23_METHOD": ("1.2", None),
+    "TLS_METHOD": ("1.2", None),
+    "TLS_SERVER_METHOD": ("1.2", None),
+    "TLSv1_2_METHOD": ("1.2", "1.2"),
+}
+_VERSIONS = ("1.2", "1.3")
+
+
+class TLSError(ErrInvalidOption):
+    """A TLS setting cannot be used (a file, the key, a missing extra)."""
+
+
+def _requireOpenSSL() -> Any:
+    try:
+        from twisted.internet import ssl
+        from OpenSSL import SSL  # noqa: F401
+    except ImportError:
+        raise TLSError(f"TLS needs pyOpenSSL, which is not installed: {_INSTALL_HINT}") from None
+    return ssl
+
+
+def _read(what: str, path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_PEM_FILE + 1)
+    except OSError as e:
+        raise TLSError(f"TLS {what} {path!r}: cannot read it: {e.strerror or e}") from None
+    if len(data) > MAX_PEM_FILE:
+        raise TLSError(f"TLS {what} {path!r}: larger than {MAX_PEM_FILE} bytes, not a PEM file")
+    return data
+
+
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.S)
+
+
+def _certificates(what: str, path: str) -> list:
+    """Every PEM certificate in C{path} (pyOpenSSL X509 objects)."""
+    ssl = _requireOpenSSL()
+    blocks = _PEM_CERT.findall(_read(what, path))
+    if not blocks:
+        raise TLSError(f"TLS {what} {path!r}: no PEM certificate in it")
+    try:
+        return [ssl.Certificate.loadPEM(b).original for b in blocks]
+    except Exception as e:
+        raise TLSError(f"TLS {what} {path!r}: not a valid certificate: {e}") from None
+
+
+def _version(name: str) -> Any:
+    from twisted.internet.ssl import TLSVersion
+
+    return {"1.2": TLSVersion.TLSv1_2, "1.3": TLSVersion.TLSv1_3}[name]
+
+
+@implementer(IOpenSSLServerConnectionCreator)
+class _ReloadingCreator:
+    """
+    An C{IOpenSSLServerConnectionCreator} whose context can be replaced:
+    every new connection takes the context loaded last.
+    """
+
+    def __init__(self, options: Any) -> None:
+        self.options = options
+
+    def serverConnectionForTLS(self, tlsProtocol: Any) -> Any:
+        from OpenSSL.SSL import Connection
+
+        return Connection(self.options.getContext(), None)
+
+
+@dataclass
+class TLSConfig:
+    """
+    How a listener serves TLS, as paths and settings (picklable: multicore
+    workers load the files themselves).
+
+    @ivar certFile: PEM certificate (the leaf; the chain may follow it in
+        the same file, or be given as C{extraCertChain}).
+    @ivar keyFile: PEM private key (default: C{certFile}, a combined file).
+    @ivar extraCertChain: PEM file of intermediate certificates sent after
+        the leaf.
+    @ivar dhParameters: PEM Diffie-Hellman parameters (enables DHE ciphers).
+    @ivar clientCA: PEM file of the CAs whose client certificates are
+        accepted; the server then requests a client certificate.
+    @ivar requireClientCert: with C{clientCA}: refuse clients without one
+        (default); False: request but accept none.
+    @ivar alpn: ALPN protocols offered, in preference order (e.g.
+        C{["http/1.1"]}); empty: no ALPN.
+    @ivar minimumVersion: C{"1.2"} (default) or C{"1.3"}.
+    @ivar maximumVersion: C{None} (the newest OpenSSL has) or C{"1.2"}.
+    @ivar handshakeTimeout: seconds a peer has to complete the handshake.
+    @ivar sessions: TLS session resumption (session cache and tickets).
+    """
+
+    certFile: str
+    keyFile: str | None = None
+    extraCertChain: str | None = None
+    dhParameters: str | None = None
+    clientCA: str | None = None
+    requireClientCert: bool = True
+    alpn: Sequence[str] = ()
+    minimumVersion: str = "1.2"
+    maximumVersion: str | None = None
+    handshakeTimeout: float = DEFAULT_HANDSHAKE_TIMEOUT
+    sessions: bool = True
+    _creator: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        # OpenSSL objects stay in this process: a worker loads its own
+        state = self.__dict__.copy()
+        state["_creator"] = None
+        return state
+
+    # -- checking and loading -------------------------------------------
+
+    def check(self) -> None:
+        """
+        Check every setting and load the files now (once per process).
+
+        @raise TLSError: naming the bad setting or file.
+        """
+        if self._creator is None:
+            self._creator = _ReloadingCreator(self.load())
+
+    def _checkSettings(self) -> None:
+        for name in ("certFile", "keyFile", "extraCertChain", "dhParameters", "clientCA"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, str) or not v):
+                raise TLSError(f"TLS {name}: expected a file path, got {v!r}")
+        if self.minimumVersion not in _VERSIONS:
+            raise TLSError(f"TLS minimumVersion: 1.2 or 1.3, not {self.minimumVersion!r}")
+        if self.maximumVersion not in (None,) + _VERSIONS:
+            raise TLSError(f"TLS maximumVersion: None, 1.2 or 1.3, not {self.maximumVersion!r}")
+        if self.maximumVersion is not None and self.maximumVersion < self.minimumVersion:
+            raise TLSError("TLS maximumVersion is below minimumVersion")
+        t = self.handshakeTimeout
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= MAX_HANDSHAKE_TIMEOUT:
+            raise TLSError(
+                f"TLS handshakeTimeout: seconds in (0, {MAX_HANDSHAKE_TIMEOUT:g}], got {t!r}"
+            )
+        if isinstance(self.alpn, (str, bytes)) or not all(
+            isinstance(p, str) and 0 < len(p) < 256 and p.isascii() for p in self.alpn
+        ):
+            raise TLSError(f"TLS alpn: a list of protocol names such as ['http/1.1'], got {self.alpn!r}")
+
+    def load(self) -> Any:
+        """
+        Read the files and build Twisted's C{CertificateOptions} (its
+        OpenSSL context built too, so a key that does not match the
+        certificate fails here).
+
+        @raise TLSError: naming the bad setting or file.
+        """
+        self._checkSettings()
+        ssl = _requireOpenSSL()
+        from OpenSSL import SSL, crypto
+
+        keyFile = self.keyFile or self.certFile
+        certs = _certificates("certificate file", self.certFile)
+        try:
+            key = crypto.load_privatekey(crypto.FILETYPE_PEM, _read("private key file", keyFile))
+        except crypto.Error:
+            raise TLSError(
+                f"TLS private key file {keyFile!r}: no PEM private key in it "
+                "(or it is encrypted: give an unencrypted key)"
+            ) from None
+        chain = certs[1:]
+        if self.extraCertChain is not None:
+            chain += _certificates("extraCertChain file", self.extraCertChain)
+        kw: dict[str, Any] = {}
+        if self.dhParameters is not None:
+            from twisted.python.filepath import FilePath
+
+            _read("dhParameters file", self.dhParameters)
+            kw["dhParameters"] = ssl.DiffieHellmanParameters.fromFile(FilePath(self.dhParameters))
+        if self.clientCA is not None:
+            kw["verify"] = True
+            kw["caCerts"] = _certificates("clientCA file", self.clientCA)
+            kw["requireCertificate"] = bool(self.requireClientCert)
+        if self.alpn:
+            kw["acceptableProtocols"] = [p.encode("ascii") for p in self.alpn]
+        kw["raiseMinimumTo"] = _version(self.minimumVersion)
+        if self.maximumVersion is not None:
+            kw["lowerMaximumSecurityTo"] = _version(self.maximumVersion)
+        try:
+            options = ssl.CertificateOptions(
+                privateKey=key,
+                certificate=certs[0],
+                extraCertChain=chain,
+                enableSessions=bool(self.sessions),
+                enableSessionTickets=bool(self.sessions),
+                **kw,
+            )
+            options.getContext()
+        except SSL.Error:
+            raise TLSError(
+                f"TLS private key file {keyFile!r} does not match the certificate in "
+                f"{self.certFile!r}"
+            ) from None
+        except (ValueError, TypeError) as e:
+            raise TLSError(f"TLS settings for {self.certFile!r}: {e}") from None
+        return options
+
+    # -- serving ---------------------------------------------------------
+
+    def creator(self) -> Any:
+        """The connection creator of this process (loaded on first use)."""
+        self.check()
+        return self._creator
+
+    def reload(self) -> None:
+        """
+        Load the files again; new connections get the new certificate, open
+        ones keep theirs.  On an error the current certificate stays.
+
+        @raise TLSError: the new files cannot be used (nothing changed).
+        """
+        options = self.load()
+        if self._creator is None:
+            self._creator = _ReloadingCreator(options)
+        else:
+            self._creator.options = options
+
+    def wrapFactory(self, factory: Any, clock: Any) -> Any:
+        """C{factory} behind TLS on a server listener."""
+        return _ServerTLSFactory(self.creator(), factory, clock, self.handshakeTimeout)
+
+    # -- endpoint descriptions ------------------------------------------
+
+    @classmethod
+    def fromDescription(cls, description: str, alpn: Sequence[str] = ()) -> tuple[str, TLSConfig]:
+        """
+        Parse a Twisted C{ssl:} server endpoint description (C{ssl:PORT
+        [:privateKey=KEY][:certKey=CERT][:extraCertChain=CHAIN]
+        [:dhParameters=DH][:sslmethod=M][:interface=HOST][:backlog=N]},
+        positional arguments in Twisted's order, C{\\:} escapes) into a
+        gnet address and a L{TLSConfig}.  As in Twisted, C{privateKey}
+        defaults to C{server.pem} and C{certKey} to C{privateKey}; the
+        interface defaults to 127.0.0.1 (gnetecho's loopback default).
+
+        @raise ValueError: a malformed description (the message says why).
+        """
+        args, kw = twistedParse(description)
+        if not args or args[0] != "ssl":
+            raise ValueError(f"{description!r} is not an ssl: description")
+        names = ["port", "privateKey", "certKey", "sslmethod", "interface", "backlog",
+                 "extraCertChain", "dhParameters"]
+        pos = args[1:]
+        if len(pos) > len(names):
+            raise ValueError(f"too many arguments in {description!r}")
+        values: dict[str, str] = dict(zip(names, pos))
+        for k, v in kw.items():
+            if k not in names:
+                raise ValueError(
+                    f"unsupported argument {k!r} in {description!r} (ssl: takes "
+                    + ", ".join(names[1:]) + ")"
+                )
+            if k in values:
+                raise ValueError(f"{k} given twice in {description!r}")
+            values[k] = v
+        port = values.get("port", "")
+        if not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"bad port {port!r} in {description!r}: give 0-65535")
+        backlog = values.get("backlog")
+        if backlog is not None and not backlog.isdigit():
+            raise ValueError(f"bad backlog {backlog!r} in {description!r}")
+        method = values.get("sslmethod")
+        minimum, maximum = "1.2", None
+        if method is not None:
+            if method not in _METHODS:
+                raise ValueError(
+                    f"sslmethod {method!r} in {description!r}: TLS 1.2 is the minimum; give "
+                    + ", ".join(sorted(_METHODS))
+                )
+            minimum, maximum = _METHODS[method]
+        host = values.get("interface") or "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        key = values.get("privateKey") or "server.pem"
+        config = cls(
+            certFile=values.get("certKey") or key,
+            keyFile=key,
+            extraCertChain=values.get("extraCertChain"),
+            dhParameters=values.get("dhParameters"),
+            alpn=tuple(alpn),
+            minimumVersion=minimum,
+            maximumVersion=maximum,
+        )
+        return f"tcp://{host}:{int(port)}", config
+
+
+def twistedParse(description: str) -> tuple[list[str], dict[str, str]]:
+    """
+    Split an endpoint description exactly as Twisted's endpoint parser
+    does (C{:} separators, C{key=value}, backslash escapes).  The one use
+    of C{twisted.internet.endpoints._parse}; a canary test pins it.
+    """
+    from twisted.internet.endpoints import _parse
+
+    args, kw = _parse(description)
+    return [str(a) for a in args], {str(k): str(v) for k, v in kw.items()}
+
+
+# -- the TLS layer under a GnetFactory -----------------------------------------
+
+
+def _tlsFactoryClass() -> type:
+    from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
+
+    class _GnetTLSFactory(TLSMemoryBIOFactory):
+        """
+        Twisted's TLS factory with its plain protocol (not the buffering
+        one: L{Conn} already joins a callback's writes, and the buffering
+        transport would delay every reply by a reactor iteration), a
+        handshake deadline, and, for a listener, no pending handshake left
+        behind when the port stops.
+        """
+
+        protocol = TLSMemoryBIOProtocol
+
+        def __init__(self, creator: Any, isClient: bool, wrapped: Any, clock: Any,
+                     handshakeTimeout: float) -> None:
+            super().__init__(creator, isClient, wrapped, clock)
+            self.handshakeTimeout = handshakeTimeout
+
+        def stopFactory(self) -> None:
+            for p in list(self.protocols):
+                if getattr(p.wrappedProtocol, "conn", None) is None:
+                    p.abortConnection()
+            super().stopFactory()
+
+    return _GnetTLSFactory
+
+
+_factoryClass: type | None = None
+
+
+def _makeTLSFactory(creator: Any, isClient: bool, wrapped: Any, clock: Any, timeout: float) -> Any:
+    global _factoryClass
+    if _factoryClass is None:
+        _factoryClass = _tlsFactoryClass()
+    return _factoryClass(creator, isClient, wrapped, clock, timeout)
+
+
+def _ServerTLSFactory(creator: Any, wrapped: Any, clock: Any, timeout: float) -> Any:
+    return _makeTLSFactory(creator, False, wrapped, clock, timeout)
+
+
+def isTLS(transport: Any) -> bool:
+    """Whether C{transport} is a TLS transport."""
+    return ISSLTransport.providedBy(transport)
+
+
+def awaitHandshake(proto: Any, clock: Any, onTimeout: Callable[[], Any]) -> Any:
+    """
+    For a protocol over TLS: arm the handshake deadline (C{onTimeout} then
+    runs) and return the delayed call; C{None} for any other transport.
+    """
+    t = proto.transport
+    if not ISSLTransport.providedBy(t):
+        return None
+    timeout = getattr(getattr(t, "factory", None), "handshakeTimeout", DEFAULT_HANDSHAKE_TIMEOUT)
+    return clock.callLater(timeout, onTimeout)
+
+
+def rawTransport(transport: Any) -> Any:
+    """The socket transport under a TLS transport (C{transport} itself otherwise)."""
+    if ISSLTransport.providedBy(transport):
+        inner = getattr(transport, "transport", None)
+        if inner is not None:
+            return inner
+    return transport
+
+
+def plaintextWaiting(transport: Any) -> int:
+    """
+    Bytes of a TLS transport not yet taken by the kernel: plaintext the TLS
+    layer holds (written before the handshake completed, or while OpenSSL
+    waits to read) plus the encrypted bytes queued in the socket transport
+    (each 16 KiB record adds 22-29 bytes of framing).  Reads Twisted's
+    C{TLSMemoryBIOProtocol._appSendBuffer}; a canary test pins it.
+    """
+    pending = sum(map(len, getattr(transport, "_appSendBuffer", ())))
+    inner = getattr(transport, "transport", None)
+    try:
+        pending += len(inner.dataBuffer) - inner.offset + inner._tempDataLen
+    except AttributeError:
+        pass
+    return pending
+
+
+@dataclass(frozen=True)
+class TLSState:
+    """
+    The negotiated parameters of a TLS connection, with the field names of
+    Go's C{crypto/tls.ConnectionState}.
+
+    @ivar Version: C{"TLSv1.2"} or C{"TLSv1.3"}.
+    @ivar CipherSuite: OpenSSL's name of the cipher suite.
+    @ivar NegotiatedProtocol: the ALPN result (C{""}: none).
+    @ivar ServerName: the SNI name the client asked for (C{""}: none).
+    @ivar PeerCertificates: the peer's certificates, leaf first
+        (C{cryptography} C{x509.Certificate}s; empty when none was sent).
+    @ivar HandshakeComplete: True once the handshake finished.
+    """
+
+    Version: str
+    CipherSuite: str
+    NegotiatedProtocol: str
+    ServerName: str
+    PeerCertificates: tuple
+    HandshakeComplete: bool
+
+
+def connectionState(transport: Any, handshakeComplete: bool = True) -> TLSState | None:
+    """The L{TLSState} of a TLS transport, C{None} for any other."""
+    if not ISSLTransport.providedBy(transport):
+        return None
+    c = transport.getHandle()
+    proto = transport.negotiatedProtocol
+    name = c.get_servername()
+    certs = []
+    leaf = c.get_peer_certificate()
+    if leaf is not None:
+        certs.append(leaf.to_cryptography())
+    chain = c.get_peer_cert_chain() or []
+    for x in chain:
+        cert = x.to_cryptography()
+        if not certs or cert != certs[0]:
+            certs.append(cert)
+    return TLSState(
+        Version=c.get_protocol_version_name() or "",
+        CipherSuite=c.get_cipher_name() or "",
+        NegotiatedProtocol=proto.decode("ascii", "replace") if proto else "",
+        ServerName=name.decode("ascii", "replace") if name else "",
+        PeerCertificates=tuple(certs),
+        HandshakeComplete=handshakeComplete,
+    )
+
+
+# -- client ---------------------------------------------------------------------
+
+
+@dataclass
+class ClientTLS:
+    """
+    How a L{gnetcompat.Client} dials TLS.
+
+    @ivar caFile: PEM CAs to trust (default: the platform's trust store).
+    @ivar serverName: the name to verify and send as SNI (default: the host
+        part of the dialled address).
+    @ivar certFile: a client certificate (PEM) to present, with C{keyFile}
+        (default: C{certFile}).
+    @ivar alpn: ALPN protocols to offer.
+    @ivar creator: a ready C{IOpenSSLClientConnectionCreator} (e.g. from
+        C{twisted.internet.ssl.optionsForClientTLS}); overrides the rest.
+    @ivar handshakeTimeout: seconds the handshake may take.
+    """
+
+    caFile: str | None = None
+    serverName: str | None = None
+    certFile: str | None = None
+    keyFile: str | None = None
+    alpn: Sequence[str] = ()
+    creator: Any = None
+    handshakeTimeout: float = DEFAULT_HANDSHAKE_TIMEOUT
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def check(self) -> None:
+        """@raise TLSError: a bad setting or file (naming it)."""
+        t = self.handshakeTimeout
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= MAX_HANDSHAKE_TIMEOUT:
+            raise TLSError(
+                f"ClientTLS handshakeTimeout: seconds in (0, {MAX_HANDSHAKE_TIMEOUT:g}], got {t!r}"
+            )
+        if self.creator is None:
+            self.creatorFor("localhost")
+
+    def creatorFor(self, host: str) -> Any:
+        """The connection creator for dialling C{host}."""
+        if self.creator is not None:
+            return self.creator
+        name = self.serverName or host
+        hit = self._cache.get(name)
+        if hit is not None:
+            return hit
+        ssl = _requireOpenSSL()
+        from OpenSSL import crypto
+
+        kw: dict[str, Any] = {}
+        if self.caFile is not None:
+            kw["trustRoot"] = ssl.trustRootFromCertificates(
+                [ssl.Certificate(c) for c in _certificates("caFile", self.caFile)]
+            )
+        if self.certFile is not None:
+            keyFile = self.keyFile or self.certFile
+            cert = _certificates("client certificate file", self.certFile)[0]
+            try:
+                key = crypto.load_privatekey(crypto.FILETYPE_PEM, _read("client key file", keyFile))
+            except crypto.Error:
+                raise TLSError(f"TLS client key file {keyFile!r}: no PEM private key in it") from None
+            kw["clientCertificate"] = ssl.PrivateCertificate.fromCertificateAndKeyPair(
+                ssl.Certificate(cert), ssl.KeyPair(key)
+            )
+        if self.alpn:
+            kw["acceptableProtocols"] = [p.encode("ascii") for p in self.alpn]
+        creator = ssl.optionsForClientTLS(name, **kw)
+        self._cache[name] = creator
+        return creator
+
+    def wrapFactory(self, factory: Any, host: str, clock: Any) -> Any:
+        """C{factory} behind client TLS for a connection to C{host}."""
+        return _makeTLSFactory(self.creatorFor(host), True, factory, clock, self.handshakeTimeout)
+
+
+# -- options ----------------------------------------------------------------------
+
+
+def WithTLS(
+    certFile: Any = None,
+    keyFile: str | None = None,
+    *,
+    address: str | None = None,
+    **settings: Any,
+) -> Callable[[Any], None]:
+    """
+    Serve TLS: C{WithTLS("cert.pem", "key.pem")} on every tcp/unix listener,
+    or only on C{address} (one of the engine's addresses, as given).
+    Keyword settings are those of L{TLSConfig} (C{extraCertChain},
+    C{dhParameters}, C{clientCA}, C{requireClientCert}, C{alpn},
+    C{minimumVersion}, C{handshakeTimeout}, C{sessions}).  C{certFile}
+    may instead be a L{TLSConfig}, or (single process only) any Twisted
+    C{IOpenSSLServerConnectionCreator} or C{CertificateOptions}.
+    """
+    if isinstance(certFile, TLSConfig) or (certFile is not None and not isinstance(certFile, str)):
+        if keyFile is not None or settings:
+            raise TLSError("WithTLS: give either a TLSConfig/creator or files and settings")
+        value: Any = certFile
+    else:
+        try:
+            value = TLSConfig(certFile, keyFile, **settings)
+        except TypeError as e:
+            raise TLSError(f"WithTLS: {e}") from None
+
+    def apply(o: Any) -> None:
+        current = dict(o.TLS or {})  # copy: Options copies share the dict otherwise
+        current[address] = value
+        o.TLS = current
+
+    apply.__name__ = "WithTLS"
+    return apply
+
+
+def WithClientTLS(
+    caFile: str | None = None, serverName: str | None = None, **settings: Any
+) -> Callable[[Any], None]:
+    """
+    A L{gnetcompat.Client} dials TLS on every tcp/unix C{Dial}: trusting
+    C{caFile} (default: the platform's CAs), verifying C{serverName}
+    (default: the dialled host).  Settings as L{ClientTLS} (C{certFile},
+    C{keyFile}, C{alpn}, C{creator}, e.g. Twisted's C{optionsForClientTLS}).
+    """
+    try:
+        value = ClientTLS(caFile=caFile, serverName=serverName, **settings)
+    except TypeError as e:
+        raise TLSError(f"WithClientTLS: {e}") from None
+
+    def apply(o: Any) -> None:
+        o.ClientTLS = value
+
+    apply.__name__ = "WithClientTLS"
+    return apply
+
+
+def checkOptions(o: Any) -> None:
+    """
+    Check the TLS options of an L{Options} (from C{normalized}): every
+    server config loads, and multicore engines get path-based configs.
+
+    @raise ErrInvalidOption: naming the problem.
+    """
+    if o.TLS is not None:
+        if not isinstance(o.TLS, dict):
+            raise TLSError(f"TLS: set it with WithTLS(), got {o.TLS!r}")
+        multi = o.numLoops() > 1
+        for addr, value in o.TLS.items():
+            if isinstance(value, TLSConfig):
+                value.check()
+            elif multi:
+                raise TLSError(
+                    "TLS: multicore workers load the certificate themselves: give "
+                    "WithTLS(certFile, keyFile, ...) or a TLSConfig, not "
+                    f"{type(value).__name__}"
+                )
+            else:
+                _requireOpenSSL()
+    if o.ClientTLS is not None:
+        if not isinstance(o.ClientTLS, ClientTLS):
+            raise TLSError(f"ClientTLS: set it with WithClientTLS(), got {o.ClientTLS!r}")
+        o.ClientTLS.check()
+
+
+def serverConfigFor(o: Any, spec: Any) -> Any:
+    """The TLS setting of listener C{spec} (its own, else the engine-wide one), or None."""
+    tls = o.TLS
+    if not tls or not spec.stream:
+        return None
+    value = tls.get(spec.text)
+    return value if value is not None else tls.get(None)
+
+
+def checkAddresses(o: Any, specs: Sequence[Any]) -> None:
+    """@raise ErrInvalidOption: a C{WithTLS(address=...)} names no stream listener."""
+    if not o.TLS:
+        return
+    texts = {s.text for s in specs if s.stream}
+    for addr in o.TLS:
+        if addr is not None and addr not in texts:
+            raise TLSError(
+                f"WithTLS(address={addr!r}): not one of the engine's tcp/unix addresses "
+                f"({', '.join(sorted(texts)) or 'none'})"
+            )
+
+
+def wrapListener(o: Any, spec: Any, factory: Any, clock: Any) -> Any:
+    """C{factory}, behind TLS when listener C{spec} serves TLS."""
+    value = serverConfigFor(o, spec)
+    if value is None:
+        return factory
+    if isinstance(value, TLSConfig):
+        return value.wrapFactory(factory, clock)
+    return _makeTLSFactory(value, False, factory, clock, DEFAULT_HANDSHAKE_TIMEOUT)
+
+
+# -- reload -------------------------------------------------------------------------
+
+
+def _configs(o: Any) -> list[TLSConfig]:
+    seen: list[TLSConfig] = []
+    for value in (o.TLS or {}).values():
+        if isinstance(value, TLSConfig) and all(v is not value for v in seen):
+            seen.append(value)
+    return seen
+
+
+def hasTLS(o: Any) -> bool:
+    """Whether these options serve TLS from files (something to reload)."""
+    return bool(_configs(o))
+
+
+def reloadOptions(o: Any) -> list[str]:
+    """Reload every file-based TLS config of C{o}; the error messages (empty: all reloaded)."""
+    errors = []
+    for cfg in _configs(o):
+        try:
+            cfg.reload()
+        except TLSError as e:
+            errors.append(str(e))
+    return errors
+
+
+def reloadAndLog(o: Any) -> list[str]:
+    """L{reloadOptions}, logging the outcome."""
+    errors = reloadOptions(o)
+    for e in errors:
+        log.error("TLS reload failed, keeping the current certificate: {error}", error=e)
+    if not errors:
+        log.info("TLS certificates reloaded")
+    return errors
+
+
+def ReloadCertificates(engine: Any) -> list[str]:
+    """
+    Load the engine's certificate and key files again: new connections get
+    the new certificate, open ones keep theirs.  A file that cannot be used
+    leaves the current certificate in place; the messages say why (an empty
+    list: reloaded).  For a multicore engine the files are checked here
+    first, then every worker is sent C{SIGHUP} and reloads its own copy.
+    """
+    pids = getattr(engine, "workerPids", None)
+    if not callable(pids):
+        return reloadAndLog(engine.options)
+    errors = reloadOptions(engine.options)
+    for e in errors:
+        log.error("TLS reload failed, keeping the current certificate: {error}", error=e)
+    if errors:
+        return errors
+    import os
+
+    for pid in pids():
+        if pid:
+            try:
+                os.kill(pid, signal.SIGHUP)
+            except OSError:
+                pass
+    log.info("TLS certificates checked; asked the workers to reload them")
+    return []
+
+
+def installReloadOnSIGHUP(reload: Callable[[], Any], reactor: Any) -> Callable[[], None]:
+    """
+    Run C{reload()} on the reactor at every C{SIGHUP}, after any handler
+    installed before (which keeps running).  Returns a function that puts
+    the previous handler back.  Main thread only.
+    """
+    previous = signal.getsignal(signal.SIGHUP)
+
+    def onHup(signum: int, frame: Any) -> None:
+        reactor.callFromThread(reload)
+        if callable(previous) and previous not in (signal.SIG_IGN, signal.SIG_DFL):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGHUP, onHup)
+
+    def restore() -> None:
+        if signal.getsignal(signal.SIGHUP) is onHup:
+            signal.signal(signal.SIGHUP, previous if previous is not None else signal.SIG_DFL)
+
+    return restore

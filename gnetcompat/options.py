@@ -124,7 +124,9 @@ class Options:
 
     The last four fields are gnetcompat extensions: C{Backlog} (listen
     backlog; 0 = the OS maximum, as gnet), C{ShutdownTimeout} (seconds a
-    graceful shutdown waits for connections to flush before aborting them),
+    graceful shutdown waits for connections to flush before aborting them,
+    and how long a closed connection's unsent bytes may make no progress
+    before they are dropped),
     C{Clock} (an C{IReactorTime} driving the ticker, for tests) and
     C{Reactor}.
     """
@@ -295,7 +297,10 @@ WithTCPNoDelay.__doc__ = "TCPNoDelay (default) sets TCP_NODELAY; TCPDelay leaves
 WithReadBufferCap = _setter("ReadBufferCap")
 WithReadBufferCap.__doc__ = "Bytes per read (and the largest UDP datagram received)."
 WithWriteBufferCap = _setter("WriteBufferCap")
-WithWriteBufferCap.__doc__ = "Outbound high-water mark used for backpressure (gnetcompat)."
+WithWriteBufferCap.__doc__ = (
+    "Bytes of a stream connection's output that may wait unsent before reading from it "
+    "pauses (until all of it is sent); gnet's outbound buffer is unbounded."
+)
 WithSocketRecvBuffer = _setter("SocketRecvBuffer")
 WithSocketRecvBuffer.__doc__ = "SO_RCVBUF on listeners and connections."
 WithSocketSendBuffer = _setter("SocketSendBuffer")

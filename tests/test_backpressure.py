@@ -27,7 +27,7 @@ from twisted.internet import abstract, reactor, task, tcp, threads
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.interfaces import IPullProducer
 from twisted.internet.protocol import Factory, Protocol
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 import gnetcompat as gnet
@@ -577,3 +577,68 @@ class TwistedCanaryTests(_Serving):
         self.assertEqual(writeBacklog(t), 0)
         t.unregisterProducer()
         t.loseConnection()
+
+
+class _FakeFD:
+    """The parts of a Twisted FileDescriptor transport a closing L{Conn} uses."""
+
+    def __init__(self, queued: int) -> None:
+        self.dataBuffer = b"q" * queued
+        self.offset = 0
+        self._tempDataLen = 0
+        self.connected = 1
+        self.disconnecting = 0
+        self.aborted = False
+
+    def loseConnection(self) -> None:
+        self.disconnecting = 1
+
+    def abortConnection(self) -> None:
+        self.aborted = True
+
+
+class FlushLimitTests(SynchronousTestCase):
+    """
+    After a local close, queued bytes are dropped only when they made no
+    progress for C{ShutdownTimeout} seconds (driven by a L{task.Clock}).
+    """
+
+    def closedConn(self, queued: int) -> tuple[Any, _FakeFD, task.Clock]:
+        from gnetcompat._conn import Conn
+        from gnetcompat._engine import Engine
+        from gnetcompat.options import Options
+
+        clock = task.Clock()
+        eng = Engine(gnet.BuiltinEventEngine(), [], Options(Clock=clock, ShutdownTimeout=5))
+        t = _FakeFD(queued)
+        conn = Conn(eng, t)
+        conn._closeLocal(propagate=False)
+        self.assertTrue(t.disconnecting)
+        return conn, t, clock
+
+    def test_progressKeepsFlushing(self) -> None:
+        """A peer that keeps reading, however slowly, gets everything."""
+        conn, t, clock = self.closedConn(1000)
+        for sent in (100, 200, 300, 400):
+            t.offset = sent
+            clock.advance(5)
+            self.assertFalse(t.aborted)
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        conn._lost(None)  # flushed and closed: the timer goes
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_stallDrops(self) -> None:
+        """No progress for C{ShutdownTimeout} seconds: the socket is aborted."""
+        conn, t, clock = self.closedConn(1000)
+        t.offset = 10
+        clock.advance(5)
+        self.assertFalse(t.aborted)
+        clock.advance(4.9)
+        self.assertFalse(t.aborted)
+        clock.advance(0.1)
+        self.assertTrue(t.aborted)
+
+    def test_nothingQueued(self) -> None:
+        """A close with nothing queued arms no timer."""
+        conn, t, clock = self.closedConn(0)
+        self.assertEqual(clock.getDelayedCalls(), [])

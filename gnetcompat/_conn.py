@@ -19,6 +19,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IPullProducer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -87,13 +88,32 @@ def _directSocket(transport: Any) -> socket.socket | None:
     return None
 
 
-def sendNow(transport: Any, sock: socket.socket | None, data: bytes) -> None:
+def writeBacklog(transport: Any) -> int:
+    """
+    The bytes a Twisted C{FileDescriptor} transport (TCP, unix) holds in its
+    write buffer, not yet taken by the kernel.
+
+    Twisted keeps them in private attributes (C{dataBuffer} from C{offset},
+    plus C{_tempDataLen} not yet joined into it) and has no public accessor;
+    this is the one place that reads them (L{sendNow}'s fast path tests the
+    same attributes inline).  C{tests.test_backpressure.TwistedCanaryTests}
+    fails if a Twisted upgrade changes them.
+
+    @raise AttributeError: not a C{FileDescriptor} (TLS, test transports).
+    """
+    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+
+
+def sendNow(transport: Any, sock: socket.socket | None, data: bytes) -> bool:
     """
     Write C{data} the way gnet does: when nothing is queued, try the send
     syscall at once and queue only what the kernel did not take (Twisted
     would arm write-readiness and send on the next reactor iteration: two
     extra epoll calls per message).  Order is kept: with bytes already
     queued, C{data} is queued behind them.
+
+    @return: whether bytes were left queued in the transport (the caller
+        then checks its outbound limit, L{Conn._queued}).
     """
     if (
         sock is not None
@@ -109,10 +129,11 @@ def sendNow(transport: Any, sock: socket.socket | None, data: bytes) -> None:
         except OSError:
             n = 0  # Twisted's own write path will meet the error and close
         if n == len(data):
-            return
+            return False
         if n:
             data = data[n:]
     transport.write(data)
+    return True
 
 
 def peerError(reason: Failure | None) -> BaseException:
@@ -362,6 +383,35 @@ def runnableCall(runnable: Any, ctx: Any) -> Callable[[Any], Any]:
     return fn
 
 
+@implementer(IPullProducer)
+class _DrainWatcher:
+    """
+    Tells a L{Conn} that its transport's write buffer emptied.
+
+    It is registered as the transport's I{pull} producer only while the
+    connection's reading is paused for C{WriteBufferCap} (Twisted resumes a
+    pull producer each time the buffer empties; the first call comes from
+    C{registerProducer} itself, with the buffer still full, and is ignored).
+    It is unregistered on resume and before any close: a registered producer
+    keeps Twisted's C{loseConnection} from ever closing the socket.
+    """
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    def resumeProducing(self) -> None:
+        conn = self.conn
+        if conn._drainWatch is self and not conn._backlog():
+            conn._drained()
+
+    def stopProducing(self) -> None:
+        # the transport is gone (Twisted unregisters us itself)
+        if self.conn._drainWatch is self:
+            self.conn._drainWatch = None
+
+
 @implementer(IConn)
 class Conn(_Reader):
     """
@@ -387,6 +437,9 @@ class Conn(_Reader):
         "_fd",
         "_sock",
         "_cork",
+        "_bufT",
+        "_drainWatch",
+        "_closeTimer",
         "__weakref__",
     )
     log = Logger()
@@ -419,6 +472,14 @@ class Conn(_Reader):
                 self._fd = -1
         #: while OnTraffic runs: what it wrote, sent in one go when it returns
         self._cork: list[bytes] | None = None
+        #: the socket transport whose write buffer WriteBufferCap bounds (under
+        #: TLS: the one below the TLS layer); None: a buffer we cannot see
+        raw = rawTransport(transport)
+        self._bufT: Any = raw if _directSocket(raw) is not None else None
+        #: while reading is paused for WriteBufferCap: the transport's producer
+        self._drainWatch: _DrainWatcher | None = None
+        #: after a close with bytes queued: drops them after ShutdownTimeout
+        self._closeTimer: Any = None
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
@@ -474,12 +535,9 @@ class Conn(_Reader):
         Over TLS: plaintext the TLS layer holds plus the encrypted bytes
         queued (L{gnetcompat._tls.plaintextWaiting}).
         """
-        t = self._transport
         corked = sum(map(len, self._cork)) if self._cork else 0
-        if self._sock is None and isTLS(t):
-            return plaintextWaiting(t) + corked
         try:
-            return len(t.dataBuffer) - t.offset + t._tempDataLen + corked
+            return self._backlog() + corked
         except AttributeError:  # not a FileDescriptor (StringTransport): nothing we can see
             return corked
 
@@ -503,8 +561,8 @@ class Conn(_Reader):
         cork = self._cork
         if cork is not None:
             cork.append(data)
-        else:
-            sendNow(self._transport, self._sock, data)
+        elif sendNow(self._transport, self._sock, data):
+            self._queued()
 
     def _sendSequence(self, bufs: list[bytes]) -> None:
         """L{_send} for a gather write."""
@@ -513,13 +571,59 @@ class Conn(_Reader):
             cork.extend(bufs)
         else:
             self._transport.writeSequence(bufs)
+            self._queued()
 
     def _flushCork(self) -> None:
         """Send what the running C{OnTraffic} wrote so far (still corked)."""
         cork = self._cork
         if cork:
             self._cork = []
-            sendNow(self._transport, self._sock, cork[0] if len(cork) == 1 else b"".join(cork))
+            if sendNow(self._transport, self._sock, cork[0] if len(cork) == 1 else b"".join(cork)):
+                self._queued()
+
+    # -- outbound limit (WriteBufferCap) ---------------------------------
+
+    def _backlog(self) -> int:
+        """
+        The bytes waiting in the transport (over TLS: the plaintext the TLS
+        layer holds plus the encrypted bytes below it).
+
+        @raise AttributeError: a transport whose buffer we cannot see.
+        """
+        t = self._transport
+        if self._bufT is t:
+            return writeBacklog(t)
+        if isTLS(t):
+            return plaintextWaiting(t)
+        return writeBacklog(t)
+
+    def _queued(self) -> None:
+        """
+        Bytes were left in the transport's write buffer: past
+        C{WriteBufferCap}, stop reading until the buffer has drained (gnet's
+        outbound buffer is unbounded; ours is bounded by pushing back on the
+        peer).  TCP and unix transports, TLS or not, whose buffer we can see.
+        """
+        raw = self._bufT
+        if self._drainWatch is not None or raw is None or self.closed:
+            return
+        if self._backlog() > self._engine.options.WriteBufferCap:
+            watch = self._drainWatch = _DrainWatcher(self)
+            # on the socket transport itself (under TLS too: the TLS layer
+            # then has no producer, so its close_notify is never held back)
+            raw.pauseProducing()
+            raw.registerProducer(watch, False)
+
+    def _drained(self) -> None:
+        """The write buffer emptied while reading was paused: read again."""
+        self._unwatch()
+        if not self.closed:
+            self._bufT.resumeProducing()
+
+    def _unwatch(self) -> None:
+        if self._drainWatch is not None:
+            self._drainWatch = None
+            self._bufT.unregisterProducer()
 
     # -- queued operations (any thread) ----------------------------------
 
@@ -638,18 +742,46 @@ class Conn(_Reader):
         self._flushCork()  # what OnTraffic wrote before closing goes out first,
         self._cork = None  # and what OnClose writes goes straight after it
         result = self._finish(None)
+        self._unwatch()  # a registered producer would keep the socket open for ever
         t = self._transport
-        if self._sock is None and isTLS(t):
-            # Twisted's TLS layer sends close_notify (and closes) only once
-            # its producer is gone; a plain transport closes with it registered
-            t.unregisterProducer()
         t.loseConnection()
+        self._limitFlush()
         if result is not None and propagate:
             self._engine._requestShutdown(fromLoop=True)
         return result
 
+    def _limitFlush(self) -> None:
+        """
+        A closing connection writes what is queued as long as the peer keeps
+        taking it; when C{ShutdownTimeout} seconds pass without progress the
+        rest is dropped and the socket closed (gnet drops it at once), so a
+        peer that stops reading cannot keep the descriptor.
+        """
+        raw = self._bufT
+        if raw is None:
+            return
+        left = self._backlog()
+        if left and raw.connected:
+            eng = self._engine
+            self._closeTimer = eng.clock.callLater(eng.options.ShutdownTimeout, self._checkFlush, left)
+
+    def _checkFlush(self, before: int) -> None:
+        self._closeTimer = None
+        if not self._bufT.connected:
+            return
+        left = self._backlog()
+        if left and left < before:
+            self._limitFlush()
+        elif left:
+            self._transport.abortConnection()
+
     def _lost(self, reason: Failure | None) -> None:
         """The transport is gone (peer close, error, or after our own close)."""
+        timer = self._closeTimer
+        if timer is not None:
+            self._closeTimer = None
+            if timer.active():
+                timer.cancel()
         if self.closed:
             return
         if self._finish(peerError(reason)) is not None:

@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.address import UNIXAddress
-from twisted.internet.interfaces import IHandshakeListener, IProtocolFactory, IPushProducer
+from twisted.internet.interfaces import IHandshakeListener, IProtocolFactory
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.components import registerAdapter
 from zope.interface import implementer
 
 from ._action import Action, splitPair, toAction
-from ._conn import Conn, UDPConn, sendNow
+from ._conn import Conn, UDPConn
 from ._twistedcompat import keepSocketErrors
 from ._tls import awaitHandshake, rawTransport
 from .interfaces import IEventHandler
@@ -31,21 +31,20 @@ def networkOf(address: Any) -> str:
     return "unix" if isinstance(address, UNIXAddress) else "tcp"
 
 
-@implementer(IPushProducer, IHandshakeListener)
+@implementer(IHandshakeListener)
 class GnetProtocol(Protocol):
     """
     One connection: C{connectionMade} -> C{OnOpen}, C{dataReceived} ->
     C{OnTraffic}, C{connectionLost} -> C{OnClose}.  Over TLS, C{OnOpen}
     waits for C{handshakeCompleted} (bounded by the handshake timeout).
 
-    It registers itself as the transport's push producer, so reading stops
-    while the outbound buffer is above the transport's high-water mark and
-    resumes when it drained: a peer that never reads cannot grow our memory.
+    The transport reads C{ReadBufferCap} bytes at a time; the L{Conn} pauses
+    reading while more than C{WriteBufferCap} bytes wait to be sent, so a
+    peer that never reads cannot grow our memory.
     """
 
     log = Logger()
     conn: Conn | None = None
-    _paused = False
     #: over TLS, until the handshake completed: its deadline
     _handshake: Any = None
 
@@ -77,14 +76,14 @@ class GnetProtocol(Protocol):
         eng = self.engine
         t = self.transport
         network = self.network or networkOf(t.getHost())
-        keepSocketErrors(t)  # OnClose gets the errno of a reset, as in gnet
+        keepSocketErrors(rawTransport(t))  # OnClose gets the errno of a reset, as in gnet
         conn = self.conn = Conn(eng, t, network)
         self.prepareConn(conn)
-        o = eng.options
         try:
-            rawTransport(t).bufferSize = o.ReadBufferCap
-            t.registerProducer(self, True)
-        except (AttributeError, RuntimeError):
+            # the read size only: no producer is registered, so Twisted's use
+            # of bufferSize as a write high-water mark does not apply
+            rawTransport(t).bufferSize = eng.options.ReadBufferCap
+        except AttributeError:
             pass
         eng._addConn(conn, self)
         try:
@@ -94,7 +93,7 @@ class GnetProtocol(Protocol):
             conn._closeLocal(propagate=True)
             return
         if out and not conn.closed:
-            sendNow(t, conn._sock, bytes(out))
+            conn._send(bytes(out))
         if action:
             conn._apply(action)
 
@@ -120,19 +119,6 @@ class GnetProtocol(Protocol):
         self.engine._transportGone(self)
         if conn is not None:
             conn._lost(reason)
-
-    # IPushProducer: the transport pauses us when its write buffer is full.
-    def pauseProducing(self) -> None:
-        self._paused = True
-        self.transport.pauseProducing()
-
-    def resumeProducing(self) -> None:
-        self._paused = False
-        if self.conn is not None and not self.conn.closed:
-            self.transport.resumeProducing()
-
-    def stopProducing(self) -> None:
-        pass
 
 
 class GnetFactory(Factory):

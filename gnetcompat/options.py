@@ -126,12 +126,14 @@ class Options:
     """
     Every gnet option, with gnet's field names and defaults.
 
-    The last six fields are gnetcompat extensions: C{Backlog} (listen
+    The last seven fields are gnetcompat extensions: C{Backlog} (listen
     backlog; 0 = the OS maximum, as gnet), C{ShutdownTimeout} (seconds a
-    graceful shutdown waits for connections to flush before aborting them),
-    C{Clock} (an C{IReactorTime} driving the ticker, for tests),
-    C{Reactor}, and C{TLS}/C{ClientTLS} (native TLS: L{gnetcompat.WithTLS},
-    L{gnetcompat.WithClientTLS}).
+    graceful shutdown waits for connections to flush before aborting them,
+    and how long a closed connection's unsent bytes may make no progress
+    before they are dropped), C{UnixSocketMode} (the permission bits of unix
+    socket files; C{None}: the umask decides), C{Clock} (an C{IReactorTime}
+    driving the ticker, for tests), C{Reactor}, and C{TLS}/C{ClientTLS}
+    (native TLS: L{gnetcompat.WithTLS}, L{gnetcompat.WithClientTLS}).
     """
 
     Multicore: bool = False
@@ -318,7 +320,10 @@ WithTCPNoDelay.__doc__ = "TCPNoDelay (default) sets TCP_NODELAY; TCPDelay leaves
 WithReadBufferCap = _setter("ReadBufferCap")
 WithReadBufferCap.__doc__ = "Bytes per read (and the largest UDP datagram received)."
 WithWriteBufferCap = _setter("WriteBufferCap")
-WithWriteBufferCap.__doc__ = "Outbound high-water mark used for backpressure (gnetcompat)."
+WithWriteBufferCap.__doc__ = (
+    "Bytes of a stream connection's output that may wait unsent before reading from it "
+    "pauses (until all of it is sent); gnet's outbound buffer is unbounded."
+)
 WithSocketRecvBuffer = _setter("SocketRecvBuffer")
 WithSocketRecvBuffer.__doc__ = "SO_RCVBUF on listeners and connections."
 WithSocketSendBuffer = _setter("SocketSendBuffer")

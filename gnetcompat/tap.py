@@ -46,6 +46,10 @@ __all__ = [
 _MIB = 1024 * 1024
 #: ALPN protocols gnetecho offers over TLS (WebSocket and the status page are HTTP/1.1)
 ALPN = ("http/1.1",)
+#: --read-buffer-size: each read of a connection allocates this much
+_MAX_READ_BUFFER = 64 * _MIB
+#: --write-buffer-size: what each slow client may make us hold
+_MAX_WRITE_BUFFER = 1024 * _MIB
 
 
 def _bool(name: str) -> Any:
@@ -61,7 +65,7 @@ def _bool(name: str) -> Any:
     return coerce
 
 
-def _count(name: str, minimum: int = 0) -> Any:
+def _count(name: str, minimum: int = 0, maximum: int | None = None) -> Any:
     def coerce(value: str) -> int:
         try:
             n = int(value)
@@ -69,6 +73,8 @@ def _count(name: str, minimum: int = 0) -> Any:
             raise ValueError(f"--{name} takes an integer, not {value!r}") from None
         if n < minimum:
             raise ValueError(f"--{name} must be >= {minimum}, not {n}")
+        if maximum is not None and n > maximum:
+            raise ValueError(f"--{name} must be <= {maximum}, not {n}")
         return n
 
     return coerce
@@ -306,8 +312,12 @@ class Options(usage.Options):
          f"at most {MAX_BACKLOG}).", _backlog],
         ["read-buffer-size", None, 256 * 1024, "Bytes taken per read from a connection "
          "(gnet's ReadBufferCap, rounded up to a power of two; 256 KiB reads a 64 KiB "
-         "message at once, gnet's 64 KiB default needs two reads).",
-         _count("read-buffer-size", 1)],
+         "message at once, gnet's 64 KiB default needs two reads). At most 64 MiB.",
+         _count("read-buffer-size", 1, _MAX_READ_BUFFER)],
+        ["write-buffer-size", None, 64 * 1024, "Bytes of replies that may wait for a slow "
+         "client before reading from it pauses (gnet's WriteBufferCap, rounded up to a "
+         "power of two). At most 1 GiB.",
+         _count("write-buffer-size", 1, _MAX_WRITE_BUFFER)],
         ["log-level", None, "info", "debug shows every message and connection; info, warn, error.",
          None],
         ["shutdown-timeout", None, 5.0, "Seconds a graceful shutdown waits for closing "
@@ -447,6 +457,7 @@ class Options(usage.Options):
             gnet.WithTicker(self["tick"] > 0),
             gnet.WithBacklog(self["backlog"]),
             gnet.WithReadBufferCap(self["read-buffer-size"]),
+            gnet.WithWriteBufferCap(self["write-buffer-size"]),
             gnet.WithShutdownTimeout(self["shutdown-timeout"]),
             gnet.WithUnixSocketMode(self.get("unix-mode")),
         ] + [gnet.WithTLS(config, address=addr) for addr, config in self["tls"].items()]

@@ -19,8 +19,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 import gnetcompat as gnet
+from gnetcompat._engine import Engine
+from gnetcompat._protocol import GnetFactory
 from gnetcompat.errors import ErrEOF
-from gnetcompat.testing import HandlerDriver
+from gnetcompat.options import loadOptions
 
 from .test_conn import Recorder
 
@@ -107,26 +109,32 @@ class AdapterTests(SynchronousTestCase):
 
 
 class BackpressureTests(SynchronousTestCase):
-    """The connection pauses reading while its outbound buffer is full."""
+    """
+    The skin sets the read size and registers no producer (the L{Conn}
+    pauses reading for C{WriteBufferCap} itself; see
+    L{tests.test_backpressure}).
+    """
 
-    def test_pauseAndResume(self) -> None:
-        """The protocol is the transport's producer: pausing it pauses reading, resuming resumes."""
-        driver = HandlerDriver(Recorder())
-        driver.boot()
-        peer = driver.connect()
-        t = peer.transport
-        self.assertIs(t.producer, peer.protocol)
-        peer.protocol.pauseProducing()
-        self.assertEqual(t.producerState, "paused")
-        peer.protocol.resumeProducing()
-        self.assertEqual(t.producerState, "producing")
+    def connect(self, *opts: Any) -> StringTransport:
+        factory = GnetFactory(Engine(Recorder(), [], loadOptions(*opts)), network=None, ownsEngine=True)
+        factory.doStart()
+        self.addCleanup(factory.doStop)
+        transport = StringTransport(peerAddress=ADDR)
+        proto = factory.buildProtocol(ADDR)
+        proto.makeConnection(transport)
+        self.addCleanup(proto.connectionLost, Failure(ConnectionDone()))
+        return transport
 
-    def test_noResumeAfterClose(self) -> None:
-        """A closed connection is not resumed."""
-        driver = HandlerDriver(Recorder())
-        driver.boot()
-        peer = driver.connect()
-        peer.protocol.pauseProducing()
-        peer.disconnect()
-        peer.protocol.resumeProducing()
-        self.assertEqual(peer.transport.producerState, "paused")
+    def test_readSizeIsReadBufferCap(self) -> None:
+        """The transport reads C{ReadBufferCap} bytes at a time, whatever C{WriteBufferCap} is."""
+        t = self.connect(gnet.WithReadBufferCap(256 * 1024), gnet.WithWriteBufferCap(4096))
+        self.assertEqual(t.bufferSize, 256 * 1024)
+
+    def test_noProducerRegistered(self) -> None:
+        """
+        No producer is registered on a new connection: Twisted's
+        C{loseConnection} never closes a socket whose producer is still
+        registered.
+        """
+        t = self.connect()
+        self.assertIsNone(t.producer)

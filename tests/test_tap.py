@@ -55,6 +55,7 @@ DEFAULTS = {
     "max-connections": 0,
     "backlog": 0,
     "read-buffer-size": 256 * 1024,
+    "write-buffer-size": 64 * 1024,
     "log-level": "info",
     "shutdown-timeout": 5.0,
     "listen": [],
@@ -274,11 +275,26 @@ class OptionsTests(SynchronousTestCase):
             ("max-connections", "-1"),
             ("backlog", "many"),
             ("read-buffer-size", "0"),
+            ("read-buffer-size", str(2**70)),
+            ("write-buffer-size", "0"),
+            ("write-buffer-size", "lots"),
+            ("write-buffer-size", str(1024**3 + 1)),
             ("num-event-loop", "-2"),
             ("shutdown-timeout", "forever"),
         ]
         for name, value in bad:
             self.assertUsageError([f"--{name}={value}"], f"--{name}")
+
+    def test_bufferSizeLimits(self) -> None:
+        """
+        The largest accepted buffer sizes (64 MiB read, 1 GiB write) pass;
+        one byte more is refused with a message naming the option and the
+        limit.
+        """
+        o = parse(f"--read-buffer-size={64 * 1024**2}", f"--write-buffer-size={1024**3}")
+        self.assertEqual((o["read-buffer-size"], o["write-buffer-size"]), (64 * 1024**2, 1024**3))
+        self.assertUsageError([f"--read-buffer-size={64 * 1024**2 + 1}"], "--read-buffer-size", "<=")
+        self.assertUsageError([f"--write-buffer-size={1024**3 + 1}"], "--write-buffer-size", "<=")
 
     def test_unsupportedListen(self) -> None:
         """
@@ -379,7 +395,7 @@ class MakeServiceTests(SynchronousTestCase):
         """
         o = parse("--port=9200", "--listen=tcp6:9201", "--multicore=false", "--tick=2",
                   "--backlog=32", "--shutdown-timeout=3", "--max-connections=7", "--read-buffer-size=100000",
-                  "--max-message-size=4096", "--log-level=debug")
+                  "--write-buffer-size=3000000", "--max-message-size=4096", "--log-level=debug")
         top = tap.makeService(o)
         self.assertIsInstance(top, MultiService)
         services = list(top)
@@ -396,10 +412,12 @@ class MakeServiceTests(SynchronousTestCase):
         opts = loadOptions(*svc.opts)
         self.assertEqual(
             (opts.Multicore, opts.NumEventLoop, opts.ReusePort, opts.Ticker, opts.Backlog,
-             opts.ShutdownTimeout, opts.ReadBufferCap),
-            (False, 0, True, True, 32, 3.0, 100000),
+             opts.ShutdownTimeout, opts.ReadBufferCap, opts.WriteBufferCap),
+            (False, 0, True, True, 32, 3.0, 100000, 3000000),
         )
-        self.assertEqual(opts.normalized().ReadBufferCap, 131072)  # a power of two, as gnet
+        # powers of two, as gnet
+        self.assertEqual(opts.normalized().ReadBufferCap, 131072)
+        self.assertEqual(opts.normalized().WriteBufferCap, 4 * 1024 * 1024)
 
     def test_defaultsTree(self) -> None:
         """

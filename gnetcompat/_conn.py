@@ -705,6 +705,42 @@ class Conn(_Reader):
         if callback is not None:
             self._engine._callback(callback, self, result)
 
+    # -- the driver API: for layers built on Conns (the WebSocket layer) --
+    # Not gnet API (handlers use the PascalCase methods): the few things a
+    # protocol layer on top of a Conn needs, so it never reads Conn's privates.
+
+    def driverWrite(self, data: bytes) -> None:
+        """Write C{data} in order (joined with what the running C{OnTraffic} wrote)."""
+        self._send(data)
+
+    def driverWriteSequence(self, bufs: list[bytes]) -> None:
+        """Write every buffer in order, as L{driverWrite}."""
+        self._sendSequence(bufs)
+
+    def driverAbort(self) -> None:
+        """Close now (C{OnClose} runs) and drop what is queued: a protocol failure."""
+        if self.closed:
+            return
+        self._closeLocal(propagate=True)
+        abort = getattr(self._transport, "abortConnection", None)
+        if abort is not None:
+            abort()
+
+    @property
+    def driverTransport(self) -> Any:
+        """The Twisted transport (for its C{getPeer}/C{getHost}); write through the Conn."""
+        return self._transport
+
+    @property
+    def driverClock(self) -> Any:
+        """The engine's C{IReactorTime}, for a layer's timers."""
+        return self._engine.clock
+
+    @property
+    def driverEngineStopped(self) -> bool:
+        """Whether the engine has stopped (queued operations are no longer run)."""
+        return bool(self._engine._stopped)
+
     # -- lifecycle, called by the protocol -------------------------------
 
     def _traffic(self) -> BaseException | None:

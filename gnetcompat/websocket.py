@@ -54,25 +54,21 @@ class _ConnSink:
     def write(self, data: bytes) -> None:
         conn = self.conn
         if not conn.closed:
-            conn._send(data)
+            conn.driverWrite(data)
 
     def writeSequence(self, data: list[bytes]) -> None:
         conn = self.conn
         if not conn.closed:
-            conn._sendSequence(data)
+            conn.driverWriteSequence(data)
 
     def loseConnection(self) -> None:
         conn = self.conn
-        if not conn.closed and not conn._engine._stopped:
+        if not conn.closed and not conn.driverEngineStopped:
             conn.Close()
 
     def abortConnection(self) -> None:
         conn = self.conn
-        if not conn.closed:
-            conn._closeLocal(propagate=True)
-            abort = getattr(conn._transport, "abortConnection", None)
-            if abort is not None:
-                abort()
+        conn.driverAbort()
 
 
 class WebSocketConn:
@@ -91,13 +87,13 @@ class WebSocketConn:
         @param reactor: the clock for the session's timers (the engine's reactor by default).
         """
         self.conn = conn
-        t = conn._transport
+        t = conn.driverTransport
         self.session = WebSocketSession(
             _ConnSink(conn),
             options,
             peer=t.getPeer(),
             host=t.getHost(),
-            reactor=reactor or conn._engine.clock,
+            reactor=reactor or conn.driverClock,
         )
 
     @property

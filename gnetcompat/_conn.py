@@ -104,6 +104,11 @@ def writeBacklog(transport: Any) -> int:
     return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
 
 
+def _hasWriteBuffer(transport: Any) -> bool:
+    """Whether L{writeBacklog} can read C{transport}'s write buffer (a Twisted C{FileDescriptor})."""
+    return all(hasattr(transport, a) for a in ("dataBuffer", "offset", "_tempDataLen"))
+
+
 def sendNow(transport: Any, sock: socket.socket | None, data: bytes) -> bool:
     """
     Write C{data} the way gnet does: when nothing is queued, try the send
@@ -475,7 +480,7 @@ class Conn(_Reader):
         #: the socket transport whose write buffer WriteBufferCap bounds (under
         #: TLS: the one below the TLS layer); None: a buffer we cannot see
         raw = rawTransport(transport)
-        self._bufT: Any = raw if _directSocket(raw) is not None else None
+        self._bufT: Any = raw if _hasWriteBuffer(raw) else None
         #: while reading is paused for WriteBufferCap: the transport's producer
         self._drainWatch: _DrainWatcher | None = None
         #: after a close with bytes queued: drops them after ShutdownTimeout

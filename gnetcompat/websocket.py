@@ -75,6 +75,23 @@ class _ConnSink:
                 abort()
 
 
+def _pauseReading(conn: Any) -> None:
+    """Stop reading from C{conn}'s transport (while a message is inflated)."""
+    pause = getattr(conn._transport, "pauseProducing", None)
+    if pause is not None:
+        pause()
+
+
+def _resumeReading(conn: Any) -> None:
+    """Read from C{conn}'s transport again, unless its full write buffer paused it."""
+    t = conn._transport
+    if getattr(getattr(t, "protocol", None), "_paused", False):
+        return  # the transport resumes us when its write buffer drains
+    resume = getattr(t, "resumeProducing", None)
+    if resume is not None and not conn.closed:
+        resume()
+
+
 class WebSocketConn:
     """
     The WebSocket state of one gnet Conn (keep it as the Conn's Context).
@@ -82,7 +99,7 @@ class WebSocketConn:
     @ivar session: the L{WebSocketSession} (Autobahn's protocol inside).
     """
 
-    __slots__ = ("conn", "session")
+    __slots__ = ("conn", "session", "_readPaused")
 
     def __init__(self, conn: Any, options: WebSocketOptions | None = None, reactor: Any = None) -> None:
         """
@@ -91,6 +108,7 @@ class WebSocketConn:
         @param reactor: the clock for the session's timers (the engine's reactor by default).
         """
         self.conn = conn
+        self._readPaused = False
         t = conn._transport
         self.session = WebSocketSession(
             _ConnSink(conn),
@@ -121,11 +139,24 @@ class WebSocketConn:
         If a violation or a Close frame followed those messages in the same
         read, the close waits until they were answered: it is sent by
         L{Flush}, or on the next call (a C{Wake} is queued for that).
+
+        A compressed message is inflated in bounded steps: while the session
+        is L{busy<gnetcompat._wsproto.WebSocketSession.busy>}, reading from
+        the connection is paused and a C{Wake} brings the next step, after
+        the reactor served the other connections.
         """
         conn = self.conn
         data = conn.Next(-1)
         session = self.session
         msgs = session.feed(data)
+        if session._suspended:
+            conn.Wake()
+            if not self._readPaused:
+                self._readPaused = True
+                _pauseReading(conn)
+        elif self._readPaused:
+            self._readPaused = False
+            _resumeReading(conn)
         if msgs and session._held is not None:  # a close waits behind these messages
             conn.Wake()
         return msgs

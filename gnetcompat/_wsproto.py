@@ -429,6 +429,16 @@ class _PartialMessages:
         if self._call is None:
             self._call = self.clock.callLater(self.SWEEP_INTERVAL, self._sweep)
 
+    def untrack(self, session: WebSocketSession) -> None:
+        """
+        Forget C{session}'s deadline; no sweep stays scheduled for nobody.
+        """
+        self.deadlines.pop(session, None)
+        if not self.deadlines and self._call is not None:
+            if self._call.active():
+                self._call.cancel()
+            self._call = None
+
     def _sweep(self) -> None:
         self._call = None
         now = self.clock.seconds()
@@ -1141,7 +1151,7 @@ class WebSocketSession:
             pool = self._proto._partials
             pool.held -= self._heldBytes
             del self._heldBytes
-            pool.deadlines.pop(self, None)
+            pool.untrack(self)
 
     def _expire(self) -> None:
         """

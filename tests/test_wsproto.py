@@ -956,6 +956,8 @@ class TimeoutTests(SynchronousTestCase):
         self.assertEqual(len(got), 200)
         self.assertFalse(sink.aborted or sink.lost)
         self.assertEqual(session._proto._partials.held, 0)
+        # nothing partial left: no sweep stays scheduled
+        self.assertEqual(clock.getDelayedCalls(), [])
 
 
 class BudgetTests(SynchronousTestCase):

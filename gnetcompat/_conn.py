@@ -47,6 +47,9 @@ if TYPE_CHECKING:
 AsyncCallback = Callable[[Any, "BaseException | None"], Any]
 
 _EMPTY = b""
+#: reasons for a Conn to stop reading (bits of C{Conn._readHolds})
+_HOLD_WRITE = 1
+_HOLD_DRIVER = 2
 
 
 def _secs(d: object) -> int:
@@ -443,6 +446,7 @@ class Conn(_Reader):
         "_sock",
         "_cork",
         "_bufT",
+        "_readHolds",
         "_drainWatch",
         "_closeTimer",
         "__weakref__",
@@ -481,6 +485,8 @@ class Conn(_Reader):
         #: TLS: the one below the TLS layer); None: a buffer we cannot see
         raw = rawTransport(transport)
         self._bufT: Any = raw if _hasWriteBuffer(raw) else None
+        #: why reading is paused: _HOLD_WRITE (WriteBufferCap), _HOLD_DRIVER
+        self._readHolds = 0
         #: while reading is paused for WriteBufferCap: the transport's producer
         self._drainWatch: _DrainWatcher | None = None
         #: after a close with bytes queued: drops them after ShutdownTimeout
@@ -616,14 +622,31 @@ class Conn(_Reader):
             watch = self._drainWatch = _DrainWatcher(self)
             # on the socket transport itself (under TLS too: the TLS layer
             # then has no producer, so its close_notify is never held back)
-            raw.pauseProducing()
+            self._holdReading(_HOLD_WRITE)
             raw.registerProducer(watch, False)
 
     def _drained(self) -> None:
         """The write buffer emptied while reading was paused: read again."""
         self._unwatch()
-        if not self.closed:
-            self._bufT.resumeProducing()
+        self._releaseReading(_HOLD_WRITE)
+
+    def _holdReading(self, why: int) -> None:
+        """Stop reading (the first of the reasons in L{_readHolds})."""
+        held = self._readHolds
+        self._readHolds = held | why
+        if not held:
+            pause = getattr(self._bufT or self._transport, "pauseProducing", None)
+            if pause is not None:
+                pause()
+
+    def _releaseReading(self, why: int) -> None:
+        """Drop one reason to stop reading; read again once none is left."""
+        held = self._readHolds
+        self._readHolds = held & ~why
+        if held and not self._readHolds and not self.closed:
+            resume = getattr(self._bufT or self._transport, "resumeProducing", None)
+            if resume is not None:
+                resume()
 
     def _unwatch(self) -> None:
         if self._drainWatch is not None:
@@ -730,6 +753,18 @@ class Conn(_Reader):
         abort = getattr(self._transport, "abortConnection", None)
         if abort is not None:
             abort()
+
+    def driverPauseReading(self) -> None:
+        """
+        Stop reading from the peer until L{driverResumeReading} (the
+        WebSocket layer, while it inflates a message in steps).  Independent
+        of the pause for C{WriteBufferCap}: reading resumes when neither holds it.
+        """
+        self._holdReading(_HOLD_DRIVER)
+
+    def driverResumeReading(self) -> None:
+        """Undo L{driverPauseReading}."""
+        self._releaseReading(_HOLD_DRIVER)
 
     @property
     def driverTransport(self) -> Any:

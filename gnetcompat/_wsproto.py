@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import zlib
 from collections.abc import Callable, Sequence
 from collections import deque
 from types import FunctionType
@@ -54,7 +55,9 @@ from weakref import WeakKeyDictionary
 from autobahn.twisted.util import create_transport_details
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.util import encode_truncate
+from autobahn.exception import PayloadCorruptError
 from autobahn.websocket.compress import (
+    PerMessageDeflate,
     PerMessageDeflateOffer,
     PerMessageDeflateOfferAccept,
 )
@@ -89,6 +92,7 @@ OPCODE_BINARY = 2
 _STATE_OPEN = WebSocketProtocol.STATE_OPEN
 _STATE_CLOSED = WebSocketProtocol.STATE_CLOSED
 _STATE_CONNECTING = WebSocketProtocol.STATE_CONNECTING
+_STATE_CLOSING = WebSocketProtocol.STATE_CLOSING
 
 #: Response headers of the status page (and its 404s): nothing but the page
 #: itself loads, no MIME sniffing, no framing (clickjacking), no referrer.
@@ -154,9 +158,24 @@ class WebSocketOptions:
         a completed opening handshake.
     :ivar closeHandshakeTimeout: time the peer has to answer our Close frame
         before the connection is dropped.
-    :ivar autoPingInterval: send a ping after this much idle time (0: off).
+    :ivar autoPingInterval: send a ping this many seconds after the
+        connection opened and after each answered ping (0: off).  With
+        C{autoPingTimeout} it drops peers that stopped answering (a live but
+        quiet client answers pings and stays).
     :ivar autoPingTimeout: drop the connection when a ping is not answered in
         this time (0: never); needs C{autoPingInterval}.
+    :ivar messageTimeout: time a frame or message may stay partly received:
+        from the first byte after the last complete message until the next
+        message is complete.  A connection that stalls part-way through a
+        frame header, a frame or a fragmented message longer than this is
+        failed with close code 1008 (policy violation) and dropped if it does
+        not answer the Close (0: no limit).  Checked once a second.
+    :ivar partialMessageBudget: bytes that all the sessions of one reactor
+        (one worker process) may hold together in partly received messages
+        (after decompression) and unprocessed input.  The connection whose
+        data would go beyond it is failed with close code 1013 (try again
+        later) and its buffers freed; the others are unaffected.  At least
+        C{maxMessagePayloadSize} (0: no limit).
     :ivar autoPingSize: size of an automatic ping payload, 12 to 125.
     :ivar allowedOrigins: the origins that may connect, as a browser sends
         them (C{scheme://host[:port]}, default ports implied; C{*.} at the
@@ -185,8 +204,10 @@ class WebSocketOptions:
     maxRequestHeaderSize: int = 16 * 1024
     openHandshakeTimeout: float = 5.0
     closeHandshakeTimeout: float = 1.0
-    autoPingInterval: float = 0.0
-    autoPingTimeout: float = 0.0
+    autoPingInterval: float = 20.0
+    autoPingTimeout: float = 20.0
+    messageTimeout: float = 60.0
+    partialMessageBudget: int = 64 * 1024 * 1024
     autoPingSize: int = 12
     allowedOrigins: list[str] = dataclasses.field(default_factory=lambda: ["*"])
     allowNullOrigin: bool = False
@@ -208,6 +229,7 @@ class WebSocketOptions:
             "maxRequestHeaderSize",
             "autoFragmentSize",
             "autoPingSize",
+            "partialMessageBudget",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -217,20 +239,27 @@ class WebSocketOptions:
             "closeHandshakeTimeout",
             "autoPingInterval",
             "autoPingTimeout",
+            "messageTimeout",
         ):
             value = getattr(self, name)
             if (
                 isinstance(value, bool)
                 or not isinstance(value, (int, float))
-                or not value >= 0
+                or not 0 <= value < float("inf")
             ):
-                raise ValueError(f"{name} must be a number >= 0, not {value!r}")
+                raise ValueError(f"{name} must be a finite number >= 0, not {value!r}")
         if not 12 <= self.autoPingSize <= 125:
             raise ValueError(
                 f"autoPingSize must be between 12 and 125, not {self.autoPingSize!r}"
             )
         if self.autoPingTimeout and not self.autoPingInterval:
             raise ValueError("autoPingTimeout needs autoPingInterval > 0")
+        budget, biggest = self.partialMessageBudget, self.maxMessagePayloadSize
+        if budget and (not biggest or budget < biggest):
+            raise ValueError(
+                f"partialMessageBudget ({budget}) must be 0 or at least "
+                f"maxMessagePayloadSize ({biggest or 'unlimited'})"
+            )
         if (
             isinstance(self.allowedOrigins, (str, bytes))
             or not isinstance(self.allowedOrigins, Sequence)
@@ -334,6 +363,132 @@ def _acceptDeflate(offers: list[Any]) -> PerMessageDeflateOfferAccept | None:
     return None
 
 
+#: Largest output of one inflation step: a compressed message is inflated
+#: at most this much per L{WebSocketSession.feed} call, with the reactor free
+#: between calls (see L{WebSocketSession.busy}).
+INFLATE_STEP = 256 * 1024
+
+
+class _SteppedDeflate(PerMessageDeflate):
+    """
+    Autobahn's permessage-deflate, inflating in bounded steps.
+
+    Autobahn inflates a compressed frame payload in one call, up to the
+    message size limit: 15 KiB on the wire became 15 MiB in one reactor
+    turn.  Here one call gives at most L{INFLATE_STEP} bytes and keeps the
+    rest of the input (zlib's C{unconsumed_tail}) for the next call, which
+    L{_SessionProtocol} makes with an empty payload.  The size limits are
+    Autobahn's own: the step that reaches them is Autobahn's code.
+
+    The overridden methods are pinned by a canary test
+    (C{tests.test_wsproto.AutobahnCanaryTests}).
+
+    :ivar pending: the last step stopped at L{INFLATE_STEP}: more output
+        may follow without new input.
+    :ivar inflated: bytes inflated since the session last reset it (once
+        per L{WebSocketSession.feed}).
+    """
+
+    pending = False
+    inflated = 0
+    _tail = b""
+
+    def start_decompress_message(self) -> None:
+        """
+        Start a message: nothing is pending.
+        """
+        super().start_decompress_message()
+        self._tail = b""
+        self.pending = False
+
+    def decompress_message_data(self, data: bytes, max_output_len: int | None = None) -> bytes:
+        """
+        Inflate C{data} (after the input left by the last step): at most
+        L{INFLATE_STEP} bytes of it.
+        """
+        if self._tail:
+            data = self._tail + data if data else self._tail
+            self._tail = b""
+        room = [INFLATE_STEP + 1]
+        if self.max_message_size is not None:
+            room.append(self.max_message_size - self._decompress_message_size)
+        if max_output_len is not None:
+            room.append(max_output_len)
+        if min(room) <= INFLATE_STEP:
+            # the size limit is within this step: Autobahn's check decides
+            out = super().decompress_message_data(data, max_output_len)
+            self.pending = False
+        else:
+            try:
+                out = self._decompressor.decompress(data, INFLATE_STEP)
+            except zlib.error as e:
+                raise PayloadCorruptError(f"invalid permessage-deflate data: {e}") from e
+            self._decompress_message_size += len(out)
+            self._tail = self._decompressor.unconsumed_tail
+            # a full step may leave output inside zlib with all input used
+            self.pending = bool(self._tail) or len(out) == INFLATE_STEP
+        self.inflated += len(out)
+        return out
+
+
+class _PartialMessages:
+    """
+    The sessions of one reactor (one worker) holding partly received data:
+    the bytes they hold together, and the deadlines of L{messageTimeout}
+    checked by a sweep once a second while any session is tracked.
+
+    :ivar held: bytes held by all tracked sessions.
+    :ivar deadlines: tracked session -> time its partial data expires.
+    """
+
+    SWEEP_INTERVAL = 1.0
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self.clock = clock
+        self.held = 0
+        self.deadlines: dict[WebSocketSession, float] = {}
+        self._call: Any = None
+
+    def arm(self) -> None:
+        """
+        Make sure a sweep is scheduled.
+        """
+        if self._call is None:
+            self._call = self.clock.callLater(self.SWEEP_INTERVAL, self._sweep)
+
+    def untrack(self, session: WebSocketSession) -> None:
+        """
+        Forget C{session}'s deadline; no sweep stays scheduled for nobody.
+        """
+        self.deadlines.pop(session, None)
+        if not self.deadlines and self._call is not None:
+            if self._call.active():
+                self._call.cancel()
+            self._call = None
+
+    def _sweep(self) -> None:
+        self._call = None
+        now = self.clock.seconds()
+        for session, deadline in list(self.deadlines.items()):
+            if deadline <= now:
+                session._expire()
+        if self.deadlines:
+            self.arm()
+
+
+_partials: WeakKeyDictionary[Any, _PartialMessages] = WeakKeyDictionary()
+
+
+def _partialsFor(reactor: Any) -> _PartialMessages:
+    """
+    The L{_PartialMessages} of C{reactor}, created on first use.
+    """
+    pool = _partials.get(reactor)
+    if pool is None:
+        pool = _partials[reactor] = _PartialMessages(reactor)
+    return pool
+
+
 # Autobahn factories shared by sessions with equal options on one reactor.
 _factories: WeakKeyDictionary[Any, dict[tuple[Any, ...], WebSocketServerFactory]] = (
     WeakKeyDictionary()
@@ -376,6 +531,9 @@ def _factoryFor(options: WebSocketOptions, reactor: Any) -> WebSocketServerFacto
         policy = OriginPolicy(options.allowedOrigins, options.allowNullOrigin)
         if not policy.allowsEverything:
             factory.protocol._originPolicy = policy
+        factory.protocol._partials = _partialsFor(reactor)
+        factory.protocol._budget = options.partialMessageBudget
+        factory.protocol._messageTimeout = options.messageTimeout
         perReactor[key] = factory
     return factory
 
@@ -499,6 +657,11 @@ class _SessionProtocol(WebSocketServerProtocol):
     _session: WebSocketSession
     #: the allowed origins (L{_factoryFor}); C{None}: every origin
     _originPolicy: OriginPolicy | None = None
+    #: set per factory (L{_factoryFor}): the reactor's partial messages, and
+    #: the C{partialMessageBudget} and C{messageTimeout} options
+    _partials: _PartialMessages
+    _budget = 0
+    _messageTimeout = 0.0
 
     # Class-level values of attributes Autobahn sets on every instance: while
     # an instance's value is the very same object, L{_compact} drops its copy
@@ -575,6 +738,52 @@ class _SessionProtocol(WebSocketServerProtocol):
         if not session._keepRequest:
             session.request = None
         self._compact()
+        pmc = self._perMessageCompress
+        if type(pmc) is PerMessageDeflate:
+            # inflate in steps (L{_SteppedDeflate}); only compressed
+            # connections pay for the extra call per frame
+            pmc.__class__ = _SteppedDeflate
+            self.onFrameData = self._onCompressedFrameData
+
+    def _onCompressedFrameData(self, payload: bytes) -> bool | None:
+        """
+        Autobahn's C{onFrameData}, then inflate the rest of a compressed
+        frame payload step by step, until this feed's L{INFLATE_STEP} is
+        spent: then suspend (C{False} stops Autobahn's C{processData} with
+        the frame still current; L{_resumeFrame} goes on from there).
+        """
+        result = WebSocketServerProtocol.onFrameData(self, payload)
+        if result is False or self.current_frame.opcode > 7 or not self._isMessageCompressed:
+            return result
+        return self._inflateRest()
+
+    def _inflateRest(self) -> bool | None:
+        pmc = self._perMessageCompress
+        while True:
+            if pmc.inflated >= INFLATE_STEP:
+                self._session._suspended = True
+                return False
+            if not pmc.pending:
+                return None
+            if WebSocketServerProtocol.onFrameData(self, b"") is False:
+                return False
+
+    def _resumeFrame(self) -> bool:
+        """
+        Go on where L{_onCompressedFrameData} suspended: inflate the rest of
+        the frame, then end it as C{processData} would have.
+
+        :returns: C{False} when suspended again or the connection failed.
+        """
+        frame = self.current_frame
+        if frame is None:
+            return True
+        if frame.opcode < 8 and self._isMessageCompressed and self._perMessageCompress.pending:
+            if self._inflateRest() is False:
+                return False
+        if self.current_frame_masker.pointer() == frame.length:
+            return self.onFrameEnd() is not False
+        return True
 
     def onMessageEnd(self) -> None:
         """
@@ -809,6 +1018,11 @@ class WebSocketSession:
 
     log = Logger()
 
+    # partly received data (L{_track}); class defaults keep sessions small
+    _tracked = False
+    _heldBytes = 0
+    _suspended = False
+
     def __init__(
         self,
         sink: Sink,
@@ -923,17 +1137,134 @@ class WebSocketSession:
         """
         if self._held is not None:
             self.flushFailure()
-        if self._lost or not data:
+        if self._lost or not (data or self._suspended):
             return []
+        proto = self._proto
+        pmc = proto._perMessageCompress
+        if pmc is not None:
+            pmc.inflated = 0
         self._feeding = True
         try:
-            self._proto._dataReceived(data)
+            if self._suspended:
+                self._resume(data)
+            else:
+                proto._dataReceived(data)
+            if self._tracked or proto.inside_message or proto.current_frame is not None or proto.data:
+                self._track()
         finally:
             self._feeding = False
         messages = self._inbox
-        if messages:
-            self._inbox = []
+        if not messages:
+            return []  # a new list: the caller may keep and extend it
+        self._inbox = []
         return messages
+
+    @property
+    def busy(self) -> bool:
+        """
+        C{True} while a compressed message is being inflated in steps (at
+        most L{INFLATE_STEP} bytes per L{feed}): the session holds input it
+        has not processed yet.  Call L{feed} again (with C{b""} when nothing
+        new was read) after letting the reactor run, and stop reading from
+        the stream meanwhile.
+        """
+        return self._suspended
+
+    def _resume(self, data: bytes) -> None:
+        """
+        Go on with the input held while L{busy}, after C{data}.
+        """
+        proto = self._proto
+        self._suspended = False
+        if data:
+            if proto.state == _STATE_OPEN:
+                proto.trafficStats.incomingOctetsWireLevel += len(data)
+            proto.data += data
+        if (
+            proto._resumeFrame()
+            and not self._suspended
+            and proto.state in (_STATE_OPEN, _STATE_CLOSING)
+        ):
+            proto.consumeData()
+
+    def _track(self) -> None:
+        """
+        Account for the partly received frame or message (and unprocessed
+        input) after a L{feed}: its bytes count against the reactor's
+        C{partialMessageBudget}, and it must complete before its
+        C{messageTimeout} deadline (restarted whenever a message completes).
+        """
+        proto = self._proto
+        if proto.state != _STATE_OPEN or not (
+            proto.inside_message or proto.current_frame is not None or proto.data
+        ):
+            self._untrack()
+            return
+        held = len(proto.data)
+        if proto.inside_message:
+            held += proto.message_data_total_length
+            frame = proto.current_frame
+            if frame is not None and frame.opcode < 8:
+                # counted in full at the frame's start: count what came
+                held -= frame.length - proto.current_frame_masker.pointer()
+        pool = proto._partials
+        grown = held - self._heldBytes
+        self._heldBytes = held
+        pool.held += grown
+        if not self._tracked or self._inbox:
+            self._tracked = True
+            timeout = proto._messageTimeout
+            if timeout:
+                pool.deadlines[self] = pool.clock.seconds() + timeout
+                pool.arm()
+        budget = proto._budget
+        if grown > 0 and budget and pool.held > budget:
+            self.log.info(
+                "closing a connection (1013): partly received messages on this "
+                "worker would hold {held} bytes, over partialMessageBudget {budget}",
+                held=pool.held,
+                budget=budget,
+            )
+            self._failPartial(1013, "server busy: too much partly received data")
+
+    def _untrack(self) -> None:
+        """
+        Stop accounting for this session's partial data.
+        """
+        if self._tracked:
+            del self._tracked
+            pool = self._proto._partials
+            pool.held -= self._heldBytes
+            del self._heldBytes
+            pool.untrack(self)
+
+    def _expire(self) -> None:
+        """
+        The C{messageTimeout} deadline passed (called by the sweep).
+        """
+        self.log.info(
+            "closing a connection (1008): a frame or message stayed partly "
+            "received for over {timeout} s (messageTimeout)",
+            timeout=self._proto._messageTimeout,
+        )
+        self._failPartial(1008, "message timeout")
+
+    def _failPartial(self, code: int, reason: str) -> None:
+        """
+        Fail the connection with C{code}, free what its partial message
+        holds, and drop it at once when no close handshake timeout would.
+        """
+        self._untrack()
+        proto = self._proto
+        if proto.state != _STATE_OPEN:
+            return
+        # Autobahn's own: not a protocol error of the peer (metrics)
+        WebSocketServerProtocol._fail_connection(proto, code, reason)
+        if proto.inside_message:  # failedByMe: nothing more is collected
+            proto.message_data = []
+            proto.frame_data = []
+        if not proto.closeHandshakeTimeout:
+            proto.dropConnection(abort=True)
 
     def sendMessage(self, opcode: int, payload: bytes) -> None:
         """
@@ -1022,6 +1353,8 @@ class WebSocketSession:
         self._lost = True
         self._held = None
         self._pendingFailure = None
+        self._untrack()
+        self._suspended = False
         proto = self._proto
         if reason is None:
             reason = Failure(ConnectionDone())

@@ -108,6 +108,13 @@ def _seconds(name: str) -> Any:
     return coerce
 
 
+#: WebSocketOptions names in validation messages -> the command-line flags
+_FLAGS = {
+    "partialMessageBudget": "--partial-message-budget",
+    "maxMessagePayloadSize": "--max-message-size",
+    "messageTimeout": "--message-timeout",
+}
+
 _KV = re.compile(r"^(\w+)=(.*)$")
 
 
@@ -298,10 +305,15 @@ class Options(usage.Options):
          "handshake (0: none).", _seconds("open-handshake-timeout")],
         ["close-handshake-timeout", None, 1.0, "Seconds the peer has to answer our Close frame.",
          _seconds("close-handshake-timeout")],
-        ["auto-ping-interval", None, 0.0, "Send a ping after this many idle seconds (0: off).",
-         _seconds("auto-ping-interval")],
-        ["auto-ping-timeout", None, 0.0, "Drop a connection whose ping is not answered in this "
+        ["auto-ping-interval", None, 20.0, "Ping each connection every this many seconds "
+         "(0: off).", _seconds("auto-ping-interval")],
+        ["auto-ping-timeout", None, 20.0, "Drop a connection whose ping is not answered in this "
          "many seconds (0: never; needs --auto-ping-interval).", _seconds("auto-ping-timeout")],
+        ["message-timeout", None, 60.0, "Seconds a frame or message may stay partly received "
+         "(then close 1008; 0: no limit).", _seconds("message-timeout")],
+        ["partial-message-budget", None, 64 * _MIB, "Bytes all connections of a worker may hold "
+         "in partly received messages (the one going over: close 1013; 0: no limit; at least "
+         "--max-message-size).", _count("partial-message-budget")],
         ["allowed-origins", None, "*", "Comma-separated origins allowed to connect, as "
          "browsers send them: scheme://host[:port] (default ports implied; *.host for "
          "subdomains, :* for any port), or * for any (others: HTTP 403).", None],
@@ -427,7 +439,10 @@ class Options(usage.Options):
         try:
             self["wsOptions"] = self.wsOptions()
         except ValueError as e:
-            raise usage.UsageError(str(e)) from None
+            message = str(e)
+            for name, flag in _FLAGS.items():
+                message = message.replace(name, flag)
+            raise usage.UsageError(message) from None
 
     def wsOptions(self) -> WebSocketOptions:
         """The WebSocket settings these options describe."""
@@ -439,6 +454,8 @@ class Options(usage.Options):
             closeHandshakeTimeout=self["close-handshake-timeout"],
             autoPingInterval=self["auto-ping-interval"],
             autoPingTimeout=self["auto-ping-timeout"],
+            messageTimeout=self["message-timeout"],
+            partialMessageBudget=self["partial-message-budget"],
             allowedOrigins=self["origins"],
             allowNullOrigin=bool(self["allow-null-origin"]),
             compression=self["compression"],

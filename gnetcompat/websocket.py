@@ -78,7 +78,7 @@ class WebSocketConn:
     @ivar session: the L{WebSocketSession} (Autobahn's protocol inside).
     """
 
-    __slots__ = ("conn", "session")
+    __slots__ = ("conn", "session", "_readPaused")
 
     def __init__(self, conn: Any, options: WebSocketOptions | None = None, reactor: Any = None) -> None:
         """
@@ -87,6 +87,7 @@ class WebSocketConn:
         @param reactor: the clock for the session's timers (the engine's reactor by default).
         """
         self.conn = conn
+        self._readPaused = False
         t = conn.driverTransport
         self.session = WebSocketSession(
             _ConnSink(conn),
@@ -117,11 +118,24 @@ class WebSocketConn:
         If a violation or a Close frame followed those messages in the same
         read, the close waits until they were answered: it is sent by
         L{Flush}, or on the next call (a C{Wake} is queued for that).
+
+        A compressed message is inflated in bounded steps: while the session
+        is L{busy<gnetcompat._wsproto.WebSocketSession.busy>}, reading from
+        the connection is paused and a C{Wake} brings the next step, after
+        the reactor served the other connections.
         """
         conn = self.conn
         data = conn.Next(-1)
         session = self.session
         msgs = session.feed(data)
+        if session._suspended:
+            conn.Wake()
+            if not self._readPaused:
+                self._readPaused = True
+                conn.driverPauseReading()
+        elif self._readPaused:
+            self._readPaused = False
+            conn.driverResumeReading()
         if msgs and session._held is not None:  # a close waits behind these messages
             conn.Wake()
         return msgs

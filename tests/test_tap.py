@@ -48,8 +48,10 @@ DEFAULTS = {
     "max-header-size": 16 * 1024,
     "open-handshake-timeout": 5.0,
     "close-handshake-timeout": 1.0,
-    "auto-ping-interval": 0.0,
-    "auto-ping-timeout": 0.0,
+    "auto-ping-interval": 20.0,
+    "auto-ping-timeout": 20.0,
+    "message-timeout": 60.0,
+    "partial-message-budget": 64 * MIB,
     "allowed-origins": "*",
     "compression": True,
     "max-connections": 0,
@@ -99,8 +101,10 @@ class OptionsTests(SynchronousTestCase):
                 maxRequestHeaderSize=16 * 1024,
                 openHandshakeTimeout=5.0,
                 closeHandshakeTimeout=1.0,
-                autoPingInterval=0.0,
-                autoPingTimeout=0.0,
+                autoPingInterval=20.0,
+                autoPingTimeout=20.0,
+                messageTimeout=60.0,
+                partialMessageBudget=64 * MIB,
                 allowedOrigins=["*"],
                 compression=True,
                 webStatus=True,  # --status-page defaults to true
@@ -126,6 +130,8 @@ class OptionsTests(SynchronousTestCase):
             "--close-handshake-timeout=0.25",
             "--auto-ping-interval=10",
             "--auto-ping-timeout=4",
+            "--message-timeout=7.5",
+            "--partial-message-budget=4096",
             "--allowed-origins=http://a.example, https://*.b.example",
             "--compression=off",
             "--max-connections=100",
@@ -146,6 +152,8 @@ class OptionsTests(SynchronousTestCase):
             "close-handshake-timeout": 0.25,
             "auto-ping-interval": 10.0,
             "auto-ping-timeout": 4.0,
+            "message-timeout": 7.5,
+            "partial-message-budget": 4096,
             "compression": False,
             "max-connections": 100,
             "backlog": 64,
@@ -166,10 +174,13 @@ class OptionsTests(SynchronousTestCase):
                 ws.closeHandshakeTimeout,
                 ws.autoPingInterval,
                 ws.autoPingTimeout,
+                ws.messageTimeout,
+                ws.partialMessageBudget,
                 ws.allowedOrigins,
                 ws.compression,
             ),
-            (1024, 512, 4096, 2.5, 0.25, 10.0, 4.0, ["http://a.example", "https://*.b.example"], False),
+            (1024, 512, 4096, 2.5, 0.25, 10.0, 4.0, 7.5, 4096,
+             ["http://a.example", "https://*.b.example"], False),
         )
 
     def test_booleanSpellings(self) -> None:
@@ -272,6 +283,11 @@ class OptionsTests(SynchronousTestCase):
             ("open-handshake-timeout", "soon"),
             ("close-handshake-timeout", "-0.1"),
             ("auto-ping-interval", "x"),
+            ("message-timeout", "-1"),
+            ("message-timeout", "inf"),
+            ("message-timeout", "nan"),
+            ("partial-message-budget", "-1"),
+            ("partial-message-budget", "1e9"),
             ("max-connections", "-1"),
             ("backlog", "many"),
             ("read-buffer-size", "0"),
@@ -358,8 +374,27 @@ class OptionsTests(SynchronousTestCase):
         """
         C{--auto-ping-timeout} without C{--auto-ping-interval} is refused.
         """
-        self.assertUsageError(["--auto-ping-timeout=3"], "--auto-ping-timeout", "--auto-ping-interval")
+        self.assertUsageError(
+            ["--auto-ping-interval=0", "--auto-ping-timeout=3"],
+            "--auto-ping-timeout",
+            "--auto-ping-interval",
+        )
         parse("--auto-ping-timeout=3", "--auto-ping-interval=1")
+
+    def test_partialMessageBudgetBelowMessageSize(self) -> None:
+        """
+        A budget for partly received messages smaller than the largest
+        message (which could then never be received) is refused, naming both
+        options; 0 switches the budget off.
+        """
+        self.assertUsageError(
+            ["--partial-message-budget=1000"], "--partial-message-budget", "--max-message-size"
+        )
+        self.assertUsageError(
+            ["--max-message-size=0"], "--partial-message-budget", "--max-message-size"
+        )
+        parse("--partial-message-budget=0")
+        parse("--partial-message-budget=1000", "--max-message-size=1000")
 
     def test_invalidLogLevel(self) -> None:
         """

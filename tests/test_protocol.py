@@ -22,7 +22,7 @@ import gnetcompat as gnet
 from gnetcompat.errors import ErrEOF
 from gnetcompat.testing import HandlerDriver
 
-from .test_conn import Recorder
+from ._handlers import Recorder
 
 ADDR = IPv4Address("TCP", "127.0.0.1", 12345)
 

@@ -9,11 +9,11 @@ Usage (normally through ``scripts/test``)::
 
 ``TESTS`` defaults to ``tests``.  ``--unit`` runs the fast unit tier: the
 modules listed in ``tests/UNIT_MODULES`` (or the ``TESTS`` given), with a
-guard that fails any test opening a socket or starting a process there.  Any ``trial`` option is accepted and passed
-on (``--random=SEED``, ``-x``, ``--reporter=...``, ``-j N``, ...); see
-``python -m twisted.trial --help``.  Trial's default order (alphabetical) is
-already deterministic; note that trial's ``--random=0`` picks a time-based
-seed, so it is *not* a fixed order.
+guard that fails any test opening a socket or starting a process there.
+Any ``trial`` option is accepted and passed on (``--random=SEED``, ``-x``,
+``--reporter=...``, ``-j N``, ...); see ``python -m twisted.trial --help``.
+Trial's default order (alphabetical) is already deterministic; note that
+trial's ``--random=0`` picks a time-based seed, so it is *not* a fixed order.
 
 Trial's normal (tree) reporter output goes to stdout, and the very last line
 of stdout is::
@@ -67,7 +67,7 @@ def unitModules(path: str = UNIT_MODULES) -> list[str]:
     return [name for name in names if name]
 
 
-class UnitTierViolation(RuntimeError):
+class UnitTierError(RuntimeError):
     """
     A test in the unit tier opened a socket or started a process.
     """
@@ -75,14 +75,14 @@ class UnitTierViolation(RuntimeError):
 
 def _unitGuard(event: str, args: tuple[Any, ...]) -> None:
     """
-    Audit hook for the unit tier: raise L{UnitTierViolation} in the test that
+    Audit hook for the unit tier: raise L{UnitTierError} in the test that
     creates a socket or starts a process.
     """
     if event not in _NOT_IN_UNIT_TESTS:
         return
     if event == "subprocess.Popen" and os.path.basename(str(args[0])) in _ALLOWED_PROGRAMS:
         return
-    raise UnitTierViolation(
+    raise UnitTierError(
         f"unit tier: {event}{args[:2]!r}: a test that opens sockets or starts processes "
         "belongs in the integration tier (remove its module from tests/UNIT_MODULES)"
     )
@@ -96,9 +96,7 @@ def _innermost(result: Any) -> Any:
     """
     seen = 0
     while not isinstance(result, TestResult) and seen < 10:
-        inner = getattr(result, "_originalReporter", None) or getattr(
-            result, "original", None
-        )
+        inner = getattr(result, "_originalReporter", None) or getattr(result, "original", None)
         if inner is None:
             break
         result, seen = inner, seen + 1
@@ -183,7 +181,7 @@ def main(argv: list[str]) -> NoReturn:
             result = runner.runUntilFailure(suite)
         else:
             result = runner.run(suite)
-    except Exception:  # noqa: BLE001 - any crash inside trial itself
+    except Exception:  # any crash inside trial itself
         crashed = True
         sys.stdout.flush()
         failure.Failure().printTraceback(file=sys.stderr)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import inspect
 import socket
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
@@ -27,7 +28,9 @@ def echoSession(port: int, messages: list[Any]) -> list[Any]:
     from websockets.sync.client import connect
 
     got = []
-    with connect(f"ws://127.0.0.1:{port}/", open_timeout=IO_TIMEOUT, close_timeout=IO_TIMEOUT) as ws:
+    with connect(
+        f"ws://127.0.0.1:{port}/", open_timeout=IO_TIMEOUT, close_timeout=IO_TIMEOUT
+    ) as ws:
         for m in messages:
             ws.send(m)
             got.append(ws.recv(timeout=IO_TIMEOUT))
@@ -40,7 +43,7 @@ def readAll(sock: socket.socket) -> bytes:
     while True:
         try:
             chunk = sock.recv(65536)
-        except (ConnectionResetError, socket.timeout):
+        except (TimeoutError, ConnectionResetError):
             return out
         if not chunk:
             return out

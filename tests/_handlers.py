@@ -6,7 +6,8 @@ Conn, the protocol, the testing driver, and the loopback suites).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gnetcompat as gnet
 from gnetcompat.testing import HandlerDriver
@@ -68,4 +69,3 @@ def booted(handler: Any, *opts: Any, **kw: Any) -> HandlerDriver:
     driver = HandlerDriver(handler, *opts, **kw)
     driver.boot()
     return driver
-

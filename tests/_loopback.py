@@ -133,7 +133,9 @@ class LoopbackTestCase(TestCase):
                 h = "127.0.0.1"
             ep = (TCP6ClientEndpoint if ":" in h else TCP4ClientEndpoint)(reactor, h, addr[1])
         client = StreamClient()
-        self.addCleanup(lambda: client.transport.abortConnection() if client.transport.connected else None)
+        self.addCleanup(
+            lambda: client.transport.abortConnection() if client.transport.connected else None
+        )
         return connectProtocol(ep, client)
 
     def udpClient(self, eng: Any, i: int = 0) -> UDPClient:
@@ -185,4 +187,3 @@ class FrameClient(StreamClient):
         self.done = Deferred()
         self.transport.write(b"".join(encode(b) for b in bodies))
         return self.done
-

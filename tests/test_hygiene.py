@@ -108,7 +108,9 @@ class TestCaseNameTests(SynchronousTestCase):
         L{testCaseNames} reads one or several names from the first two lines
         only.
         """
-        self.assertEqual(testCaseNames("# -*- test-case-name: tests.test_a -*-\n"), ["tests.test_a"])
+        self.assertEqual(
+            testCaseNames("# -*- test-case-name: tests.test_a -*-\n"), ["tests.test_a"]
+        )
         self.assertEqual(
             testCaseNames('#!/usr/bin/env python\n# -*- test-case-name: a.b, c.d -*-\n"""x"""'),
             ["a.b", "c.d"],
@@ -166,8 +168,14 @@ class NoCrossImportTests(SynchronousTestCase):
         )
         self.assertEqual(
             sorted(importedTestModules(source)),
-            ["tests.test_a", "tests.test_b", "tests.test_c", "tests.test_d", "tests.test_e",
-             "tests.test_f"],
+            [
+                "tests.test_a",
+                "tests.test_b",
+                "tests.test_c",
+                "tests.test_d",
+                "tests.test_e",
+                "tests.test_f",
+            ],
         )
 
     def test_noTestModuleImportsATestModule(self) -> None:
@@ -176,7 +184,9 @@ class NoCrossImportTests(SynchronousTestCase):
         helpers belong in C{tests/_*.py}.
         """
         offenders = {}
-        modules = sorted(f for f in os.listdir(TESTS) if f.startswith("test_") and f.endswith(".py"))
+        modules = sorted(
+            f for f in os.listdir(TESTS) if f.startswith("test_") and f.endswith(".py")
+        )
         for name in modules:
             with open(os.path.join(TESTS, name), encoding="utf-8") as f:
                 imported = importedTestModules(f.read())
@@ -210,11 +220,13 @@ class UnitTierTests(SynchronousTestCase):
         audit events (and ctypes' C{ldconfig -p}) through.
         """
         trialrun = _trialrun()
-        guard, violation = trialrun._unitGuard, trialrun.UnitTierViolation
+        guard, violation = trialrun._unitGuard, trialrun.UnitTierError
         self.assertRaises(violation, guard, "socket.__new__", (None, socket.AF_INET, 1, 0))
         self.assertRaises(violation, guard, "subprocess.Popen", ("/usr/bin/twistd", [], None, None))
         self.assertRaises(violation, guard, "os.posix_spawn", (b"/bin/sh", [], {}))
         self.assertRaises(violation, guard, "os.fork", ())
-        self.assertIsNone(guard("subprocess.Popen", ("/sbin/ldconfig", ["ldconfig", "-p"], None, {})))
+        self.assertIsNone(
+            guard("subprocess.Popen", ("/sbin/ldconfig", ["ldconfig", "-p"], None, {}))
+        )
         self.assertIsNone(guard("open", ("/etc/hosts", "r", 0)))
         self.assertIsNone(guard("import", ("os", None, [], [], [])))

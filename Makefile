@@ -1,5 +1,5 @@
 # Thin wrappers around scripts/: the scripts are the interface (README, CI).
-.PHONY: serve test bench lint bootstrap
+.PHONY: serve test bench lint docs bootstrap
 
 VENV ?= .venv
 export VENV
@@ -17,6 +17,11 @@ test:
 bench:
 	scripts/bench $(ARGS)
 
+# ruff, mypy, lint-imports, pydoctor (warnings as errors), towncrier: scripts/lint.
 lint:
+	scripts/lint
+
+# The API documentation (epytext, pydoctor) in apidocs/; settings in pyproject.toml.
+docs:
 	scripts/bootstrap --no-system-deps --dev
-	$(VENV)/bin/ruff check gnetcompat tests
+	$(VENV)/bin/pydoctor gnetcompat

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_limits -*-
+# -*- test-case-name: tests.test_engine -*-
 """Process limits a server needs: the open-file limit (one descriptor per connection)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_errors -*-
+# -*- test-case-name: tests.test_seams,tests.test_options,tests.test_exports -*-
 """
 gnet's sentinel errors as exception classes.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_websocket -*-
+# -*- test-case-name: tests.test_wsecho,tests.test_wsfuzz -*-
 """
 WebSocket for gnet handlers, with Autobahn doing all protocol work.
 

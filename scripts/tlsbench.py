@@ -46,10 +46,11 @@ TWISTD = os.path.join(os.path.dirname(PY), "twistd")
 
 def autobahnPeer(port: int, cert: str | None, key: str | None) -> None:
     from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
-    from twisted.internet import reactor, ssl as tssl
+    from twisted.internet import reactor
+    from twisted.internet import ssl as tssl
 
     class Echo(WebSocketServerProtocol):
-        def onMessage(self, payload, isBinary):  # noqa: N802
+        def onMessage(self, payload, isBinary):
             self.sendMessage(payload, isBinary)
 
     factory = WebSocketServerFactory()
@@ -84,12 +85,35 @@ def websocketsPeer(port: int, cert: str | None, key: str | None) -> None:
 def serverCommand(name: str, port: int, cert: str | None, key: str | None) -> list[str]:
     tls = ["--tls-cert", cert, "--tls-key", key] if cert else []
     if name == "gnetecho-1w":
-        return [TWISTD, "-n", "--pidfile=", "--logfile=/dev/null", "gnetecho", "--port", str(port),
-                "--multicore=false", "--tick", "0", *tls]
+        return [
+            TWISTD,
+            "-n",
+            "--pidfile=",
+            "--logfile=/dev/null",
+            "gnetecho",
+            "--port",
+            str(port),
+            "--multicore=false",
+            "--tick",
+            "0",
+            *tls,
+        ]
     if name == "gnetecho":
-        return [TWISTD, "-n", "--pidfile=", "--logfile=/dev/null", "gnetecho", "--port", str(port),
-                "--tick", "0", *tls]
-    return [PY, __file__, "--peer", name, "--port", str(port)] + (["--cert", cert, "--key", key] if cert else [])
+        return [
+            TWISTD,
+            "-n",
+            "--pidfile=",
+            "--logfile=/dev/null",
+            "gnetecho",
+            "--port",
+            str(port),
+            "--tick",
+            "0",
+            *tls,
+        ]
+    return [PY, __file__, "--peer", name, "--port", str(port)] + (
+        ["--cert", cert, "--key", key] if cert else []
+    )
 
 
 def freePort() -> int:
@@ -146,12 +170,15 @@ async def _pingpong(port: int, ca: str | None, conns: int, size: int, duration: 
 
     async def one() -> None:
         nonlocal count
-        r, w = await asyncio.open_connection("127.0.0.1", port, ssl=ctx,
-                                             server_hostname="localhost" if ctx else None)
+        r, w = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=ctx, server_hostname="localhost" if ctx else None
+        )
         key = base64.b64encode(os.urandom(16)).decode()
-        w.write(f"GET / HTTP/1.1\r\nHost: localhost:{port}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+        w.write(
+            f"GET / HTTP/1.1\r\nHost: localhost:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
         await r.readuntil(b"\r\n\r\n")
         while time.monotonic() < stop:
             w.write(frame)
@@ -163,14 +190,15 @@ async def _pingpong(port: int, ca: str | None, conns: int, size: int, duration: 
     return count
 
 
-def pingpongWorker(port: int, ca: str | None, conns: int, size: int, duration: float,
-                   q: multiprocessing.Queue) -> None:
+def pingpongWorker(
+    port: int, ca: str | None, conns: int, size: int, duration: float, q: multiprocessing.Queue
+) -> None:
     q.put(asyncio.run(_pingpong(port, ca, conns, size, duration)))
 
 
 def measure(target, args: tuple, procs: int, duration: float) -> float:
     q: multiprocessing.Queue = multiprocessing.Queue()
-    ps = [multiprocessing.Process(target=target, args=args + (q,)) for _ in range(procs)]
+    ps = [multiprocessing.Process(target=target, args=(*args, q)) for _ in range(procs)]
     for p in ps:
         p.start()
     total = sum(q.get(timeout=duration + 60) for _ in ps)
@@ -201,17 +229,24 @@ def main() -> None:
         result = {}
         for tls in (False, True):
             port = freePort()
-            cmd = serverCommand(name, port, certs.serverCert if tls else None, certs.serverKey if tls else None)
-            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cmd = serverCommand(
+                name, port, certs.serverCert if tls else None, certs.serverKey if tls else None
+            )
+            proc = subprocess.Popen(
+                cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
             try:
                 waitListening(port)
                 time.sleep(1.0)
                 ca = certs.caCert if tls else None
                 kind = "wss" if tls else "ws"
-                result[f"hs-{kind}"] = measure(handshakeWorker, (port, ca, a.duration), a.procs, a.duration)
+                result[f"hs-{kind}"] = measure(
+                    handshakeWorker, (port, ca, a.duration), a.procs, a.duration
+                )
                 per = max(1, 64 // a.procs)
-                result[f"pp-{kind}"] = measure(pingpongWorker, (port, ca, per, 32, a.duration),
-                                               a.procs, a.duration)
+                result[f"pp-{kind}"] = measure(
+                    pingpongWorker, (port, ca, per, 32, a.duration), a.procs, a.duration
+                )
             finally:
                 proc.send_signal(signal.SIGTERM)
                 try:
@@ -221,10 +256,15 @@ def main() -> None:
         rows.append((name, result))
         print(name, {k: round(v) for k, v in result.items()}, flush=True)
     print()
-    print(f"{'server':<14}{'TLS hs/s':>10}{'TCP conn/s':>12}{'wss msg/s':>11}{'ws msg/s':>10}{'wss/ws':>8}")
+    print(
+        f"{'server':<14}{'TLS hs/s':>10}{'TCP conn/s':>12}"
+        f"{'wss msg/s':>11}{'ws msg/s':>10}{'wss/ws':>8}"
+    )
     for name, r in rows:
-        print(f"{name:<14}{r['hs-wss']:>10.0f}{r['hs-ws']:>12.0f}{r['pp-wss']:>11.0f}{r['pp-ws']:>10.0f}"
-              f"{r['pp-wss'] / r['pp-ws'] if r['pp-ws'] else float('nan'):>8.2f}")
+        print(
+            f"{name:<14}{r['hs-wss']:>10.0f}{r['hs-ws']:>12.0f}{r['pp-wss']:>11.0f}{r['pp-ws']:>10.0f}"
+            f"{r['pp-wss'] / r['pp-ws'] if r['pp-ws'] else float('nan'):>8.2f}"
+        )
 
 
 if __name__ == "__main__":

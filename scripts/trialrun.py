@@ -5,13 +5,15 @@ count.
 
 Usage (normally through ``scripts/test``)::
 
-    python scripts/trialrun.py [TRIAL-OPTIONS] [TESTS...]
+    python scripts/trialrun.py [--unit] [TRIAL-OPTIONS] [TESTS...]
 
-``TESTS`` defaults to ``tests``.  Any ``trial`` option is accepted and passed
-on (``--random=SEED``, ``-x``, ``--reporter=...``, ``-j N``, ...); see
-``python -m twisted.trial --help``.  Trial's default order (alphabetical) is
-already deterministic; note that trial's ``--random=0`` picks a time-based
-seed, so it is *not* a fixed order.
+``TESTS`` defaults to ``tests``.  ``--unit`` runs the fast unit tier: the
+modules listed in ``tests/UNIT_MODULES`` (or the ``TESTS`` given), with a
+guard that fails any test opening a socket or starting a process there.
+Any ``trial`` option is accepted and passed on (``--random=SEED``, ``-x``,
+``--reporter=...``, ``-j N``, ...); see ``python -m twisted.trial --help``.
+Trial's default order (alphabetical) is already deterministic; note that
+trial's ``--random=0`` picks a time-based seed, so it is *not* a fixed order.
 
 Trial's normal (tree) reporter output goes to stdout, and the very last line
 of stdout is::
@@ -45,6 +47,45 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 _ROOT = os.path.dirname(_HERE)
 
 DEFAULT_TESTS = ["tests"]
+UNIT_MODULES = os.path.join(_ROOT, "tests", "UNIT_MODULES")
+
+#: Audit events that a unit test must not cause (sys.addaudithook).
+_NOT_IN_UNIT_TESTS = frozenset(
+    {"socket.__new__", "subprocess.Popen", "os.fork", "os.forkpty", "os.posix_spawn", "os.exec"}
+)
+#: ctypes.util.find_library runs ``ldconfig -p`` while some modules import.
+_ALLOWED_PROGRAMS = frozenset({"ldconfig"})
+
+
+def unitModules(path: str = UNIT_MODULES) -> list[str]:
+    """
+    The module names listed in C{tests/UNIT_MODULES}: one per line, C{#}
+    comments and blank lines ignored.
+    """
+    with open(path, encoding="utf-8") as f:
+        names = [line.split("#", 1)[0].strip() for line in f]
+    return [name for name in names if name]
+
+
+class UnitTierError(RuntimeError):
+    """
+    A test in the unit tier opened a socket or started a process.
+    """
+
+
+def _unitGuard(event: str, args: tuple[Any, ...]) -> None:
+    """
+    Audit hook for the unit tier: raise L{UnitTierError} in the test that
+    creates a socket or starts a process.
+    """
+    if event not in _NOT_IN_UNIT_TESTS:
+        return
+    if event == "subprocess.Popen" and os.path.basename(str(args[0])) in _ALLOWED_PROGRAMS:
+        return
+    raise UnitTierError(
+        f"unit tier: {event}{args[:2]!r}: a test that opens sockets or starts processes "
+        "belongs in the integration tier (remove its module from tests/UNIT_MODULES)"
+    )
 
 
 def _innermost(result: Any) -> Any:
@@ -55,9 +96,7 @@ def _innermost(result: Any) -> Any:
     """
     seen = 0
     while not isinstance(result, TestResult) and seen < 10:
-        inner = getattr(result, "_originalReporter", None) or getattr(
-            result, "original", None
-        )
+        inner = getattr(result, "_originalReporter", None) or getattr(result, "original", None)
         if inner is None:
             break
         result, seen = inner, seen + 1
@@ -103,13 +142,19 @@ def _useRootOnPath() -> None:
 
 def main(argv: list[str]) -> NoReturn:
     _useRootOnPath()
+    unit = "--unit" in argv
+    argv = [a for a in argv if a != "--unit"]
     config = trial.Options()
     try:
         config.parseOptions(argv)
     except usage.error as ue:
         raise SystemExit(f"trialrun: {ue}") from None
     if not config["tests"]:
-        config["tests"].extend(DEFAULT_TESTS)
+        config["tests"].extend(unitModules() if unit else DEFAULT_TESTS)
+    if unit:
+        if config["jobs"]:
+            raise SystemExit("trialrun: --unit runs in one process (no -j)")
+        sys.addaudithook(_unitGuard)
     trial._initialDebugSetup(config)
 
     # Keep hold of the reporter trial builds, so the counts survive a crash
@@ -136,7 +181,7 @@ def main(argv: list[str]) -> NoReturn:
             result = runner.runUntilFailure(suite)
         else:
             result = runner.run(suite)
-    except Exception:  # noqa: BLE001 - any crash inside trial itself
+    except Exception:  # any crash inside trial itself
         crashed = True
         sys.stdout.flush()
         failure.Failure().printTraceback(file=sys.stderr)

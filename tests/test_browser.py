@@ -22,7 +22,7 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 from twisted.web.static import Data
@@ -31,33 +31,12 @@ import gnetcompat as gnet
 from gnetcompat.examples.wsecho import WebSocketEchoServer
 from gnetcompat.websocket import WebSocketOptions
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
+from ._browser import CHROMEDRIVER, CHROMIUM, requireBrowser
+
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "browser_page.html")
 
 #: seconds for the whole page run (1 MiB echoes included)
 PAGE_TIMEOUT = 60
-
-
-def requireBrowser(case: TestCase) -> None:
-    """Skip C{case} when chromium or chromedriver is missing; under CI=true, fail it."""
-    why = _missing()
-    if why is not None:
-        if os.environ.get("CI") == "true":
-            case.fail(f"browser test cannot run under CI=true: {why}")
-        raise SkipTest(why)
-
-
-def _missing() -> str | None:
-    """Why the browser test cannot run here, or C{None}."""
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not os.access(path, os.X_OK):
-            return f"{path} is not installed (apt: chromium chromium-driver)"
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return "selenium is not installed (pip install -e '.[test]')"
-    return None
 
 
 def _runPage(url: str, profile: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import gnetcompat
 from gnetcompat.examples import codec, echo, udpecho
 from gnetcompat.testing import HandlerDriver
 
-from .test_engine import FrameClient, LoopbackTestCase
+from ._loopback import FrameClient, LoopbackTestCase
 
 
 class EchoExampleTests(SynchronousTestCase):

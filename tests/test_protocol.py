@@ -24,7 +24,7 @@ from gnetcompat._protocol import GnetFactory
 from gnetcompat.errors import ErrEOF
 from gnetcompat.options import loadOptions
 
-from .test_conn import Recorder
+from ._handlers import Recorder
 
 ADDR = IPv4Address("TCP", "127.0.0.1", 12345)
 

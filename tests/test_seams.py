@@ -32,8 +32,8 @@ from gnetcompat.errors import (
     ErrInvalidTimeDuration,
 )
 
-from .test_conn import Recorder
-from .test_engine import LoopbackTestCase
+from ._handlers import Recorder
+from ._loopback import LoopbackTestCase
 
 WAIT = 10  # seconds: the bound of every wait below
 

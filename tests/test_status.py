@@ -27,8 +27,8 @@ from gnetcompat import tap
 from gnetcompat.examples.wsecho import WebSocketEchoServer
 from gnetcompat.websocket import WebSocketOptions
 
-from .test_browser import CHROMEDRIVER, CHROMIUM, requireBrowser
-from .test_metrics import IO_TIMEOUT, echoSession, plainGet, poll, readAll
+from ._browser import CHROMEDRIVER, CHROMIUM, requireBrowser
+from ._clients import IO_TIMEOUT, echoSession, plainGet, poll, readAll
 
 
 def rawRequest(port: int, request: bytes) -> bytes:

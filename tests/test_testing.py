@@ -18,8 +18,8 @@ import gnetcompat as gnet
 from gnetcompat.errors import ErrEOF
 from gnetcompat.testing import FakePeer, HandlerDriver, MemoryReactor
 
-from .test_conn import Recorder
-from .test_engine import StreamClient
+from ._handlers import Recorder
+from ._loopback import StreamClient
 
 
 class Echo(gnet.BuiltinEventEngine):

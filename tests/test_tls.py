@@ -815,7 +815,7 @@ def _browseHttps(url: str, profile: str, text: str) -> dict[str, Any]:
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from .test_browser import CHROMEDRIVER, CHROMIUM
+    from ._browser import CHROMEDRIVER, CHROMIUM
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
@@ -850,7 +850,7 @@ class BrowserTests(TestCase):
 
     def setUp(self) -> None:
         """Skip (or, under CI=true, fail) when the browser stack is missing."""
-        from .test_browser import requireBrowser
+        from ._browser import requireBrowser
 
         requireBrowser(self)
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_tap -*-
 from twisted.application.service import ServiceMaker
 
 gnetecho = ServiceMaker(

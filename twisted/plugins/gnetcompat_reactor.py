@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_reactor -*-
 from twisted.application.reactors import Reactor
 
 gnet = Reactor(

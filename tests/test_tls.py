@@ -607,6 +607,101 @@ class ServerTests(TestCase):
         self.assertEqual(await deferToThread(talk), b"old\n")
 
 
+class BackpressureTests(TestCase):
+    """C{WriteBufferCap} bounds what waits for a TLS peer, as for plain TCP."""
+
+    timeout = 60
+
+    async def test_pausedUntilDrained(self) -> None:
+        """
+        A TLS peer that does not read makes the server stop reading past
+        C{WriteBufferCap}: the socket below the TLS layer leaves the
+        reactor's readers and C{OutboundBuffered} counts what waits.  Once
+        the peer read everything, the connection reads and echoes again;
+        a Close after another big write still ends in all bytes, then EOF.
+        """
+        big = 4 << 20
+        conns: list = []
+        closed: list = []
+
+        class Big(gnet.BuiltinEventEngine):
+            def OnOpen(self, c: Any) -> Any:
+                conns.append(c)
+                return None, gnet.None_
+
+            def OnTraffic(self, c: Any) -> Any:
+                data = c.Next(-1)
+                if data in (b"go\n", b"bye\n"):
+                    c.Write(b"y" * big)
+                    return gnet.Close if data == b"bye\n" else gnet.None_
+                c.Write(data)
+                return gnet.None_
+
+            def OnClose(self, c: Any, err: Any) -> Any:
+                closed.append(err)
+                return gnet.None_
+
+        certs = certsFor(self)
+        eng = await gnet.Serve(
+            Big(),
+            "tcp://127.0.0.1:0",
+            gnet.WithTLS(certs.serverCert, certs.serverKey),
+            gnet.WithSocketSendBuffer(4096),
+        )
+        self.addCleanup(lambda: None if eng.stopping else eng.Stop())
+        port = eng.listeningPorts[0].getHost().port
+
+        def connect() -> ssl.SSLSocket:
+            ctx = ssl.create_default_context(cafile=certs.caCert)
+            raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            raw.settimeout(IO_TIMEOUT)
+            raw.connect(("127.0.0.1", port))
+            return ctx.wrap_socket(raw, server_hostname="localhost")
+
+        s = await deferToThread(connect)
+        self.addCleanup(s.close)
+        await poll(lambda: conns, "OnOpen")
+        conn = conns[0]
+        fd = _tls.rawTransport(conn.driverTransport).fileno()
+
+        def reading() -> bool:
+            return any(r.fileno() == fd for r in reactor.getReaders())
+
+        self.assertTrue(reading())
+        s.sendall(b"go\n")
+        await poll(lambda: not reading(), "reading to pause")
+        self.assertGreater(conn.OutboundBuffered(), 64 * 1024)
+
+        def drain(n: int) -> tuple[int, bytes]:
+            got = 0
+            while got < n:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                got += len(chunk)
+            s.sendall(b"ping\n")
+            return got, readLine(s)
+
+        got, echo = await deferToThread(drain, big)
+        self.assertEqual((got, echo), (big, b"ping\n"))
+        self.assertTrue(reading())
+
+        def lastWords() -> tuple[int, bool]:
+            s.sendall(b"bye\n")
+            got = 0
+            while True:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    return got, True
+                got += len(chunk)
+
+        got, eof = await deferToThread(lastWords)
+        self.assertEqual((got, eof), (big, True))
+        await poll(lambda: closed, "OnClose")
+        self.assertEqual(closed, [None])
+
+
 class ClientTests(TestCase):
     """TLS through the gnet Client API."""
 

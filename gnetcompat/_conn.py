@@ -26,6 +26,7 @@ from zope.interface import implementer
 
 from ._action import Action, toAction
 from ._addr import Addr, applyKeepAlive, fromTwisted
+from ._context import checkContext
 from ._twistedcompat import builtinError
 from ._tls import TLSState, connectionState, isTLS, plaintextWaiting, rawTransport
 from .errors import (
@@ -274,8 +275,6 @@ class EventLoop:
         @raise ErrNilRunnable: C{runnable} is C{None}.
         @raise ErrEngineInShutdown: the engine has stopped.
         """
-        from .client import checkContext
-
         checkContext(ctx, "EventLoop.Execute")
         if runnable is None:
             raise ErrNilRunnable()
@@ -318,7 +317,7 @@ class EventLoop:
 
         @raise TypeError: C{ctx} is neither C{None} nor a C{Context}.
         """
-        from .client import checkContext, registerOnLoop
+        from .client import registerOnLoop
 
         return registerOnLoop(self._engine, addr, checkContext(ctx, "EventLoop.Register"))
 
@@ -329,7 +328,7 @@ class EventLoop:
 
         @raise TypeError: C{ctx} is neither C{None} nor a C{Context}.
         """
-        from .client import checkContext, enrollOnLoop
+        from .client import enrollOnLoop
 
         return enrollOnLoop(self._engine, sock, checkContext(ctx, "EventLoop.Enroll"))
 

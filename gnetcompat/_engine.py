@@ -30,6 +30,7 @@ from zope.interface import implementer
 from ._action import Action, splitPair, toAction
 from ._addr import ListenSpec, createListener, normalizeNetwork, ownsPath, parseProtoAddr
 from ._conn import EventLoop
+from ._context import checkContext, contextTimeout
 from .errors import (
     ErrEmptyEngine,
     ErrEngineInShutdown,
@@ -317,8 +318,6 @@ class Engine:
         @raise ErrEngineInShutdown: already stopping or stopped.
         @raise ErrEmptyEngine: an engine without listeners.
         """
-        from .client import checkContext, contextTimeout
-
         wait = contextTimeout(checkContext(ctx, "Engine.Stop"), timeout)
         self.Validate()
         if self._stopping:
@@ -725,8 +724,6 @@ def Stop(ctx: Any = None, protoAddr: str | None = None) -> Deferred | None:
     @raise ErrEngineInShutdown: no running engine was started under
         C{protoAddr} (gnet's odd but documented answer).
     """
-    from .client import checkContext, contextTimeout
-
     wait = contextTimeout(checkContext(ctx, "Stop"), None)
     if not isinstance(protoAddr, str):
         raise TypeError(f"Stop: protoAddr must be the address string given to Run, got {protoAddr!r}")

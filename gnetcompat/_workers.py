@@ -143,6 +143,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ._addr import ListenSpec, createListener, normalizeNetwork, ownsPath, splitHostPort
+from ._context import checkContext, contextTimeout
 from .errors import (
     ErrEngineInShutdown,
     ErrInvalidNetworkAddress,
@@ -588,7 +589,6 @@ class MulticoreEngine:
         @raise ErrEngineInShutdown: already stopping or stopped.
         """
         from ._engine import stopFromAnyThread
-        from .client import checkContext, contextTimeout
 
         wait = contextTimeout(checkContext(ctx, "Engine.Stop"), timeout)
         self.Validate()

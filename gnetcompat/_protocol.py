@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.test_protocol -*-
 """
 The Twisted skin: a Protocol and Factory forwarding Twisted's events to a
-L{Conn}, the datagram protocol for UDP listeners, and the adapter that makes
-any L{IEventHandler} an C{IProtocolFactory}.
+L{Conn}, the datagram protocol for UDP listeners, (the adapter
+that makes any L{IEventHandler} an C{IProtocolFactory} is in L{gnetcompat._run}).
 """
 
 from __future__ import annotations
@@ -10,17 +10,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.address import UNIXAddress
-from twisted.internet.interfaces import IHandshakeListener, IProtocolFactory
+from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.logger import Logger
-from twisted.python.components import registerAdapter
 from zope.interface import implementer
 
 from ._action import Action, splitPair, toAction
 from ._conn import Conn, UDPConn
 from ._twistedcompat import keepSocketErrors
 from ._tls import awaitHandshake, rawTransport
-from .interfaces import IEventHandler
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -176,19 +174,3 @@ class GnetDatagramProtocol(DatagramProtocol):
         conn.closed = True
         if action == Action.SHUTDOWN:
             eng._requestShutdown(fromLoop=True)
-
-
-def handlerFactory(handler: Any) -> GnetFactory:
-    """
-    Adapt any L{IEventHandler} to C{IProtocolFactory} with default options,
-    so a handler plugs into any Twisted endpoint::
-
-        endpoint.listen(IProtocolFactory(MyHandler()))
-    """
-    from ._engine import Engine
-
-    eng = Engine(handler, [])
-    return GnetFactory(eng, network=None, ownsEngine=True)
-
-
-registerAdapter(handlerFactory, IEventHandler, IProtocolFactory)

@@ -144,6 +144,7 @@ from zope.interface import implementer
 
 from ._addr import ListenSpec, createListener, normalizeNetwork, ownsPath, splitHostPort
 from ._context import checkContext, contextTimeout
+from ._engine import closeLogger, globalReactor, makeLogger, normalizeTopology, stopFromAnyThread
 from .errors import (
     ErrEngineInShutdown,
     ErrInvalidNetworkAddress,
@@ -505,11 +506,9 @@ class MulticoreEngine:
         reactor: Any,
         policy: SupervisionPolicy,
     ) -> None:
-        from ._engine import _normalizeTopology, makeLogger
-
         self.handler = handler
         self.specs = list(specs)
-        self.options = _normalizeTopology(self.specs, options.normalized())
+        self.options = normalizeTopology(self.specs, options.normalized())
         self.reactor = reactor
         self.log = makeLogger(self.options)
         self.policy = policy
@@ -588,7 +587,6 @@ class MulticoreEngine:
         @raise TypeError: C{ctx} is neither C{None} nor a C{Context}.
         @raise ErrEngineInShutdown: already stopping or stopped.
         """
-        from ._engine import stopFromAnyThread
 
         wait = contextTimeout(checkContext(ctx, "Engine.Stop"), timeout)
         self.Validate()
@@ -649,7 +647,7 @@ class MulticoreEngine:
         try:
             for spec in self.specs:
                 sock, family = createListener(spec, self.options)
-                # _normalizeTopology turned ReusePort off for unix and fd:// addresses
+                # normalizeTopology turned ReusePort off for unix and fd:// addresses
                 shared = not self.options.ReusePort
                 self._listeners.append(_ParentListener(spec, sock, family, shared))
             self._counters = SharedCounters(self.numWorkers)
@@ -897,8 +895,6 @@ class MulticoreEngine:
         if self._counters is not None:
             self._counters.close()
         self._stopping = self._stopped = True
-        from ._engine import closeLogger
-
         closeLogger(self.log)  # before the waiters: they may end the program
         if self._started is not None:
             d, self._started = self._started, None
@@ -940,9 +936,7 @@ def serveMulticore(
         )
     try:
         if reactor is None:
-            from ._engine import _globalReactor
-
-            reactor = options.Reactor or _globalReactor()
+            reactor = options.Reactor or globalReactor()
         eng = MulticoreEngine(handler, specs, options, reactor, policy or DEFAULT_POLICY)
         eng.bind()
     except Exception:

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from ._action import Action, Close, None_, Shutdown
 from ._addr import Addr
-from ._conn import Conn, EventLoop, RunnableFunc, UDPConn
-from ._engine import Engine
+from ._conn import Conn, UDPConn
+from ._engine import Engine, EventLoop, RunnableFunc
 from ._handler import BuiltinEventEngine
 from ._run import EngineService, Rotate, Run, Serve, Stop  # also registers IEventHandler -> IProtocolFactory
 from .client import (

@@ -10,7 +10,6 @@ slices do not exist.
 
 from __future__ import annotations
 
-import inspect
 import ipaddress
 import os
 import socket
@@ -26,7 +25,6 @@ from zope.interface import implementer
 
 from ._action import Action, toAction
 from ._addr import Addr, applyKeepAlive, fromTwisted
-from ._context import checkContext
 from ._twistedcompat import builtinError
 from ._tls import TLSState, connectionState, isTLS, plaintextWaiting, rawTransport
 from .errors import (
@@ -36,11 +34,10 @@ from .errors import (
     ErrEOF,
     ErrInvalidNetworkAddress,
     ErrInvalidTimeDuration,
-    ErrNilRunnable,
     ErrShortBuffer,
     ErrUnsupportedOp,
 )
-from .interfaces import IConn, IEventLoop
+from .interfaces import IConn
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -251,135 +248,6 @@ class _Reader:
         if self._off == len(self._in):
             self._in = _EMPTY
             self._off = 0
-
-
-@implementer(IEventLoop)
-class EventLoop:
-    """
-    The loop owning a connection: the reactor of this process (gnet's
-    C{Conn.EventLoop()}).  C{Register}/C{Enroll} live in L{gnetcompat.client}.
-    """
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
-    def Execute(self, ctx: Any = None, runnable: Any = None) -> None:
-        """
-        gnet's C{Execute(ctx, r)}: queue C{r.Run(ctx)} on the loop (a plain
-        callable C{f} runs as C{f(ctx)}, as L{RunnableFunc} does).  A result
-        of L{ErrEngineShutdown} (returned or raised) shuts the engine down;
-        other failures are logged to the engine's logger.
-
-        @raise TypeError: C{ctx} is neither C{None} nor a C{Context}, or
-            C{runnable} cannot be called as C{Run(ctx)}.
-        @raise ErrNilRunnable: C{runnable} is C{None}.
-        @raise ErrEngineInShutdown: the engine has stopped.
-        """
-        checkContext(ctx, "EventLoop.Execute")
-        if runnable is None:
-            raise ErrNilRunnable()
-        fn = runnableCall(runnable, ctx)
-        eng = self._engine
-        if eng._stopped:
-            raise ErrEngineInShutdown()
-
-        def run() -> None:
-            if eng._stopped:
-                return
-            try:
-                res = fn(ctx)
-            except ErrEngineShutdown as e:
-                res = e
-            except Exception:
-                eng.log.failure("runnable {r!r} failed", r=runnable)
-                return
-            if isinstance(res, ErrEngineShutdown):
-                eng._requestShutdown(fromLoop=True)
-
-        eng.reactor.callFromThread(run)
-
-    def Schedule(self, ctx: Any = None, runnable: Any = None, delay: float = 0) -> None:
-        """gnet's C{Schedule(ctx, r, delay)} is not implemented either: always L{ErrUnsupportedOp}."""
-        raise ErrUnsupportedOp()
-
-    def Close(self, c: Conn) -> BaseException | None:
-        """
-        Close C{c} now (loop only): its C{OnClose(c, None)} runs inside this
-        call.  Returns L{ErrEngineShutdown} when that C{OnClose} returned
-        Shutdown; the caller propagates it (gnet's rule), nothing else does.
-        """
-        return c._closeLocal(propagate=False)
-
-    def Register(self, ctx: Any = None, addr: Any = None) -> Any:
-        """
-        gnet's C{Register(ctx, addr)}: dial C{addr} and add the connection
-        to this loop (see L{gnetcompat.client.registerOnLoop}).
-
-        @raise TypeError: C{ctx} is neither C{None} nor a C{Context}.
-        """
-        from .client import registerOnLoop
-
-        return registerOnLoop(self._engine, addr, checkContext(ctx, "EventLoop.Register"))
-
-    def Enroll(self, ctx: Any = None, sock: Any = None) -> Any:
-        """
-        gnet's C{Enroll(ctx, c)}: adopt a connected socket on this loop (see
-        L{gnetcompat.client.enrollOnLoop}).
-
-        @raise TypeError: C{ctx} is neither C{None} nor a C{Context}.
-        """
-        from .client import enrollOnLoop
-
-        return enrollOnLoop(self._engine, sock, checkContext(ctx, "EventLoop.Enroll"))
-
-
-class RunnableFunc:
-    """
-    gnet's C{RunnableFunc}: makes a function C{f(ctx)} a runnable for
-    C{EventLoop.Execute}; C{Run(ctx)} calls it and returns its result.
-    """
-
-    __slots__ = ("func",)
-
-    def __init__(self, func: Callable[[Any], Any]) -> None:
-        if not callable(func):
-            raise TypeError(f"RunnableFunc: func must be callable, got {func!r}")
-        self.func = func
-
-    def Run(self, ctx: Any) -> Any:
-        """Call the function with C{ctx}."""
-        return self.func(ctx)
-
-    def __repr__(self) -> str:
-        return f"RunnableFunc({self.func!r})"
-
-
-def runnableCall(runnable: Any, ctx: Any) -> Callable[[Any], Any]:
-    """
-    What C{Execute} calls with C{ctx}: C{runnable.Run}, or C{runnable}
-    itself for a plain callable.  Checked now, so a runnable that cannot
-    take the context fails in the caller with a C{TypeError} naming it,
-    not later on the loop with an error that is only logged.
-    """
-    fn = getattr(runnable, "Run", None)
-    if fn is None:
-        fn = runnable
-    if not callable(fn):
-        raise TypeError(
-            f"EventLoop.Execute: runnable must have Run(ctx) or be callable, got {runnable!r}"
-        )
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):  # builtins without a signature: let the call decide
-        return fn
-    try:
-        sig.bind(ctx)
-    except TypeError:
-        raise TypeError(
-            f"EventLoop.Execute: runnable {runnable!r} must accept the context, as "
-            f"gnet's Run(ctx) does (got signature {sig})"
-        ) from None
-    return fn
 
 
 @implementer(IPullProducer)
@@ -878,9 +746,9 @@ class Conn(_Reader):
             self._remote = fromTwisted(self._transport.getPeer(), self._network)
         return self._remote  # type: ignore[return-value]
 
-    def EventLoop(self) -> EventLoop:
+    def EventLoop(self) -> Any:
         """The loop owning this connection."""
-        return self._engine._loop
+        return self._engine.loop
 
     # -- socket methods (any thread) -------------------------------------
 
@@ -1093,9 +961,9 @@ class UDPConn(_Reader):
         """The sender's address."""
         return fromTwisted(self._peer, "udp")
 
-    def EventLoop(self) -> EventLoop:
+    def EventLoop(self) -> Any:
         """The loop that received the datagram."""
-        return self._engine._loop
+        return self._engine.loop
 
     def Fd(self) -> int:
         """The listening socket's descriptor (shared by every datagram)."""

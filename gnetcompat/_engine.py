@@ -7,13 +7,17 @@ C{EngineService}) are in L{gnetcompat._run}.
 
 from __future__ import annotations
 
+import inspect
 import os
 import socket
+import stat
+import sys
 import threading
 from typing import Any, Callable, Iterable, Sequence
 
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
+from twisted.internet.posixbase import PosixReactorBase
 from twisted.python.failure import Failure
 from twisted.logger import (
     FilteringLogObserver,
@@ -22,22 +26,29 @@ from twisted.logger import (
     LogLevelFilterPredicate,
     Logger,
     formatEvent,
+    globalLogPublisher,
     textFileLogObserver,
 )
 from zope.interface import implementer
 
 from ._action import Action, splitPair, toAction
-from ._addr import ListenSpec, createListener, normalizeNetwork, ownsPath
-from ._conn import EventLoop
+from ._addr import ListenSpec, createListener, normalizeNetwork, ownsPath, somaxconn
+from ._conn import Conn
 from ._context import checkContext, contextTimeout
+from ._dial import enrollOnLoop, registerOnEngine, registerOnLoop
+from ._protocol import GnetDatagramProtocol, GnetFactory
+from ._tls import checkAddresses, wrapListener
+from ._twistedcompat import UnixPortKeepingFile
 from .errors import (
+    ErrEngineShutdown,
+    ErrNilRunnable,
     ErrEmptyEngine,
     ErrEngineInShutdown,
     ErrInvalidNetworkAddress,
     ErrInvalidOption,
     ErrUnsupportedOp,
 )
-from .interfaces import IEngine, IEventHandler
+from .interfaces import IEngine, IEventHandler, IEventLoop
 from .options import Options
 
 __all__ = ["Engine"]
@@ -104,8 +115,6 @@ class _LogFileObserver:
 
     def __call__(self, event: dict) -> None:
         if self.file is None:
-            from twisted.logger import globalLogPublisher
-
             globalLogPublisher(event)
         else:
             self._write(event)
@@ -121,6 +130,131 @@ def closeLogger(logger: Logger) -> None:
     obs = logger.observer
     if isinstance(obs, _LogFileObserver):
         obs.close()
+
+
+@implementer(IEventLoop)
+class EventLoop:
+    """
+    The loop owning a connection: the reactor of this process (gnet's
+    C{Conn.EventLoop()}).  C{Register}/C{Enroll} dial and adopt through L{gnetcompat._dial}.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def Execute(self, ctx: Any = None, runnable: Any = None) -> None:
+        """
+        gnet's C{Execute(ctx, r)}: queue C{r.Run(ctx)} on the loop (a plain
+        callable C{f} runs as C{f(ctx)}, as L{RunnableFunc} does).  A result
+        of L{ErrEngineShutdown} (returned or raised) shuts the engine down;
+        other failures are logged to the engine's logger.
+
+        @raise TypeError: C{ctx} is neither C{None} nor a C{Context}, or
+            C{runnable} cannot be called as C{Run(ctx)}.
+        @raise ErrNilRunnable: C{runnable} is C{None}.
+        @raise ErrEngineInShutdown: the engine has stopped.
+        """
+        checkContext(ctx, "EventLoop.Execute")
+        if runnable is None:
+            raise ErrNilRunnable()
+        fn = runnableCall(runnable, ctx)
+        eng = self._engine
+        if eng._stopped:
+            raise ErrEngineInShutdown()
+
+        def run() -> None:
+            if eng._stopped:
+                return
+            try:
+                res = fn(ctx)
+            except ErrEngineShutdown as e:
+                res = e
+            except Exception:
+                eng.log.failure("runnable {r!r} failed", r=runnable)
+                return
+            if isinstance(res, ErrEngineShutdown):
+                eng._requestShutdown(fromLoop=True)
+
+        eng.reactor.callFromThread(run)
+
+    def Schedule(self, ctx: Any = None, runnable: Any = None, delay: float = 0) -> None:
+        """gnet's C{Schedule(ctx, r, delay)} is not implemented either: always L{ErrUnsupportedOp}."""
+        raise ErrUnsupportedOp()
+
+    def Close(self, c: Conn) -> BaseException | None:
+        """
+        Close C{c} now (loop only): its C{OnClose(c, None)} runs inside this
+        call.  Returns L{ErrEngineShutdown} when that C{OnClose} returned
+        Shutdown; the caller propagates it (gnet's rule), nothing else does.
+        """
+        return c._closeLocal(propagate=False)
+
+    def Register(self, ctx: Any = None, addr: Any = None) -> Any:
+        """
+        gnet's C{Register(ctx, addr)}: dial C{addr} and add the connection
+        to this loop (see L{gnetcompat._dial.registerOnLoop}).
+
+        @raise TypeError: C{ctx} is neither C{None} nor a C{Context}.
+        """
+        return registerOnLoop(self._engine, addr, checkContext(ctx, "EventLoop.Register"))
+
+    def Enroll(self, ctx: Any = None, sock: Any = None) -> Any:
+        """
+        gnet's C{Enroll(ctx, c)}: adopt a connected socket on this loop (see
+        L{gnetcompat._dial.enrollOnLoop}).
+
+        @raise TypeError: C{ctx} is neither C{None} nor a C{Context}.
+        """
+        return enrollOnLoop(self._engine, sock, checkContext(ctx, "EventLoop.Enroll"))
+
+
+class RunnableFunc:
+    """
+    gnet's C{RunnableFunc}: makes a function C{f(ctx)} a runnable for
+    C{EventLoop.Execute}; C{Run(ctx)} calls it and returns its result.
+    """
+
+    __slots__ = ("func",)
+
+    def __init__(self, func: Callable[[Any], Any]) -> None:
+        if not callable(func):
+            raise TypeError(f"RunnableFunc: func must be callable, got {func!r}")
+        self.func = func
+
+    def Run(self, ctx: Any) -> Any:
+        """Call the function with C{ctx}."""
+        return self.func(ctx)
+
+    def __repr__(self) -> str:
+        return f"RunnableFunc({self.func!r})"
+
+
+def runnableCall(runnable: Any, ctx: Any) -> Callable[[Any], Any]:
+    """
+    What C{Execute} calls with C{ctx}: C{runnable.Run}, or C{runnable}
+    itself for a plain callable.  Checked now, so a runnable that cannot
+    take the context fails in the caller with a C{TypeError} naming it,
+    not later on the loop with an error that is only logged.
+    """
+    fn = getattr(runnable, "Run", None)
+    if fn is None:
+        fn = runnable
+    if not callable(fn):
+        raise TypeError(
+            f"EventLoop.Execute: runnable must have Run(ctx) or be callable, got {runnable!r}"
+        )
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins without a signature: let the call decide
+        return fn
+    try:
+        sig.bind(ctx)
+    except TypeError:
+        raise TypeError(
+            f"EventLoop.Execute: runnable {runnable!r} must accept the context, as "
+            f"gnet's Run(ctx) does (got signature {sig})"
+        ) from None
+    return fn
 
 
 class _Listener:
@@ -233,7 +367,8 @@ class Engine:
         self._listeners: list[_Listener] = []
         self._conns: set = set()
         self._protos: set = set()
-        self._loop = EventLoop(self)
+        #: the loop owning this engine's connections (C{Conn.EventLoop()})
+        self.loop = EventLoop(self)
         self._ticker: _Ticker | None = None
         self._thread: threading.Thread | None = None
         self._adapted = False
@@ -325,9 +460,7 @@ class Engine:
         return stopFromAnyThread(self, self._onReactorThread(), wait)
 
     def Register(self, ctx: Any) -> Any:
-        """Add an outbound or adopted connection to this engine (see L{gnetcompat.client})."""
-        from .client import registerOnEngine
-
+        """Add an outbound or adopted connection to this engine (see L{gnetcompat._dial})."""
         return registerOnEngine(self, ctx)
 
     # -- non-gnet conveniences ------------------------------------------
@@ -405,16 +538,12 @@ class Engine:
             self._markStopped()
             return False
         self._booted = True
-        from ._protocol import GnetDatagramProtocol, GnetFactory
-
         for lst in self._listeners:
             spec = lst.spec
             assert lst.sock is not None
             if spec.stream:
                 factory = GnetFactory(self, "unix" if spec.network == "unix" else "tcp")
                 if self.options.TLS:
-                    from ._tls import wrapListener
-
                     factory = wrapListener(self.options, spec, factory, self.reactor)
                 if lst.family == socket.AF_UNIX:
                     lst.port = _adoptUnixPort(
@@ -627,12 +756,6 @@ def _adoptUnixPort(reactor: Any, sock: socket.socket, factory: Any, backlog: int
     (L{Engine._closeSockets} for its own sockets, the multicore parent for
     the shared one), and never when systemd passed it.
     """
-    import stat
-
-    from twisted.internet.posixbase import PosixReactorBase
-
-    from ._addr import somaxconn
-
     name = sock.getsockname()
     path = os.fsdecode(name) if isinstance(name, bytes) else name
     try:
@@ -641,8 +764,6 @@ def _adoptUnixPort(reactor: Any, sock: socket.socket, factory: Any, backlog: int
         mode = None
     if mode is None or not isinstance(reactor, PosixReactorBase):
         return reactor.adoptStreamPort(sock.fileno(), socket.AF_UNIX, factory)
-    from ._twistedcompat import UnixPortKeepingFile
-
     port = UnixPortKeepingFile._fromListeningDescriptor(reactor, sock.fileno(), factory)
     port.mode = mode
     port.backlog = backlog or somaxconn()
@@ -652,8 +773,6 @@ def _adoptUnixPort(reactor: Any, sock: socket.socket, factory: Any, backlog: int
 
 def normalizeTopology(specs: list[ListenSpec], options: Options) -> Options:
     """gnet's ReusePort rules (spec §10.2): off with unix addresses, on with UDP."""
-    import sys
-
     o = options
     loops = o.numLoops()
     if loops > 1 and not sys.platform.startswith(("linux", "freebsd", "dragonfly")):
@@ -663,7 +782,5 @@ def normalizeTopology(specs: list[ListenSpec], options: Options) -> Options:
     if any(not s.stream for s in specs):
         o.ReusePort = True
     if o.TLS:
-        from ._tls import checkAddresses
-
         checkAddresses(o, specs)
     return o

@@ -300,10 +300,7 @@ class EngineService(Service):
         self._started: Deferred | None = None
 
     def privilegedStartService(self) -> None:
-        from ._limits import raiseOpenFileLimit
-
         _installExitHook()
-        raiseOpenFileLimit()
         options = loadOptions(*self.opts)
         if options.numLoops() <= 1:
             specs = _specs(self.addrs)

@@ -234,7 +234,7 @@ class _Reader:
             write(data)
         return len(data)
 
-    def _feed(self, data: bytes) -> None:
+    def driverFeed(self, data: bytes) -> None:
         if self._off == len(self._in):
             self._in = data
             self._off = 0
@@ -550,7 +550,7 @@ class Conn(_Reader):
             return
         result: BaseException | None = None
         if not self.closed:
-            result = self._traffic()
+            result = self.driverTraffic()
         if callback is not None:
             self._engine._callback(callback, self, result)
 
@@ -568,27 +568,30 @@ class Conn(_Reader):
     def _closeTask(self, callback: AsyncCallback | None) -> None:
         if self._droppedByShutdown():
             return
-        result = self._closeLocal(propagate=True)
+        result = self.driverCloseLocal(propagate=True)
         if callback is not None:
             self._engine._callback(callback, self, result)
 
-    # -- the driver API: for layers built on Conns (the WebSocket layer) --
-    # Not gnet API (handlers use the PascalCase methods): the few things a
-    # protocol layer on top of a Conn needs, so it never reads Conn's privates.
+    # -- the driver API: for the layers that drive a Conn ----------------
+    # Not gnet API (handlers use the PascalCase methods): what the Twisted
+    # skin (_protocol), dialling (_dial), the engine and a protocol layer on
+    # top of a Conn (the WebSocket layer) call, so none of them reads
+    # Conn's privates.  driverFeed/driverTraffic/driverLost/driverApply/
+    # driverCloseLocal are defined where their logic lives (below and in
+    # _Reader); the two writes are the write path itself, not wrappers (the
+    # per-message path gets no extra call).
 
-    def driverWrite(self, data: bytes) -> None:
-        """Write C{data} in order (joined with what the running C{OnTraffic} wrote)."""
-        self._send(data)
-
-    def driverWriteSequence(self, bufs: list[bytes]) -> None:
-        """Write every buffer in order, as L{driverWrite}."""
-        self._sendSequence(bufs)
+    #: C{driverWrite(data)}: write C{data} in order (joined with what the
+    #: running C{OnTraffic} wrote; otherwise sent at once)
+    driverWrite = _send
+    #: C{driverWriteSequence(bufs)}: write every buffer in order, as L{driverWrite}
+    driverWriteSequence = _sendSequence
 
     def driverAbort(self) -> None:
         """Close now (C{OnClose} runs) and drop what is queued: a protocol failure."""
         if self.closed:
             return
-        self._closeLocal(propagate=True)
+        self.driverCloseLocal(propagate=True)
         abort = getattr(self._transport, "abortConnection", None)
         if abort is not None:
             abort()
@@ -610,7 +613,7 @@ class Conn(_Reader):
 
     # -- lifecycle, called by the protocol -------------------------------
 
-    def _traffic(self) -> BaseException | None:
+    def driverTraffic(self) -> BaseException | None:
         """Run OnTraffic and apply its action; the result for a Wake callback."""
         if self._streamWrites:
             self._cork = []
@@ -618,7 +621,7 @@ class Conn(_Reader):
             action = self._handler.OnTraffic(self)
         except Exception:
             self._engine.log.failure("OnTraffic raised; closing {conn!r}", conn=self)
-            self._closeLocal(propagate=True)
+            self.driverCloseLocal(propagate=True)
             return None
         finally:
             self._flushCork()
@@ -627,18 +630,18 @@ class Conn(_Reader):
             self._in = _EMPTY
             self._off = 0
         if action:
-            return self._apply(toAction(action))
+            return self.driverApply(toAction(action))
         return None
 
-    def _apply(self, action: Action) -> BaseException | None:
+    def driverApply(self, action: Action) -> BaseException | None:
         if action == Action.CLOSE:
-            return self._closeLocal(propagate=True)
+            return self.driverCloseLocal(propagate=True)
         if action == Action.SHUTDOWN:
             self._engine._requestShutdown(fromLoop=True)
             return ErrEngineShutdown()
         return None
 
-    def _closeLocal(self, propagate: bool) -> BaseException | None:
+    def driverCloseLocal(self, propagate: bool) -> BaseException | None:
         """The local close sequence; returns ErrEngineShutdown if OnClose asked for it."""
         if self.closed:
             return None
@@ -678,7 +681,7 @@ class Conn(_Reader):
         elif left:
             self._transport.abortConnection()
 
-    def _lost(self, reason: Failure | None) -> None:
+    def driverLost(self, reason: Failure | None) -> None:
         """The transport is gone (peer close, error, or after our own close)."""
         timer = self._closeTimer
         if timer is not None:

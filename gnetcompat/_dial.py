@@ -165,7 +165,7 @@ class _ConnectedUDPProtocol(DatagramProtocol):
             out, action = splitPair(eng.handler.OnOpen(conn), "OnOpen")
         except Exception:  # noqa: BLE001  (a handler bug closes the conn, as in _protocol)
             eng.log.failure("OnOpen raised; closing {conn!r}", conn=conn)
-            conn._closeLocal(propagate=True)
+            conn.driverCloseLocal(propagate=True)
             return conn
         if out and not conn.closed:
             try:
@@ -173,7 +173,7 @@ class _ConnectedUDPProtocol(DatagramProtocol):
             except Exception:  # noqa: BLE001  (a send error must not abort OnOpen)
                 eng.log.failure("sending the OnOpen datagram failed")
         if action:
-            conn._apply(action)
+            conn.driverApply(action)
         return conn
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
@@ -184,8 +184,8 @@ class _ConnectedUDPProtocol(DatagramProtocol):
             # gnet's default build reads an empty datagram as EOF
             self._peerGone(None)
             return
-        conn._feed(data)
-        conn._traffic()
+        conn.driverFeed(data)
+        conn.driverTraffic()
 
     def connectionRefused(self) -> None:
         self._peerGone(Failure(ConnectionRefusedError(errno.ECONNREFUSED, "read: connection refused")))
@@ -193,7 +193,7 @@ class _ConnectedUDPProtocol(DatagramProtocol):
     def _peerGone(self, reason: Failure | None) -> None:
         conn = self.conn
         if conn is not None and not conn.closed:
-            conn._lost(reason)
+            conn.driverLost(reason)
         if self._udp is not None:
             self._udp.loseConnection()
 
@@ -201,7 +201,7 @@ class _ConnectedUDPProtocol(DatagramProtocol):
         self.engine._transportGone(self)
         conn = self.conn
         if conn is not None and not conn.closed:
-            conn._lost(Failure(self._pendingError()))
+            conn.driverLost(Failure(self._pendingError()))
 
     def _pendingError(self) -> BaseException:
         """

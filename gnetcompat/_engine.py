@@ -187,7 +187,7 @@ class EventLoop:
         call.  Returns L{ErrEngineShutdown} when that C{OnClose} returned
         Shutdown; the caller propagates it (gnet's rule), nothing else does.
         """
-        return c._closeLocal(propagate=False)
+        return c.driverCloseLocal(propagate=False)
 
     def Register(self, ctx: Any = None, addr: Any = None) -> Any:
         """
@@ -646,7 +646,7 @@ class Engine:
 
     def _closeAll(self) -> None:
         for conn in list(self._conns):
-            conn._closeLocal(propagate=False)
+            conn.driverCloseLocal(propagate=False)
 
     async def _finishShutdown(self) -> None:
         ports = [lst.port for lst in self._listeners if lst.port is not None]

@@ -88,12 +88,12 @@ class GnetProtocol(Protocol):
             out, action = splitPair(eng.handler.OnOpen(conn), "OnOpen")
         except Exception:
             eng.log.failure("OnOpen raised; closing {conn!r}", conn=conn)
-            conn._closeLocal(propagate=True)
+            conn.driverCloseLocal(propagate=True)
             return
         if out and not conn.closed:
-            conn._send(bytes(out))
+            conn.driverWrite(bytes(out))
         if action:
-            conn._apply(action)
+            conn.driverApply(action)
 
     def prepareConn(self, conn: Conn) -> None:
         """
@@ -106,8 +106,8 @@ class GnetProtocol(Protocol):
         conn = self.conn
         if conn is None or conn.closed:
             return
-        conn._feed(data)
-        conn._traffic()
+        conn.driverFeed(data)
+        conn.driverTraffic()
 
     def connectionLost(self, reason: Any = None) -> None:
         call, self._handshake = self._handshake, None
@@ -116,7 +116,7 @@ class GnetProtocol(Protocol):
         conn = self.conn
         self.engine._transportGone(self)
         if conn is not None:
-            conn._lost(reason)
+            conn.driverLost(reason)
 
 
 class GnetFactory(Factory):

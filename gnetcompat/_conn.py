@@ -15,10 +15,11 @@ import os
 import socket
 import struct
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Protocol
 
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IPullProducer
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -38,9 +39,53 @@ from .errors import (
     ErrUnsupportedOp,
 )
 from .interfaces import IConn
+from .options import Options
 
-if TYPE_CHECKING:
-    from ._engine import Engine
+
+class ConnOwner(Protocol):
+    """
+    What a L{Conn} (and a L{UDPConn}) needs from the engine that owns it:
+    the internal contract between a connection and L{gnetcompat._engine.Engine}
+    (and the client's engine), so that neither reads the other's privates.
+    Names are mixedCase, Twisted style: they are not gnet API.
+    """
+
+    #: the L{IEventHandler} whose callbacks the connection runs
+    handler: Any
+    #: the normalised options (C{WriteBufferCap}, C{ShutdownTimeout}, ...)
+    options: Options
+    #: where a failing callback is logged
+    log: Logger
+    #: runs queued operations (C{callFromThread})
+    reactor: Any
+    #: the timers of a closing connection
+    clock: IReactorTime
+    #: the connection's C{EventLoop()}
+    loop: Any
+
+    @property
+    def stopping(self) -> bool:
+        """Shutdown has begun."""
+
+    @property
+    def stopped(self) -> bool:
+        """Shutdown is complete: queued operations no longer run."""
+
+    def connAdded(self, conn: Any, proto: Any) -> None:
+        """A connection opened (before its C{OnOpen}); C{proto} drives it."""
+
+    def connRemoved(self, conn: Any) -> None:
+        """A connection closed (before its C{OnClose})."""
+
+    def transportGone(self, proto: Any) -> None:
+        """The transport of C{proto} is gone (the engine's drain waits for this)."""
+
+    def requestShutdown(self, fromLoop: bool) -> None:
+        """Begin shutdown; C{fromLoop}: asked for by a connection's action."""
+
+    def callback(self, cb: Callable[..., Any], conn: Any, err: BaseException | None) -> None:
+        """Run an asynchronous operation's callback, logging what it raises."""
+
 
 AsyncCallback = Callable[[Any, "BaseException | None"], Any]
 
@@ -235,6 +280,7 @@ class _Reader:
         return len(data)
 
     def driverFeed(self, data: bytes) -> None:
+        """Append a read to the inbound buffer (then L{Conn.driverTraffic} runs C{OnTraffic})."""
         if self._off == len(self._in):
             self._in = data
             self._off = 0
@@ -313,7 +359,7 @@ class Conn(_Reader):
     #: writes are a byte stream (and may be joined); False: each is a datagram
     _streamWrites = True
 
-    def __init__(self, engine: Engine, transport: Any, network: str = "tcp") -> None:
+    def __init__(self, engine: ConnOwner, transport: Any, network: str = "tcp") -> None:
         self._engine = engine
         self._handler = engine.handler
         self._transport = transport
@@ -496,7 +542,7 @@ class Conn(_Reader):
 
     def _queue(self, fn: Callable[..., Any], *args: Any) -> None:
         eng = self._engine
-        if eng._stopped:
+        if eng.stopped:
             raise ErrEngineInShutdown()
         eng.reactor.callFromThread(fn, *args)
 
@@ -508,7 +554,7 @@ class Conn(_Reader):
         closed this conn, so a closed conn during shutdown counts too.
         """
         eng = self._engine
-        return eng._stopped or (eng._stopping and self.closed)
+        return eng.stopped or (eng.stopping and self.closed)
 
     def AsyncWrite(self, data: bytes, callback: AsyncCallback | None = None) -> None:
         """
@@ -535,7 +581,7 @@ class Conn(_Reader):
         else:
             self._send(data)
         if callback is not None:
-            self._engine._callback(callback, self, err)
+            self._engine.callback(callback, self, err)
 
     def Wake(self, callback: AsyncCallback | None = None) -> None:
         """
@@ -552,7 +598,7 @@ class Conn(_Reader):
         if not self.closed:
             result = self.driverTraffic()
         if callback is not None:
-            self._engine._callback(callback, self, result)
+            self._engine.callback(callback, self, result)
 
     def Close(self) -> None:
         """
@@ -570,7 +616,7 @@ class Conn(_Reader):
             return
         result = self.driverCloseLocal(propagate=True)
         if callback is not None:
-            self._engine._callback(callback, self, result)
+            self._engine.callback(callback, self, result)
 
     # -- the driver API: for the layers that drive a Conn ----------------
     # Not gnet API (handlers use the PascalCase methods): what the Twisted
@@ -609,7 +655,7 @@ class Conn(_Reader):
     @property
     def driverEngineStopped(self) -> bool:
         """Whether the engine has stopped (queued operations are no longer run)."""
-        return bool(self._engine._stopped)
+        return bool(self._engine.stopped)
 
     # -- lifecycle, called by the protocol -------------------------------
 
@@ -634,10 +680,11 @@ class Conn(_Reader):
         return None
 
     def driverApply(self, action: Action) -> BaseException | None:
+        """Apply a callback's action (Close, Shutdown); the result for a callback."""
         if action == Action.CLOSE:
             return self.driverCloseLocal(propagate=True)
         if action == Action.SHUTDOWN:
-            self._engine._requestShutdown(fromLoop=True)
+            self._engine.requestShutdown(fromLoop=True)
             return ErrEngineShutdown()
         return None
 
@@ -653,7 +700,7 @@ class Conn(_Reader):
         t.loseConnection()
         self._limitFlush()
         if result is not None and propagate:
-            self._engine._requestShutdown(fromLoop=True)
+            self._engine.requestShutdown(fromLoop=True)
         return result
 
     def _limitFlush(self) -> None:
@@ -691,13 +738,13 @@ class Conn(_Reader):
         if self.closed:
             return
         if self._finish(peerError(reason)) is not None:
-            self._engine._requestShutdown(fromLoop=True)
+            self._engine.requestShutdown(fromLoop=True)
 
     def _finish(self, err: BaseException | None) -> BaseException | None:
         """Remove, call OnClose, release.  Returns ErrEngineShutdown for a Shutdown action."""
         self.closed = True
         eng = self._engine
-        eng._removeConn(self)
+        eng.connRemoved(self)
         self._inOnClose = True
         try:
             action = toAction(self._handler.OnClose(self, err))
@@ -848,7 +895,7 @@ class UDPConn(_Reader):
         "_engine", "_port", "_in", "_off", "_ctx", "_safe", "_peer", "_local", "_network", "closed",
     )
 
-    def __init__(self, engine: Engine, port: Any, data: bytes, peer: tuple, network: str = "udp") -> None:
+    def __init__(self, engine: ConnOwner, port: Any, data: bytes, peer: tuple, network: str = "udp") -> None:
         self._engine = engine
         self._port = port
         self._in = data
@@ -907,7 +954,7 @@ class UDPConn(_Reader):
         @raise OSError: the send failed (after the callback ran).
         """
         eng = self._engine
-        if eng._stopped:
+        if eng.stopped:
             raise ErrEngineInShutdown()
         err: OSError | None = None
         try:
@@ -915,7 +962,7 @@ class UDPConn(_Reader):
         except OSError as e:
             err = e
         if callback is not None:
-            eng._callback(callback, None, err)
+            eng.callback(callback, None, err)
         if err is not None:
             raise err
 
@@ -929,7 +976,7 @@ class UDPConn(_Reader):
     def Wake(self, callback: AsyncCallback | None = None) -> None:
         """No connection to wake: the callback runs with C{(c, None)}."""
         if callback is not None:
-            self._engine.reactor.callFromThread(self._engine._callback, callback, self, None)
+            self._engine.reactor.callFromThread(self._engine.callback, callback, self, None)
 
     def Close(self) -> None:
         """No-op for a datagram."""

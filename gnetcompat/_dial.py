@@ -24,7 +24,7 @@ import ipaddress
 import os
 import socket
 from collections.abc import Callable
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 from twisted.internet import defer, threads
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
@@ -48,7 +48,7 @@ from ._context import (
     FromNetConnContext,
     RegisteredResult,
 )
-from ._conn import Conn
+from ._conn import Conn, ConnOwner
 from ._protocol import GnetProtocol
 from ._twistedcompat import builtinError
 from ._tls import rawTransport
@@ -62,7 +62,25 @@ from .errors import (
 )
 from .options import Options, TCPSocketOpt
 
-Engine = Any  # see ConnOwner (the next commit types it)
+
+
+class LoopOwner(ConnOwner, Protocol):
+    """
+    What dialling and registration need from the engine beyond a
+    L{ConnOwner}: whether its loop still takes connections, whether it has
+    booted, and gnet's C{Validate}.
+    """
+
+    @property
+    def loopRunning(self) -> bool:
+        """The loop takes new connections (not shutting down; a client: not stopped)."""
+
+    @property
+    def booted(self) -> bool:
+        """C{OnBoot} has run."""
+
+    def Validate(self) -> None:
+        """gnet's C{Engine.Validate}: raise when the engine cannot be used."""
 
 
 def _applySocketOptions(sock: socket.socket, o: Options) -> None:
@@ -146,7 +164,7 @@ class _ConnectedUDPProtocol(DatagramProtocol):
     conn: _ClientUDPConn | None = None
     _udp: _ConnectedUDPTransport | None = None
 
-    def __init__(self, engine: Engine, value: Any, hasValue: bool) -> None:
+    def __init__(self, engine: LoopOwner, value: Any, hasValue: bool) -> None:
         self.engine = engine
         self._value = value
         self._hasValue = hasValue
@@ -159,7 +177,7 @@ class _ConnectedUDPProtocol(DatagramProtocol):
         if self._hasValue:
             conn.SetContext(self._value)
             conn.SetSafeContext(self._value)
-        eng._addConn(conn, self)
+        eng.connAdded(conn, self)
         try:
             out: Any
             out, action = splitPair(eng.handler.OnOpen(conn), "OnOpen")
@@ -198,7 +216,7 @@ class _ConnectedUDPProtocol(DatagramProtocol):
             self._udp.loseConnection()
 
     def stopProtocol(self) -> None:
-        self.engine._transportGone(self)
+        self.engine.transportGone(self)
         conn = self.conn
         if conn is not None and not conn.closed:
             conn.driverLost(Failure(self._pendingError()))
@@ -225,7 +243,7 @@ class _RegisteredProtocol(GnetProtocol):
 
     def __init__(
         self,
-        engine: Engine,
+        engine: LoopOwner,
         network: str,
         value: Any,
         hasValue: bool,
@@ -269,7 +287,7 @@ class _OneShotFactory(Factory):
 
     def __init__(
         self,
-        engine: Engine,
+        engine: LoopOwner,
         network: str,
         value: Any,
         hasValue: bool,
@@ -280,14 +298,14 @@ class _OneShotFactory(Factory):
         self.built: _RegisteredProtocol | None = None
 
     def buildProtocol(self, addr: Any) -> _RegisteredProtocol | None:
-        if self.engine._stopping or getattr(self.engine, "_loopStopped", False):
+        if not self.engine.loopRunning:
             return None
         p = self.built = _RegisteredProtocol(self.engine, *self.args)
         p.factory = self
         return p
 
 
-def _tlsOpened(engine: Engine, factory: _OneShotFactory) -> Any:
+def _tlsOpened(engine: LoopOwner, factory: _OneShotFactory) -> Any:
     """The Conn of a TLS dial, once its handshake completed (a Deferred until then)."""
     proto = factory.built
     if proto is None:
@@ -299,7 +317,7 @@ def _tlsOpened(engine: Engine, factory: _OneShotFactory) -> Any:
     return d
 
 
-def _openedConn(engine: Engine, proto: Any) -> Conn:
+def _openedConn(engine: LoopOwner, proto: Any) -> Conn:
     conn = getattr(proto, "conn", None)
     if conn is None:
         raise ErrEngineInShutdown()
@@ -307,13 +325,13 @@ def _openedConn(engine: Engine, proto: Any) -> Conn:
 
 
 def _adoptNow(
-    engine: Engine, sock: socket.socket, value: Any, hasValue: bool, applyOptions: bool
+    engine: LoopOwner, sock: socket.socket, value: Any, hasValue: bool, applyOptions: bool
 ) -> Conn:
     """
     Adopt a connected socket on the reactor thread: its OnOpen runs inside
     this call.  C{sock} stays the caller's to close (Twisted duplicates it).
     """
-    if engine._stopping or getattr(engine, "_loopStopped", False):
+    if not engine.loopRunning:
         raise ErrEngineInShutdown()
     family, kind = sock.family, sock.type
     sock.setblocking(False)
@@ -373,7 +391,7 @@ def takeSocket(sock: Any) -> socket.socket:
 
 
 def adopt(
-    engine: Engine, dup: socket.socket, value: Any, hasValue: bool, applyOptions: bool
+    engine: LoopOwner, dup: socket.socket, value: Any, hasValue: bool, applyOptions: bool
 ) -> Deferred:
     """L{_adoptNow} as a Deferred of the Conn; always closes C{dup}."""
     try:
@@ -417,7 +435,7 @@ def _resolve(network: str, host: str, port: int) -> Deferred:
 
 
 def dial(
-    engine: Engine,
+    engine: LoopOwner,
     network: str,
     address: str,
     value: Any,
@@ -509,7 +527,7 @@ def _addrTarget(addr: Any) -> tuple[str, str]:
 
 
 def _registration(
-    engine: Engine, work: Callable[[], Deferred], cleanup: Callable[[], None] | None
+    engine: LoopOwner, work: Callable[[], Deferred], cleanup: Callable[[], None] | None
 ) -> Deferred:
     """
     Queue C{work} on the loop (gnet's normal-priority task) and return a
@@ -525,7 +543,7 @@ def _registration(
             result.callback(RegisteredResult(value, None))
 
     def run() -> None:
-        if engine._stopping or getattr(engine, "_loopStopped", False):
+        if not engine.loopRunning:
             if cleanup is not None:
                 cleanup()
             report(Failure(ErrEngineInShutdown()))
@@ -536,12 +554,12 @@ def _registration(
     return result
 
 
-def _checkLoop(engine: Engine) -> None:
-    if engine._stopped or engine._stopping or getattr(engine, "_loopStopped", False):
+def _checkLoop(engine: LoopOwner) -> None:
+    if engine.stopped or not engine.loopRunning:
         raise ErrEngineInShutdown()
 
 
-def registerOnLoop(engine: Engine, addr: Any, ctx: Context | None) -> Deferred:
+def registerOnLoop(engine: LoopOwner, addr: Any, ctx: Context | None) -> Deferred:
     """
     C{EventLoop.Register(addr, ctx)}: dial C{addr} (an L{Addr}, a Twisted
     address or a C{scheme://} string) and add the connection to the loop.
@@ -562,7 +580,7 @@ def registerOnLoop(engine: Engine, addr: Any, ctx: Context | None) -> Deferred:
     )
 
 
-def enrollOnLoop(engine: Engine, sock: Any, ctx: Context | None) -> Deferred:
+def enrollOnLoop(engine: LoopOwner, sock: Any, ctx: Context | None) -> Deferred:
     """
     C{EventLoop.Enroll(sock, ctx)}: adopt a connected socket (TCP, unix or
     connected UDP) on the loop.  The caller's socket is closed at once (gnet
@@ -581,7 +599,7 @@ def enrollOnLoop(engine: Engine, sock: Any, ctx: Context | None) -> Deferred:
     )
 
 
-def registerOnEngine(engine: Engine, ctx: Context | None) -> Deferred:
+def registerOnEngine(engine: LoopOwner, ctx: Context | None) -> Deferred:
     """
     C{Engine.Register(ctx)}: enrol the socket of C{NewNetConnContext}, or
     dial the address of C{NewNetAddrContext} (the socket wins when both are
@@ -593,9 +611,9 @@ def registerOnEngine(engine: Engine, ctx: Context | None) -> Deferred:
     @raise ErrInvalidNetworkAddress: C{ctx} carries neither.
     """
     engine.Validate()
-    if not engine._booted:
+    if not engine.booted:
         raise ErrEmptyEngine()
-    if engine._stopping:
+    if engine.stopping:
         raise ErrEngineInShutdown()
     sock, ok = FromNetConnContext(ctx)
     if ok:

@@ -159,11 +159,11 @@ class EventLoop:
             raise ErrNilRunnable()
         fn = runnableCall(runnable, ctx)
         eng = self._engine
-        if eng._stopped:
+        if eng.stopped:
             raise ErrEngineInShutdown()
 
         def run() -> None:
-            if eng._stopped:
+            if eng.stopped:
                 return
             try:
                 res = fn(ctx)
@@ -173,7 +173,7 @@ class EventLoop:
                 eng.log.failure("runnable {r!r} failed", r=runnable)
                 return
             if isinstance(res, ErrEngineShutdown):
-                eng._requestShutdown(fromLoop=True)
+                eng.requestShutdown(fromLoop=True)
 
         eng.reactor.callFromThread(run)
 
@@ -282,7 +282,7 @@ class _Listener:
         return self.sock.fileno()
 
 
-class _Ticker:
+class Ticker:
     """
     Calls C{OnTick} at once, then after each returned delay, on the given
     clock.  (C{LoopingCall} has a fixed interval; gnet's delay is chosen per
@@ -333,7 +333,7 @@ class _Ticker:
         if hasattr(delay, "total_seconds"):
             delay = delay.total_seconds()  # type: ignore[union-attr]
         if action == Action.SHUTDOWN:
-            self.engine._requestShutdown(fromLoop=False)
+            self.engine.requestShutdown(fromLoop=False)
         if self.running:
             self._call = self.clock.callLater(max(float(delay or 0), 0.0), self._tick)
 
@@ -369,7 +369,7 @@ class Engine:
         self._protos: set = set()
         #: the loop owning this engine's connections (C{Conn.EventLoop()})
         self.loop = EventLoop(self)
-        self._ticker: _Ticker | None = None
+        self._ticker: Ticker | None = None
         self._thread: threading.Thread | None = None
         self._adapted = False
         self._booted = False
@@ -383,6 +383,9 @@ class Engine:
         #: set by multicore workers: called when this worker wants all to stop
         self.onShutdownRequest: Callable[[], None] | None = None
         self.tickerEnabled = self.options.Ticker
+        #: called with this process's connection count after each change
+        #: (L{setConnectionObserver}); None: nobody is watching
+        self._connObserver: Callable[[int], None] | None = None
 
     def __repr__(self) -> str:
         addrs = ", ".join(s.text for s in self.specs)
@@ -457,7 +460,7 @@ class Engine:
         self.Validate()
         if self._stopping:
             raise ErrEngineInShutdown()
-        return stopFromAnyThread(self, self._onReactorThread(), wait)
+        return stopFromAnyThread(self, self.onReactorThread(), wait)
 
     def Register(self, ctx: Any) -> Any:
         """Add an outbound or adopted connection to this engine (see L{gnetcompat._dial})."""
@@ -489,13 +492,37 @@ class Engine:
         """True once shutdown is complete."""
         return self._stopped
 
+    @property
+    def booted(self) -> bool:
+        """True once C{OnBoot} has run and the engine serves."""
+        return self._booted
+
+    @property
+    def loopRunning(self) -> bool:
+        """Whether the loop takes new connections (dialled, adopted): not shutting down."""
+        return not self._stopping
+
     def connections(self) -> list:
         """This process's live connections (a copy)."""
         return list(self._conns)
 
+    def setConnectionObserver(self, observer: Callable[[int], None] | None) -> None:
+        """
+        Call C{observer(count)} with this process's number of connections
+        each time a connection is added or removed (C{None}: stop).  A
+        multicore worker publishes its count to the parent with it.
+        """
+        self._connObserver = observer
+
+    def startTicker(self) -> None:
+        """Start calling C{OnTick} (at once, then after each returned delay)."""
+        self._ticker = Ticker(self, self.clock)
+        self._ticker.start()
+
     # -- start -----------------------------------------------------------
 
-    def _onReactorThread(self) -> bool:
+    def onReactorThread(self) -> bool:
+        """Whether the caller runs on the thread that booted the engine (or it has not booted)."""
         return self._thread is None or threading.current_thread() is self._thread
 
     def bind(self, listeners: Iterable[tuple[ListenSpec, socket.socket, int]] | None = None) -> None:
@@ -561,11 +588,10 @@ class Engine:
             lst.sock.close()
             lst.sock = None
         if self.tickerEnabled:
-            self._ticker = _Ticker(self, self.clock)
-            self._ticker.start()
+            self.startTicker()
         return True
 
-    def _startAdapted(self) -> None:
+    def startAdapted(self) -> None:
         """As the engine of C{IProtocolFactory(handler)}: OnBoot when the first port starts."""
         self._adapted = True
         self._thread = threading.current_thread()
@@ -573,29 +599,39 @@ class Engine:
         toAction(self.handler.OnBoot(self))
         self._booted = True
         if self.tickerEnabled:
-            self._ticker = _Ticker(self, self.clock)
-            self._ticker.start()
+            self.startTicker()
 
-    def _stopAdapted(self) -> None:
+    def stopAdapted(self) -> None:
+        """As the engine of C{IProtocolFactory(handler)}: shut down when the last port stops."""
         if not self._stopping:
-            self._requestShutdown(fromLoop=False)
+            self.requestShutdown(fromLoop=False)
 
     # -- connections -----------------------------------------------------
 
-    def _addConn(self, conn: Any, proto: Any) -> None:
+    # the ConnOwner contract (gnetcompat._conn): what connections call
+
+    def connAdded(self, conn: Any, proto: Any) -> None:
+        """A connection opened; C{proto} drives its transport."""
         self._conns.add(conn)
         self._protos.add(proto)
+        if self._connObserver is not None:
+            self._connObserver(len(self._conns))
 
-    def _removeConn(self, conn: Any) -> None:
+    def connRemoved(self, conn: Any) -> None:
+        """A connection closed (its transport may still be draining)."""
         self._conns.discard(conn)
+        if self._connObserver is not None:
+            self._connObserver(len(self._conns))
 
-    def _transportGone(self, proto: Any) -> None:
+    def transportGone(self, proto: Any) -> None:
+        """The transport of C{proto} is gone; the last one ends the shutdown's drain."""
         self._protos.discard(proto)
         if self._drainWaiter is not None and not self._protos:
             d, self._drainWaiter = self._drainWaiter, None
             d.callback(None)
 
-    def _callback(self, cb: Callable[..., Any], conn: Any, err: BaseException | None) -> None:
+    def callback(self, cb: Callable[..., Any], conn: Any, err: BaseException | None) -> None:
+        """Run an asynchronous operation's C{cb(conn, err)}, logging what it raises."""
         try:
             cb(conn, err)
         except Exception:
@@ -603,7 +639,7 @@ class Engine:
 
     # -- shutdown --------------------------------------------------------
 
-    def _requestShutdown(self, fromLoop: bool) -> None:
+    def requestShutdown(self, fromLoop: bool) -> None:
         """
         Begin shutdown (idempotent).  A loop-initiated shutdown (an action
         from a connection callback) closes connections before C{OnShutdown};
@@ -672,7 +708,7 @@ class Engine:
                 if hasattr(t, "abortConnection"):
                     t.abortConnection()
                 else:
-                    self._transportGone(p)
+                    self.transportGone(p)
 
         call = self.clock.callLater(self.options.ShutdownTimeout, abort)
 
@@ -710,7 +746,7 @@ def stopFromAnyThread(eng: Any, onReactorThread: bool, timeout: float | None) ->
     another thread block until it fired, up to C{timeout} seconds.
     """
     if onReactorThread:
-        eng._requestShutdown(fromLoop=False)
+        eng.requestShutdown(fromLoop=False)
         d = eng.whenStopped()
         if timeout is not None and not d.called:
             clock = getattr(eng, "clock", None) or eng.reactor
@@ -724,7 +760,7 @@ def stopFromAnyThread(eng: Any, onReactorThread: bool, timeout: float | None) ->
     done = threading.Event()
 
     def stop() -> None:
-        eng._requestShutdown(fromLoop=False)
+        eng.requestShutdown(fromLoop=False)
         eng.whenStopped().addBoth(lambda _: done.set())
 
     eng.reactor.callFromThread(stop)

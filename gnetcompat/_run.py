@@ -101,8 +101,7 @@ def Stop(ctx: Any = None, protoAddr: str | None = None) -> Deferred | None:
     eng = _registry.pop(protoAddr, None)
     if eng is None or eng.stopping:
         raise ErrEngineInShutdown()
-    onReactor = eng._thread is None or threading.current_thread() is eng._thread
-    return stopFromAnyThread(eng, onReactor, wait)
+    return stopFromAnyThread(eng, eng.onReactorThread(), wait)
 
 
 def Serve(
@@ -189,7 +188,7 @@ def Rotate(handler: Any, addrs: Sequence[str], *opts: Option | Options) -> None:
 
         def beforeShutdown() -> Deferred | None:
             if not eng.stopping:
-                eng._requestShutdown(fromLoop=False)
+                eng.requestShutdown(fromLoop=False)
             if not eng.stopped:
                 return eng.whenStopped().addErrback(lambda f: None)
             return None
@@ -207,7 +206,7 @@ def Rotate(handler: Any, addrs: Sequence[str], *opts: Option | Options) -> None:
 def _runUntilStopped(reactor: Any, eng: Any) -> None:
     def beforeShutdown() -> Deferred | None:
         if not eng.stopping:
-            eng._requestShutdown(fromLoop=False)
+            eng.requestShutdown(fromLoop=False)
         if not eng.stopped:
             return eng.whenStopped()
         return None
@@ -389,7 +388,7 @@ class EngineService(Service):
         if eng is None or eng.stopped:
             return defer.succeed(None)
         if not eng.stopping:
-            eng._requestShutdown(fromLoop=False)
+            eng.requestShutdown(fromLoop=False)
         return eng.whenStopped()
 
 

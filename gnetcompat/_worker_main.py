@@ -110,19 +110,11 @@ class _Worker:
         slot = self.index * words
         view[slot] = 0
         eng.sharedCount = lambda: sum(view[:end:words])
-        conns = eng._conns
-        add, remove = eng._addConn, eng._removeConn
 
-        def addConn(conn: Any, proto: Any) -> None:
-            add(conn, proto)
-            view[slot] = len(conns)
+        def publishCount(count: int) -> None:
+            view[slot] = count
 
-        def removeConn(conn: Any) -> None:
-            remove(conn)
-            view[slot] = len(conns)
-
-        eng._addConn = addConn
-        eng._removeConn = removeConn
+        eng.setConnectionObserver(publishCount)
         eng.onShutdownRequest = self._engineStopping
         eng.tickerEnabled = bool(p["ticker"])
         listeners = []
@@ -176,7 +168,7 @@ class _Worker:
         self.stopFromParent = True
         eng = self.engine
         if eng is not None and not eng.stopping:
-            eng._requestShutdown(fromLoop=False)
+            eng.requestShutdown(fromLoop=False)
         elif eng is None:
             self._stopReactor()
 
@@ -191,7 +183,7 @@ class _Worker:
             return None
         if not eng.stopping:
             self.stopFromParent = True
-            eng._requestShutdown(fromLoop=False)
+            eng.requestShutdown(fromLoop=False)
         return eng.whenStopped()
 
     def _stopReactor(self) -> None:

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.threads import blockingCallFromThread
 from twisted.logger import Logger
 from twisted.python import threadable
 
@@ -40,7 +41,7 @@ from ._context import (
     RegisteredResult,
 )
 from ._dial import adopt, dial, takeSocket
-from ._engine import Engine, _Ticker
+from ._engine import Engine
 from .errors import (
     ErrEngineInShutdown,
     GnetError,
@@ -106,7 +107,24 @@ class _ClientEngine(Engine):
         )
         return f"<client Engine {state}>"
 
-    def _requestShutdown(self, fromLoop: bool) -> None:
+    @property
+    def loopRunning(self) -> bool:
+        """The loop takes new connections: neither stopped by an action nor shut down."""
+        return not (self._stopping or self._loopStopped)
+
+    def boot(self) -> bool:
+        """C{Client.Start}: C{OnBoot} (its result ignored, as in gnet); no listener to serve."""
+        self.handler.OnBoot(self)
+        self._booted = True
+        return True
+
+    def startTicker(self) -> None:
+        """Start the ticker, unless the loop has stopped meanwhile."""
+        if self.loopRunning:
+            super().startTicker()
+
+    def requestShutdown(self, fromLoop: bool) -> None:
+        """A Shutdown action or an OnTick Shutdown: stop only the loop, closing its connections."""
         if self._stopping or self._loopStopped:
             return
         self._loopStopped = True
@@ -114,9 +132,10 @@ class _ClientEngine(Engine):
             self._ticker.stop()
         self._closeAll()
 
-    def _stopClient(self) -> Deferred:
+    def stopClient(self) -> Deferred:
+        """C{Client.Stop}: C{OnShutdown}, close everything; fires once every transport is gone."""
         self._loopStopped = False
-        Engine._requestShutdown(self, fromLoop=False)
+        Engine.requestShutdown(self, fromLoop=False)
         self._loopStopped = True
         return self.whenStopped()
 
@@ -160,22 +179,14 @@ class Client:
         """
         eng = self.engine
         with self._lock:
-            if self._stopCalled or eng._stopping:
+            if self._stopCalled or eng.stopping:
                 raise ErrEngineInShutdown()
             if self._started:
                 raise RuntimeError("gnetcompat: Client.Start() called twice")
             self._started = True
-        eng.handler.OnBoot(eng)
-        eng._booted = True
+        eng.boot()
         if eng.tickerEnabled:
-            self._call(self._startTicker)
-
-    def _startTicker(self) -> None:
-        eng = self.engine
-        if eng._stopping or eng._loopStopped:
-            return
-        eng._ticker = _Ticker(eng, eng.clock)
-        eng._ticker.start()
+            self._call(eng.startTicker)
 
     def Stop(self) -> Deferred | None:
         """
@@ -192,17 +203,15 @@ class Client:
                 raise ErrEngineInShutdown()
             self._stopCalled = True
         if _onReactorThread(self.reactor):
-            return eng._stopClient()
-        from twisted.internet.threads import blockingCallFromThread
-
-        blockingCallFromThread(self.reactor, eng._stopClient)
+            return eng.stopClient()
+        blockingCallFromThread(self.reactor, eng.stopClient)
         return None
 
     # -- connections -----------------------------------------------------
 
     def _check(self) -> None:
         eng = self.engine
-        if self._stopCalled or eng._stopping or eng._loopStopped:
+        if self._stopCalled or not eng.loopRunning:
             raise ErrEngineInShutdown()
         if not self._started:
             raise ErrClientNotStarted()
@@ -210,8 +219,6 @@ class Client:
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         if _onReactorThread(self.reactor):
             return fn(*args)
-        from twisted.internet.threads import blockingCallFromThread
-
         return blockingCallFromThread(self.reactor, fn, *args)
 
     def Dial(self, network: str, address: str) -> Any:

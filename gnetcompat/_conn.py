@@ -26,7 +26,7 @@ from zope.interface import implementer
 
 from ._action import Action, toAction
 from ._addr import Addr, applyKeepAlive, fromTwisted
-from ._twistedcompat import builtinError
+from ._twistedcompat import builtinError, directSocket, hasWriteBuffer, sendNow, writeBacklog
 from ._tls import TLSState, connectionState, isTLS, plaintextWaiting, rawTransport
 from .errors import (
     ErrClosed,
@@ -106,76 +106,6 @@ def _isIP(host: object) -> bool:
         ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
         return False
-    return True
-
-
-_directKinds: tuple | None = None
-
-
-def _directSocket(transport: Any) -> socket.socket | None:
-    """The socket of a plain TCP/unix transport we may send on directly, else None."""
-    global _directKinds
-    if _directKinds is None:
-        from twisted.internet import tcp
-
-        kinds: tuple = (tcp.Server, tcp.Client)
-        try:
-            from twisted.internet import unix
-
-            kinds += (unix.Server, unix.Client)
-        except ImportError:  # pragma: no cover - no unix sockets on this platform
-            pass
-        _directKinds = kinds
-    if isinstance(transport, _directKinds):
-        return transport.socket
-    return None
-
-
-def writeBacklog(transport: Any) -> int:
-    """
-    The bytes a Twisted C{FileDescriptor} transport (TCP, unix) holds in its
-    write buffer, not yet taken by the kernel.
-
-    Twisted keeps them in private attributes (C{dataBuffer} from C{offset},
-    plus C{_tempDataLen} not yet joined into it) and has no public accessor;
-    this is the one place that reads them (L{sendNow}'s fast path tests the
-    same attributes inline).  C{tests.test_backpressure.TwistedCanaryTests}
-    fails if a Twisted upgrade changes them.
-
-    @raise AttributeError: not a C{FileDescriptor} (TLS, test transports).
-    """
-    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
-
-
-def sendNow(transport: Any, sock: socket.socket | None, data: bytes) -> bool:
-    """
-    Write C{data} the way gnet does: when nothing is queued, try the send
-    syscall at once and queue only what the kernel did not take (Twisted
-    would arm write-readiness and send on the next reactor iteration: two
-    extra epoll calls per message).  Order is kept: with bytes already
-    queued, C{data} is queued behind them.
-
-    @return: whether bytes were left queued in the transport (the caller
-        then checks its outbound limit, L{Conn._queued}).
-    """
-    if (
-        sock is not None
-        and not transport._tempDataLen
-        and transport.offset == len(transport.dataBuffer)
-        and transport.connected
-        and not transport.disconnecting
-    ):
-        try:
-            n = sock.send(data)
-        except BlockingIOError:
-            n = 0
-        except OSError:
-            n = 0  # Twisted's own write path will meet the error and close
-        if n == len(data):
-            return False
-        if n:
-            data = data[n:]
-    transport.write(data)
     return True
 
 
@@ -373,7 +303,7 @@ class Conn(_Reader):
         self._network = network
         self.closed = False
         self._inOnClose = False  # writes stay allowed inside OnClose (spec §4.5)
-        self._sock = _directSocket(transport)
+        self._sock = directSocket(transport)
         # kept from the start: Twisted forgets the number when the socket
         # closes, gnet's Fd() returns it even in OnClose and after
         if self._sock is not None:
@@ -388,7 +318,7 @@ class Conn(_Reader):
         #: the socket transport whose write buffer WriteBufferCap bounds (under
         #: TLS: the one below the TLS layer); None: a buffer we cannot see
         raw = rawTransport(transport)
-        self._bufT: Any = raw if _directSocket(raw) is not None else None
+        self._bufT: Any = raw if hasWriteBuffer(raw) else None
         #: while reading is paused for WriteBufferCap: the transport's producer
         self._drainWatch: _DrainWatcher | None = None
         #: after a close with bytes queued: drops them after ShutdownTimeout

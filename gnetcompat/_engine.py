@@ -38,7 +38,7 @@ from ._context import checkContext, contextTimeout
 from ._dial import enrollOnLoop, registerOnEngine, registerOnLoop
 from ._protocol import GnetDatagramProtocol, GnetFactory
 from ._tls import checkAddresses, wrapListener
-from ._twistedcompat import UnixPortKeepingFile
+from ._twistedcompat import adoptUnixPortKeepingFile
 from .errors import (
     ErrEngineShutdown,
     ErrNilRunnable,
@@ -779,14 +779,14 @@ def _adoptUnixPort(reactor: Any, sock: socket.socket, factory: Any, backlog: int
     path to its C{mode} (0666 by default) when it starts listening, an
     adopted socket's too: every socket would be world-connectable whatever
     the umask, L{WithUnixSocketMode} or systemd's C{SocketMode=} said.  The port is
-    built as C{adoptStreamPort} builds it (C{unix.Port._fromListeningDescriptor},
-    its own implementation) with C{mode} set to the file's current mode, and
+    built as C{adoptStreamPort} builds it (L{adoptUnixPortKeepingFile})
+    with C{mode} set to the file's current mode, and
     the engine's backlog instead of Twisted's 50.  Abstract-namespace
     sockets (no file) and reactors that are not Twisted's posix ones go
     through C{adoptStreamPort}.
 
     The port does not unlink the path when it stops listening
-    (L{UnixPortKeepingFile}): worker processes adopt one shared socket, and
+    (L{gnetcompat._twistedcompat.UnixPortKeepingFile}): worker processes adopt one shared socket, and
     each one's port unlinking it made every stop after the first fail with
     C{FileNotFoundError}.  The file is removed once, by whoever created it
     (L{Engine._closeSockets} for its own sockets, the multicore parent for
@@ -800,7 +800,7 @@ def _adoptUnixPort(reactor: Any, sock: socket.socket, factory: Any, backlog: int
         mode = None
     if mode is None or not isinstance(reactor, PosixReactorBase):
         return reactor.adoptStreamPort(sock.fileno(), socket.AF_UNIX, factory)
-    port = UnixPortKeepingFile._fromListeningDescriptor(reactor, sock.fileno(), factory)
+    port = adoptUnixPortKeepingFile(reactor, sock.fileno(), factory)
     port.mode = mode
     port.backlog = backlog or somaxconn()
     port.startListening()

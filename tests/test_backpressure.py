@@ -536,7 +536,7 @@ class TwistedCanaryTests(_Serving):
 
     def test_privateAttributesExist(self) -> None:
         """C{dataBuffer}, C{offset} and C{_tempDataLen} exist on Twisted's FileDescriptor."""
-        from gnetcompat._conn import writeBacklog
+        from gnetcompat._twistedcompat import writeBacklog
 
         fd = abstract.FileDescriptor(reactor)
         self.assertEqual(writeBacklog(fd), 0)
@@ -548,7 +548,7 @@ class TwistedCanaryTests(_Serving):
         L{writeBacklog} counts what a TCP transport holds; a registered pull
         producer is resumed once the buffer empties.
         """
-        from gnetcompat._conn import writeBacklog
+        from gnetcompat._twistedcompat import writeBacklog
 
         server: Deferred = Deferred()
 

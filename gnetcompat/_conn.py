@@ -246,13 +246,14 @@ class _DrainWatcher:
 
     def resumeProducing(self) -> None:
         conn = self.conn
-        if conn._drainWatch is self and not conn._backlog():
-            conn._drained()
+        # the watcher is part of its Conn (same module): it reads the Conn's state
+        if conn._drainWatch is self and not conn._backlog():  # noqa: SLF001  (Conn's own helper)
+            conn._drained()  # noqa: SLF001  (Conn's own helper)
 
     def stopProducing(self) -> None:
         # the transport is gone (Twisted unregisters us itself)
-        if self.conn._drainWatch is self:
-            self.conn._drainWatch = None
+        if self.conn._drainWatch is self:  # noqa: SLF001  (Conn's own helper)
+            self.conn._drainWatch = None  # noqa: SLF001  (Conn's own helper)
 
 
 @implementer(IConn)

@@ -109,18 +109,19 @@ class Context:
         """The nearest value stored under C{key}, or C{default}."""
         c: Context | None = self
         while c is not None:
-            if c._key is not _NOKEY and (c._key is key or c._key == key):
-                return c._value
-            c = c._parent
+            # a Context walking its own parent chain (same class)
+            if c._key is not _NOKEY and (c._key is key or c._key == key):  # noqa: SLF001  (own chain)
+                return c._value  # noqa: SLF001  (own chain)
+            c = c._parent  # noqa: SLF001  (own chain)
         return default
 
     def __repr__(self) -> str:
         items = []
         c: Context | None = self
         while c is not None:
-            if c._key is not _NOKEY:
-                items.append(f"{c._key!r}={c._value!r}")
-            c = c._parent
+            if c._key is not _NOKEY:  # noqa: SLF001  (own chain)
+                items.append(f"{c._key!r}={c._value!r}")  # noqa: SLF001  (own chain)
+            c = c._parent  # noqa: SLF001  (own chain)
         return f"Context({', '.join(items)})"
 
 

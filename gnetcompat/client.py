@@ -1,8 +1,10 @@
 # -*- test-case-name: tests.test_client -*-
 """
-gnet's client side: L{NewClient}/L{Client} (C{Dial}, C{Enroll}), the
-registration paths of a running engine (C{EventLoop.Register/Enroll},
-C{Engine.Register}), and the context helpers that carry their arguments.
+gnet's client side: L{NewClient}/L{Client} (C{Dial}, C{Enroll}) and the
+context helpers (L{Context}, L{NewContext}...; defined in
+L{gnetcompat._context}, public here).  Dialling and adopting, shared with
+the registration paths of a running engine (C{EventLoop.Register/Enroll},
+C{Engine.Register}), live in L{gnetcompat._dial}.
 
 Every outgoing or adopted connection is driven by the same L{IEventHandler}
 callbacks as an accepted one: C{OnOpen} (with C{Context()} and

@@ -15,12 +15,12 @@ Implement an L{IEventHandler} (subclass L{BuiltinEventEngine}), then::
 
 from __future__ import annotations
 
-from . import _protocol  # noqa: F401  (registers IEventHandler -> IProtocolFactory)
 from ._action import Action, Close, None_, Shutdown
 from ._addr import Addr
-from ._conn import Conn, EventLoop, RunnableFunc, UDPConn
-from ._engine import Engine, EngineService, Rotate, Run, Serve, Stop
+from ._conn import Conn, UDPConn
+from ._engine import Engine, EventLoop, RunnableFunc
 from ._handler import BuiltinEventEngine
+from ._run import EngineService, Rotate, Run, Serve, Stop  # also registers IEventHandler -> IProtocolFactory
 from .client import (
     Client,
     Context,

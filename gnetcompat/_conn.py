@@ -10,23 +10,23 @@ slices do not exist.
 
 from __future__ import annotations
 
-import inspect
 import ipaddress
 import os
 import socket
 import struct
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Protocol
 
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IPullProducer
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ._action import Action, toAction
 from ._addr import Addr, applyKeepAlive, fromTwisted
-from ._twistedcompat import builtinError
+from ._twistedcompat import builtinError, directSocket, hasWriteBuffer, sendNow, writeBacklog
 from ._tls import TLSState, connectionState, isTLS, plaintextWaiting, rawTransport
 from .errors import (
     ErrClosed,
@@ -35,14 +35,57 @@ from .errors import (
     ErrEOF,
     ErrInvalidNetworkAddress,
     ErrInvalidTimeDuration,
-    ErrNilRunnable,
     ErrShortBuffer,
     ErrUnsupportedOp,
 )
-from .interfaces import IConn, IEventLoop
+from .interfaces import IConn
+from .options import Options
 
-if TYPE_CHECKING:
-    from ._engine import Engine
+
+class ConnOwner(Protocol):
+    """
+    What a L{Conn} (and a L{UDPConn}) needs from the engine that owns it:
+    the internal contract between a connection and L{gnetcompat._engine.Engine}
+    (and the client's engine), so that neither reads the other's privates.
+    Names are mixedCase, Twisted style: they are not gnet API.
+    """
+
+    #: the L{IEventHandler} whose callbacks the connection runs
+    handler: Any
+    #: the normalised options (C{WriteBufferCap}, C{ShutdownTimeout}, ...)
+    options: Options
+    #: where a failing callback is logged
+    log: Logger
+    #: runs queued operations (C{callFromThread})
+    reactor: Any
+    #: the timers of a closing connection
+    clock: IReactorTime
+    #: the connection's C{EventLoop()}
+    loop: Any
+
+    @property
+    def stopping(self) -> bool:
+        """Shutdown has begun."""
+
+    @property
+    def stopped(self) -> bool:
+        """Shutdown is complete: queued operations no longer run."""
+
+    def connAdded(self, conn: Any, proto: Any) -> None:
+        """A connection opened (before its C{OnOpen}); C{proto} drives it."""
+
+    def connRemoved(self, conn: Any) -> None:
+        """A connection closed (before its C{OnClose})."""
+
+    def transportGone(self, proto: Any) -> None:
+        """The transport of C{proto} is gone (the engine's drain waits for this)."""
+
+    def requestShutdown(self, fromLoop: bool) -> None:
+        """Begin shutdown; C{fromLoop}: asked for by a connection's action."""
+
+    def callback(self, cb: Callable[..., Any], conn: Any, err: BaseException | None) -> None:
+        """Run an asynchronous operation's callback, logging what it raises."""
+
 
 AsyncCallback = Callable[[Any, "BaseException | None"], Any]
 
@@ -66,81 +109,6 @@ def _isIP(host: object) -> bool:
         ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
         return False
-    return True
-
-
-_directKinds: tuple | None = None
-
-
-def _directSocket(transport: Any) -> socket.socket | None:
-    """The socket of a plain TCP/unix transport we may send on directly, else None."""
-    global _directKinds
-    if _directKinds is None:
-        from twisted.internet import tcp
-
-        kinds: tuple = (tcp.Server, tcp.Client)
-        try:
-            from twisted.internet import unix
-
-            kinds += (unix.Server, unix.Client)
-        except ImportError:  # pragma: no cover - no unix sockets on this platform
-            pass
-        _directKinds = kinds
-    if isinstance(transport, _directKinds):
-        return transport.socket
-    return None
-
-
-def writeBacklog(transport: Any) -> int:
-    """
-    The bytes a Twisted C{FileDescriptor} transport (TCP, unix) holds in its
-    write buffer, not yet taken by the kernel.
-
-    Twisted keeps them in private attributes (C{dataBuffer} from C{offset},
-    plus C{_tempDataLen} not yet joined into it) and has no public accessor;
-    this is the one place that reads them (L{sendNow}'s fast path tests the
-    same attributes inline).  C{tests.test_backpressure.TwistedCanaryTests}
-    fails if a Twisted upgrade changes them.
-
-    @raise AttributeError: not a C{FileDescriptor} (TLS, test transports).
-    """
-    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
-
-
-def _hasWriteBuffer(transport: Any) -> bool:
-    """Whether L{writeBacklog} can read C{transport}'s write buffer (a Twisted C{FileDescriptor})."""
-    return all(hasattr(transport, a) for a in ("dataBuffer", "offset", "_tempDataLen"))
-
-
-def sendNow(transport: Any, sock: socket.socket | None, data: bytes) -> bool:
-    """
-    Write C{data} the way gnet does: when nothing is queued, try the send
-    syscall at once and queue only what the kernel did not take (Twisted
-    would arm write-readiness and send on the next reactor iteration: two
-    extra epoll calls per message).  Order is kept: with bytes already
-    queued, C{data} is queued behind them.
-
-    @return: whether bytes were left queued in the transport (the caller
-        then checks its outbound limit, L{Conn._queued}).
-    """
-    if (
-        sock is not None
-        and not transport._tempDataLen
-        and transport.offset == len(transport.dataBuffer)
-        and transport.connected
-        and not transport.disconnecting
-    ):
-        try:
-            n = sock.send(data)
-        except BlockingIOError:
-            n = 0
-        except OSError:
-            n = 0  # Twisted's own write path will meet the error and close
-        if n == len(data):
-            return False
-        if n:
-            data = data[n:]
-    transport.write(data)
     return True
 
 
@@ -244,7 +212,8 @@ class _Reader:
             write(data)
         return len(data)
 
-    def _feed(self, data: bytes) -> None:
+    def driverFeed(self, data: bytes) -> None:
+        """Append a read to the inbound buffer (then L{Conn.driverTraffic} runs C{OnTraffic})."""
         if self._off == len(self._in):
             self._in = data
             self._off = 0
@@ -258,137 +227,6 @@ class _Reader:
         if self._off == len(self._in):
             self._in = _EMPTY
             self._off = 0
-
-
-@implementer(IEventLoop)
-class EventLoop:
-    """
-    The loop owning a connection: the reactor of this process (gnet's
-    C{Conn.EventLoop()}).  C{Register}/C{Enroll} live in L{gnetcompat.client}.
-    """
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
-    def Execute(self, ctx: Any = None, runnable: Any = None) -> None:
-        """
-        gnet's C{Execute(ctx, r)}: queue C{r.Run(ctx)} on the loop (a plain
-        callable C{f} runs as C{f(ctx)}, as L{RunnableFunc} does).  A result
-        of L{ErrEngineShutdown} (returned or raised) shuts the engine down;
-        other failures are logged to the engine's logger.
-
-        @raise TypeError: C{ctx} is neither C{None} nor a C{Context}, or
-            C{runnable} cannot be called as C{Run(ctx)}.
-        @raise ErrNilRunnable: C{runnable} is C{None}.
-        @raise ErrEngineInShutdown: the engine has stopped.
-        """
-        from .client import checkContext
-
-        checkContext(ctx, "EventLoop.Execute")
-        if runnable is None:
-            raise ErrNilRunnable()
-        fn = runnableCall(runnable, ctx)
-        eng = self._engine
-        if eng._stopped:
-            raise ErrEngineInShutdown()
-
-        def run() -> None:
-            if eng._stopped:
-                return
-            try:
-                res = fn(ctx)
-            except ErrEngineShutdown as e:
-                res = e
-            except Exception:
-                eng.log.failure("runnable {r!r} failed", r=runnable)
-                return
-            if isinstance(res, ErrEngineShutdown):
-                eng._requestShutdown(fromLoop=True)
-
-        eng.reactor.callFromThread(run)
-
-    def Schedule(self, ctx: Any = None, runnable: Any = None, delay: float = 0) -> None:
-        """gnet's C{Schedule(ctx, r, delay)} is not implemented either: always L{ErrUnsupportedOp}."""
-        raise ErrUnsupportedOp()
-
-    def Close(self, c: Conn) -> BaseException | None:
-        """
-        Close C{c} now (loop only): its C{OnClose(c, None)} runs inside this
-        call.  Returns L{ErrEngineShutdown} when that C{OnClose} returned
-        Shutdown; the caller propagates it (gnet's rule), nothing else does.
-        """
-        return c._closeLocal(propagate=False)
-
-    def Register(self, ctx: Any = None, addr: Any = None) -> Any:
-        """
-        gnet's C{Register(ctx, addr)}: dial C{addr} and add the connection
-        to this loop (see L{gnetcompat.client.registerOnLoop}).
-
-        @raise TypeError: C{ctx} is neither C{None} nor a C{Context}.
-        """
-        from .client import checkContext, registerOnLoop
-
-        return registerOnLoop(self._engine, addr, checkContext(ctx, "EventLoop.Register"))
-
-    def Enroll(self, ctx: Any = None, sock: Any = None) -> Any:
-        """
-        gnet's C{Enroll(ctx, c)}: adopt a connected socket on this loop (see
-        L{gnetcompat.client.enrollOnLoop}).
-
-        @raise TypeError: C{ctx} is neither C{None} nor a C{Context}.
-        """
-        from .client import checkContext, enrollOnLoop
-
-        return enrollOnLoop(self._engine, sock, checkContext(ctx, "EventLoop.Enroll"))
-
-
-class RunnableFunc:
-    """
-    gnet's C{RunnableFunc}: makes a function C{f(ctx)} a runnable for
-    C{EventLoop.Execute}; C{Run(ctx)} calls it and returns its result.
-    """
-
-    __slots__ = ("func",)
-
-    def __init__(self, func: Callable[[Any], Any]) -> None:
-        if not callable(func):
-            raise TypeError(f"RunnableFunc: func must be callable, got {func!r}")
-        self.func = func
-
-    def Run(self, ctx: Any) -> Any:
-        """Call the function with C{ctx}."""
-        return self.func(ctx)
-
-    def __repr__(self) -> str:
-        return f"RunnableFunc({self.func!r})"
-
-
-def runnableCall(runnable: Any, ctx: Any) -> Callable[[Any], Any]:
-    """
-    What C{Execute} calls with C{ctx}: C{runnable.Run}, or C{runnable}
-    itself for a plain callable.  Checked now, so a runnable that cannot
-    take the context fails in the caller with a C{TypeError} naming it,
-    not later on the loop with an error that is only logged.
-    """
-    fn = getattr(runnable, "Run", None)
-    if fn is None:
-        fn = runnable
-    if not callable(fn):
-        raise TypeError(
-            f"EventLoop.Execute: runnable must have Run(ctx) or be callable, got {runnable!r}"
-        )
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):  # builtins without a signature: let the call decide
-        return fn
-    try:
-        sig.bind(ctx)
-    except TypeError:
-        raise TypeError(
-            f"EventLoop.Execute: runnable {runnable!r} must accept the context, as "
-            f"gnet's Run(ctx) does (got signature {sig})"
-        ) from None
-    return fn
 
 
 @implementer(IPullProducer)
@@ -411,13 +249,14 @@ class _DrainWatcher:
 
     def resumeProducing(self) -> None:
         conn = self.conn
-        if conn._drainWatch is self and not conn._backlog():
-            conn._drained()
+        # the watcher is part of its Conn (same module): it reads the Conn's state
+        if conn._drainWatch is self and not conn._backlog():  # noqa: SLF001  (Conn's own helper)
+            conn._drained()  # noqa: SLF001  (Conn's own helper)
 
     def stopProducing(self) -> None:
         # the transport is gone (Twisted unregisters us itself)
-        if self.conn._drainWatch is self:
-            self.conn._drainWatch = None
+        if self.conn._drainWatch is self:  # noqa: SLF001  (Conn's own helper)
+            self.conn._drainWatch = None  # noqa: SLF001  (Conn's own helper)
 
 
 @implementer(IConn)
@@ -455,7 +294,7 @@ class Conn(_Reader):
     #: writes are a byte stream (and may be joined); False: each is a datagram
     _streamWrites = True
 
-    def __init__(self, engine: Engine, transport: Any, network: str = "tcp") -> None:
+    def __init__(self, engine: ConnOwner, transport: Any, network: str = "tcp") -> None:
         self._engine = engine
         self._handler = engine.handler
         self._transport = transport
@@ -469,7 +308,7 @@ class Conn(_Reader):
         self._network = network
         self.closed = False
         self._inOnClose = False  # writes stay allowed inside OnClose (spec §4.5)
-        self._sock = _directSocket(transport)
+        self._sock = directSocket(transport)
         # kept from the start: Twisted forgets the number when the socket
         # closes, gnet's Fd() returns it even in OnClose and after
         if self._sock is not None:
@@ -484,7 +323,7 @@ class Conn(_Reader):
         #: the socket transport whose write buffer WriteBufferCap bounds (under
         #: TLS: the one below the TLS layer); None: a buffer we cannot see
         raw = rawTransport(transport)
-        self._bufT: Any = raw if _hasWriteBuffer(raw) else None
+        self._bufT: Any = raw if hasWriteBuffer(raw) else None
         #: why reading is paused: _HOLD_WRITE (WriteBufferCap), _HOLD_DRIVER
         self._readHolds = 0
         #: while reading is paused for WriteBufferCap: the transport's producer
@@ -657,7 +496,7 @@ class Conn(_Reader):
 
     def _queue(self, fn: Callable[..., Any], *args: Any) -> None:
         eng = self._engine
-        if eng._stopped:
+        if eng.stopped:
             raise ErrEngineInShutdown()
         eng.reactor.callFromThread(fn, *args)
 
@@ -669,7 +508,7 @@ class Conn(_Reader):
         closed this conn, so a closed conn during shutdown counts too.
         """
         eng = self._engine
-        return eng._stopped or (eng._stopping and self.closed)
+        return eng.stopped or (eng.stopping and self.closed)
 
     def AsyncWrite(self, data: bytes, callback: AsyncCallback | None = None) -> None:
         """
@@ -696,7 +535,7 @@ class Conn(_Reader):
         else:
             self._send(data)
         if callback is not None:
-            self._engine._callback(callback, self, err)
+            self._engine.callback(callback, self, err)
 
     def Wake(self, callback: AsyncCallback | None = None) -> None:
         """
@@ -711,9 +550,9 @@ class Conn(_Reader):
             return
         result: BaseException | None = None
         if not self.closed:
-            result = self._traffic()
+            result = self.driverTraffic()
         if callback is not None:
-            self._engine._callback(callback, self, result)
+            self._engine.callback(callback, self, result)
 
     def Close(self) -> None:
         """
@@ -729,27 +568,30 @@ class Conn(_Reader):
     def _closeTask(self, callback: AsyncCallback | None) -> None:
         if self._droppedByShutdown():
             return
-        result = self._closeLocal(propagate=True)
+        result = self.driverCloseLocal(propagate=True)
         if callback is not None:
-            self._engine._callback(callback, self, result)
+            self._engine.callback(callback, self, result)
 
-    # -- the driver API: for layers built on Conns (the WebSocket layer) --
-    # Not gnet API (handlers use the PascalCase methods): the few things a
-    # protocol layer on top of a Conn needs, so it never reads Conn's privates.
+    # -- the driver API: for the layers that drive a Conn ----------------
+    # Not gnet API (handlers use the PascalCase methods): what the Twisted
+    # skin (_protocol), dialling (_dial), the engine and a protocol layer on
+    # top of a Conn (the WebSocket layer) call, so none of them reads
+    # Conn's privates.  driverFeed/driverTraffic/driverLost/driverApply/
+    # driverCloseLocal are defined where their logic lives (below and in
+    # _Reader); the two writes are the write path itself, not wrappers (the
+    # per-message path gets no extra call).
 
-    def driverWrite(self, data: bytes) -> None:
-        """Write C{data} in order (joined with what the running C{OnTraffic} wrote)."""
-        self._send(data)
-
-    def driverWriteSequence(self, bufs: list[bytes]) -> None:
-        """Write every buffer in order, as L{driverWrite}."""
-        self._sendSequence(bufs)
+    #: C{driverWrite(data)}: write C{data} in order (joined with what the
+    #: running C{OnTraffic} wrote; otherwise sent at once)
+    driverWrite = _send
+    #: C{driverWriteSequence(bufs)}: write every buffer in order, as L{driverWrite}
+    driverWriteSequence = _sendSequence
 
     def driverAbort(self) -> None:
         """Close now (C{OnClose} runs) and drop what is queued: a protocol failure."""
         if self.closed:
             return
-        self._closeLocal(propagate=True)
+        self.driverCloseLocal(propagate=True)
         abort = getattr(self._transport, "abortConnection", None)
         if abort is not None:
             abort()
@@ -779,11 +621,11 @@ class Conn(_Reader):
     @property
     def driverEngineStopped(self) -> bool:
         """Whether the engine has stopped (queued operations are no longer run)."""
-        return bool(self._engine._stopped)
+        return bool(self._engine.stopped)
 
     # -- lifecycle, called by the protocol -------------------------------
 
-    def _traffic(self) -> BaseException | None:
+    def driverTraffic(self) -> BaseException | None:
         """Run OnTraffic and apply its action; the result for a Wake callback."""
         if self._streamWrites:
             self._cork = []
@@ -791,7 +633,7 @@ class Conn(_Reader):
             action = self._handler.OnTraffic(self)
         except Exception:
             self._engine.log.failure("OnTraffic raised; closing {conn!r}", conn=self)
-            self._closeLocal(propagate=True)
+            self.driverCloseLocal(propagate=True)
             return None
         finally:
             self._flushCork()
@@ -800,18 +642,19 @@ class Conn(_Reader):
             self._in = _EMPTY
             self._off = 0
         if action:
-            return self._apply(toAction(action))
+            return self.driverApply(toAction(action))
         return None
 
-    def _apply(self, action: Action) -> BaseException | None:
+    def driverApply(self, action: Action) -> BaseException | None:
+        """Apply a callback's action (Close, Shutdown); the result for a callback."""
         if action == Action.CLOSE:
-            return self._closeLocal(propagate=True)
+            return self.driverCloseLocal(propagate=True)
         if action == Action.SHUTDOWN:
-            self._engine._requestShutdown(fromLoop=True)
+            self._engine.requestShutdown(fromLoop=True)
             return ErrEngineShutdown()
         return None
 
-    def _closeLocal(self, propagate: bool) -> BaseException | None:
+    def driverCloseLocal(self, propagate: bool) -> BaseException | None:
         """The local close sequence; returns ErrEngineShutdown if OnClose asked for it."""
         if self.closed:
             return None
@@ -823,7 +666,7 @@ class Conn(_Reader):
         t.loseConnection()
         self._limitFlush()
         if result is not None and propagate:
-            self._engine._requestShutdown(fromLoop=True)
+            self._engine.requestShutdown(fromLoop=True)
         return result
 
     def _limitFlush(self) -> None:
@@ -851,7 +694,7 @@ class Conn(_Reader):
         elif left:
             self._transport.abortConnection()
 
-    def _lost(self, reason: Failure | None) -> None:
+    def driverLost(self, reason: Failure | None) -> None:
         """The transport is gone (peer close, error, or after our own close)."""
         timer = self._closeTimer
         if timer is not None:
@@ -861,13 +704,13 @@ class Conn(_Reader):
         if self.closed:
             return
         if self._finish(peerError(reason)) is not None:
-            self._engine._requestShutdown(fromLoop=True)
+            self._engine.requestShutdown(fromLoop=True)
 
     def _finish(self, err: BaseException | None) -> BaseException | None:
         """Remove, call OnClose, release.  Returns ErrEngineShutdown for a Shutdown action."""
         self.closed = True
         eng = self._engine
-        eng._removeConn(self)
+        eng.connRemoved(self)
         self._inOnClose = True
         try:
             action = toAction(self._handler.OnClose(self, err))
@@ -919,9 +762,9 @@ class Conn(_Reader):
             self._remote = fromTwisted(self._transport.getPeer(), self._network)
         return self._remote  # type: ignore[return-value]
 
-    def EventLoop(self) -> EventLoop:
+    def EventLoop(self) -> Any:
         """The loop owning this connection."""
-        return self._engine._loop
+        return self._engine.loop
 
     # -- socket methods (any thread) -------------------------------------
 
@@ -1018,7 +861,7 @@ class UDPConn(_Reader):
         "_engine", "_port", "_in", "_off", "_ctx", "_safe", "_peer", "_local", "_network", "closed",
     )
 
-    def __init__(self, engine: Engine, port: Any, data: bytes, peer: tuple, network: str = "udp") -> None:
+    def __init__(self, engine: ConnOwner, port: Any, data: bytes, peer: tuple, network: str = "udp") -> None:
         self._engine = engine
         self._port = port
         self._in = data
@@ -1077,7 +920,7 @@ class UDPConn(_Reader):
         @raise OSError: the send failed (after the callback ran).
         """
         eng = self._engine
-        if eng._stopped:
+        if eng.stopped:
             raise ErrEngineInShutdown()
         err: OSError | None = None
         try:
@@ -1085,7 +928,7 @@ class UDPConn(_Reader):
         except OSError as e:
             err = e
         if callback is not None:
-            eng._callback(callback, None, err)
+            eng.callback(callback, None, err)
         if err is not None:
             raise err
 
@@ -1099,7 +942,7 @@ class UDPConn(_Reader):
     def Wake(self, callback: AsyncCallback | None = None) -> None:
         """No connection to wake: the callback runs with C{(c, None)}."""
         if callback is not None:
-            self._engine.reactor.callFromThread(self._engine._callback, callback, self, None)
+            self._engine.reactor.callFromThread(self._engine.callback, callback, self, None)
 
     def Close(self) -> None:
         """No-op for a datagram."""
@@ -1134,9 +977,9 @@ class UDPConn(_Reader):
         """The sender's address."""
         return fromTwisted(self._peer, "udp")
 
-    def EventLoop(self) -> EventLoop:
+    def EventLoop(self) -> Any:
         """The loop that received the datagram."""
-        return self._engine._loop
+        return self._engine.loop
 
     def Fd(self) -> int:
         """The listening socket's descriptor (shared by every datagram)."""

@@ -1,20 +1,23 @@
 # -*- test-case-name: tests.test_engine -*-
 """
-The engine: listeners, connection table, ticker, shutdown, and the entry
-points C{Run}/C{Rotate} (blocking, as gnet's), C{Serve} (non-blocking,
-Deferreds) and L{EngineService} (an C{IService} for applications and twistd).
+The engine: listeners, connection table, ticker, binding and shutdown.
+The entry points that create engines (C{Run}, C{Rotate}, C{Serve},
+C{EngineService}) are in L{gnetcompat._run}.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import socket
+import stat
+import sys
 import threading
 from typing import Any, Callable, Iterable, Sequence
 
-from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
+from twisted.internet.posixbase import PosixReactorBase
 from twisted.python.failure import Failure
 from twisted.logger import (
     FilteringLogObserver,
@@ -23,27 +26,36 @@ from twisted.logger import (
     LogLevelFilterPredicate,
     Logger,
     formatEvent,
+    globalLogPublisher,
     textFileLogObserver,
 )
 from zope.interface import implementer
 
 from ._action import Action, splitPair, toAction
-from ._addr import ListenSpec, createListener, normalizeNetwork, ownsPath, parseProtoAddr
-from ._conn import EventLoop
+from ._addr import ListenSpec, createListener, normalizeNetwork, ownsPath, somaxconn
+from ._conn import Conn
+from ._context import checkContext, contextTimeout
+from ._dial import enrollOnLoop, registerOnEngine, registerOnLoop
+from ._protocol import GnetDatagramProtocol, GnetFactory
+from ._tls import checkAddresses, wrapListener
+from ._twistedcompat import adoptUnixPortKeepingFile
 from .errors import (
+    ErrEngineShutdown,
+    ErrNilRunnable,
     ErrEmptyEngine,
     ErrEngineInShutdown,
     ErrInvalidNetworkAddress,
     ErrInvalidOption,
     ErrUnsupportedOp,
 )
-from .interfaces import IEngine, IEventHandler
-from .options import Option, Options, loadOptions
+from .interfaces import IEngine, IEventHandler, IEventLoop
+from .options import Options
 
-__all__ = ["Engine", "Run", "Rotate", "Serve", "Stop", "EngineService"]
+__all__ = ["Engine"]
 
 
-def _globalReactor() -> Any:
+def globalReactor() -> Any:
+    """The global reactor, imported when first needed (never at import time)."""
     from twisted.internet import reactor
 
     return reactor
@@ -103,8 +115,6 @@ class _LogFileObserver:
 
     def __call__(self, event: dict) -> None:
         if self.file is None:
-            from twisted.logger import globalLogPublisher
-
             globalLogPublisher(event)
         else:
             self._write(event)
@@ -120,6 +130,131 @@ def closeLogger(logger: Logger) -> None:
     obs = logger.observer
     if isinstance(obs, _LogFileObserver):
         obs.close()
+
+
+@implementer(IEventLoop)
+class EventLoop:
+    """
+    The loop owning a connection: the reactor of this process (gnet's
+    C{Conn.EventLoop()}).  C{Register}/C{Enroll} dial and adopt through L{gnetcompat._dial}.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def Execute(self, ctx: Any = None, runnable: Any = None) -> None:
+        """
+        gnet's C{Execute(ctx, r)}: queue C{r.Run(ctx)} on the loop (a plain
+        callable C{f} runs as C{f(ctx)}, as L{RunnableFunc} does).  A result
+        of L{ErrEngineShutdown} (returned or raised) shuts the engine down;
+        other failures are logged to the engine's logger.
+
+        @raise TypeError: C{ctx} is neither C{None} nor a C{Context}, or
+            C{runnable} cannot be called as C{Run(ctx)}.
+        @raise ErrNilRunnable: C{runnable} is C{None}.
+        @raise ErrEngineInShutdown: the engine has stopped.
+        """
+        checkContext(ctx, "EventLoop.Execute")
+        if runnable is None:
+            raise ErrNilRunnable()
+        fn = runnableCall(runnable, ctx)
+        eng = self._engine
+        if eng.stopped:
+            raise ErrEngineInShutdown()
+
+        def run() -> None:
+            if eng.stopped:
+                return
+            try:
+                res = fn(ctx)
+            except ErrEngineShutdown as e:
+                res = e
+            except Exception:
+                eng.log.failure("runnable {r!r} failed", r=runnable)
+                return
+            if isinstance(res, ErrEngineShutdown):
+                eng.requestShutdown(fromLoop=True)
+
+        eng.reactor.callFromThread(run)
+
+    def Schedule(self, ctx: Any = None, runnable: Any = None, delay: float = 0) -> None:
+        """gnet's C{Schedule(ctx, r, delay)} is not implemented either: always L{ErrUnsupportedOp}."""
+        raise ErrUnsupportedOp()
+
+    def Close(self, c: Conn) -> BaseException | None:
+        """
+        Close C{c} now (loop only): its C{OnClose(c, None)} runs inside this
+        call.  Returns L{ErrEngineShutdown} when that C{OnClose} returned
+        Shutdown; the caller propagates it (gnet's rule), nothing else does.
+        """
+        return c.driverCloseLocal(propagate=False)
+
+    def Register(self, ctx: Any = None, addr: Any = None) -> Any:
+        """
+        gnet's C{Register(ctx, addr)}: dial C{addr} and add the connection
+        to this loop (see L{gnetcompat._dial.registerOnLoop}).
+
+        @raise TypeError: C{ctx} is neither C{None} nor a C{Context}.
+        """
+        return registerOnLoop(self._engine, addr, checkContext(ctx, "EventLoop.Register"))
+
+    def Enroll(self, ctx: Any = None, sock: Any = None) -> Any:
+        """
+        gnet's C{Enroll(ctx, c)}: adopt a connected socket on this loop (see
+        L{gnetcompat._dial.enrollOnLoop}).
+
+        @raise TypeError: C{ctx} is neither C{None} nor a C{Context}.
+        """
+        return enrollOnLoop(self._engine, sock, checkContext(ctx, "EventLoop.Enroll"))
+
+
+class RunnableFunc:
+    """
+    gnet's C{RunnableFunc}: makes a function C{f(ctx)} a runnable for
+    C{EventLoop.Execute}; C{Run(ctx)} calls it and returns its result.
+    """
+
+    __slots__ = ("func",)
+
+    def __init__(self, func: Callable[[Any], Any]) -> None:
+        if not callable(func):
+            raise TypeError(f"RunnableFunc: func must be callable, got {func!r}")
+        self.func = func
+
+    def Run(self, ctx: Any) -> Any:
+        """Call the function with C{ctx}."""
+        return self.func(ctx)
+
+    def __repr__(self) -> str:
+        return f"RunnableFunc({self.func!r})"
+
+
+def runnableCall(runnable: Any, ctx: Any) -> Callable[[Any], Any]:
+    """
+    What C{Execute} calls with C{ctx}: C{runnable.Run}, or C{runnable}
+    itself for a plain callable.  Checked now, so a runnable that cannot
+    take the context fails in the caller with a C{TypeError} naming it,
+    not later on the loop with an error that is only logged.
+    """
+    fn = getattr(runnable, "Run", None)
+    if fn is None:
+        fn = runnable
+    if not callable(fn):
+        raise TypeError(
+            f"EventLoop.Execute: runnable must have Run(ctx) or be callable, got {runnable!r}"
+        )
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins without a signature: let the call decide
+        return fn
+    try:
+        sig.bind(ctx)
+    except TypeError:
+        raise TypeError(
+            f"EventLoop.Execute: runnable {runnable!r} must accept the context, as "
+            f"gnet's Run(ctx) does (got signature {sig})"
+        ) from None
+    return fn
 
 
 class _Listener:
@@ -147,7 +282,7 @@ class _Listener:
         return self.sock.fileno()
 
 
-class _Ticker:
+class Ticker:
     """
     Calls C{OnTick} at once, then after each returned delay, on the given
     clock.  (C{LoopingCall} has a fixed interval; gnet's delay is chosen per
@@ -198,7 +333,7 @@ class _Ticker:
         if hasattr(delay, "total_seconds"):
             delay = delay.total_seconds()  # type: ignore[union-attr]
         if action == Action.SHUTDOWN:
-            self.engine._requestShutdown(fromLoop=False)
+            self.engine.requestShutdown(fromLoop=False)
         if self.running:
             self._call = self.clock.callLater(max(float(delay or 0), 0.0), self._tick)
 
@@ -226,14 +361,15 @@ class Engine:
         self.handler = handler
         self.specs = list(specs)
         self.options = (options or Options()).normalized()
-        self.reactor = reactor or self.options.Reactor or _globalReactor()
+        self.reactor = reactor or self.options.Reactor or globalReactor()
         self.clock = self.options.Clock or self.reactor
         self.log = makeLogger(self.options)
         self._listeners: list[_Listener] = []
         self._conns: set = set()
         self._protos: set = set()
-        self._loop = EventLoop(self)
-        self._ticker: _Ticker | None = None
+        #: the loop owning this engine's connections (C{Conn.EventLoop()})
+        self.loop = EventLoop(self)
+        self._ticker: Ticker | None = None
         self._thread: threading.Thread | None = None
         self._adapted = False
         self._booted = False
@@ -247,6 +383,9 @@ class Engine:
         #: set by multicore workers: called when this worker wants all to stop
         self.onShutdownRequest: Callable[[], None] | None = None
         self.tickerEnabled = self.options.Ticker
+        #: called with this process's connection count after each change
+        #: (L{setConnectionObserver}); None: nobody is watching
+        self._connObserver: Callable[[int], None] | None = None
 
     def __repr__(self) -> str:
         addrs = ", ".join(s.text for s in self.specs)
@@ -317,18 +456,14 @@ class Engine:
         @raise ErrEngineInShutdown: already stopping or stopped.
         @raise ErrEmptyEngine: an engine without listeners.
         """
-        from .client import checkContext, contextTimeout
-
         wait = contextTimeout(checkContext(ctx, "Engine.Stop"), timeout)
         self.Validate()
         if self._stopping:
             raise ErrEngineInShutdown()
-        return stopFromAnyThread(self, self._onReactorThread(), wait)
+        return stopFromAnyThread(self, self.onReactorThread(), wait)
 
     def Register(self, ctx: Any) -> Any:
-        """Add an outbound or adopted connection to this engine (see L{gnetcompat.client})."""
-        from .client import registerOnEngine
-
+        """Add an outbound or adopted connection to this engine (see L{gnetcompat._dial})."""
         return registerOnEngine(self, ctx)
 
     # -- non-gnet conveniences ------------------------------------------
@@ -357,13 +492,37 @@ class Engine:
         """True once shutdown is complete."""
         return self._stopped
 
+    @property
+    def booted(self) -> bool:
+        """True once C{OnBoot} has run and the engine serves."""
+        return self._booted
+
+    @property
+    def loopRunning(self) -> bool:
+        """Whether the loop takes new connections (dialled, adopted): not shutting down."""
+        return not self._stopping
+
     def connections(self) -> list:
         """This process's live connections (a copy)."""
         return list(self._conns)
 
+    def setConnectionObserver(self, observer: Callable[[int], None] | None) -> None:
+        """
+        Call C{observer(count)} with this process's number of connections
+        each time a connection is added or removed (C{None}: stop).  A
+        multicore worker publishes its count to the parent with it.
+        """
+        self._connObserver = observer
+
+    def startTicker(self) -> None:
+        """Start calling C{OnTick} (at once, then after each returned delay)."""
+        self._ticker = Ticker(self, self.clock)
+        self._ticker.start()
+
     # -- start -----------------------------------------------------------
 
-    def _onReactorThread(self) -> bool:
+    def onReactorThread(self) -> bool:
+        """Whether the caller runs on the thread that booted the engine (or it has not booted)."""
         return self._thread is None or threading.current_thread() is self._thread
 
     def bind(self, listeners: Iterable[tuple[ListenSpec, socket.socket, int]] | None = None) -> None:
@@ -406,16 +565,12 @@ class Engine:
             self._markStopped()
             return False
         self._booted = True
-        from ._protocol import GnetDatagramProtocol, GnetFactory
-
         for lst in self._listeners:
             spec = lst.spec
             assert lst.sock is not None
             if spec.stream:
                 factory = GnetFactory(self, "unix" if spec.network == "unix" else "tcp")
                 if self.options.TLS:
-                    from ._tls import wrapListener
-
                     factory = wrapListener(self.options, spec, factory, self.reactor)
                 if lst.family == socket.AF_UNIX:
                     lst.port = _adoptUnixPort(
@@ -433,11 +588,10 @@ class Engine:
             lst.sock.close()
             lst.sock = None
         if self.tickerEnabled:
-            self._ticker = _Ticker(self, self.clock)
-            self._ticker.start()
+            self.startTicker()
         return True
 
-    def _startAdapted(self) -> None:
+    def startAdapted(self) -> None:
         """As the engine of C{IProtocolFactory(handler)}: OnBoot when the first port starts."""
         self._adapted = True
         self._thread = threading.current_thread()
@@ -445,29 +599,39 @@ class Engine:
         toAction(self.handler.OnBoot(self))
         self._booted = True
         if self.tickerEnabled:
-            self._ticker = _Ticker(self, self.clock)
-            self._ticker.start()
+            self.startTicker()
 
-    def _stopAdapted(self) -> None:
+    def stopAdapted(self) -> None:
+        """As the engine of C{IProtocolFactory(handler)}: shut down when the last port stops."""
         if not self._stopping:
-            self._requestShutdown(fromLoop=False)
+            self.requestShutdown(fromLoop=False)
 
     # -- connections -----------------------------------------------------
 
-    def _addConn(self, conn: Any, proto: Any) -> None:
+    # the ConnOwner contract (gnetcompat._conn): what connections call
+
+    def connAdded(self, conn: Any, proto: Any) -> None:
+        """A connection opened; C{proto} drives its transport."""
         self._conns.add(conn)
         self._protos.add(proto)
+        if self._connObserver is not None:
+            self._connObserver(len(self._conns))
 
-    def _removeConn(self, conn: Any) -> None:
+    def connRemoved(self, conn: Any) -> None:
+        """A connection closed (its transport may still be draining)."""
         self._conns.discard(conn)
+        if self._connObserver is not None:
+            self._connObserver(len(self._conns))
 
-    def _transportGone(self, proto: Any) -> None:
+    def transportGone(self, proto: Any) -> None:
+        """The transport of C{proto} is gone; the last one ends the shutdown's drain."""
         self._protos.discard(proto)
         if self._drainWaiter is not None and not self._protos:
             d, self._drainWaiter = self._drainWaiter, None
             d.callback(None)
 
-    def _callback(self, cb: Callable[..., Any], conn: Any, err: BaseException | None) -> None:
+    def callback(self, cb: Callable[..., Any], conn: Any, err: BaseException | None) -> None:
+        """Run an asynchronous operation's C{cb(conn, err)}, logging what it raises."""
         try:
             cb(conn, err)
         except Exception:
@@ -475,7 +639,7 @@ class Engine:
 
     # -- shutdown --------------------------------------------------------
 
-    def _requestShutdown(self, fromLoop: bool) -> None:
+    def requestShutdown(self, fromLoop: bool) -> None:
         """
         Begin shutdown (idempotent).  A loop-initiated shutdown (an action
         from a connection callback) closes connections before C{OnShutdown};
@@ -518,7 +682,7 @@ class Engine:
 
     def _closeAll(self) -> None:
         for conn in list(self._conns):
-            conn._closeLocal(propagate=False)
+            conn.driverCloseLocal(propagate=False)
 
     async def _finishShutdown(self) -> None:
         ports = [lst.port for lst in self._listeners if lst.port is not None]
@@ -544,7 +708,7 @@ class Engine:
                 if hasattr(t, "abortConnection"):
                     t.abortConnection()
                 else:
-                    self._transportGone(p)
+                    self.transportGone(p)
 
         call = self.clock.callLater(self.options.ShutdownTimeout, abort)
 
@@ -582,7 +746,7 @@ def stopFromAnyThread(eng: Any, onReactorThread: bool, timeout: float | None) ->
     another thread block until it fired, up to C{timeout} seconds.
     """
     if onReactorThread:
-        eng._requestShutdown(fromLoop=False)
+        eng.requestShutdown(fromLoop=False)
         d = eng.whenStopped()
         if timeout is not None and not d.called:
             clock = getattr(eng, "clock", None) or eng.reactor
@@ -596,7 +760,7 @@ def stopFromAnyThread(eng: Any, onReactorThread: bool, timeout: float | None) ->
     done = threading.Event()
 
     def stop() -> None:
-        eng._requestShutdown(fromLoop=False)
+        eng.requestShutdown(fromLoop=False)
         eng.whenStopped().addBoth(lambda _: done.set())
 
     eng.reactor.callFromThread(stop)
@@ -605,15 +769,7 @@ def stopFromAnyThread(eng: Any, onReactorThread: bool, timeout: float | None) ->
     return None
 
 
-# -- entry points ---------------------------------------------------------
-
-
-def _specs(addrs: Sequence[str]) -> list[ListenSpec]:
-    if isinstance(addrs, str):
-        addrs = [addrs]
-    if not addrs:
-        raise ErrInvalidNetworkAddress("gnet: no address given")
-    return [parseProtoAddr(a) for a in addrs]
+# -- binding helpers ----------------------------------------------------
 
 
 def _adoptUnixPort(reactor: Any, sock: socket.socket, factory: Any, backlog: int) -> Any:
@@ -623,25 +779,19 @@ def _adoptUnixPort(reactor: Any, sock: socket.socket, factory: Any, backlog: int
     path to its C{mode} (0666 by default) when it starts listening, an
     adopted socket's too: every socket would be world-connectable whatever
     the umask, L{WithUnixSocketMode} or systemd's C{SocketMode=} said.  The port is
-    built as C{adoptStreamPort} builds it (C{unix.Port._fromListeningDescriptor},
-    its own implementation) with C{mode} set to the file's current mode, and
+    built as C{adoptStreamPort} builds it (L{adoptUnixPortKeepingFile})
+    with C{mode} set to the file's current mode, and
     the engine's backlog instead of Twisted's 50.  Abstract-namespace
     sockets (no file) and reactors that are not Twisted's posix ones go
     through C{adoptStreamPort}.
 
     The port does not unlink the path when it stops listening
-    (L{UnixPortKeepingFile}): worker processes adopt one shared socket, and
+    (L{gnetcompat._twistedcompat.UnixPortKeepingFile}): worker processes adopt one shared socket, and
     each one's port unlinking it made every stop after the first fail with
     C{FileNotFoundError}.  The file is removed once, by whoever created it
     (L{Engine._closeSockets} for its own sockets, the multicore parent for
     the shared one), and never when systemd passed it.
     """
-    import stat
-
-    from twisted.internet.posixbase import PosixReactorBase
-
-    from ._addr import somaxconn
-
     name = sock.getsockname()
     path = os.fsdecode(name) if isinstance(name, bytes) else name
     try:
@@ -650,19 +800,15 @@ def _adoptUnixPort(reactor: Any, sock: socket.socket, factory: Any, backlog: int
         mode = None
     if mode is None or not isinstance(reactor, PosixReactorBase):
         return reactor.adoptStreamPort(sock.fileno(), socket.AF_UNIX, factory)
-    from ._twistedcompat import UnixPortKeepingFile
-
-    port = UnixPortKeepingFile._fromListeningDescriptor(reactor, sock.fileno(), factory)
+    port = adoptUnixPortKeepingFile(reactor, sock.fileno(), factory)
     port.mode = mode
     port.backlog = backlog or somaxconn()
     port.startListening()
     return port
 
 
-def _normalizeTopology(specs: list[ListenSpec], options: Options) -> Options:
+def normalizeTopology(specs: list[ListenSpec], options: Options) -> Options:
     """gnet's ReusePort rules (spec §10.2): off with unix addresses, on with UDP."""
-    import sys
-
     o = options
     loops = o.numLoops()
     if loops > 1 and not sys.platform.startswith(("linux", "freebsd", "dragonfly")):
@@ -672,367 +818,5 @@ def _normalizeTopology(specs: list[ListenSpec], options: Options) -> Options:
     if any(not s.stream for s in specs):
         o.ReusePort = True
     if o.TLS:
-        from ._tls import checkAddresses
-
         checkAddresses(o, specs)
     return o
-
-
-def startEngine(handler: Any, addrs: Sequence[str], options: Options, reactor: Any = None) -> Engine:
-    """Parse, bind and boot a single-process engine now (on the reactor thread)."""
-    specs = _specs(addrs)
-    opts = _normalizeTopology(specs, options.normalized())
-    eng = Engine(handler, specs, opts, reactor)
-    eng.bind()
-    eng.boot()
-    return eng
-
-
-#: gnet's process-wide registry for the deprecated L{Stop}: the address
-#: string given to Run/Rotate/Serve -> the engine started with it (the most
-#: recent one); an entry goes when its engine stops.
-_registry: dict[str, Any] = {}
-
-
-def _remember(eng: Any, addrs: str | Sequence[str]) -> Any:
-    names = [addrs] if isinstance(addrs, str) else list(addrs)
-    if eng.stopped:
-        return eng
-    for name in names:
-        _registry[name] = eng
-
-    def forget(result: Any) -> Any:
-        for name in names:
-            if _registry.get(name) is eng:
-                del _registry[name]
-        return result
-
-    eng.whenStopped().addBoth(forget)
-    return eng
-
-
-def Stop(ctx: Any = None, protoAddr: str | None = None) -> Deferred | None:
-    """
-    gnet's deprecated C{Stop(ctx, protoAddr)}: stop the engine started
-    (with L{Run}, L{Rotate} or L{Serve}) under exactly the address string
-    C{protoAddr}, and wait for it as C{Engine.Stop(ctx)} does (a Deferred
-    on the reactor thread, blocking elsewhere; C{ctx}'s deadline ends the
-    wait with C{TimeoutError}).  Use C{Engine.Stop}: two engines started
-    with one string share one entry, so only the latest can be stopped.
-
-    @raise TypeError: C{ctx} is not C{None} or a C{Context}, or
-        C{protoAddr} is not a string.
-    @raise ErrEngineInShutdown: no running engine was started under
-        C{protoAddr} (gnet's odd but documented answer).
-    """
-    from .client import checkContext, contextTimeout
-
-    wait = contextTimeout(checkContext(ctx, "Stop"), None)
-    if not isinstance(protoAddr, str):
-        raise TypeError(f"Stop: protoAddr must be the address string given to Run, got {protoAddr!r}")
-    eng = _registry.pop(protoAddr, None)
-    if eng is None or eng.stopping:
-        raise ErrEngineInShutdown()
-    onReactor = eng._thread is None or threading.current_thread() is eng._thread
-    return stopFromAnyThread(eng, onReactor, wait)
-
-
-def Serve(
-    handler: Any,
-    addrs: str | Sequence[str],
-    *opts: Option | Options,
-    reactor: Any = None,
-    policy: Any = None,
-) -> Deferred:
-    """
-    Start an engine without blocking, inside a running (or about to run)
-    reactor.  Returns a Deferred firing with the started L{Engine} (already
-    stopped if C{OnBoot} returned Shutdown), or failing with the setup error
-    (bad address, bad option, bind failure).  C{engine.whenStopped()} fires
-    when it has shut down.
-
-    With C{WithMulticore(True)} or C{WithNumEventLoop(n > 1)} it starts
-    worker processes (see L{gnetcompat._workers}), supervised by C{policy}
-    (a L{gnetcompat._workers.SupervisionPolicy}; the default when C{None}).
-    """
-    try:
-        options = loadOptions(*opts)
-        if options.numLoops() > 1:
-            from ._workers import serveMulticore
-
-            d = serveMulticore(handler, _specs(addrs), options, reactor, policy)
-            return d.addCallback(_remember, addrs)
-        return defer.succeed(_remember(startEngine(handler, addrs, options, reactor), addrs))
-    except Exception:
-        return defer.fail()
-
-
-def Rotate(handler: Any, addrs: Sequence[str], *opts: Option | Options) -> None:
-    """
-    gnet's C{Rotate}: serve several addresses with one handler and block
-    until the engine has shut down, running the reactor if needed.
-
-    Setup errors raise at once.  Called from a thread other than a running
-    reactor's, it starts the engine on the reactor and blocks that thread.
-    On the reactor thread it cannot block: use L{Serve}.
-    """
-    options = loadOptions(*opts)
-    reactor = options.Reactor or _globalReactor()
-    if getattr(reactor, "running", False):
-        from twisted.internet.threads import blockingCallFromThread
-        from twisted.python import threadable
-
-        if threadable.isInIOThread():
-            raise RuntimeError("Run/Rotate block; on the reactor thread use gnetcompat.Serve()")
-        eng = blockingCallFromThread(reactor, Serve, handler, addrs, options, reactor=reactor)
-        done = threading.Event()
-        reactor.callFromThread(lambda: eng.whenStopped().addBoth(lambda _: done.set()))
-        done.wait()
-        return None
-    result: list = []
-    later: list = []
-
-    def settled(r: Any) -> None:
-        result.append(r)
-        for f in later:
-            f(r)
-
-    d = Serve(handler, addrs, options, reactor=reactor)
-    d.addBoth(settled)
-    if result and isinstance(result[0], Failure):
-        result[0].raiseException()
-    if result:
-        eng = result[0]
-        if eng.stopped:
-            return None
-        _runUntilStopped(reactor, eng)
-        return None
-    # multicore: the workers start once the reactor runs; serve until every
-    # worker has exited (SIGTERM/SIGINT stop them gracefully first)
-    errors: list = []
-
-    def stop(_: Any = None) -> None:
-        from twisted.internet.error import ReactorNotRunning
-
-        try:
-            reactor.stop()
-        except ReactorNotRunning:
-            pass
-
-    def multicoreSettled(r: Any) -> None:
-        if isinstance(r, Failure):
-            errors.append(r)
-            stop()
-            return
-        eng = r
-
-        def beforeShutdown() -> Deferred | None:
-            if not eng.stopping:
-                eng._requestShutdown(fromLoop=False)
-            if not eng.stopped:
-                return eng.whenStopped().addErrback(lambda f: None)
-            return None
-
-        reactor.addSystemEventTrigger("before", "shutdown", beforeShutdown)
-        eng.whenStopped().addErrback(errors.append).addBoth(stop)
-
-    later.append(multicoreSettled)
-    reactor.run()
-    if errors:
-        errors[0].raiseException()
-    return None
-
-
-def _runUntilStopped(reactor: Any, eng: Any) -> None:
-    def beforeShutdown() -> Deferred | None:
-        if not eng.stopping:
-            eng._requestShutdown(fromLoop=False)
-        if not eng.stopped:
-            return eng.whenStopped()
-        return None
-
-    reactor.addSystemEventTrigger("before", "shutdown", beforeShutdown)
-    eng.whenStopped().addBoth(lambda _: reactor.stop() if reactor.running else None)
-    reactor.run()
-
-
-def Run(handler: Any, protoAddr: str, *opts: Option | Options) -> None:
-    """
-    gnet's C{Run}: serve C{protoAddr} (C{tcp://:9000}, C{udp4://...},
-    C{unix:///path}) with C{handler} and block until the engine has shut
-    down.  See L{Rotate} for threads and errors.
-    """
-    return Rotate(handler, [protoAddr], *opts)
-
-
-#: the exit status L{_exitWithStatus} asked for (None: leave it to the program)
-_exitStatus: int | None = None
-_exitHookInstalled = False
-
-
-def _installExitHook() -> None:
-    """
-    Once per process: an C{atexit} hook that ends the process with
-    L{_exitStatus} when an engine failure asked for one.  It runs after the
-    program's own clean-up (twistd removes its pid file and logs "Server
-    Shut Down." once the reactor has stopped), which twistd offers no other
-    way to follow with a non-zero status.  Installed when a service starts,
-    so clean-up hooks registered later (while it serves) still run first.
-    """
-    global _exitHookInstalled
-    if _exitHookInstalled:
-        return
-    _exitHookInstalled = True
-    import atexit
-    import sys
-
-    def exitWithStatus() -> None:
-        if _exitStatus is None:
-            return
-        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
-            try:
-                if stream is not None:
-                    stream.flush()
-            except Exception:
-                pass
-        os._exit(_exitStatus)
-
-    atexit.register(exitWithStatus)
-
-
-class EngineService(Service):
-    """
-    An C{IService} running an engine: sockets are bound in
-    C{privilegedStartService} (so a bind failure stops twistd with an
-    error), served from C{startService}, and C{stopService} returns a
-    Deferred that fires once the engine shut down gracefully.
-
-    When the engine fails on its own (multicore: the workers cannot start,
-    or keep crashing; see L{gnetcompat._workers}), the service logs one
-    critical line, stops the reactor and the process exits with
-    L{exitStatusOnFailure} (1) once the program has cleaned up, so a
-    supervisor (C{Restart=on-failure}) sees the failure; L{failure} holds
-    the reason.
-
-    @ivar failure: why the engine failed (a L{Failure}), or C{None}.
-    @ivar exitStatusOnFailure: the process's exit status after a failure
-        (C{None}: only log and stop the reactor).
-    """
-
-    exitStatusOnFailure: int | None = 1
-    log = Logger(namespace="gnetcompat")
-
-    def __init__(
-        self,
-        handler: Any,
-        addrs: str | Sequence[str],
-        *opts: Option | Options,
-        policy: Any = None,
-    ) -> None:
-        """
-        @param policy: a L{gnetcompat._workers.SupervisionPolicy} for
-            multicore mode (restarts, heartbeat), or C{None} for the default.
-        """
-        self.handler = handler
-        self.addrs = [addrs] if isinstance(addrs, str) else list(addrs)
-        self.opts = opts
-        self.policy = policy
-        self.engine: Any = None
-        self.failure: Failure | None = None
-        self._started: Deferred | None = None
-
-    def privilegedStartService(self) -> None:
-        from ._limits import raiseOpenFileLimit
-
-        _installExitHook()
-        raiseOpenFileLimit()
-        options = loadOptions(*self.opts)
-        if options.numLoops() <= 1:
-            specs = _specs(self.addrs)
-            opts = _normalizeTopology(specs, options.normalized())
-            eng = Engine(self.handler, specs, opts, options.Reactor)
-            eng.bind()
-            self.engine = eng
-        else:
-            # multicore binds now too (workers spawn once the reactor runs),
-            # so a bind failure stops twistd before it daemonizes
-            d = Serve(self.handler, self.addrs, *self.opts, policy=self.policy)
-            # a setup error (bind, option) fails d at once: raise it here; a
-            # later failure (the workers cannot start) must reach startService
-            early: list = []
-            duringCall = True
-
-            def raiseEarly(r: Any) -> Any:
-                if duringCall and isinstance(r, Failure):
-                    early.append(r)
-                    return None
-                return r
-
-            d.addBoth(raiseEarly)
-            duringCall = False
-            if early:
-                early[0].raiseException()
-            self._started = d
-        super().privilegedStartService()
-
-    def startService(self) -> None:
-        super().startService()
-        if self.engine is not None:
-            if not self.engine.boot():
-                self._stopReactor()
-            else:
-                self.engine.whenStopped().addCallback(lambda _: self._engineStopped())
-            return
-        d = self._started
-        if d is None:  # privilegedStartService was not called (plain startService)
-            _installExitHook()
-            d = Serve(self.handler, self.addrs, *self.opts, policy=self.policy)
-
-        def started(eng: Any) -> None:
-            self.engine = eng
-
-            def stopped(r: Any) -> None:
-                if isinstance(r, Failure):
-                    self._failed(r)
-                else:
-                    self._engineStopped()
-
-            eng.whenStopped().addBoth(stopped)
-
-        d.addCallbacks(started, self._failed)
-
-    def _failed(self, f: Failure) -> None:
-        """The engine failed (to start, or later): say so once, stop, exit non-zero."""
-        global _exitStatus
-        self.failure = f
-        status = self.exitStatusOnFailure
-        if status is not None and _exitStatus is None:
-            _exitStatus = status
-        # one line, no traceback: the reason is the error's message
-        self.log.critical(
-            "engine failed, stopping and exiting with status {status}: {error}",
-            error=str(f.value) or f.type.__name__,
-            status=status if status is not None else "(unchanged)",
-        )
-        self._stopReactor()
-
-    def _engineStopped(self) -> None:
-        # the engine stopped by itself (a Shutdown action): stop the program too
-        if self.running:
-            self._stopReactor()
-
-    def _stopReactor(self) -> None:
-        reactor = (self.engine.reactor if self.engine is not None else None) or _globalReactor()
-        if reactor.running:
-            reactor.callLater(0, reactor.stop)
-        else:
-            reactor.callWhenRunning(reactor.stop)
-
-    def stopService(self) -> Deferred:
-        super().stopService()
-        eng = self.engine
-        if eng is None or eng.stopped:
-            return defer.succeed(None)
-        if not eng.stopping:
-            eng._requestShutdown(fromLoop=False)
-        return eng.whenStopped()

@@ -1,29 +1,40 @@
 # -*- test-case-name: tests.test_protocol -*-
 """
 The Twisted skin: a Protocol and Factory forwarding Twisted's events to a
-L{Conn}, the datagram protocol for UDP listeners, and the adapter that makes
-any L{IEventHandler} an C{IProtocolFactory}.
+L{Conn}, the datagram protocol for UDP listeners, (the adapter
+that makes any L{IEventHandler} an C{IProtocolFactory} is in L{gnetcompat._run}).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from typing import Protocol as TypingProtocol
 
 from twisted.internet.address import UNIXAddress
-from twisted.internet.interfaces import IHandshakeListener, IProtocolFactory
+from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.logger import Logger
-from twisted.python.components import registerAdapter
 from zope.interface import implementer
 
 from ._action import Action, splitPair, toAction
-from ._conn import Conn, UDPConn
+from ._conn import Conn, ConnOwner, UDPConn
 from ._twistedcompat import keepSocketErrors
 from ._tls import awaitHandshake, rawTransport
-from .interfaces import IEventHandler
 
-if TYPE_CHECKING:
-    from ._engine import Engine
+
+
+class ProtocolOwner(ConnOwner, TypingProtocol):
+    """
+    What the skin needs from the engine beyond a L{ConnOwner}: a factory
+    that owns its engine (C{IProtocolFactory(handler)}) starts and stops it
+    with its ports.
+    """
+
+    def startAdapted(self) -> None:
+        """The first port using the factory started: C{OnBoot}."""
+
+    def stopAdapted(self) -> None:
+        """The last port using the factory stopped: shut down."""
 
 
 def networkOf(address: Any) -> str:
@@ -48,7 +59,7 @@ class GnetProtocol(Protocol):
     #: over TLS, until the handshake completed: its deadline
     _handshake: Any = None
 
-    def __init__(self, engine: Engine, network: str | None = "tcp") -> None:
+    def __init__(self, engine: ProtocolOwner, network: str | None = "tcp") -> None:
         self.engine = engine
         self.network = network
 
@@ -63,7 +74,7 @@ class GnetProtocol(Protocol):
             return
         if call.active():
             call.cancel()
-        if self.engine._stopping:
+        if self.engine.stopping:
             self.transport.abortConnection()
             return
         self._open()
@@ -85,17 +96,17 @@ class GnetProtocol(Protocol):
             rawTransport(t).bufferSize = eng.options.ReadBufferCap
         except AttributeError:
             pass
-        eng._addConn(conn, self)
+        eng.connAdded(conn, self)
         try:
             out, action = splitPair(eng.handler.OnOpen(conn), "OnOpen")
         except Exception:
             eng.log.failure("OnOpen raised; closing {conn!r}", conn=conn)
-            conn._closeLocal(propagate=True)
+            conn.driverCloseLocal(propagate=True)
             return
         if out and not conn.closed:
-            conn._send(bytes(out))
+            conn.driverWrite(bytes(out))
         if action:
-            conn._apply(action)
+            conn.driverApply(action)
 
     def prepareConn(self, conn: Conn) -> None:
         """
@@ -108,17 +119,17 @@ class GnetProtocol(Protocol):
         conn = self.conn
         if conn is None or conn.closed:
             return
-        conn._feed(data)
-        conn._traffic()
+        conn.driverFeed(data)
+        conn.driverTraffic()
 
     def connectionLost(self, reason: Any = None) -> None:
         call, self._handshake = self._handshake, None
         if call is not None and call.active():
             call.cancel()
         conn = self.conn
-        self.engine._transportGone(self)
+        self.engine.transportGone(self)
         if conn is not None:
-            conn._lost(reason)
+            conn.driverLost(reason)
 
 
 class GnetFactory(Factory):
@@ -132,14 +143,14 @@ class GnetFactory(Factory):
 
     noisy = False
 
-    def __init__(self, engine: Engine, network: str | None = "tcp", ownsEngine: bool = False) -> None:
+    def __init__(self, engine: ProtocolOwner, network: str | None = "tcp", ownsEngine: bool = False) -> None:
         self.engine = engine
         self.network = network
         self._ownsEngine = ownsEngine
 
     def buildProtocol(self, addr: Any) -> GnetProtocol | None:
         eng = self.engine
-        if eng._stopping:
+        if eng.stopping:
             return None
         p = GnetProtocol(eng, self.network)
         p.factory = self
@@ -147,11 +158,11 @@ class GnetFactory(Factory):
 
     def startFactory(self) -> None:
         if self._ownsEngine:
-            self.engine._startAdapted()
+            self.engine.startAdapted()
 
     def stopFactory(self) -> None:
         if self._ownsEngine:
-            self.engine._stopAdapted()
+            self.engine.stopAdapted()
 
 
 class GnetDatagramProtocol(DatagramProtocol):
@@ -160,12 +171,12 @@ class GnetDatagramProtocol(DatagramProtocol):
     log = Logger()
     noisy = False
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: ProtocolOwner) -> None:
         self.engine = engine
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
         eng = self.engine
-        if eng._stopping:
+        if eng.stopping:
             return
         conn = UDPConn(eng, self.transport, data, addr)
         try:
@@ -175,20 +186,4 @@ class GnetDatagramProtocol(DatagramProtocol):
             return
         conn.closed = True
         if action == Action.SHUTDOWN:
-            eng._requestShutdown(fromLoop=True)
-
-
-def handlerFactory(handler: Any) -> GnetFactory:
-    """
-    Adapt any L{IEventHandler} to C{IProtocolFactory} with default options,
-    so a handler plugs into any Twisted endpoint::
-
-        endpoint.listen(IProtocolFactory(MyHandler()))
-    """
-    from ._engine import Engine
-
-    eng = Engine(handler, [])
-    return GnetFactory(eng, network=None, ownsEngine=True)
-
-
-registerAdapter(handlerFactory, IEventHandler, IProtocolFactory)
+            eng.requestShutdown(fromLoop=True)

@@ -18,8 +18,9 @@ Settings travel as file paths (L{TLSConfig}, picklable): every process
 L{TLSConfig.reload} swaps in a freshly loaded certificate for new
 connections; open ones keep theirs.
 
-Everything that touches Twisted internals is in L{twistedParse} and
-L{plaintextWaiting}, each pinned by a canary test.
+The Twisted internals this module relies on (the endpoint-description
+parser, the TLS protocol's plaintext buffer, a C{FileDescriptor}'s write
+buffer) are read through L{gnetcompat._twistedcompat}, which pins them.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from twisted.internet.interfaces import IOpenSSLServerConnectionCreator, ISSLTra
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ._twistedcompat import hasWriteBuffer, tlsPlaintextBuffered, twistedParse, writeBacklog
 from .errors import ErrInvalidOption
 
 __all__ = [
@@ -348,18 +350,6 @@ class TLSConfig:
         return f"tcp://{host}:{int(port)}", config
 
 
-def twistedParse(description: str) -> tuple[list[str], dict[str, str]]:
-    """
-    Split an endpoint description exactly as Twisted's endpoint parser
-    does (C{:} separators, C{key=value}, backslash escapes).  The one use
-    of C{twisted.internet.endpoints._parse}; a canary test pins it.
-    """
-    from twisted.internet.endpoints import _parse
-
-    args, kw = _parse(description)
-    return [str(a) for a in args], {str(k): str(v) for k, v in kw.items()}
-
-
 # -- the TLS layer under a GnetFactory -----------------------------------------
 
 
@@ -437,14 +427,12 @@ def plaintextWaiting(transport: Any) -> int:
     layer holds (written before the handshake completed, or while OpenSSL
     waits to read) plus the encrypted bytes queued in the socket transport
     (each 16 KiB record adds 22-29 bytes of framing).  Reads Twisted's
-    C{TLSMemoryBIOProtocol._appSendBuffer}; a canary test pins it.
+    C{TLSMemoryBIOProtocol._appSendBuffer} (L{tlsPlaintextBuffered}).
     """
-    pending = sum(map(len, getattr(transport, "_appSendBuffer", ())))
+    pending = tlsPlaintextBuffered(transport)
     inner = getattr(transport, "transport", None)
-    try:
-        pending += len(inner.dataBuffer) - inner.offset + inner._tempDataLen
-    except AttributeError:
-        pass
+    if hasWriteBuffer(inner):
+        pending += writeBacklog(inner)
     return pending
 
 

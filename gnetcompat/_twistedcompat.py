@@ -17,21 +17,44 @@ Twisted's listening unix C{Port} unlinks its path when it stops listening
 file is already gone.  The file of a socket shared by worker processes, or
 passed by systemd, is not any one port's to remove: L{UnixPortKeepingFile}
 leaves it in place, and the engine that created the file removes it.
+
+The rest of gnetcompat's uses of Twisted internals live here too, each
+pinned by a canary in C{tests.test_twistedcompat}: the write buffer of a
+C{FileDescriptor} (L{writeBacklog}, L{sendNow}'s direct send, behind the
+capability check L{hasWriteBuffer}, with C{transport.write} as the public
+fallback), the TLS protocol's plaintext buffer (L{tlsPlaintextBuffered}),
+the endpoint-description parser (L{twistedParse}), the adoption of a
+listening unix socket (L{adoptUnixPortKeepingFile}) and the epoll reactor's
+C{doPoll} (L{doPollWithoutLogContext}, for L{gnetcompat.reactor}).
 """
 
 from __future__ import annotations
 
 import errno
+import os
 import socket
 from typing import Any
 
+from twisted.internet import endpoints, tcp, unix
 from twisted.internet import error as terror
-from twisted.internet import tcp, unix
 from twisted.python.util import untilConcludes
 
 from .errors import ErrEOF, GnetError
 
-__all__ = ["SocketError", "keepSocketErrors", "builtinError", "UnixPortKeepingFile"]
+__all__ = [
+    "SocketError",
+    "UnixPortKeepingFile",
+    "adoptUnixPortKeepingFile",
+    "builtinError",
+    "directSocket",
+    "doPollWithoutLogContext",
+    "hasWriteBuffer",
+    "keepSocketErrors",
+    "sendNow",
+    "tlsPlaintextBuffered",
+    "twistedParse",
+    "writeBacklog",
+]
 
 
 class SocketError(terror.ConnectionLost):
@@ -158,10 +181,148 @@ def builtinError(exc: BaseException, where: str = "") -> BaseException:
 
 
 def _strerror(code: int) -> str:
-    import os
-
     return os.strerror(code).lower()
 
 
 def _os(name: str) -> str:
     return _strerror(getattr(errno, name))
+
+
+# -- a FileDescriptor's write buffer --------------------------------------------
+
+#: the attributes in which Twisted's C{FileDescriptor} keeps unsent bytes:
+#: C{dataBuffer} from C{offset}, plus C{_tempDataLen} bytes not yet joined
+_BUFFER_ATTRS = ("dataBuffer", "offset", "_tempDataLen", "connected", "disconnecting")
+
+#: the transports whose socket we may send on directly (plain TCP and unix)
+_DIRECT_KINDS: tuple = (tcp.Server, tcp.Client, unix.Server, unix.Client)
+
+
+def hasWriteBuffer(transport: Any) -> bool:
+    """
+    The capability check for L{writeBacklog} and L{sendNow}: whether
+    C{transport} keeps its write buffer in the attributes Twisted's
+    C{FileDescriptor} has used so far.  False (TLS, test doubles, or a
+    Twisted that changed them): callers use only the public API then
+    (C{transport.write}; no C{WriteBufferCap} push-back, no backlog count).
+    Checked once per connection, not per write.
+    """
+    return all(hasattr(transport, name) for name in _BUFFER_ATTRS)
+
+
+def directSocket(transport: Any) -> socket.socket | None:
+    """
+    The socket of a plain TCP/unix transport that L{sendNow} may send on
+    directly, or C{None} (every other transport, and any transport whose
+    write buffer fails L{hasWriteBuffer}: C{sendNow} then only calls
+    C{transport.write}).
+    """
+    if isinstance(transport, _DIRECT_KINDS) and hasWriteBuffer(transport):
+        return transport.socket  # type: ignore[no-any-return]
+    return None
+
+
+def writeBacklog(transport: Any) -> int:
+    """
+    The bytes a Twisted C{FileDescriptor} transport (TCP, unix) holds in its
+    write buffer, not yet taken by the kernel.  Twisted has no public
+    accessor: this reads C{dataBuffer}, C{offset} and C{_tempDataLen}.
+
+    @raise AttributeError: not a C{FileDescriptor} (L{hasWriteBuffer} is False).
+    """
+    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen  # noqa: SLF001  (Twisted has no public accessor; canary: tests.test_twistedcompat)
+
+
+def sendNow(transport: Any, sock: socket.socket | None, data: bytes) -> bool:
+    """
+    Write C{data} the way gnet does: when nothing is queued, try the send
+    syscall at once and queue only what the kernel did not take (Twisted
+    would arm write-readiness and send on the next reactor iteration: two
+    extra epoll calls per message).  Order is kept: with bytes already
+    queued, C{data} is queued behind them.  C{sock} is L{directSocket}'s
+    answer; with C{None} this is C{transport.write(data)} (the public
+    fallback).  The per-message path: a plain function, its checks inline.
+
+    @return: whether bytes were left queued in the transport (the caller
+        then checks its outbound limit).
+    """
+    if (
+        sock is not None
+        and not transport._tempDataLen  # noqa: SLF001  (see writeBacklog)
+        and transport.offset == len(transport.dataBuffer)
+        and transport.connected
+        and not transport.disconnecting
+    ):
+        try:
+            n = sock.send(data)
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            n = 0  # Twisted's own write path will meet the error and close
+        if n == len(data):
+            return False
+        if n:
+            data = data[n:]
+    transport.write(data)
+    return True
+
+
+def tlsPlaintextBuffered(transport: Any) -> int:
+    """
+    Plaintext a C{TLSMemoryBIOProtocol} holds (written before the handshake
+    completed, or while OpenSSL waits to read): its C{_appSendBuffer}, a
+    list of bytes; 0 when the attribute is not there.
+    """
+    return sum(map(len, getattr(transport, "_appSendBuffer", ())))
+
+
+# -- endpoint descriptions ------------------------------------------------------
+
+
+def twistedParse(description: str) -> tuple[list[str], dict[str, str]]:
+    """
+    Split an endpoint description exactly as Twisted's endpoint parser
+    does (C{:} separators, C{key=value}, backslash escapes): Twisted's
+    C{endpoints._parse}, which has no public equivalent.
+    """
+    args, kw = endpoints._parse(description)  # noqa: SLF001  (no public parser; canary: tests.test_twistedcompat)
+    return [str(a) for a in args], {str(k): str(v) for k, v in kw.items()}
+
+
+# -- adopting a listening unix socket ---------------------------------------------
+
+
+def adoptUnixPortKeepingFile(reactor: Any, fd: int, factory: Any) -> UnixPortKeepingFile:
+    """
+    A L{UnixPortKeepingFile} for the listening unix socket C{fd}, built as
+    C{reactor.adoptStreamPort} builds a unix port (C{unix.Port.
+    _fromListeningDescriptor}, Twisted's own constructor for it), not yet
+    listening: the caller sets C{mode} and C{backlog} first.
+    """
+    return UnixPortKeepingFile._fromListeningDescriptor(reactor, fd, factory)  # noqa: SLF001  (adoptStreamPort's own constructor; canary: tests.test_twistedcompat)
+
+
+# -- the epoll reactor's doPoll -----------------------------------------------------
+
+
+def doPollWithoutLogContext(reactor: Any, timeout: float | None) -> None:
+    """
+    C{EPollReactor.doPoll} without C{log.callWithLogger} around each event
+    (see L{gnetcompat.reactor}): the same poll, the same dispatch through
+    C{_doReadOrWrite}, which still catches and logs what a selectable
+    raises.  A copy of Twisted's method; its canary pins the source.
+    """
+    if timeout is None:
+        timeout = -1
+    selectables = reactor._selectables  # noqa: SLF001  (EPollReactor internals, copied doPoll)
+    try:
+        events = reactor._poller.poll(timeout, len(selectables))  # noqa: SLF001  (copied doPoll)
+    except OSError as err:
+        if err.errno == errno.EINTR:
+            return
+        raise
+    drdw = reactor._doReadOrWrite  # noqa: SLF001  (copied doPoll)
+    for fd, event in events:
+        selectable: Any = selectables.get(fd)
+        if selectable is not None:
+            drdw(selectable, fd, event)

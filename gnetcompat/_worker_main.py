@@ -24,6 +24,19 @@ import sys
 import traceback
 from typing import Any, Callable
 
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger, LogLevel, formatEvent, globalLogBeginner
+
+from ._addr import createListener
+from ._engine import Engine
+from ._tls import hasTLS, installReloadOnSIGHUP, reloadAndLog
+from ._workers import loadMain, stopReactor
+
+try:
+    from .reactor import install as installGnetReactor
+except ImportError:  # pragma: no cover - no epoll (not Linux)
+    installGnetReactor = None
+
 CONTROL_FD = 3
 COUNTERS_FD = 4
 
@@ -48,8 +61,6 @@ def _parentDeathSignal() -> None:
 
 
 def _startLogging(minLevel: Any) -> None:
-    from twisted.logger import formatEvent, globalLogBeginner
-
     out = sys.stdout
 
     def observer(event: dict) -> None:
@@ -73,8 +84,6 @@ class _Worker:
     """One worker: an L{Engine} on this process's reactor, wired to the parent."""
 
     def __init__(self, reactor: Any, payload: dict, handler: Any, send: Callable[[str], None]) -> None:
-        from twisted.logger import Logger
-
         self.reactor = reactor
         self.payload = payload
         self.handler = handler
@@ -95,11 +104,6 @@ class _Worker:
             self._stopReactor()
 
     def _start(self) -> None:
-        from twisted.internet.task import LoopingCall
-
-        from ._addr import createListener
-        from ._engine import Engine
-
         p = self.payload
         eng = self.engine = Engine(self.handler, p["specs"], p["options"], self.reactor)
         size = os.fstat(COUNTERS_FD).st_size
@@ -110,19 +114,11 @@ class _Worker:
         slot = self.index * words
         view[slot] = 0
         eng.sharedCount = lambda: sum(view[:end:words])
-        conns = eng._conns
-        add, remove = eng._addConn, eng._removeConn
 
-        def addConn(conn: Any, proto: Any) -> None:
-            add(conn, proto)
-            view[slot] = len(conns)
+        def publishCount(count: int) -> None:
+            view[slot] = count
 
-        def removeConn(conn: Any) -> None:
-            remove(conn)
-            view[slot] = len(conns)
-
-        eng._addConn = addConn
-        eng._removeConn = removeConn
+        eng.setConnectionObserver(publishCount)
         eng.onShutdownRequest = self._engineStopping
         eng.tickerEnabled = bool(p["ticker"])
         listeners = []
@@ -147,8 +143,6 @@ class _Worker:
             self.send("shutdown")
             self._stopReactor()
             return
-        from ._tls import hasTLS, installReloadOnSIGHUP, reloadAndLog
-
         if hasTLS(eng.options):  # the parent forwards SIGHUP: reload this worker's copy
             installReloadOnSIGHUP(lambda: reloadAndLog(eng.options), self.reactor)
         self.reactor.addSystemEventTrigger("before", "shutdown", self._beforeShutdown)
@@ -176,7 +170,7 @@ class _Worker:
         self.stopFromParent = True
         eng = self.engine
         if eng is not None and not eng.stopping:
-            eng._requestShutdown(fromLoop=False)
+            eng.requestShutdown(fromLoop=False)
         elif eng is None:
             self._stopReactor()
 
@@ -191,12 +185,10 @@ class _Worker:
             return None
         if not eng.stopping:
             self.stopFromParent = True
-            eng._requestShutdown(fromLoop=False)
+            eng.requestShutdown(fromLoop=False)
         return eng.whenStopped()
 
     def _stopReactor(self) -> None:
-        from ._workers import stopReactor
-
         for call in (getattr(self, "_watch", None), getattr(self, "_beat", None)):
             if call is not None and call.running:
                 call.stop()
@@ -215,16 +207,12 @@ def main(argv: list[str]) -> int:
     # a hang-up is the parent's business (it logs and ignores it under twistd)
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    if sys.platform.startswith("linux") and "twisted.internet.reactor" not in sys.modules:
+    if installGnetReactor is not None and "twisted.internet.reactor" not in sys.modules:
         # the epoll reactor without per-event logging context (see gnetcompat.reactor)
-        from gnetcompat.reactor import install
-
-        install()
+        installGnetReactor()
     try:
         payload = pickle.loads(sys.stdin.buffer.read())
-        from gnetcompat import _workers
-
-        _workers.loadMain(payload["main"])
+        loadMain(payload["main"])
         handler = pickle.loads(payload["handler"])
     except BaseException as e:
         traceback.print_exc()
@@ -235,10 +223,9 @@ def main(argv: list[str]) -> int:
     os.dup2(devnull, 0)
     os.close(devnull)
 
-    from twisted.logger import LogLevel
-
     minLevel = LogLevel.debug if payload["options"].LogLevel < 0 else LogLevel.info
     _startLogging(minLevel)
+    # the global reactor: imported only now, after installGnetReactor chose it
     from twisted.internet import reactor
 
     worker = _Worker(reactor, payload, handler, _send)

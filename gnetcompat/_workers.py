@@ -143,6 +143,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ._addr import ListenSpec, createListener, normalizeNetwork, ownsPath, splitHostPort
+from ._context import checkContext, contextTimeout
+from ._engine import closeLogger, globalReactor, makeLogger, normalizeTopology, stopFromAnyThread
 from .errors import (
     ErrEngineInShutdown,
     ErrInvalidNetworkAddress,
@@ -439,7 +441,7 @@ class _WorkerProtocol(ProcessProtocol):
         for raw in lines:
             line = raw.decode("utf-8", "replace").rstrip("\r")
             if fd == CONTROL_FD:
-                self.engine._control(self, line)
+                self.engine.controlLine(self, line)
             elif line:
                 self._forward(fd, line)
 
@@ -461,7 +463,7 @@ class _WorkerProtocol(ProcessProtocol):
         self.ended = True
         for fd in (1, 2, CONTROL_FD):
             self.childConnectionLost(fd)
-        self.engine._workerEnded(self, reason)
+        self.engine.workerEnded(self, reason)
 
     def signal(self, name: str) -> None:
         if self.ended:
@@ -504,11 +506,9 @@ class MulticoreEngine:
         reactor: Any,
         policy: SupervisionPolicy,
     ) -> None:
-        from ._engine import _normalizeTopology, makeLogger
-
         self.handler = handler
         self.specs = list(specs)
-        self.options = _normalizeTopology(self.specs, options.normalized())
+        self.options = normalizeTopology(self.specs, options.normalized())
         self.reactor = reactor
         self.log = makeLogger(self.options)
         self.policy = policy
@@ -587,21 +587,32 @@ class MulticoreEngine:
         @raise TypeError: C{ctx} is neither C{None} nor a C{Context}.
         @raise ErrEngineInShutdown: already stopping or stopped.
         """
-        from ._engine import stopFromAnyThread
-        from .client import checkContext, contextTimeout
 
         wait = contextTimeout(checkContext(ctx, "Engine.Stop"), timeout)
         self.Validate()
         if self._stopping:
             raise ErrEngineInShutdown()
-        onReactor = self._thread is None or threading.current_thread() is self._thread
-        return stopFromAnyThread(self, onReactor, wait)
+        return stopFromAnyThread(self, self.onReactorThread(), wait)
+
+    def onReactorThread(self) -> bool:
+        """Whether the caller runs on the thread that started the workers (or none has)."""
+        return self._thread is None or threading.current_thread() is self._thread
 
     def Register(self, ctx: Any) -> Any:
         """Not available in the parent: connections live in the workers."""
         raise ErrUnsupportedOp()
 
     # -- conveniences ----------------------------------------------------
+
+    def whenStarted(self) -> Deferred:
+        """
+        The Deferred of the start: fires with this engine once every worker
+        is ready, or fails with the reason they could not start.  Taken once,
+        before C{start} runs (L{serveMulticore} returns it).
+        """
+        d = self._started
+        assert d is not None, "whenStarted() after the start settled"
+        return d
 
     def whenStopped(self) -> Deferred:
         """
@@ -649,7 +660,7 @@ class MulticoreEngine:
         try:
             for spec in self.specs:
                 sock, family = createListener(spec, self.options)
-                # _normalizeTopology turned ReusePort off for unix and fd:// addresses
+                # normalizeTopology turned ReusePort off for unix and fd:// addresses
                 shared = not self.options.ReusePort
                 self._listeners.append(_ParentListener(spec, sock, family, shared))
             self._counters = SharedCounters(self.numWorkers)
@@ -742,7 +753,7 @@ class MulticoreEngine:
 
     # -- control and supervision ----------------------------------------
 
-    def _control(self, worker: _WorkerProtocol, line: str) -> None:
+    def controlLine(self, worker: _WorkerProtocol, line: str) -> None:
         cmd, _, arg = line.partition(" ")
         if cmd == "beat":
             worker.lastBeat = self.reactor.seconds()
@@ -763,13 +774,13 @@ class MulticoreEngine:
                 d.callback(self)
         elif cmd == "shutdown":
             worker.askedStop = True
-            self._requestShutdown(fromLoop=True)
+            self.requestShutdown(fromLoop=True)
         elif cmd == "fatal":
             worker.fatal = arg.replace("\\n", "\n")
         else:
             self.log.warn("worker {index}: unknown control line {line!r}", index=worker.index, line=line)
 
-    def _workerEnded(self, worker: _WorkerProtocol, reason: Failure) -> None:
+    def workerEnded(self, worker: _WorkerProtocol, reason: Failure) -> None:
         index = worker.index
         if self._counters is not None:
             self._counters.set(index, 0)
@@ -847,9 +858,9 @@ class MulticoreEngine:
     def _fail(self, error: BaseException) -> None:
         if self._error is None:
             self._error = error
-        self._requestShutdown(fromLoop=False)
+        self.requestShutdown(fromLoop=False)
 
-    def _requestShutdown(self, fromLoop: bool) -> None:
+    def requestShutdown(self, fromLoop: bool) -> None:
         """Stop every worker (idempotent); C{fromLoop}: a worker asked for it."""
         if self._stopping or self._stopped:
             return
@@ -897,8 +908,6 @@ class MulticoreEngine:
         if self._counters is not None:
             self._counters.close()
         self._stopping = self._stopped = True
-        from ._engine import closeLogger
-
         closeLogger(self.log)  # before the waiters: they may end the program
         if self._started is not None:
             d, self._started = self._started, None
@@ -940,15 +949,12 @@ def serveMulticore(
         )
     try:
         if reactor is None:
-            from ._engine import _globalReactor
-
-            reactor = options.Reactor or _globalReactor()
+            reactor = options.Reactor or globalReactor()
         eng = MulticoreEngine(handler, specs, options, reactor, policy or DEFAULT_POLICY)
         eng.bind()
     except Exception:
         return defer.fail()
-    started = eng._started
-    assert started is not None
+    started = eng.whenStarted()
     reactor.callWhenRunning(eng.start)
     return started
 

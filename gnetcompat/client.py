@@ -1,8 +1,10 @@
 # -*- test-case-name: tests.test_client -*-
 """
-gnet's client side: L{NewClient}/L{Client} (C{Dial}, C{Enroll}), the
-registration paths of a running engine (C{EventLoop.Register/Enroll},
-C{Engine.Register}), and the context helpers that carry their arguments.
+gnet's client side: L{NewClient}/L{Client} (C{Dial}, C{Enroll}) and the
+context helpers (L{Context}, L{NewContext}...; defined in
+L{gnetcompat._context}, public here).  Dialling and adopting, shared with
+the registration paths of a running engine (C{EventLoop.Register/Enroll},
+C{Engine.Register}), live in L{gnetcompat._dial}.
 
 Every outgoing or adopted connection is driven by the same L{IEventHandler}
 callbacks as an accepted one: C{OnOpen} (with C{Context()} and
@@ -20,46 +22,33 @@ number of server engines share one reactor.
 
 from __future__ import annotations
 
-import errno
-import ipaddress
-import os
 import socket
 import threading
-import time
 from collections.abc import Callable
-from typing import Any, Literal, NamedTuple, cast
+from typing import Any
 
-from twisted.internet import defer, threads
-from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import (
-    TCP4ClientEndpoint,
-    TCP6ClientEndpoint,
-    UNIXClientEndpoint,
-)
-from twisted.internet.error import ConnectionLost, NoProtocol
-from twisted.internet.protocol import DatagramProtocol, Factory
+from twisted.internet.threads import blockingCallFromThread
 from twisted.logger import Logger
 from twisted.python import threadable
-from twisted.python.failure import Failure
 
-from ._action import splitPair
-from ._addr import Addr, applyKeepAlive, parseProtoAddr, splitHostPort
-from ._conn import Conn
-from ._engine import Engine, _Ticker
-from ._protocol import GnetProtocol
-from ._twistedcompat import builtinError
-from ._tls import rawTransport
+from ._context import (
+    Context,
+    FromContext,
+    FromNetAddrContext,
+    FromNetConnContext,
+    NewContext,
+    NewNetAddrContext,
+    NewNetConnContext,
+    RegisteredResult,
+)
+from ._dial import adopt, dial, takeSocket
+from ._engine import Engine
 from .errors import (
-    ErrEmptyEngine,
     ErrEngineInShutdown,
-    ErrInvalidNetConn,
-    ErrInvalidNetworkAddress,
-    ErrUnsupportedOp,
-    ErrUnsupportedProtocol,
     GnetError,
 )
-from .options import Option, Options, TCPSocketOpt, loadOptions
+from .options import Option, Options, loadOptions
 
 __all__ = [
     "Client",
@@ -87,186 +76,6 @@ class ErrClientNotStarted(GnetError, RuntimeError):
     )
 
 
-# -- contexts ---------------------------------------------------------------
-
-
-class _Key:
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return f"<context key {self.name}>"
-
-
-_NOKEY = _Key("root")
-_VALUE = _Key("gnet value")
-_NETCONN = _Key("net.Conn")
-_NETADDR = _Key("net.Addr")
-_DEADLINE = _Key("deadline")
-
-
-class Context:
-    """
-    A tiny immutable stand-in for Go's C{context.Context} values: each
-    C{withValue} returns a new context whose lookups see the new value first
-    and the parent's values otherwise.  C{Context()} is the empty
-    (background) context.  Build gnet contexts with L{NewContext},
-    L{NewNetConnContext} and L{NewNetAddrContext}.
-    """
-
-    __slots__ = ("_key", "_parent", "_value")
-    _parent: Context | None
-    _key: Any
-    _value: Any
-
-    def __init__(
-        self, parent: Context | None = None, key: Any = _NOKEY, value: Any = None
-    ) -> None:
-        object.__setattr__(self, "_parent", parent)
-        object.__setattr__(self, "_key", key)
-        object.__setattr__(self, "_value", value)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("Context is immutable; use withValue()")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError("Context is immutable")
-
-    def withValue(self, key: Any, value: Any) -> Context:
-        """A child context where C{key} maps to C{value}."""
-        return Context(self, key, value)
-
-    def withDeadline(self, when: float) -> Context:
-        """
-        A child context that ends at C{when} (a C{time.time()} timestamp, or
-        an aware C{datetime}), or at the parent's deadline if that is sooner
-        (Go's C{context.WithDeadline}).  C{Engine.Stop} and the deprecated
-        C{Stop} stop waiting then, with C{TimeoutError}.
-        """
-        if hasattr(when, "timestamp"):
-            when = when.timestamp()  # type: ignore[union-attr]
-        if isinstance(when, bool) or not isinstance(when, (int, float)):
-            raise TypeError(f"when: expected a time.time() timestamp, got {when!r}")
-        parent = self.deadline()
-        if parent is not None and parent < when:
-            when = parent
-        return Context(self, _DEADLINE, float(when))
-
-    def withTimeout(self, seconds: float) -> Context:
-        """C{withDeadline(time.time() + seconds)} (Go's C{context.WithTimeout})."""
-        if hasattr(seconds, "total_seconds"):
-            seconds = seconds.total_seconds()  # type: ignore[union-attr]
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-            raise TypeError(f"seconds: expected a number of seconds, got {seconds!r}")
-        return self.withDeadline(time.time() + seconds)
-
-    def deadline(self) -> float | None:
-        """When this context ends (a C{time.time()} timestamp), or C{None}."""
-        return self.value(_DEADLINE)
-
-    def value(self, key: Any, default: Any = None) -> Any:
-        """The nearest value stored under C{key}, or C{default}."""
-        c: Context | None = self
-        while c is not None:
-            if c._key is not _NOKEY and (c._key is key or c._key == key):
-                return c._value
-            c = c._parent
-        return default
-
-    def __repr__(self) -> str:
-        items = []
-        c: Context | None = self
-        while c is not None:
-            if c._key is not _NOKEY:
-                items.append(f"{c._key!r}={c._value!r}")
-            c = c._parent
-        return f"Context({', '.join(items)})"
-
-
-def _ctx(ctx: Context | None, name: str = "ctx") -> Context:
-    if ctx is None:
-        return Context()
-    if not isinstance(ctx, Context):
-        raise TypeError(f"{name}: expected a gnetcompat.Context or None, got {ctx!r}")
-    return ctx
-
-
-def checkContext(ctx: Any, where: str) -> Context | None:
-    """
-    C{ctx} if it is C{None} or a L{Context}; otherwise a C{TypeError}
-    naming the argument (so a call in another order than gnet's fails
-    loudly instead of being misread).
-    """
-    if ctx is None or isinstance(ctx, Context):
-        return ctx
-    raise TypeError(
-        f"{where}: ctx (the first argument, as in gnet) must be None or a "
-        f"gnetcompat.Context, got {ctx!r}"
-    )
-
-
-def contextTimeout(ctx: Context | None, timeout: float | None) -> float | None:
-    """
-    Seconds left before C{ctx}'s deadline or C{timeout}, whichever is
-    sooner (C{None}: wait for ever; never negative).
-    """
-    if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-            raise TypeError(f"timeout: expected a number of seconds, got {timeout!r}")
-    left: float | None = timeout
-    when = ctx.deadline() if ctx is not None else None
-    if when is not None:
-        rest = when - time.time()
-        left = rest if left is None else min(left, rest)
-    return None if left is None else max(left, 0.0)
-
-
-def NewContext(ctx: Context | None, v: Any) -> Context:
-    """
-    C{ctx} (or an empty context) carrying C{v}: the value that becomes the
-    C{Context()} and C{SafeContext()} of a connection created by
-    C{EventLoop.Register/Enroll} or C{Engine.Register}.
-    """
-    return _ctx(ctx).withValue(_VALUE, v)
-
-
-def FromContext(ctx: Context | None) -> Any:
-    """The value set with L{NewContext}, or C{None}."""
-    if ctx is None:
-        return None
-    return _ctx(ctx).value(_VALUE)
-
-
-def NewNetConnContext(ctx: Context | None, c: Any) -> Context:
-    """C{ctx} carrying a connected socket for C{Engine.Register} to adopt."""
-    return _ctx(ctx).withValue(_NETCONN, c)
-
-
-def FromNetConnContext(ctx: Context | None) -> tuple[Any, bool]:
-    """C{(socket, True)} when C{ctx} carries one, else C{(None, False)}."""
-    c = None if ctx is None else _ctx(ctx).value(_NETCONN)
-    return c, c is not None
-
-
-def NewNetAddrContext(ctx: Context | None, a: Any) -> Context:
-    """C{ctx} carrying an address for C{Engine.Register} to dial."""
-    return _ctx(ctx).withValue(_NETADDR, a)
-
-
-def FromNetAddrContext(ctx: Context | None) -> tuple[Any, bool]:
-    """C{(address, True)} when C{ctx} carries one, else C{(None, False)}."""
-    a = None if ctx is None else _ctx(ctx).value(_NETADDR)
-    return a, a is not None
-
-
-class RegisteredResult(NamedTuple):
-    """What a registration Deferred fires with: the opened C{Conn} or the C{Err}."""
-
-    Conn: Any
-    Err: BaseException | None
-
 
 # -- helpers ----------------------------------------------------------------
 
@@ -276,547 +85,6 @@ def _onReactorThread(reactor: Any) -> bool:
     if not getattr(reactor, "running", False):
         return True
     return bool(threadable.isInIOThread())
-
-
-def _applySocketOptions(sock: socket.socket, o: Options) -> None:
-    """The client socket options of gnet: buffers; for TCP no-delay and keep-alive."""
-    if o.SocketRecvBuffer > 0:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, o.SocketRecvBuffer)
-    if o.SocketSendBuffer > 0:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, o.SocketSendBuffer)
-    if (
-        sock.family in (socket.AF_INET, socket.AF_INET6)
-        and sock.type == socket.SOCK_STREAM
-    ):
-        if o.TCPNoDelay == TCPSocketOpt.TCPNoDelay:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if o.TCPKeepAlive > 0:
-            applyKeepAlive(sock, o.TCPKeepAlive, o.TCPKeepInterval, o.TCPKeepCount)
-
-
-def _twistedAddr(sockaddr: tuple, kind: Literal["TCP", "UDP"]) -> Any:
-    host, port = sockaddr[0], sockaddr[1]
-    if ":" in host:
-        return IPv6Address(kind, host, port)
-    return IPv4Address(kind, host, port)
-
-
-class _ClientUDPConn(Conn):
-    """A connected UDP client conn: a stream-like lifecycle, datagram writes."""
-
-    __slots__ = ()
-    _streamWrites = False  # one datagram per Write, never joined
-
-    def Writev(self, bufs: Any) -> int:
-        """Unsupported on UDP, as in gnet."""
-        raise ErrUnsupportedOp()
-
-    def AsyncWritev(self, bufs: Any, callback: Any = None) -> None:
-        """Unsupported on UDP, as in gnet."""
-        raise ErrUnsupportedOp()
-
-
-class _ConnectedUDPTransport:
-    """The transport a L{Conn} sees for a connected UDP port."""
-
-    disconnecting = False
-
-    def __init__(self, port: Any, peer: tuple) -> None:
-        self.port = port
-        self.peer = _twistedAddr(peer, "UDP")
-
-    def write(self, data: bytes) -> None:
-        self.port.write(bytes(data))
-
-    def writeSequence(self, seq: Any) -> None:
-        raise ErrUnsupportedOp()
-
-    def loseConnection(self) -> None:
-        if not self.disconnecting:
-            self.disconnecting = True
-            self.port.stopListening()
-
-    abortConnection = loseConnection
-
-    def getHost(self) -> Any:
-        return self.port.getHost()
-
-    def getPeer(self) -> Any:
-        return self.peer
-
-    def getHandle(self) -> Any:
-        return self.port.socket
-
-    def fileno(self) -> int:
-        return int(self.port.fileno())
-
-
-class _ConnectedUDPProtocol(DatagramProtocol):
-    """One connected UDP socket as a connection: OnOpen, OnTraffic per datagram, OnClose."""
-
-    log = Logger()
-    noisy = False
-    conn: _ClientUDPConn | None = None
-    _udp: _ConnectedUDPTransport | None = None
-
-    def __init__(self, engine: Engine, value: Any, hasValue: bool) -> None:
-        self.engine = engine
-        self._value = value
-        self._hasValue = hasValue
-
-    def open(self, peer: tuple) -> _ClientUDPConn:
-        """The port is connected: create the Conn and run OnOpen."""
-        eng = self.engine
-        t = self._udp = _ConnectedUDPTransport(self.transport, peer)
-        conn = self.conn = _ClientUDPConn(eng, t, "udp")
-        if self._hasValue:
-            conn.SetContext(self._value)
-            conn.SetSafeContext(self._value)
-        eng._addConn(conn, self)
-        try:
-            out: Any
-            out, action = splitPair(eng.handler.OnOpen(conn), "OnOpen")
-        except Exception:  # noqa: BLE001  (a handler bug closes the conn, as in _protocol)
-            eng.log.failure("OnOpen raised; closing {conn!r}", conn=conn)
-            conn._closeLocal(propagate=True)
-            return conn
-        if out and not conn.closed:
-            try:
-                t.write(bytes(out))
-            except Exception:  # noqa: BLE001  (a send error must not abort OnOpen)
-                eng.log.failure("sending the OnOpen datagram failed")
-        if action:
-            conn._apply(action)
-        return conn
-
-    def datagramReceived(self, data: bytes, addr: Any) -> None:
-        conn = self.conn
-        if conn is None or conn.closed:
-            return
-        if not data:
-            # gnet's default build reads an empty datagram as EOF
-            self._peerGone(None)
-            return
-        conn._feed(data)
-        conn._traffic()
-
-    def connectionRefused(self) -> None:
-        self._peerGone(Failure(ConnectionRefusedError(errno.ECONNREFUSED, "read: connection refused")))
-
-    def _peerGone(self, reason: Failure | None) -> None:
-        conn = self.conn
-        if conn is not None and not conn.closed:
-            conn._lost(reason)
-        if self._udp is not None:
-            self._udp.loseConnection()
-
-    def stopProtocol(self) -> None:
-        self.engine._transportGone(self)
-        conn = self.conn
-        if conn is not None and not conn.closed:
-            conn._lost(Failure(self._pendingError()))
-
-    def _pendingError(self) -> BaseException:
-        """
-        Why the port went away without our asking: the reactor drops a UDP
-        socket on an error event (an ICMP refusal), before it is closed.
-        """
-        if self._udp is None:
-            return ConnectionLost("UDP port closed")
-        try:
-            port = self._udp.port  # self.transport is None by now
-            code = port.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        except (AttributeError, OSError):
-            code = 0
-        if code:
-            return OSError(code, os.strerror(code))
-        return ConnectionLost("UDP port closed")
-
-
-class _RegisteredProtocol(GnetProtocol):
-    """A dialled or adopted stream connection: contexts and options set before OnOpen."""
-
-    def __init__(
-        self,
-        engine: Engine,
-        network: str,
-        value: Any,
-        hasValue: bool,
-        applyOptions: bool,
-    ) -> None:
-        super().__init__(engine, network)
-        self._value = value
-        self._hasValue = hasValue
-        self._applyOptions = applyOptions
-
-    #: a TLS dial: fires with the Conn once the handshake completed and OnOpen ran
-    whenOpen: Deferred | None = None
-
-    def prepareConn(self, conn: Conn) -> None:
-        if self._hasValue:
-            conn.SetContext(self._value)
-            conn.SetSafeContext(self._value)
-        if self._applyOptions:
-            handle = cast(Any, rawTransport(self.transport)).getHandle()
-            if isinstance(handle, socket.socket):
-                _applySocketOptions(handle, self.engine.options)
-
-    def _open(self) -> None:
-        super()._open()
-        d, self.whenOpen = self.whenOpen, None
-        if d is not None:
-            d.callback(self.conn)
-
-    def connectionLost(self, reason: Any = None) -> None:
-        d, self.whenOpen = self.whenOpen, None
-        super().connectionLost(reason)
-        if d is not None:  # the TLS handshake failed or timed out
-            d.errback(reason if reason is not None else Failure(ConnectionLost()))
-
-
-class _OneShotFactory(Factory):
-    """Builds the one protocol of a dial or an adoption, and keeps it."""
-
-    noisy = False
-    protocol = None  # type: ignore[assignment]
-
-    def __init__(
-        self,
-        engine: Engine,
-        network: str,
-        value: Any,
-        hasValue: bool,
-        applyOptions: bool,
-    ) -> None:
-        self.engine = engine
-        self.args = (network, value, hasValue, applyOptions)
-        self.built: _RegisteredProtocol | None = None
-
-    def buildProtocol(self, addr: Any) -> _RegisteredProtocol | None:
-        if self.engine._stopping or getattr(self.engine, "_loopStopped", False):
-            return None
-        p = self.built = _RegisteredProtocol(self.engine, *self.args)
-        p.factory = self
-        return p
-
-
-def _tlsOpened(engine: Engine, factory: _OneShotFactory) -> Any:
-    """The Conn of a TLS dial, once its handshake completed (a Deferred until then)."""
-    proto = factory.built
-    if proto is None:
-        raise ErrEngineInShutdown()
-    if proto.conn is not None:
-        return proto.conn
-    d: Deferred = Deferred()
-    proto.whenOpen = d
-    return d
-
-
-def _openedConn(engine: Engine, proto: Any) -> Conn:
-    conn = getattr(proto, "conn", None)
-    if conn is None:
-        raise ErrEngineInShutdown()
-    return conn
-
-
-def _adoptNow(
-    engine: Engine, sock: socket.socket, value: Any, hasValue: bool, applyOptions: bool
-) -> Conn:
-    """
-    Adopt a connected socket on the reactor thread: its OnOpen runs inside
-    this call.  C{sock} stays the caller's to close (Twisted duplicates it).
-    """
-    if engine._stopping or getattr(engine, "_loopStopped", False):
-        raise ErrEngineInShutdown()
-    family, kind = sock.family, sock.type
-    sock.setblocking(False)
-    if applyOptions:
-        _applySocketOptions(sock, engine.options)
-    reactor = engine.reactor
-    if kind == socket.SOCK_STREAM and family in (
-        socket.AF_INET,
-        socket.AF_INET6,
-        socket.AF_UNIX,
-    ):
-        network = "unix" if family == socket.AF_UNIX else "tcp"
-        factory = _OneShotFactory(engine, network, value, hasValue, False)
-        reactor.adoptStreamConnection(sock.fileno(), family, factory)
-        return _openedConn(engine, factory.built)
-    if kind == socket.SOCK_DGRAM and family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            peer = sock.getpeername()
-        except OSError:
-            raise ErrInvalidNetConn(
-                "gnetcompat: the UDP socket is not connected"
-            ) from None
-        proto = _ConnectedUDPProtocol(engine, value, hasValue)
-        port = reactor.adoptDatagramPort(
-            sock.fileno(), family, proto, maxPacketSize=engine.options.ReadBufferCap
-        )
-        port.connect(peer[0], peer[1])
-        return proto.open(peer)
-    raise ErrUnsupportedProtocol()
-
-
-def _takeSocket(sock: Any) -> socket.socket:
-    """
-    Duplicate the caller's socket and close it, as gnet does with a
-    C{net.Conn}.  Returns the duplicate (ours to close).
-    """
-    if sock is None:
-        raise ErrInvalidNetConn()
-    if not isinstance(sock, socket.socket):
-        raise ErrUnsupportedProtocol(
-            f"gnetcompat: expected a connected socket.socket, got {sock!r}"
-        )
-    if (
-        sock.type not in (socket.SOCK_STREAM, socket.SOCK_DGRAM)
-        or sock.family
-        not in (
-            socket.AF_INET,
-            socket.AF_INET6,
-            socket.AF_UNIX,
-        )
-        or (sock.family == socket.AF_UNIX and sock.type != socket.SOCK_STREAM)
-    ):
-        raise ErrUnsupportedProtocol()
-    dup = sock.dup()
-    sock.close()
-    return dup
-
-
-def _adopt(
-    engine: Engine, dup: socket.socket, value: Any, hasValue: bool, applyOptions: bool
-) -> Deferred:
-    """L{_adoptNow} as a Deferred of the Conn; always closes C{dup}."""
-    try:
-        return defer.succeed(_adoptNow(engine, dup, value, hasValue, applyOptions))
-    except Exception:  # noqa: BLE001  (every error goes into the Deferred)
-        return defer.fail()
-    finally:
-        dup.close()
-
-
-def _resolve(network: str, host: str, port: int) -> Deferred:
-    """C{(family, sockaddr)} for a tcp*/udp* dial, resolving names off the reactor thread."""
-    suffix = network[-1]
-    if host == "":
-        host = "::1" if suffix == "6" else "127.0.0.1"
-    kind = socket.SOCK_STREAM if network.startswith("tcp") else socket.SOCK_DGRAM
-    family = {"4": socket.AF_INET, "6": socket.AF_INET6}.get(suffix, socket.AF_UNSPEC)
-
-    def pick(infos: list) -> tuple[int, tuple]:
-        infos = [i for i in infos if i[0] in (socket.AF_INET, socket.AF_INET6)]
-        if not infos:
-            raise ErrInvalidNetworkAddress(
-                f"dial {network} {host}: no suitable address"
-            )
-        infos.sort(key=lambda i: i[0] != socket.AF_INET)
-        return infos[0][0], infos[0][4]
-
-    bare = host.split("%", 1)[0]
-    try:
-        ipaddress.ip_address(bare)
-    except ValueError:
-        d = threads.deferToThread(socket.getaddrinfo, host, port, family, kind)
-        return d.addCallback(pick)
-    try:
-        infos = socket.getaddrinfo(host, port, family, kind, 0, socket.AI_NUMERICHOST)
-    except socket.gaierror:
-        return defer.fail(
-            ErrInvalidNetworkAddress(f"dial {network} {host}: address family mismatch")
-        )
-    return defer.succeed(pick(infos))
-
-
-def _dial(
-    engine: Engine,
-    network: str,
-    address: str,
-    value: Any,
-    hasValue: bool,
-    applyOptions: bool,
-) -> Deferred:
-    """
-    Dial C{address} over C{network} (Go's C{net.Dial} syntax) and register
-    the connection with C{engine}; a Deferred firing with the Conn once its
-    OnOpen has run.
-    """
-    net = network.lower() if isinstance(network, str) else network
-    where = f"dial {net} {address}"
-
-    def builtin(f: Failure) -> Failure:
-        # no Twisted exception type crosses the gnet API (refused, time-out, DNS)
-        return Failure(builtinError(f.value, where))
-
-    if net == "unix":
-        if not address:
-            return defer.fail(ErrInvalidNetworkAddress())
-        factory = _OneShotFactory(engine, "unix", value, hasValue, applyOptions)
-        tls = engine.options.ClientTLS
-        if tls is not None:
-            wrapped = tls.wrapFactory(factory, tls.serverName or "localhost", engine.reactor)
-            d = UNIXClientEndpoint(engine.reactor, address).connect(wrapped)
-            return d.addCallback(lambda _: _tlsOpened(engine, factory)).addErrback(builtin)
-        d = UNIXClientEndpoint(engine.reactor, address).connect(factory)
-        return d.addCallback(lambda p: _openedConn(engine, p)).addErrback(builtin)
-    if net not in ("tcp", "tcp4", "tcp6", "udp", "udp4", "udp6"):
-        return defer.fail(ErrUnsupportedProtocol())
-    try:
-        host, port = splitHostPort(address)
-    except ErrInvalidNetworkAddress:
-        return defer.fail()
-    d = _resolve(net, host, port)
-
-    def connect(resolved: tuple[int, tuple]) -> Deferred:
-        family, sockaddr = resolved
-        if net.startswith("udp"):
-            sock = socket.socket(family, socket.SOCK_DGRAM)
-            try:
-                sock.setblocking(False)
-                sock.connect(sockaddr)
-            except BaseException:
-                sock.close()
-                raise
-            return _adopt(engine, sock, value, hasValue, applyOptions)
-        factory = _OneShotFactory(engine, "tcp", value, hasValue, applyOptions)
-        kind = TCP6ClientEndpoint if family == socket.AF_INET6 else TCP4ClientEndpoint
-        ep = kind(engine.reactor, sockaddr[0], sockaddr[1])
-        tls = engine.options.ClientTLS
-        if tls is not None:
-            wrapped = tls.wrapFactory(factory, host, engine.reactor)
-            return ep.connect(wrapped).addCallback(lambda _: _tlsOpened(engine, factory))
-        return ep.connect(factory).addCallback(lambda p: _openedConn(engine, p))
-
-    def noProtocol(f: Failure) -> Failure:
-        if f.check(NoProtocol):
-            return Failure(ErrEngineInShutdown())
-        return f
-
-    return d.addCallback(connect).addErrback(noProtocol).addErrback(builtin)
-
-
-def _addrTarget(addr: Any) -> tuple[str, str]:
-    """C{(network, address)} of an L{Addr}, a Twisted address, or a C{scheme://} string."""
-    if isinstance(addr, Addr):
-        return addr.Network(), addr.String()
-    if isinstance(addr, (IPv4Address, IPv6Address)):
-        net = "udp" if addr.type == "UDP" else "tcp"
-        host = f"[{addr.host}]" if ":" in addr.host else addr.host
-        return net, f"{host}:{addr.port}"
-    if isinstance(addr, UNIXAddress):
-        raw = addr.name
-        path = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
-        return "unix", path or ""
-    if isinstance(addr, str):
-        spec = parseProtoAddr(addr)
-        return spec.network, spec.address
-    if callable(getattr(addr, "Network", None)) and callable(
-        getattr(addr, "String", None)
-    ):
-        return addr.Network(), addr.String()
-    raise ErrInvalidNetworkAddress(f"gnet: invalid network address {addr!r}")
-
-
-# -- EventLoop.Register / Enroll, Engine.Register ------------------------------
-
-
-def _registration(
-    engine: Engine, work: Callable[[], Deferred], cleanup: Callable[[], None] | None
-) -> Deferred:
-    """
-    Queue C{work} on the loop (gnet's normal-priority task) and return a
-    Deferred that fires with a L{RegisteredResult} once OnOpen ran (or with
-    the error in C{Err}); it never fails.
-    """
-    result: Deferred = Deferred()
-
-    def report(value: Any) -> None:
-        if isinstance(value, Failure):
-            result.callback(RegisteredResult(None, value.value))
-        else:
-            result.callback(RegisteredResult(value, None))
-
-    def run() -> None:
-        if engine._stopping or getattr(engine, "_loopStopped", False):
-            if cleanup is not None:
-                cleanup()
-            report(Failure(ErrEngineInShutdown()))
-            return
-        defer.maybeDeferred(work).addBoth(report)
-
-    engine.reactor.callFromThread(run)
-    return result
-
-
-def _checkLoop(engine: Engine) -> None:
-    if engine._stopped or engine._stopping or getattr(engine, "_loopStopped", False):
-        raise ErrEngineInShutdown()
-
-
-def registerOnLoop(engine: Engine, addr: Any, ctx: Context | None) -> Deferred:
-    """
-    C{EventLoop.Register(addr, ctx)}: dial C{addr} (an L{Addr}, a Twisted
-    address or a C{scheme://} string) and add the connection to the loop.
-    Returns a Deferred firing with a L{RegisteredResult} after the new
-    conn's OnOpen; its C{Context()}/C{SafeContext()} are C{FromContext(ctx)}.
-    The engine's socket options are applied to the dialled socket.
-
-    @raise ErrEngineInShutdown: the engine is shutting down or has stopped.
-    @raise ErrInvalidNetworkAddress: C{addr} is C{None} or not an address.
-    """
-    _checkLoop(engine)
-    if addr is None:
-        raise ErrInvalidNetworkAddress()
-    network, address = _addrTarget(addr)
-    value = FromContext(ctx)
-    return _registration(
-        engine, lambda: _dial(engine, network, address, value, True, True), None
-    )
-
-
-def enrollOnLoop(engine: Engine, sock: Any, ctx: Context | None) -> Deferred:
-    """
-    C{EventLoop.Enroll(sock, ctx)}: adopt a connected socket (TCP, unix or
-    connected UDP) on the loop.  The caller's socket is closed at once (gnet
-    closes the C{net.Conn}); as in gnet, no socket options are applied on
-    this path.  Returns a Deferred of a L{RegisteredResult}, as C{Register}.
-
-    @raise ErrEngineInShutdown: the engine is shutting down or has stopped.
-    @raise ErrInvalidNetConn: C{sock} is C{None}.
-    @raise ErrUnsupportedProtocol: not a TCP, unix-stream or UDP socket.
-    """
-    _checkLoop(engine)
-    dup = _takeSocket(sock)
-    value = FromContext(ctx)
-    return _registration(
-        engine, lambda: _adopt(engine, dup, value, True, False), dup.close
-    )
-
-
-def registerOnEngine(engine: Engine, ctx: Context | None) -> Deferred:
-    """
-    C{Engine.Register(ctx)}: enrol the socket of C{NewNetConnContext}, or
-    dial the address of C{NewNetAddrContext} (the socket wins when both are
-    present), on the engine's loop.
-
-    @raise ErrEmptyEngine: a client engine, or before the engine has booted
-        (inside C{OnBoot}).
-    @raise ErrEngineInShutdown: the engine has stopped.
-    @raise ErrInvalidNetworkAddress: C{ctx} carries neither.
-    """
-    engine.Validate()
-    if not engine._booted:
-        raise ErrEmptyEngine()
-    if engine._stopping:
-        raise ErrEngineInShutdown()
-    sock, ok = FromNetConnContext(ctx)
-    if ok:
-        return enrollOnLoop(engine, sock, ctx)
-    addr, ok = FromNetAddrContext(ctx)
-    if ok:
-        return registerOnLoop(engine, addr, ctx)
-    raise ErrInvalidNetworkAddress()
 
 
 # -- the client ----------------------------------------------------------------
@@ -841,7 +109,24 @@ class _ClientEngine(Engine):
         )
         return f"<client Engine {state}>"
 
-    def _requestShutdown(self, fromLoop: bool) -> None:
+    @property
+    def loopRunning(self) -> bool:
+        """The loop takes new connections: neither stopped by an action nor shut down."""
+        return not (self._stopping or self._loopStopped)
+
+    def boot(self) -> bool:
+        """C{Client.Start}: C{OnBoot} (its result ignored, as in gnet); no listener to serve."""
+        self.handler.OnBoot(self)
+        self._booted = True
+        return True
+
+    def startTicker(self) -> None:
+        """Start the ticker, unless the loop has stopped meanwhile."""
+        if self.loopRunning:
+            super().startTicker()
+
+    def requestShutdown(self, fromLoop: bool) -> None:
+        """A Shutdown action or an OnTick Shutdown: stop only the loop, closing its connections."""
         if self._stopping or self._loopStopped:
             return
         self._loopStopped = True
@@ -849,9 +134,10 @@ class _ClientEngine(Engine):
             self._ticker.stop()
         self._closeAll()
 
-    def _stopClient(self) -> Deferred:
+    def stopClient(self) -> Deferred:
+        """C{Client.Stop}: C{OnShutdown}, close everything; fires once every transport is gone."""
         self._loopStopped = False
-        Engine._requestShutdown(self, fromLoop=False)
+        Engine.requestShutdown(self, fromLoop=False)
         self._loopStopped = True
         return self.whenStopped()
 
@@ -895,22 +181,14 @@ class Client:
         """
         eng = self.engine
         with self._lock:
-            if self._stopCalled or eng._stopping:
+            if self._stopCalled or eng.stopping:
                 raise ErrEngineInShutdown()
             if self._started:
                 raise RuntimeError("gnetcompat: Client.Start() called twice")
             self._started = True
-        eng.handler.OnBoot(eng)
-        eng._booted = True
+        eng.boot()
         if eng.tickerEnabled:
-            self._call(self._startTicker)
-
-    def _startTicker(self) -> None:
-        eng = self.engine
-        if eng._stopping or eng._loopStopped:
-            return
-        eng._ticker = _Ticker(eng, eng.clock)
-        eng._ticker.start()
+            self._call(eng.startTicker)
 
     def Stop(self) -> Deferred | None:
         """
@@ -927,17 +205,15 @@ class Client:
                 raise ErrEngineInShutdown()
             self._stopCalled = True
         if _onReactorThread(self.reactor):
-            return eng._stopClient()
-        from twisted.internet.threads import blockingCallFromThread
-
-        blockingCallFromThread(self.reactor, eng._stopClient)
+            return eng.stopClient()
+        blockingCallFromThread(self.reactor, eng.stopClient)
         return None
 
     # -- connections -----------------------------------------------------
 
     def _check(self) -> None:
         eng = self.engine
-        if self._stopCalled or eng._stopping or eng._loopStopped:
+        if self._stopCalled or not eng.loopRunning:
             raise ErrEngineInShutdown()
         if not self._started:
             raise ErrClientNotStarted()
@@ -945,8 +221,6 @@ class Client:
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         if _onReactorThread(self.reactor):
             return fn(*args)
-        from twisted.internet.threads import blockingCallFromThread
-
         return blockingCallFromThread(self.reactor, fn, *args)
 
     def Dial(self, network: str, address: str) -> Any:
@@ -969,7 +243,7 @@ class Client:
         @raise ErrEngineInShutdown: after C{Stop} or a Shutdown action.
         """
         self._check()
-        return self._call(_dial, self.engine, network, address, ctx, True, True)
+        return self._call(dial, self.engine, network, address, ctx, True, True)
 
     def Enroll(self, sock: socket.socket) -> Any:
         """C{EnrollContext(sock, None)}."""
@@ -988,9 +262,9 @@ class Client:
         @raise ErrClientNotStarted: before C{Start}.
         """
         self._check()
-        dup = _takeSocket(sock)
+        dup = takeSocket(sock)
         try:
-            return self._call(_adopt, self.engine, dup, ctx, True, True)
+            return self._call(adopt, self.engine, dup, ctx, True, True)
         finally:
             dup.close()
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Any, Callable
 
-from .errors import ErrInvalidOption, ErrInvalidTimeDuration, ErrTooManyEventLoopThreads
+from ._tls import checkOptions
+from .errors import ErrInvalidOption, ErrInvalidTimeDuration, ErrTooManyEventLoopThreads, ErrUnsupportedOp
 
 __all__ = [
     "Options",
@@ -213,8 +214,6 @@ class Options:
         if not isinstance(o.BindToDevice, str):
             raise ErrInvalidOption(f"BindToDevice: expected an interface name, got {o.BindToDevice!r}")
         if o.BindToDevice and not sys.platform.startswith("linux"):
-            from .errors import ErrUnsupportedOp
-
             raise ErrUnsupportedOp()
         if not isinstance(o.LogPath, str):
             raise ErrInvalidOption(f"LogPath: expected a path, got {o.LogPath!r}")
@@ -229,8 +228,6 @@ class Options:
                 f"UnixSocketMode (WithUnixSocketMode): permission bits 0o000-0o777 or None, got {mode!r}"
             )
         if o.TLS is not None or o.ClientTLS is not None:
-            from ._tls import checkOptions
-
             checkOptions(o)
         if o.LockOSThread and o.NumEventLoop > 10000:
             raise ErrTooManyEventLoopThreads()

@@ -18,10 +18,9 @@ the global reactor.  gnetcompat's multicore workers use it by default.
 
 from __future__ import annotations
 
-import errno
-from typing import Any
-
 from twisted.internet.epollreactor import EPollReactor
+
+from ._twistedcompat import doPollWithoutLogContext
 
 __all__ = ["GnetEPollReactor", "install"]
 
@@ -31,20 +30,7 @@ class GnetEPollReactor(EPollReactor):
 
     def doPoll(self, timeout: float | None) -> None:
         """Poll for events and dispatch each to its selectable."""
-        if timeout is None:
-            timeout = -1
-        try:
-            events = self._poller.poll(timeout, len(self._selectables))
-        except OSError as err:
-            if err.errno == errno.EINTR:
-                return
-            raise
-        drdw = self._doReadOrWrite
-        selectables = self._selectables
-        for fd, event in events:
-            selectable: Any = selectables.get(fd)
-            if selectable is not None:
-                drdw(selectable, fd, event)
+        doPollWithoutLogContext(self, timeout)
 
     doIteration = doPoll
 

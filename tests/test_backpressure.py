@@ -536,7 +536,7 @@ class TwistedCanaryTests(_Serving):
 
     def test_privateAttributesExist(self) -> None:
         """C{dataBuffer}, C{offset} and C{_tempDataLen} exist on Twisted's FileDescriptor."""
-        from gnetcompat._conn import writeBacklog
+        from gnetcompat._twistedcompat import writeBacklog
 
         fd = abstract.FileDescriptor(reactor)
         self.assertEqual(writeBacklog(fd), 0)
@@ -548,7 +548,7 @@ class TwistedCanaryTests(_Serving):
         L{writeBacklog} counts what a TCP transport holds; a registered pull
         producer is resumed once the buffer empties.
         """
-        from gnetcompat._conn import writeBacklog
+        from gnetcompat._twistedcompat import writeBacklog
 
         server: Deferred = Deferred()
 
@@ -614,7 +614,7 @@ class FlushLimitTests(SynchronousTestCase):
         eng = Engine(gnet.BuiltinEventEngine(), [], Options(Clock=clock, ShutdownTimeout=5))
         t = _FakeFD(queued)
         conn = Conn(eng, t)
-        conn._closeLocal(propagate=False)
+        conn.driverCloseLocal(propagate=False)
         self.assertTrue(t.disconnecting)
         return conn, t, clock
 
@@ -626,7 +626,7 @@ class FlushLimitTests(SynchronousTestCase):
             clock.advance(5)
             self.assertFalse(t.aborted)
         self.assertEqual(len(clock.getDelayedCalls()), 1)
-        conn._lost(None)  # flushed and closed: the timer goes
+        conn.driverLost(None)  # flushed and closed: the timer goes
         self.assertEqual(clock.getDelayedCalls(), [])
 
     def test_stallDrops(self) -> None:

@@ -28,7 +28,7 @@ from twisted.internet.endpoints import (
     connectProtocol,
 )
 from twisted.internet.task import deferLater
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 import gnetcompat as gnet
@@ -1412,3 +1412,33 @@ class AddressTests(LoopbackTestCase):
         yield eng.Stop()
         self.assertEqual(self.flushLoggedErrors(), [])
         self.assertTrue(os.path.exists(path), "an engine removed a socket file it did not create")
+
+
+class EngineServiceLimitTests(TestCase):
+    """The library leaves the process's limits alone (the echo service raises them)."""
+
+    def setUp(self) -> None:
+        try:
+            import resource
+        except ImportError:  # pragma: no cover - not POSIX
+            raise SkipTest("no RLIMIT_NOFILE here")
+        self.resource = resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+        # a soft limit below the hard one, as a raise would change it
+        low = min(soft, 1024) - 1 if hard == resource.RLIM_INFINITY else min(soft, hard - 1)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
+        self.limits = (low, hard)
+
+    def test_serviceKeepsTheOpenFileLimit(self) -> None:
+        """
+        Starting an L{gnet.EngineService} does not raise C{RLIMIT_NOFILE}: a
+        program embedding the library keeps the limits it chose.
+        """
+        svc = gnet.EngineService(gnet.BuiltinEventEngine(), "tcp://127.0.0.1:0")
+        svc.privilegedStartService()
+        svc.startService()
+        self.addCleanup(svc.stopService)
+        self.assertEqual(
+            self.resource.getrlimit(self.resource.RLIMIT_NOFILE), self.limits
+        )

@@ -5,19 +5,34 @@ they fail when a Twisted upgrade changes what its overrides copy.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import socket
 
-from twisted.internet import tcp, unix
+from twisted.internet import abstract, endpoints, tcp, unix
 from twisted.internet.testing import StringTransport
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.protocols.tls import TLSMemoryBIOProtocol
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
+from gnetcompat import _twistedcompat
 from gnetcompat._twistedcompat import (
     SocketError,
     UnixPortKeepingFile,
     _Client,
     _Server,
+    directSocket,
+    hasWriteBuffer,
     keepSocketErrors,
+    sendNow,
+    tlsPlaintextBuffered,
+    twistedParse,
+    writeBacklog,
 )
+
+
+def sourceHash(obj: object) -> str:
+    """The SHA-256 of an object's source: a copy of it must be re-checked when this changes."""
+    return hashlib.sha256(inspect.getsource(obj).encode()).hexdigest()  # type: ignore[arg-type]
 
 
 class CanaryTests(SynchronousTestCase):
@@ -101,3 +116,136 @@ class UnixPortKeepingFileCanaryTests(SynchronousTestCase):
             self.assertEqual(os.path.exists(path), not removeFirst)
             if not removeFirst:
                 os.unlink(path)
+
+
+class WriteBufferCanaryTests(SynchronousTestCase):
+    """
+    L{writeBacklog} and L{sendNow} read a C{FileDescriptor}'s write buffer
+    (C{dataBuffer}, C{offset}, C{_tempDataLen}); L{hasWriteBuffer} checks
+    they are there, and without them only the public C{transport.write} is used.
+    """
+
+    def test_fileDescriptorHasTheAttributes(self) -> None:
+        """A Twisted C{FileDescriptor} still keeps its buffer in the attributes we read."""
+        fd = abstract.FileDescriptor()
+        self.assertTrue(hasWriteBuffer(fd))
+        self.assertEqual(writeBacklog(fd), 0)
+        fd.dataBuffer, fd.offset, fd._tempDataLen = b"abcdef", 2, 3
+        self.assertEqual(writeBacklog(fd), 7)
+        self.assertTrue(issubclass(tcp.Server, abstract.FileDescriptor))
+        self.assertTrue(issubclass(unix.Server, abstract.FileDescriptor))
+
+    def test_otherTransportsHaveNoBuffer(self) -> None:
+        """Test doubles (and TLS) fail the capability check: no direct socket."""
+        t = StringTransport()
+        self.assertFalse(hasWriteBuffer(t))
+        self.assertIsNone(directSocket(t))
+
+    def test_changedTwistedFallsBackToWrite(self) -> None:
+        """
+        A TCP transport without the buffer attributes (as after a Twisted
+        upgrade that renamed them) gets no direct socket, and L{sendNow}
+        then writes through C{transport.write}, the public API, instead of
+        failing with an C{AttributeError}.
+        """
+
+        class Renamed(tcp.Server):
+            def __init__(self) -> None:  # no FileDescriptor.__init__: no _tempDataLen
+                self.written: list[bytes] = []
+                a, self.peer = socket.socketpair()
+                self.socket = a
+                self.connected = 1
+                self.disconnecting = 0
+
+            def write(self, data: bytes) -> None:
+                self.written.append(data)
+
+        t = Renamed()
+        self.addCleanup(t.socket.close)
+        self.addCleanup(t.peer.close)
+        self.assertFalse(hasWriteBuffer(t))
+        sock = directSocket(t)
+        self.assertIsNone(sock)
+        self.assertTrue(sendNow(t, sock, b"hello"))
+        self.assertEqual(t.written, [b"hello"])
+
+    def test_directSendWhenIdle(self) -> None:
+        """With an empty buffer, L{sendNow} sends on the socket at once and queues nothing."""
+        a, b = socket.socketpair()
+        self.addCleanup(a.close)
+        self.addCleanup(b.close)
+        t = StringTransport()
+        t.dataBuffer, t.offset, t._tempDataLen = b"", 0, 0
+        t.connected, t.disconnecting = 1, 0
+        self.assertFalse(sendNow(t, a, b"now"))
+        self.assertEqual(b.recv(10), b"now")
+        self.assertEqual(t.value(), b"")
+
+
+class TLSBufferCanaryTests(SynchronousTestCase):
+    """L{tlsPlaintextBuffered} reads C{TLSMemoryBIOProtocol._appSendBuffer}."""
+
+    def test_appSendBufferIsAListOfBytes(self) -> None:
+        """
+        Twisted's TLS protocol still creates C{_appSendBuffer} as a list and
+        appends plaintext to it (the behavioural probe is
+        C{tests.test_tls.CanaryTests.test_appSendBuffer}).
+        """
+        source = inspect.getsource(TLSMemoryBIOProtocol)
+        for needle in ("self._appSendBuffer = []", "self._appSendBuffer.append(octets)"):
+            self.assertIn(needle, source)
+
+        class Holder:
+            _appSendBuffer = [b"ab", b"cde"]
+
+        self.assertEqual(tlsPlaintextBuffered(Holder()), 5)
+        self.assertEqual(tlsPlaintextBuffered(StringTransport()), 0)
+
+
+class EndpointParserCanaryTests(SynchronousTestCase):
+    """L{twistedParse} is Twisted's private C{endpoints._parse}."""
+
+    def test_parserSplitsAsBefore(self) -> None:
+        """Positional and keyword parts, escaped colons: as C{serverFromString} reads them."""
+        self.assertTrue(callable(getattr(endpoints, "_parse", None)))
+        self.assertEqual(
+            twistedParse(r"ssl:9443:privateKey=a\:b.pem:certKey=c.pem"),
+            (["ssl", "9443"], {"privateKey": "a:b.pem", "certKey": "c.pem"}),
+        )
+
+
+class AdoptUnixPortCanaryTests(SynchronousTestCase):
+    """L{adoptUnixPortKeepingFile} is C{unix.Port._fromListeningDescriptor}."""
+
+    def test_constructorUnchanged(self) -> None:
+        """
+        C{_fromListeningDescriptor} is still the code we rely on (it builds
+        the port around the descriptor without listening yet).  When this
+        fails, re-read it and update the hash.
+        """
+        self.assertEqual(
+            sourceHash(unix.Port._fromListeningDescriptor),
+            "f024e35e9db37841804d1784e4269b242f258705cb0f8d1b8b05c304e8a2dc5c",
+        )
+
+
+class DoPollCanaryTests(SynchronousTestCase):
+    """L{_twistedcompat.doPollWithoutLogContext} copies C{EPollReactor.doPoll}."""
+
+    def test_doPollUnchanged(self) -> None:
+        """
+        Twisted's C{doPoll} is the one our copy was made from (only the
+        C{log.callWithLogger} wrapper dropped).  When this fails, compare
+        the copy with the new source and update the hash.
+        """
+        try:
+            from twisted.internet.epollreactor import EPollReactor
+        except ImportError:  # pragma: no cover - no epoll (not Linux)
+            raise SkipTest("no epoll reactor here")
+        self.assertEqual(
+            sourceHash(EPollReactor.doPoll),
+            "09b62ae68ef01b4bc5eaa170827e2baf0a2a5098e7e7ce7b5e1c80cda187c827",
+        )
+        source = inspect.getsource(EPollReactor.doPoll)
+        self.assertIn("log.callWithLogger(selectable, _drdw, selectable, fd, event)", source)
+        self.assertTrue(callable(_twistedcompat.doPollWithoutLogContext))

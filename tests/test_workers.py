@@ -111,7 +111,7 @@ class WorkersTestCase(unittest.TestCase):
 
     async def stopEngine(self, eng: MulticoreEngine) -> None:
         if not eng.stopping:
-            eng._requestShutdown(fromLoop=False)
+            eng.requestShutdown(fromLoop=False)
         try:
             await eng.whenStopped().addTimeout(15, reactor)
         except ErrWorkerFailed:

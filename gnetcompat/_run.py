@@ -1,0 +1,410 @@
+# -*- test-case-name: tests.test_engine -*-
+"""
+The entry points: C{Run}/C{Rotate} (blocking, as gnet's), C{Serve}
+(non-blocking, Deferreds), the deprecated C{Stop} with its registry of
+started engines, L{EngineService} (an C{IService} for applications and
+twistd), and the adapter that makes any L{IEventHandler} an
+C{IProtocolFactory}.  The top of the library's layers: single-process
+engines come from L{gnetcompat._engine}, multicore ones from
+L{gnetcompat._workers}.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+from typing import Any, Sequence
+
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ReactorNotRunning
+from twisted.internet.threads import blockingCallFromThread
+from twisted.internet.interfaces import IProtocolFactory
+from twisted.logger import Logger
+from twisted.python.components import registerAdapter
+from twisted.python import threadable
+from twisted.python.failure import Failure
+
+from ._addr import ListenSpec, parseProtoAddr
+from ._context import checkContext, contextTimeout
+from ._engine import Engine, globalReactor, normalizeTopology, stopFromAnyThread
+from ._protocol import GnetFactory
+from ._workers import serveMulticore
+from .errors import ErrEngineInShutdown, ErrInvalidNetworkAddress
+from .interfaces import IEventHandler
+from .options import Option, Options, loadOptions
+
+__all__ = ["Run", "Rotate", "Serve", "Stop", "EngineService", "startEngine"]
+
+
+def _specs(addrs: Sequence[str]) -> list[ListenSpec]:
+    if isinstance(addrs, str):
+        addrs = [addrs]
+    if not addrs:
+        raise ErrInvalidNetworkAddress("gnet: no address given")
+    return [parseProtoAddr(a) for a in addrs]
+
+
+def startEngine(handler: Any, addrs: Sequence[str], options: Options, reactor: Any = None) -> Engine:
+    """Parse, bind and boot a single-process engine now (on the reactor thread)."""
+    specs = _specs(addrs)
+    opts = normalizeTopology(specs, options.normalized())
+    eng = Engine(handler, specs, opts, reactor)
+    eng.bind()
+    eng.boot()
+    return eng
+
+
+#: gnet's process-wide registry for the deprecated L{Stop}: the address
+#: string given to Run/Rotate/Serve -> the engine started with it (the most
+#: recent one); an entry goes when its engine stops.
+_registry: dict[str, Any] = {}
+
+
+def _remember(eng: Any, addrs: str | Sequence[str]) -> Any:
+    names = [addrs] if isinstance(addrs, str) else list(addrs)
+    if eng.stopped:
+        return eng
+    for name in names:
+        _registry[name] = eng
+
+    def forget(result: Any) -> Any:
+        for name in names:
+            if _registry.get(name) is eng:
+                del _registry[name]
+        return result
+
+    eng.whenStopped().addBoth(forget)
+    return eng
+
+
+def Stop(ctx: Any = None, protoAddr: str | None = None) -> Deferred | None:
+    """
+    gnet's deprecated C{Stop(ctx, protoAddr)}: stop the engine started
+    (with L{Run}, L{Rotate} or L{Serve}) under exactly the address string
+    C{protoAddr}, and wait for it as C{Engine.Stop(ctx)} does (a Deferred
+    on the reactor thread, blocking elsewhere; C{ctx}'s deadline ends the
+    wait with C{TimeoutError}).  Use C{Engine.Stop}: two engines started
+    with one string share one entry, so only the latest can be stopped.
+
+    @raise TypeError: C{ctx} is not C{None} or a C{Context}, or
+        C{protoAddr} is not a string.
+    @raise ErrEngineInShutdown: no running engine was started under
+        C{protoAddr} (gnet's odd but documented answer).
+    """
+    wait = contextTimeout(checkContext(ctx, "Stop"), None)
+    if not isinstance(protoAddr, str):
+        raise TypeError(f"Stop: protoAddr must be the address string given to Run, got {protoAddr!r}")
+    eng = _registry.pop(protoAddr, None)
+    if eng is None or eng.stopping:
+        raise ErrEngineInShutdown()
+    return stopFromAnyThread(eng, eng.onReactorThread(), wait)
+
+
+def Serve(
+    handler: Any,
+    addrs: str | Sequence[str],
+    *opts: Option | Options,
+    reactor: Any = None,
+    policy: Any = None,
+) -> Deferred:
+    """
+    Start an engine without blocking, inside a running (or about to run)
+    reactor.  Returns a Deferred firing with the started L{Engine} (already
+    stopped if C{OnBoot} returned Shutdown), or failing with the setup error
+    (bad address, bad option, bind failure).  C{engine.whenStopped()} fires
+    when it has shut down.
+
+    With C{WithMulticore(True)} or C{WithNumEventLoop(n > 1)} it starts
+    worker processes (see L{gnetcompat._workers}), supervised by C{policy}
+    (a L{gnetcompat._workers.SupervisionPolicy}; the default when C{None}).
+    """
+    try:
+        options = loadOptions(*opts)
+        if options.numLoops() > 1:
+            d = serveMulticore(handler, _specs(addrs), options, reactor, policy)
+            return d.addCallback(_remember, addrs)
+        return defer.succeed(_remember(startEngine(handler, addrs, options, reactor), addrs))
+    except Exception:
+        return defer.fail()
+
+
+def Rotate(handler: Any, addrs: Sequence[str], *opts: Option | Options) -> None:
+    """
+    gnet's C{Rotate}: serve several addresses with one handler and block
+    until the engine has shut down, running the reactor if needed.
+
+    Setup errors raise at once.  Called from a thread other than a running
+    reactor's, it starts the engine on the reactor and blocks that thread.
+    On the reactor thread it cannot block: use L{Serve}.
+    """
+    options = loadOptions(*opts)
+    reactor = options.Reactor or globalReactor()
+    if getattr(reactor, "running", False):
+        if threadable.isInIOThread():
+            raise RuntimeError("Run/Rotate block; on the reactor thread use gnetcompat.Serve()")
+        eng = blockingCallFromThread(reactor, Serve, handler, addrs, options, reactor=reactor)
+        done = threading.Event()
+        reactor.callFromThread(lambda: eng.whenStopped().addBoth(lambda _: done.set()))
+        done.wait()
+        return None
+    result: list = []
+    later: list = []
+
+    def settled(r: Any) -> None:
+        result.append(r)
+        for f in later:
+            f(r)
+
+    d = Serve(handler, addrs, options, reactor=reactor)
+    d.addBoth(settled)
+    if result and isinstance(result[0], Failure):
+        result[0].raiseException()
+    if result:
+        eng = result[0]
+        if eng.stopped:
+            return None
+        _runUntilStopped(reactor, eng)
+        return None
+    # multicore: the workers start once the reactor runs; serve until every
+    # worker has exited (SIGTERM/SIGINT stop them gracefully first)
+    errors: list = []
+
+    def stop(_: Any = None) -> None:
+        try:
+            reactor.stop()
+        except ReactorNotRunning:
+            pass
+
+    def multicoreSettled(r: Any) -> None:
+        if isinstance(r, Failure):
+            errors.append(r)
+            stop()
+            return
+        eng = r
+
+        def beforeShutdown() -> Deferred | None:
+            if not eng.stopping:
+                eng.requestShutdown(fromLoop=False)
+            if not eng.stopped:
+                return eng.whenStopped().addErrback(lambda f: None)
+            return None
+
+        reactor.addSystemEventTrigger("before", "shutdown", beforeShutdown)
+        eng.whenStopped().addErrback(errors.append).addBoth(stop)
+
+    later.append(multicoreSettled)
+    reactor.run()
+    if errors:
+        errors[0].raiseException()
+    return None
+
+
+def _runUntilStopped(reactor: Any, eng: Any) -> None:
+    def beforeShutdown() -> Deferred | None:
+        if not eng.stopping:
+            eng.requestShutdown(fromLoop=False)
+        if not eng.stopped:
+            return eng.whenStopped()
+        return None
+
+    reactor.addSystemEventTrigger("before", "shutdown", beforeShutdown)
+    eng.whenStopped().addBoth(lambda _: reactor.stop() if reactor.running else None)
+    reactor.run()
+
+
+def Run(handler: Any, protoAddr: str, *opts: Option | Options) -> None:
+    """
+    gnet's C{Run}: serve C{protoAddr} (C{tcp://:9000}, C{udp4://...},
+    C{unix:///path}) with C{handler} and block until the engine has shut
+    down.  See L{Rotate} for threads and errors.
+    """
+    return Rotate(handler, [protoAddr], *opts)
+
+
+#: the exit status L{_exitWithStatus} asked for (None: leave it to the program)
+_exitStatus: int | None = None
+_exitHookInstalled = False
+
+
+def _installExitHook() -> None:
+    """
+    Once per process: an C{atexit} hook that ends the process with
+    L{_exitStatus} when an engine failure asked for one.  It runs after the
+    program's own clean-up (twistd removes its pid file and logs "Server
+    Shut Down." once the reactor has stopped), which twistd offers no other
+    way to follow with a non-zero status.  Installed when a service starts,
+    so clean-up hooks registered later (while it serves) still run first.
+    """
+    global _exitHookInstalled
+    if _exitHookInstalled:
+        return
+    _exitHookInstalled = True
+    def exitWithStatus() -> None:
+        if _exitStatus is None:
+            return
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            try:
+                if stream is not None:
+                    stream.flush()
+            except Exception:
+                pass
+        os._exit(_exitStatus)
+
+    atexit.register(exitWithStatus)
+
+
+class EngineService(Service):
+    """
+    An C{IService} running an engine: sockets are bound in
+    C{privilegedStartService} (so a bind failure stops twistd with an
+    error), served from C{startService}, and C{stopService} returns a
+    Deferred that fires once the engine shut down gracefully.
+
+    When the engine fails on its own (multicore: the workers cannot start,
+    or keep crashing; see L{gnetcompat._workers}), the service logs one
+    critical line, stops the reactor and the process exits with
+    L{exitStatusOnFailure} (1) once the program has cleaned up, so a
+    supervisor (C{Restart=on-failure}) sees the failure; L{failure} holds
+    the reason.
+
+    @ivar failure: why the engine failed (a L{Failure}), or C{None}.
+    @ivar exitStatusOnFailure: the process's exit status after a failure
+        (C{None}: only log and stop the reactor).
+    """
+
+    exitStatusOnFailure: int | None = 1
+    log = Logger(namespace="gnetcompat")
+
+    def __init__(
+        self,
+        handler: Any,
+        addrs: str | Sequence[str],
+        *opts: Option | Options,
+        policy: Any = None,
+    ) -> None:
+        """
+        @param policy: a L{gnetcompat._workers.SupervisionPolicy} for
+            multicore mode (restarts, heartbeat), or C{None} for the default.
+        """
+        self.handler = handler
+        self.addrs = [addrs] if isinstance(addrs, str) else list(addrs)
+        self.opts = opts
+        self.policy = policy
+        self.engine: Any = None
+        self.failure: Failure | None = None
+        self._started: Deferred | None = None
+
+    def privilegedStartService(self) -> None:
+        _installExitHook()
+        options = loadOptions(*self.opts)
+        if options.numLoops() <= 1:
+            specs = _specs(self.addrs)
+            opts = normalizeTopology(specs, options.normalized())
+            eng = Engine(self.handler, specs, opts, options.Reactor)
+            eng.bind()
+            self.engine = eng
+        else:
+            # multicore binds now too (workers spawn once the reactor runs),
+            # so a bind failure stops twistd before it daemonizes
+            d = Serve(self.handler, self.addrs, *self.opts, policy=self.policy)
+            # a setup error (bind, option) fails d at once: raise it here; a
+            # later failure (the workers cannot start) must reach startService
+            early: list = []
+            duringCall = True
+
+            def raiseEarly(r: Any) -> Any:
+                if duringCall and isinstance(r, Failure):
+                    early.append(r)
+                    return None
+                return r
+
+            d.addBoth(raiseEarly)
+            duringCall = False
+            if early:
+                early[0].raiseException()
+            self._started = d
+        super().privilegedStartService()
+
+    def startService(self) -> None:
+        super().startService()
+        if self.engine is not None:
+            if not self.engine.boot():
+                self._stopReactor()
+            else:
+                self.engine.whenStopped().addCallback(lambda _: self._engineStopped())
+            return
+        d = self._started
+        if d is None:  # privilegedStartService was not called (plain startService)
+            _installExitHook()
+            d = Serve(self.handler, self.addrs, *self.opts, policy=self.policy)
+
+        def started(eng: Any) -> None:
+            self.engine = eng
+
+            def stopped(r: Any) -> None:
+                if isinstance(r, Failure):
+                    self._failed(r)
+                else:
+                    self._engineStopped()
+
+            eng.whenStopped().addBoth(stopped)
+
+        d.addCallbacks(started, self._failed)
+
+    def _failed(self, f: Failure) -> None:
+        """The engine failed (to start, or later): say so once, stop, exit non-zero."""
+        global _exitStatus
+        self.failure = f
+        status = self.exitStatusOnFailure
+        if status is not None and _exitStatus is None:
+            _exitStatus = status
+        # one line, no traceback: the reason is the error's message
+        self.log.critical(
+            "engine failed, stopping and exiting with status {status}: {error}",
+            error=str(f.value) or f.type.__name__,
+            status=status if status is not None else "(unchanged)",
+        )
+        self._stopReactor()
+
+    def _engineStopped(self) -> None:
+        # the engine stopped by itself (a Shutdown action): stop the program too
+        if self.running:
+            self._stopReactor()
+
+    def _stopReactor(self) -> None:
+        reactor = (self.engine.reactor if self.engine is not None else None) or globalReactor()
+        if reactor.running:
+            reactor.callLater(0, reactor.stop)
+        else:
+            reactor.callWhenRunning(reactor.stop)
+
+    def stopService(self) -> Deferred:
+        super().stopService()
+        eng = self.engine
+        if eng is None or eng.stopped:
+            return defer.succeed(None)
+        if not eng.stopping:
+            eng.requestShutdown(fromLoop=False)
+        return eng.whenStopped()
+
+
+# -- any handler as a Twisted protocol factory -------------------------------
+
+
+def handlerFactory(handler: Any) -> GnetFactory:
+    """
+    Adapt any L{IEventHandler} to C{IProtocolFactory} with default options,
+    so a handler plugs into any Twisted endpoint::
+
+        endpoint.listen(IProtocolFactory(MyHandler()))
+    """
+    eng = Engine(handler, [])
+    return GnetFactory(eng, network=None, ownsEngine=True)
+
+
+# the one registration (a second one raises): gnetcompat/__init__ imports this module
+registerAdapter(handlerFactory, IEventHandler, IProtocolFactory)

@@ -360,6 +360,7 @@ class TLSRelayMemoryTests(SynchronousTestCase):
         plain.producer.stopProducing()
         tls.producer.stopProducing()
         self.assertFalse(plain.disconnecting or tls.disconnecting)
+        self.assertEqual((plain.producerState, tls.producerState), ("producing", "producing"))
 
     def test_clientCloseClosesServerSideAfterBytes(self) -> None:
         """

@@ -1160,6 +1160,15 @@ class WebSocketSession:
         return messages
 
     @property
+    def holding(self) -> bool:
+        """
+        C{True} while output is held back behind the replies to the last
+        L{feed}'s messages (a close waits: see L{pendingFailure}); the caller
+        writes its replies, then calls L{flushFailure}.
+        """
+        return self._held is not None
+
+    @property
     def busy(self) -> bool:
         """
         C{True} while a compressed message is being inflated in steps (at

@@ -128,7 +128,7 @@ class WebSocketConn:
         data = conn.Next(-1)
         session = self.session
         msgs = session.feed(data)
-        if session._suspended:
+        if session.busy:
             conn.Wake()
             if not self._readPaused:
                 self._readPaused = True
@@ -136,7 +136,7 @@ class WebSocketConn:
         elif self._readPaused:
             self._readPaused = False
             conn.driverResumeReading()
-        if msgs and session._held is not None:  # a close waits behind these messages
+        if msgs and session.holding:  # a close waits behind these messages
             conn.Wake()
         return msgs
 

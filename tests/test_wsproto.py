@@ -390,12 +390,14 @@ class FailureTests(SynchronousTestCase):
         messages = session.feed(data)
         self.assertEqual(messages, expected)
         self.assertEqual(session.pendingFailure[0], code)
+        self.assertTrue(session.holding)
         self.assertEqual(sink.data, [])
         for message in messages:
             session.sendMessage(message.opcode, message.payload)
         self.assertFalse(sink.lost or sink.aborted)
         session.flushFailure()
         self.assertIsNone(session.pendingFailure)
+        self.assertFalse(session.holding)
         events = client.receive(sink.take())
         opcodes = {OPCODE_TEXT: Opcode.TEXT, OPCODE_BINARY: Opcode.BINARY}
         self.assertEqual(

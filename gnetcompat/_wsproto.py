@@ -44,35 +44,32 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import zlib
 from collections.abc import Callable, Sequence
-from collections import deque
-from types import FunctionType
 from typing import Any, NamedTuple, Protocol
 from urllib import parse
 from weakref import WeakKeyDictionary
 
-from autobahn.twisted.util import create_transport_details
-from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.twisted.websocket import WebSocketServerFactory
 from autobahn.util import encode_truncate
-from autobahn.exception import PayloadCorruptError
 from autobahn.websocket.compress import (
-    PerMessageDeflate,
     PerMessageDeflateOffer,
     PerMessageDeflateOfferAccept,
 )
 from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
-from twisted.internet.error import AlreadyCalled, AlreadyCancelled, ConnectionDone
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IAddress, IReactorTime, ITransport
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from . import _xormask
+from ._autobahncompat import (
+    INFLATE_STEP,
+    AutobahnServerProtocol,
+    configuredProtocol,
+    useReactorTimer,
+)
 from ._origin import OriginPolicy, printable
-
-_xormask.install()
 
 __all__ = [
     "Sink",
@@ -82,6 +79,7 @@ __all__ = [
     "OPCODE_TEXT",
     "OPCODE_BINARY",
     "STATUS_PAGE_HEADERS",
+    "INFLATE_STEP",
 ]
 
 #: Opcode of a text message (RFC 6455 section 5.2).
@@ -92,7 +90,6 @@ OPCODE_BINARY = 2
 _STATE_OPEN = WebSocketProtocol.STATE_OPEN
 _STATE_CLOSED = WebSocketProtocol.STATE_CLOSED
 _STATE_CONNECTING = WebSocketProtocol.STATE_CONNECTING
-_STATE_CLOSING = WebSocketProtocol.STATE_CLOSING
 
 #: Response headers of the status page (and its 404s): nothing but the page
 #: itself loads, no MIME sniffing, no framing (clickjacking), no referrer.
@@ -300,59 +297,6 @@ class Message(NamedTuple):
     payload: bytes
 
 
-class _SafeCall:
-    """
-    An C{IDelayedCall} wrapper whose C{cancel} never raises.
-
-    Autobahn cancels some timers after they fired, which Twisted's
-    C{DelayedCall.cancel} reports as an error.
-    """
-
-    __slots__ = ("_call",)
-
-    def __init__(self, call: Any) -> None:
-        self._call = call
-
-    def cancel(self) -> None:
-        """
-        Cancel the call if it is still pending.
-        """
-        try:
-            self._call.cancel()
-        except (AlreadyCalled, AlreadyCancelled):
-            pass
-
-    def active(self) -> bool:
-        """
-        :returns: whether the call is still pending.
-        """
-        return bool(self._call.active())
-
-
-class _ReactorTimer:
-    """
-    Stand-in for Autobahn's batched timer that schedules on a given reactor.
-
-    Autobahn's factories schedule their timers (handshake timeouts,
-    auto-ping) through C{factory._batched_timer.call_later}, which normally
-    uses the global reactor through txaio.  This one uses the session's
-    L{IReactorTime}, so tests can drive them with C{task.Clock}.
-    """
-
-    def __init__(self, clock: IReactorTime) -> None:
-        self._clock = clock
-
-    def call_later(
-        self, delay: float, func: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> _SafeCall:
-        """
-        Call C{func(*args, **kwargs)} after C{delay} seconds.
-
-        :returns: an object with C{cancel()}.
-        """
-        return _SafeCall(self._clock.callLater(delay, func, *args, **kwargs))
-
-
 def _acceptDeflate(offers: list[Any]) -> PerMessageDeflateOfferAccept | None:
     """
     Accept the first permessage-deflate offer, with the client's parameters.
@@ -361,74 +305,6 @@ def _acceptDeflate(offers: list[Any]) -> PerMessageDeflateOfferAccept | None:
         if isinstance(offer, PerMessageDeflateOffer):
             return PerMessageDeflateOfferAccept(offer)
     return None
-
-
-#: Largest output of one inflation step: a compressed message is inflated
-#: at most this much per L{WebSocketSession.feed} call, with the reactor free
-#: between calls (see L{WebSocketSession.busy}).
-INFLATE_STEP = 256 * 1024
-
-
-class _SteppedDeflate(PerMessageDeflate):
-    """
-    Autobahn's permessage-deflate, inflating in bounded steps.
-
-    Autobahn inflates a compressed frame payload in one call, up to the
-    message size limit: 15 KiB on the wire became 15 MiB in one reactor
-    turn.  Here one call gives at most L{INFLATE_STEP} bytes and keeps the
-    rest of the input (zlib's C{unconsumed_tail}) for the next call, which
-    L{_SessionProtocol} makes with an empty payload.  The size limits are
-    Autobahn's own: the step that reaches them is Autobahn's code.
-
-    The overridden methods are pinned by a canary test
-    (C{tests.test_wsproto.AutobahnCanaryTests}).
-
-    :ivar pending: the last step stopped at L{INFLATE_STEP}: more output
-        may follow without new input.
-    :ivar inflated: bytes inflated since the session last reset it (once
-        per L{WebSocketSession.feed}).
-    """
-
-    pending = False
-    inflated = 0
-    _tail = b""
-
-    def start_decompress_message(self) -> None:
-        """
-        Start a message: nothing is pending.
-        """
-        super().start_decompress_message()
-        self._tail = b""
-        self.pending = False
-
-    def decompress_message_data(self, data: bytes, max_output_len: int | None = None) -> bytes:
-        """
-        Inflate C{data} (after the input left by the last step): at most
-        L{INFLATE_STEP} bytes of it.
-        """
-        if self._tail:
-            data = self._tail + data if data else self._tail
-            self._tail = b""
-        room = [INFLATE_STEP + 1]
-        if self.max_message_size is not None:
-            room.append(self.max_message_size - self._decompress_message_size)
-        if max_output_len is not None:
-            room.append(max_output_len)
-        if min(room) <= INFLATE_STEP:
-            # the size limit is within this step: Autobahn's check decides
-            out = super().decompress_message_data(data, max_output_len)
-            self.pending = False
-        else:
-            try:
-                out = self._decompressor.decompress(data, INFLATE_STEP)
-            except zlib.error as e:
-                raise PayloadCorruptError(f"invalid permessage-deflate data: {e}") from e
-            self._decompress_message_size += len(out)
-            self._tail = self._decompressor.unconsumed_tail
-            # a full step may leave output inside zlib with all input used
-            self.pending = bool(self._tail) or len(out) == INFLATE_STEP
-        self.inflated += len(out)
-        return out
 
 
 class _PartialMessages:
@@ -507,7 +383,7 @@ def _factoryFor(options: WebSocketOptions, reactor: Any) -> WebSocketServerFacto
     factory = perReactor.get(key)
     if factory is None:
         factory = WebSocketServerFactory(server=options.server, reactor=reactor)
-        factory._batched_timer = _ReactorTimer(reactor)
+        useReactorTimer(factory, reactor)
         factory.setProtocolOptions(
             webStatus=options.webStatus,
             maxFramePayloadSize=options.maxFramePayloadSize,
@@ -527,31 +403,17 @@ def _factoryFor(options: WebSocketOptions, reactor: Any) -> WebSocketServerFacto
             allowedOrigins=["*"],
             allowNullOrigin=True,
         )
-        factory.protocol = _configuredProtocol(factory)
         policy = OriginPolicy(options.allowedOrigins, options.allowNullOrigin)
-        if not policy.allowsEverything:
-            factory.protocol._originPolicy = policy
-        factory.protocol._partials = _partialsFor(reactor)
-        factory.protocol._budget = options.partialMessageBudget
-        factory.protocol._messageTimeout = options.messageTimeout
+        factory.protocol = configuredProtocol(
+            _SessionProtocol,
+            factory,
+            originPolicy=None if policy.allowsEverything else policy,
+            partials=_partialsFor(reactor),
+            budget=options.partialMessageBudget,
+            messageTimeout=options.messageTimeout,
+        )
         perReactor[key] = factory
     return factory
-
-
-def _configuredProtocol(factory: WebSocketServerFactory) -> type:
-    """
-    A subclass of L{_SessionProtocol} holding the factory's settings (the
-    C{CONFIG_ATTRS} Autobahn would copy into every protocol instance) as
-    class attributes.  Its own C{CONFIG_ATTRS} is empty: Autobahn's
-    C{_connectionMade} then copies nothing, and skips the C{pformat} of the
-    settings it builds for a debug log line on every connection, enabled or
-    not (about half of the CPU of an opening handshake).
-    """
-    attrs: dict[str, Any] = {"CONFIG_ATTRS": ()}
-    for name in _SessionProtocol.CONFIG_ATTRS:
-        value = getattr(factory, name)
-        attrs[name] = staticmethod(value) if isinstance(value, FunctionType) else value
-    return type("_ConfiguredSessionProtocol", (_SessionProtocol,), attrs)
 
 
 @implementer(ITransport)
@@ -649,79 +511,30 @@ class _SinkTransport:
         """
 
 
-class _SessionProtocol(WebSocketServerProtocol):
+class _SessionProtocol(AutobahnServerProtocol):
     """
     Autobahn's server protocol, reporting to a L{WebSocketSession}.
+
+    The overrides of Autobahn internals are in its base,
+    L{gnetcompat._autobahncompat.AutobahnServerProtocol}; here are the
+    overrides of Autobahn's public protocol methods.
     """
 
     _session: WebSocketSession
     #: the allowed origins (L{_factoryFor}); C{None}: every origin
-    _originPolicy: OriginPolicy | None = None
+    originPolicy: OriginPolicy | None = None
     #: set per factory (L{_factoryFor}): the reactor's partial messages, and
     #: the C{partialMessageBudget} and C{messageTimeout} options
-    _partials: _PartialMessages
-    _budget = 0
-    _messageTimeout = 0.0
-
-    # Class-level values of attributes Autobahn sets on every instance: while
-    # an instance's value is the very same object, L{_compact} drops its copy
-    # (a write brings it back).  Autobahn's own per-connection state.
-    wasClean = closedByMe = failedByMe = droppedByMe = False
-    wasServerConnectionDropTimeout = wasOpenHandshakeTimeout = False
-    wasCloseHandshakeTimeout = wasServingFlashSocketPolicyFile = False
-    wasMaxFramePayloadSizeExceeded = wasMaxMessagePayloadSizeExceeded = False
-    inside_message = triggered = False
-    wasNotCleanReason = trackedTimings = current_frame = None
-    localCloseCode = localCloseReason = remoteCloseCode = remoteCloseReason = None
-    openHandshakeTimeoutCall = closeHandshakeTimeoutCall = None
-    autoPingPendingCall = autoPingTimeoutCall = autoPingPending = None
-    autoPingPendingSent = autoPingPendingSeq = None
-    state = _STATE_OPEN
-    send_state = WebSocketProtocol.SEND_STATE_GROUND
-    data = b""
-    #: the queue of delayed writes (C{sync}/C{chopsize}, unused by the echo
-    #: path): created on first use (L{sendData}) instead of per connection
-    send_queue: Any = ()
-
-    #: what only the opening handshake reads; dropped once it is done
-    _HANDSHAKE_ONLY = frozenset(
-        [
-            "http_request_data", "http_response_data", "http_status_line",
-            "http_request_host", "http_request_params", "http_request_uri",
-            "http_request_path", "http_headers", "websocket_protocols",
-            "websocket_origin", "websocket_extensions", "_wskey",
-        ]
-    )
-
-    def _compact(self) -> None:
-        """
-        Shrink this connection's attribute dictionary once the opening
-        handshake is done: Autobahn keeps about 86 attributes per
-        connection (its settings, flags, the handshake's request and
-        response), a 3.3 KiB dictionary.  Values equal (identical) to the
-        class-level ones and the handshake's leftovers are dropped and the
-        rest is rebuilt into a right-sized dictionary (16 entries, under
-        0.5 KiB).  The request's path and headers stay available as the
-        session's C{request} (unless C{keepRequest} is off).
-        """
-        cls = type(self)
-        handshakeOnly = self._HANDSHAKE_ONLY
-        missing = object()
-        kept = {}
-        for name, value in self.__dict__.items():
-            if name in handshakeOnly or getattr(cls, name, missing) is value:
-                continue
-            if name == "send_queue" and not value:
-                continue
-            kept[name] = value
-        self.__dict__ = kept
+    partials: _PartialMessages
+    budget = 0
+    messageTimeout = 0.0
 
     def onConnect(self, request: ConnectionRequest) -> None:
         """
         Accept a request that passed Autobahn's checks and comes from an
         allowed origin (else HTTP 403), no subprotocol.
         """
-        policy = self._originPolicy
+        policy = self.originPolicy
         if policy is not None and request.origin and not policy.allows(request.origin):
             raise ConnectionDeny(
                 ConnectionDeny.FORBIDDEN, f"origin '{printable(request.origin, 100)}' not allowed"
@@ -737,70 +550,8 @@ class _SessionProtocol(WebSocketServerProtocol):
         session._upgraded = True
         if not session._keepRequest:
             session.request = None
-        self._compact()
-        pmc = self._perMessageCompress
-        if type(pmc) is PerMessageDeflate:
-            # inflate in steps (L{_SteppedDeflate}); only compressed
-            # connections pay for the extra call per frame
-            pmc.__class__ = _SteppedDeflate
-            self.onFrameData = self._onCompressedFrameData
-
-    def _onCompressedFrameData(self, payload: bytes) -> bool | None:
-        """
-        Autobahn's C{onFrameData}, then inflate the rest of a compressed
-        frame payload step by step, until this feed's L{INFLATE_STEP} is
-        spent: then suspend (C{False} stops Autobahn's C{processData} with
-        the frame still current; L{_resumeFrame} goes on from there).
-        """
-        result = WebSocketServerProtocol.onFrameData(self, payload)
-        if result is False or self.current_frame.opcode > 7 or not self._isMessageCompressed:
-            return result
-        return self._inflateRest()
-
-    def _inflateRest(self) -> bool | None:
-        pmc = self._perMessageCompress
-        while True:
-            if pmc.inflated >= INFLATE_STEP:
-                self._session._suspended = True
-                return False
-            if not pmc.pending:
-                return None
-            if WebSocketServerProtocol.onFrameData(self, b"") is False:
-                return False
-
-    def _resumeFrame(self) -> bool:
-        """
-        Go on where L{_onCompressedFrameData} suspended: inflate the rest of
-        the frame, then end it as C{processData} would have.
-
-        :returns: C{False} when suspended again or the connection failed.
-        """
-        frame = self.current_frame
-        if frame is None:
-            return True
-        if frame.opcode < 8 and self._isMessageCompressed and self._perMessageCompress.pending:
-            if self._inflateRest() is False:
-                return False
-        if self.current_frame_masker.pointer() == frame.length:
-            return self.onFrameEnd() is not False
-        return True
-
-    def onMessageEnd(self) -> None:
-        """
-        Deliver the complete message as Autobahn does, without firing its
-        C{"message"} observer event when nothing observes it: that event
-        costs a Deferred and an errback per message (about a tenth of the
-        CPU of a small-message echo) and nobody can subscribe to these
-        protocol objects but this module.
-        """
-        if self._listeners is not None:
-            super().onMessageEnd()
-            return
-        if not self.failedByMe:
-            if self.trackedTimings:
-                self.trackedTimings.track("onMessage")
-            self._onMessage(b"".join(self.message_data), self.message_is_binary)
-        self.message_data = None
+        self.compact()
+        self.startSteppedInflation()
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         """
@@ -838,6 +589,13 @@ class _SessionProtocol(WebSocketServerProtocol):
             self._session._pendingFailure = (None, self.wasNotCleanReason or "")
         super().dropConnection(abort)
 
+    def protocolFailed(self, code: int) -> None:
+        """
+        Note the first protocol error (1002, 1007, 1009) for metrics.
+        """
+        if self._session.protocolError is None:
+            self._session.protocolError = code
+
     def failHandshake(self, reason: str, code: int = 400, responseHeaders: Any = None) -> None:
         """
         Note the failed opening handshake (for metrics), then fail it.
@@ -850,14 +608,6 @@ class _SessionProtocol(WebSocketServerProtocol):
         self._session.handshakeFailed = True
         self.wasClean = True
         super().failHandshake(printable(str(reason)), code, responseHeaders)
-
-    def _fail_connection(self, code: int = 1001, reason: str = "going away") -> None:
-        """
-        Note the first protocol error (1002, 1007, 1009), then fail.
-        """
-        if self.state != _STATE_CLOSED and self._session.protocolError is None:
-            self._session.protocolError = code
-        super()._fail_connection(code, reason)
 
     def sendServerStatus(self, redirectUrl: str | None = None, redirectAfter: int = 0) -> None:
         """
@@ -972,26 +722,6 @@ class _SessionProtocol(WebSocketServerProtocol):
         self.data = b""
         self.failHandshake("Request Header Fields Too Large", 431)
 
-    def sendData(
-        self, data: bytes, sync: bool = False, chopsize: int | None = None
-    ) -> None:
-        """
-        Write octets, without the per-call debug formatting of Autobahn's.
-        """
-        if sync or chopsize or self.send_queue:
-            if not isinstance(self.send_queue, deque):  # dropped by _compact
-                self.send_queue = deque()
-            super().sendData(data, sync, chopsize)
-            return
-        self.transport.write(data)
-        if self.state == _STATE_OPEN:
-            self.trafficStats.outgoingOctetsWireLevel += len(data)
-        elif self.state == _STATE_CONNECTING:
-            self.trafficStats.preopenOutgoingOctetsWireLevel += len(data)
-        if self.logOctets:
-            self.logTxOctets(data, False)
-
-
 class WebSocketSession:
     """
     One server-side WebSocket connection over any byte stream.
@@ -1021,7 +751,6 @@ class WebSocketSession:
     # partly received data (L{_track}); class defaults keep sessions small
     _tracked = False
     _heldBytes = 0
-    _suspended = False
 
     def __init__(
         self,
@@ -1069,11 +798,8 @@ class WebSocketSession:
         factory = _factoryFor(options, reactor)
         proto = factory.buildProtocol(None)
         proto._session = self
-        proto.transport = _SinkTransport(self, sink, peer, host)
-        proto._transport_details = create_transport_details(proto.transport, True)
-        proto.peer = proto._transport_details.peer
         self._proto = proto
-        proto._connectionMade()
+        proto.attach(_SinkTransport(self, sink, peer, host))
 
     @property
     def upgraded(self) -> bool:
@@ -1137,19 +863,17 @@ class WebSocketSession:
         """
         if self._held is not None:
             self.flushFailure()
-        if self._lost or not (data or self._suspended):
-            return []
         proto = self._proto
-        pmc = proto._perMessageCompress
-        if pmc is not None:
-            pmc.inflated = 0
+        if self._lost or not (data or proto.suspended):
+            return []
+        proto.startFeed()
         self._feeding = True
         try:
-            if self._suspended:
-                self._resume(data)
+            if proto.suspended:
+                proto.resumeInput(data)
             else:
-                proto._dataReceived(data)
-            if self._tracked or proto.inside_message or proto.current_frame is not None or proto.data:
+                proto.receive(data)
+            if self._tracked or proto.hasPartialInput:
                 self._track()
         finally:
             self._feeding = False
@@ -1160,6 +884,15 @@ class WebSocketSession:
         return messages
 
     @property
+    def holding(self) -> bool:
+        """
+        C{True} while output is held back behind the replies to the last
+        L{feed}'s messages (a close waits: see L{pendingFailure}); the caller
+        writes its replies, then calls L{flushFailure}.
+        """
+        return self._held is not None
+
+    @property
     def busy(self) -> bool:
         """
         C{True} while a compressed message is being inflated in steps (at
@@ -1168,24 +901,7 @@ class WebSocketSession:
         new was read) after letting the reactor run, and stop reading from
         the stream meanwhile.
         """
-        return self._suspended
-
-    def _resume(self, data: bytes) -> None:
-        """
-        Go on with the input held while L{busy}, after C{data}.
-        """
-        proto = self._proto
-        self._suspended = False
-        if data:
-            if proto.state == _STATE_OPEN:
-                proto.trafficStats.incomingOctetsWireLevel += len(data)
-            proto.data += data
-        if (
-            proto._resumeFrame()
-            and not self._suspended
-            and proto.state in (_STATE_OPEN, _STATE_CLOSING)
-        ):
-            proto.consumeData()
+        return bool(self._proto.suspended)
 
     def _track(self) -> None:
         """
@@ -1195,29 +911,21 @@ class WebSocketSession:
         C{messageTimeout} deadline (restarted whenever a message completes).
         """
         proto = self._proto
-        if proto.state != _STATE_OPEN or not (
-            proto.inside_message or proto.current_frame is not None or proto.data
-        ):
+        if proto.state != _STATE_OPEN or not proto.hasPartialInput:
             self._untrack()
             return
-        held = len(proto.data)
-        if proto.inside_message:
-            held += proto.message_data_total_length
-            frame = proto.current_frame
-            if frame is not None and frame.opcode < 8:
-                # counted in full at the frame's start: count what came
-                held -= frame.length - proto.current_frame_masker.pointer()
-        pool = proto._partials
+        held = proto.partialBytes()
+        pool = proto.partials
         grown = held - self._heldBytes
         self._heldBytes = held
         pool.held += grown
         if not self._tracked or self._inbox:
             self._tracked = True
-            timeout = proto._messageTimeout
+            timeout = proto.messageTimeout
             if timeout:
                 pool.deadlines[self] = pool.clock.seconds() + timeout
                 pool.arm()
-        budget = proto._budget
+        budget = proto.budget
         if grown > 0 and budget and pool.held > budget:
             self.log.info(
                 "closing a connection (1013): partly received messages on this "
@@ -1233,7 +941,7 @@ class WebSocketSession:
         """
         if self._tracked:
             del self._tracked
-            pool = self._proto._partials
+            pool = self._proto.partials
             pool.held -= self._heldBytes
             del self._heldBytes
             pool.untrack(self)
@@ -1245,7 +953,7 @@ class WebSocketSession:
         self.log.info(
             "closing a connection (1008): a frame or message stayed partly "
             "received for over {timeout} s (messageTimeout)",
-            timeout=self._proto._messageTimeout,
+            timeout=self._proto.messageTimeout,
         )
         self._failPartial(1008, "message timeout")
 
@@ -1258,11 +966,8 @@ class WebSocketSession:
         proto = self._proto
         if proto.state != _STATE_OPEN:
             return
-        # Autobahn's own: not a protocol error of the peer (metrics)
-        WebSocketServerProtocol._fail_connection(proto, code, reason)
-        if proto.inside_message:  # failedByMe: nothing more is collected
-            proto.message_data = []
-            proto.frame_data = []
+        # not a protocol error of the peer (metrics)
+        proto.failUnreported(code, reason)
         if not proto.closeHandshakeTimeout:
             proto.dropConnection(abort=True)
 
@@ -1286,13 +991,10 @@ class WebSocketSession:
             raise ValueError(f"opcode must be 1 (text) or 2 (binary), not {opcode!r}")
         proto = self._proto
         if self._held is not None:
-            state = proto.state
-            proto.state = _STATE_OPEN
             self._bypass = True
             try:
-                proto.sendMessage(payload, isBinary)
+                proto.sendMessageWhileClosing(payload, isBinary)
             finally:
-                proto.state = state
                 self._bypass = False
         elif proto.state == _STATE_OPEN and not self._lost:
             proto.sendMessage(payload, isBinary)
@@ -1354,21 +1056,11 @@ class WebSocketSession:
         self._held = None
         self._pendingFailure = None
         self._untrack()
-        self._suspended = False
         proto = self._proto
+        proto.suspended = False
         if reason is None:
             reason = Failure(ConnectionDone())
-        proto._connectionLost(reason)
-        for name in (
-            "openHandshakeTimeoutCall",
-            "closeHandshakeTimeoutCall",
-            "autoPingPendingCall",
-            "autoPingTimeoutCall",
-        ):
-            call = getattr(proto, name, None)
-            if call is not None:
-                call.cancel()
-                setattr(proto, name, None)
+        proto.lose(reason)
 
     def _startHolding(self) -> bool:
         """

@@ -12,21 +12,23 @@ payloads keep Autobahn's own masker.  The maskers are interchangeable: same
 C{process}/C{pointer}/C{reset} interface, same output for any chunking
 (pinned by C{tests.test_xormask} against Autobahn's maskers).
 
-L{install} swaps the factory in C{autobahn.websocket.protocol}; gnetcompat's
-WebSocket module calls it at import.  Only the masking primitive changes:
-framing and every protocol decision stay Autobahn's.
+Only gnetcompat's own server protocol uses it
+(L{gnetcompat._autobahncompat.AutobahnServerProtocol} runs Autobahn's frame
+parser with this factory); Autobahn's module and every other Autobahn
+protocol in the process keep Autobahn's masker.  Only the masking primitive
+changes: framing and every protocol decision stay Autobahn's.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
-__all__ = ["SMALL", "SmallMasker", "fastCreateXorMasker", "install"]
+from autobahn.websocket.xormasker import create_xor_masker
+
+__all__ = ["SMALL", "SmallMasker", "fastCreateXorMasker"]
 
 #: payloads below this many bytes use L{SmallMasker} (measured crossover ~2-4 KiB)
 SMALL = 2048
-
-_original: Callable[..., Any] | None = None
 
 
 class SmallMasker:
@@ -66,16 +68,4 @@ def fastCreateXorMasker(mask: bytes, length: int | None = None) -> Any:
     """Autobahn's C{create_xor_masker}, with L{SmallMasker} for small payloads."""
     if length is not None and length < SMALL:
         return SmallMasker(mask, length)
-    assert _original is not None
-    return _original(mask, length)
-
-
-def install() -> None:
-    """Use L{fastCreateXorMasker} in Autobahn's protocol module (idempotent)."""
-    global _original
-    import autobahn.websocket.protocol as p
-
-    if p.create_xor_masker is fastCreateXorMasker:
-        return
-    _original = p.create_xor_masker
-    p.create_xor_masker = fastCreateXorMasker
+    return create_xor_masker(mask, length)

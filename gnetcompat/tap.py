@@ -20,17 +20,15 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import signal
 from typing import Any
 
-from twisted.application.service import MultiService, Service
-from twisted.logger import Logger
+from twisted.application.service import MultiService
 from twisted.python import usage
 
 import gnetcompat as gnet
-from gnetcompat._origin import OriginPolicy
-from gnetcompat._workers import SupervisionPolicy
+from gnetcompat._workers import SupervisionPolicy  # not exported by gnetcompat yet
+from gnetcompat.echo import EchoService, TLSReloadService, WebSocketEchoServer
+from gnetcompat.echo.metrics import MetricsService, metricsEndpoint
 from gnetcompat.options import MAX_BACKLOG
 from gnetcompat.websocket import WebSocketOptions
 
@@ -113,6 +111,7 @@ _FLAGS = {
     "partialMessageBudget": "--partial-message-budget",
     "maxMessagePayloadSize": "--max-message-size",
     "messageTimeout": "--message-timeout",
+    "allowedOrigins": "--allowed-origins",
 }
 
 _KV = re.compile(r"^(\w+)=(.*)$")
@@ -417,16 +416,10 @@ class Options(usage.Options):
         origins = [o.strip() for o in self["allowed-origins"].split(",") if o.strip()]
         if not origins:
             raise usage.UsageError("--allowed-origins: give at least one pattern (* for any)")
-        try:
-            OriginPolicy(origins)
-        except ValueError as e:
-            raise usage.UsageError(f"--allowed-origins: {e}") from None
-        self["origins"] = origins
+        self["origins"] = origins  # checked with the other WebSocket options below
         if self["metrics"] is not None:
             from twisted.internet import reactor
             from twisted.internet.endpoints import serverFromString
-
-            from gnetcompat._metrics import metricsEndpoint
 
             try:
                 serverFromString(reactor, metricsEndpoint(self["metrics"])[0])
@@ -480,50 +473,6 @@ class Options(usage.Options):
         ] + [gnet.WithTLS(config, address=addr) for addr, config in self["tls"].items()]
 
 
-class _EchoService(MultiService):
-    """
-    The service tree's top: once its children stopped (the engine drained),
-    removes the workers' statistics directory (multicore mode).  While it
-    runs without TLS, C{SIGHUP} is logged and ignored (with TLS,
-    L{_TLSReloadService} has installed its reload first; C{SIGUSR1} reopens
-    a C{--logfile}, as twistd does).
-    """
-
-    log = Logger(namespace="gnetecho")
-
-    def __init__(self, handler: Any) -> None:
-        super().__init__()
-        self.handler = handler
-        self._oldHup: Any = None
-
-    def startService(self) -> None:
-        super().startService()
-        if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) in (signal.SIG_DFL, None):
-            self._oldHup = signal.signal(signal.SIGHUP, self._onHup)
-
-    def _onHup(self, signum: int, frame: Any) -> None:
-        from twisted.internet import reactor
-
-        reactor.callFromThread(
-            self.log.info,
-            "SIGHUP received: ignored (nothing to reload; SIGUSR1 reopens the --logfile, "
-            "SIGTERM stops)",
-        )
-
-    def stopService(self) -> Any:
-        if self._oldHup is not None:
-            signal.signal(signal.SIGHUP, self._oldHup)
-            self._oldHup = None
-
-        def remove(result: Any) -> Any:
-            path = getattr(self.handler, "statsDir", None)
-            if path is not None:
-                shutil.rmtree(path, ignore_errors=True)
-            return result
-
-        return super().stopService().addBoth(remove)
-
-
 def _describe(address: str, tls: dict | None = None) -> str:
     """
     An address for the log: C{fd://N} also says what the socket is bound
@@ -536,49 +485,11 @@ def _describe(address: str, tls: dict | None = None) -> str:
     return f"{address} ({spec.network}://{spec.address}){suffix}"
 
 
-class _TLSReloadService(Service):
-    """
-    With TLS: C{SIGHUP} reloads the certificate and key files (new
-    connections get the new certificate, open ones keep theirs; a file that
-    cannot be used leaves the current one in place and logs why).  In
-    multicore mode the files are checked here, then each worker is sent
-    C{SIGHUP} and reloads its own copy.  A SIGHUP handler installed before
-    keeps running after ours.
-    """
-
-    def __init__(self, engineService: Any) -> None:
-        self.engineService = engineService
-        self._restore: Any = None
-
-    def startService(self) -> None:
-        super().startService()
-        from twisted.internet import reactor
-
-        from gnetcompat._tls import installReloadOnSIGHUP
-
-        self._restore = installReloadOnSIGHUP(self.reload, reactor)
-
-    def reload(self) -> list:
-        """Reload now (what SIGHUP does); the error messages, empty when reloaded."""
-        eng = self.engineService.engine
-        if eng is None:
-            return ["not started"]
-        return gnet.ReloadCertificates(eng)
-
-    def stopService(self) -> Any:
-        if self._restore is not None:
-            self._restore()
-            self._restore = None
-        return super().stopService()
-
-
 def makeService(options: Options) -> MultiService:
     """
     The echo service: one L{gnetcompat.EngineService} under a
     C{MultiService}, plus the metrics site with C{--metrics}.
     """
-    from gnetcompat.examples.wsecho import WebSocketEchoServer
-
     addrs = options["addresses"]
     handler = WebSocketEchoServer(
         addr=", ".join(_describe(a, options["tls"]) for a in addrs),
@@ -588,17 +499,15 @@ def makeService(options: Options) -> MultiService:
         maxConnections=options["max-connections"],
         debug=options["log-level"] == "debug",
     )
-    top = _EchoService(handler)
+    top = EchoService(handler)
     svc = gnet.EngineService(handler, addrs, *options.gnetOptions(), policy=options["policy"])
     svc.setName("gnetecho")
     svc.setServiceParent(top)
     if options["tls"]:
-        reload = _TLSReloadService(svc)
+        reload = TLSReloadService(svc)
         reload.setName("tls-reload")
         reload.setServiceParent(top)
     if options["metrics"] is not None:
-        from gnetcompat._metrics import MetricsService
-
         metrics = MetricsService(options["metrics"], handler.engineStats)
         metrics.setName("metrics")
         metrics.setServiceParent(top)

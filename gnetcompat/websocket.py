@@ -32,7 +32,14 @@ from typing import Any
 
 from twisted.python.failure import Failure
 
-from ._wsproto import OPCODE_BINARY, OPCODE_TEXT, Message, WebSocketOptions, WebSocketSession
+from ._wsproto import (
+    OPCODE_BINARY,
+    OPCODE_TEXT,
+    STATUS_PAGE_HEADERS,
+    Message,
+    WebSocketOptions,
+    WebSocketSession,
+)
 
 __all__ = [
     "WebSocketConn",
@@ -40,6 +47,8 @@ __all__ = [
     "Message",
     "OPCODE_TEXT",
     "OPCODE_BINARY",
+    "WebSocketSession",
+    "STATUS_PAGE_HEADERS",
 ]
 
 
@@ -120,7 +129,7 @@ class WebSocketConn:
         L{Flush}, or on the next call (a C{Wake} is queued for that).
 
         A compressed message is inflated in bounded steps: while the session
-        is L{busy<gnetcompat._wsproto.WebSocketSession.busy>}, reading from
+        is L{busy<WebSocketSession.busy>}, reading from
         the connection is paused and a C{Wake} brings the next step, after
         the reactor served the other connections.
         """
@@ -128,7 +137,7 @@ class WebSocketConn:
         data = conn.Next(-1)
         session = self.session
         msgs = session.feed(data)
-        if session._suspended:
+        if session.busy:
             conn.Wake()
             if not self._readPaused:
                 self._readPaused = True
@@ -136,7 +145,7 @@ class WebSocketConn:
         elif self._readPaused:
             self._readPaused = False
             conn.driverResumeReading()
-        if msgs and session._held is not None:  # a close waits behind these messages
+        if msgs and session.holding:  # a close waits behind these messages
             conn.Wake()
         return msgs
 

@@ -28,7 +28,7 @@ from twisted.web.server import Site
 from twisted.web.static import Data
 
 import gnetcompat as gnet
-from gnetcompat.examples.wsecho import WebSocketEchoServer
+from gnetcompat.echo import WebSocketEchoServer
 from gnetcompat.websocket import WebSocketOptions
 
 from ._browser import CHROMEDRIVER, CHROMIUM, requireBrowser

@@ -12,12 +12,14 @@ from typing import Any
 from twisted.internet import defer, reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
 import gnetcompat
-from gnetcompat.examples import codec, echo, udpecho
+from gnetcompat.examples import codec, echo, udpecho, wsecho
 from gnetcompat.testing import HandlerDriver
 
+from ._hardening_util import frame, upgradeRequest
 from ._loopback import FrameClient, LoopbackTestCase
 
 
@@ -34,6 +36,38 @@ class EchoExampleTests(SynchronousTestCase):
         a.send(b"world")
         self.assertEqual(a.received(), b"hello world")
         self.assertEqual(b.received(), b"other")
+
+
+class WsEchoExampleTests(SynchronousTestCase):
+    """L{wsecho.WsServer}, the seed port, in memory."""
+
+    def test_upgradeAndEcho(self) -> None:
+        """
+        The handshake is answered with 101, and a text and a binary message
+        sent in one read come back with their opcodes; the peer's Close is
+        answered and the connection closed.
+        """
+        driver = HandlerDriver(wsecho.WsServer("tcp://127.0.0.1:9080", False))
+        driver.boot()
+        peer = driver.connect()
+        peer.send(upgradeRequest())
+        self.assertTrue(peer.received().startswith(b"HTTP/1.1 101 "))
+        peer.send(frame(1, b"hello", mask=b"abcd") + frame(2, b"\x00\xff", mask=b"wxyz"))
+        self.assertEqual(peer.received(), b"\x81\x05hello\x82\x02\x00\xff")
+        peer.send(frame(8, b"\x03\xe8"))
+        self.assertEqual(peer.received(), b"\x88\x02\x03\xe8")
+        self.assertTrue(peer.closedByServer)
+
+    def test_tickLogsConnections(self) -> None:
+        """C{OnTick} logs the engine-wide count every 3 s, as the seed."""
+        server = wsecho.WsServer("tcp://127.0.0.1:9080", False)
+        driver = HandlerDriver(server)
+        driver.boot()
+        driver.connect()
+        events: list = []
+        self.patch(wsecho.WsServer, "log", Logger(observer=events.append))
+        self.assertEqual(server.OnTick(), (3.0, gnetcompat.None_))
+        self.assertEqual(events[0]["count"], 1)
 
 
 class UDPEchoExampleTests(SynchronousTestCase):
@@ -128,6 +162,18 @@ class MainTests(SynchronousTestCase):
         self.assertIsInstance(handler, codec.CodecServer)
         self.assertEqual((addr, handler.batchLimit, o.Multicore), ("tcp://:9102", 3, False))
 
+    def test_wsEchoMain(self) -> None:
+        """
+        C{wsecho.main} is the seed's: C{127.0.0.1:9080}, multicore on,
+        reuse-port and the ticker on.
+        """
+        self.patch(wsecho, "globalLogBeginner", type("B", (), {"beginLoggingTo": lambda *a: None})())
+        handler, addr, o = self.runMain(wsecho, [])
+        self.assertIsInstance(handler, wsecho.WsServer)
+        self.assertEqual((addr, o.Multicore, o.ReusePort, o.Ticker), ("tcp://127.0.0.1:9080", True, True, True))
+        handler, addr, o = self.runMain(wsecho, ["--port", "9103", "--multicore", "false"])
+        self.assertEqual((addr, o.Multicore), ("tcp://127.0.0.1:9103", False))
+
     def test_defaultPort(self) -> None:
         """Without C{--port} the examples use 9000."""
         _, addr, _ = self.runMain(echo, [])
@@ -135,7 +181,12 @@ class MainTests(SynchronousTestCase):
 
     def test_documented(self) -> None:
         """Every example module, handler class and main() has a docstring."""
-        for module, cls in ((echo, echo.EchoServer), (udpecho, udpecho.UDPEchoServer), (codec, codec.CodecServer)):
+        for module, cls in (
+            (echo, echo.EchoServer),
+            (udpecho, udpecho.UDPEchoServer),
+            (codec, codec.CodecServer),
+            (wsecho, wsecho.WsServer),
+        ):
             for obj in (module, cls, module.main):
                 self.assertTrue((obj.__doc__ or "").strip(), obj)
 

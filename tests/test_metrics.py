@@ -1,5 +1,5 @@
 """
-Tests for L{gnetcompat._metrics}: the Prometheus endpoint of the echo
+Tests for L{gnetcompat.echo.metrics}: the Prometheus endpoint of the echo
 service, single-process and multicore, scraped over loopback after real
 traffic through an engine started with L{gnetcompat.Serve}.
 
@@ -25,7 +25,7 @@ from twisted.web.client import Agent, readBody
 
 import gnetcompat as gnet
 from gnetcompat import tap
-from gnetcompat._metrics import (
+from gnetcompat.echo.metrics import (
     EchoStats,
     MetricsService,
     RateMeter,
@@ -34,7 +34,7 @@ from gnetcompat._metrics import (
     metricsSite,
     readStatsDir,
 )
-from gnetcompat.examples.wsecho import WebSocketEchoServer
+from gnetcompat.echo import WebSocketEchoServer
 from gnetcompat.websocket import WebSocketOptions
 
 from ._clients import IO_TIMEOUT, echoSession, plainGet, poll, readAll

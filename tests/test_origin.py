@@ -17,7 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 import gnetcompat as gnet
 from gnetcompat import tap
 from gnetcompat._origin import OriginPolicy, printable
-from gnetcompat.examples.wsecho import WebSocketEchoServer
+from gnetcompat.echo import WebSocketEchoServer
 from gnetcompat.websocket import WebSocketOptions
 
 from ._hardening_util import upgradeRequest

@@ -234,6 +234,8 @@ class PackagingTests(TestCase):
         for needed in (
             "gnetcompat/py.typed",
             "gnetcompat/tap.py",
+            "gnetcompat/echo/server.py",
+            "gnetcompat/echo/service.py",
             "twisted/plugins/gnetcompat_plugin.py",
             "twisted/plugins/gnetcompat_reactor.py",
         ):

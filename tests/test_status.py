@@ -1,5 +1,5 @@
 """
-Tests for the status page of the echo service (L{gnetcompat._status}, served
+Tests for the status page of the echo service (L{gnetcompat.echo.status}, served
 by the WebSocket session layer to a plain C{GET /} on the echo port).
 
 Raw HTTP clients run in threads; the browser test drives headless chromium
@@ -24,7 +24,7 @@ from twisted.trial.unittest import TestCase
 
 import gnetcompat as gnet
 from gnetcompat import tap
-from gnetcompat.examples.wsecho import WebSocketEchoServer
+from gnetcompat.echo import WebSocketEchoServer
 from gnetcompat.websocket import WebSocketOptions
 
 from ._browser import CHROMEDRIVER, CHROMIUM, requireBrowser

@@ -279,7 +279,7 @@ class StaleStatsDirTests(SynchronousTestCase):
         is held (a live owner), a young one, a symbolic link to one, and a
         directory without a lock file (not ours) stay.
         """
-        from gnetcompat._metrics import removeStaleStatsDirs
+        from gnetcompat.echo.metrics import removeStaleStatsDirs
 
         parent = os.path.abspath(self.mktemp())
         os.makedirs(parent)
@@ -303,7 +303,7 @@ class StaleStatsDirTests(SynchronousTestCase):
         """
         import gc
 
-        from gnetcompat import _metrics
+        from gnetcompat.echo import metrics as _metrics
 
         parent = os.path.abspath(self.mktemp())
         os.makedirs(parent)

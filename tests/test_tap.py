@@ -28,7 +28,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 import gnetcompat as gnet
 from gnetcompat import tap
-from gnetcompat.examples.wsecho import WebSocketEchoServer
+from gnetcompat.echo import WebSocketEchoServer
 from gnetcompat.options import loadOptions
 from gnetcompat.websocket import WebSocketOptions
 
@@ -453,6 +453,26 @@ class MakeServiceTests(SynchronousTestCase):
         # powers of two, as gnet
         self.assertEqual(opts.normalized().ReadBufferCap, 131072)
         self.assertEqual(opts.normalized().WriteBufferCap, 4 * 1024 * 1024)
+
+    def test_openFileLimitRaisedByTheService(self) -> None:
+        """
+        The echo service raises the open-file limit when it starts (one
+        descriptor per connection), once, before its children start.
+        """
+        from gnetcompat.echo import service
+
+        calls: list = []
+        self.patch(service, "raiseOpenFileLimit", lambda **kw: calls.append(kw))
+        top = tap.makeService(parse("--port=9200", "--multicore=false"))
+        self.assertIsInstance(top, service.EchoService)
+        engine = top.getServiceNamed("gnetecho")
+        started: list = []
+        self.patch(engine, "startService", lambda: started.append(len(calls)))
+        self.patch(engine, "stopService", lambda: None)
+        top.startService()
+        self.addCleanup(top.stopService)
+        self.assertEqual(len(calls), 1)
+        self.assertEqual(started, [1])
 
     def test_defaultsTree(self) -> None:
         """

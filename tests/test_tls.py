@@ -31,7 +31,7 @@ from gnetcompat import _tls
 from gnetcompat.errors import ErrInvalidOption
 from gnetcompat.options import loadOptions
 from gnetcompat.websocket import WebSocketOptions
-from gnetcompat.examples.wsecho import WebSocketEchoServer
+from gnetcompat.echo import WebSocketEchoServer
 from gnetcompat.tap import Options as TapOptions
 
 from ._procs import freePort, spawnTwistd

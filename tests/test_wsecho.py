@@ -1,5 +1,5 @@
 """
-Tests for L{gnetcompat.examples.wsecho}, the gnet WebSocket echo server.
+Tests for L{gnetcompat.echo.server}, the gnet WebSocket echo server.
 
 C{HandlerUnitTests} drive the handler in memory with
 L{gnetcompat.testing.HandlerDriver} (no sockets, fake clock); the client is
@@ -30,7 +30,7 @@ from websockets.http11 import Response
 from websockets.uri import parse_uri
 
 import gnetcompat as gnet
-from gnetcompat.examples.wsecho import WebSocketEchoServer
+from gnetcompat.echo import WebSocketEchoServer
 from gnetcompat.testing import FakePeer, HandlerDriver
 from gnetcompat.websocket import WebSocketOptions
 
@@ -728,7 +728,7 @@ class NvxCheckTests(SynchronousTestCase):
         import autobahn.websocket as aw
         from twisted.logger import Logger as _Logger
 
-        from gnetcompat.examples.wsecho import checkNvx
+        from gnetcompat.echo import checkNvx
 
         events: list = []
         self.patch(aw, "USES_NVX", False)
@@ -742,9 +742,89 @@ class NvxCheckTests(SynchronousTestCase):
         from twisted.logger import LogLevel
         from twisted.logger import Logger as _Logger
 
-        from gnetcompat.examples.wsecho import checkNvx
+        from gnetcompat.echo import checkNvx
 
         events: list = []
         self.patch(aw, "USES_NVX", True)
         self.assertTrue(checkNvx(_Logger(observer=events.append)))
         self.assertTrue(all(e["log_level"] == LogLevel.debug for e in events))
+
+
+class EchoPackageTests(SynchronousTestCase):
+    """
+    The echo service is an application on the library: it imports
+    gnetcompat's public modules only, and the library never imports it.
+    """
+
+    PUBLIC = {
+        "gnetcompat",
+        "gnetcompat.errors",
+        "gnetcompat.interfaces",
+        "gnetcompat.options",
+        "gnetcompat.websocket",
+    }
+
+    def imports(self, path: str) -> set[str]:
+        """The absolute module names C{path} imports (anywhere in it)."""
+        import ast
+
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        names: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = "." * node.level + (node.module + "." if node.module else "")
+                    names.add(base.rstrip(".") if node.module else base)
+                    names.update(base + a.name for a in node.names)
+                else:
+                    names.add(node.module or "")
+                    names.update(f"{node.module}.{a.name}" for a in node.names)
+        return names
+
+    def test_echoUsesPublicNames(self) -> None:
+        """
+        Every gnetcompat module the echo package imports is public (or the
+        echo package itself); no relative imports reach into the library.
+        """
+        import gnetcompat.echo
+
+        root = os.path.dirname(gnetcompat.echo.__file__)
+        bad = []
+        for name in sorted(os.listdir(root)):
+            if not name.endswith(".py"):
+                continue
+            for imported in self.imports(os.path.join(root, name)):
+                if imported.startswith("."):
+                    bad.append((name, imported))
+                elif imported.startswith("gnetcompat") and not (
+                    imported.startswith("gnetcompat.echo")
+                    or imported in self.PUBLIC
+                    or imported.rpartition(".")[0] in self.PUBLIC
+                    and not imported.rpartition(".")[2].startswith("_")
+                ):
+                    bad.append((name, imported))
+        self.assertEqual(bad, [])
+
+    def test_libraryNeverImportsTheService(self) -> None:
+        """
+        No library module imports C{gnetcompat.echo} (only the twistd
+        plugin, L{gnetcompat.tap}, does).
+        """
+        root = os.path.dirname(gnet.__file__)
+        users = []
+        for dirpath, _, files in os.walk(root):
+            if os.path.basename(dirpath) == "echo":
+                continue
+            for name in files:
+                path = os.path.join(dirpath, name)
+                if name.endswith(".py") and name != "tap.py":
+                    imported = self.imports(path)
+                    if any(i == "gnetcompat.echo" or i.startswith("gnetcompat.echo.") for i in imported) or (
+                        dirpath == root and any(i.lstrip(".").split(".")[0] == "echo" for i in imported if i.startswith("."))
+                    ):
+                        users.append(path)
+        self.assertEqual(users, [])
+

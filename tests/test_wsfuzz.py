@@ -26,7 +26,7 @@ from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 import gnetcompat as gnet
-from gnetcompat.examples.wsecho import WebSocketEchoServer
+from gnetcompat.echo import WebSocketEchoServer
 from gnetcompat.testing import FakePeer, HandlerDriver
 from gnetcompat.websocket import WebSocketOptions
 from tests._hardening_util import closeFrame, frame, upgradeRequest

@@ -1,4 +1,7 @@
-"""Tests for L{gnetcompat._xormask}: the small-payload masker equals Autobahn's."""
+"""
+Tests for L{gnetcompat._xormask}: the small-payload masker equals Autobahn's,
+and only gnetcompat's own WebSocket protocol uses it.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,15 @@ import os
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from autobahn.websocket import xormasker
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from gnetcompat import _xormask
 from gnetcompat._xormask import SMALL, SmallMasker, fastCreateXorMasker
+from gnetcompat.websocket import WebSocketOptions
+from gnetcompat._wsproto import WebSocketSession
+
+from ._hardening_util import frame, upgradeRequest
 
 
 def _reference(mask: bytes, data: bytes) -> bytes:
@@ -35,10 +43,9 @@ class SmallMaskerTests(SynchronousTestCase):
 
     def test_matchesAutobahnMasker(self) -> None:
         """The output equals Autobahn's own masker's, chunk by chunk, after reset too."""
-        assert _xormask._original is not None
         for n in (1, 3, 31, 32, 125, 126, 1000, SMALL - 1):
             mask, data = os.urandom(4), os.urandom(n)
-            ours, theirs = SmallMasker(mask, n), _xormask._original(mask, n)
+            ours, theirs = SmallMasker(mask, n), xormasker.create_xor_masker(mask, n)
             for chunk in (data[:7], data[7:19], data[19:]):
                 self.assertEqual(ours.process(chunk), theirs.process(chunk))
             ours.reset()
@@ -51,16 +58,77 @@ class SmallMaskerTests(SynchronousTestCase):
         self.assertNotIsInstance(fastCreateXorMasker(b"abcd", SMALL), SmallMasker)
         self.assertNotIsInstance(fastCreateXorMasker(b"abcd", None), SmallMasker)
 
-    def test_installedInAutobahn(self) -> None:
-        """Importing gnetcompat.websocket installs the factory in Autobahn's protocol module."""
-        import autobahn.websocket.protocol as p
-
-        import gnetcompat.websocket  # noqa: F401
-
-        self.assertIs(p.create_xor_masker, fastCreateXorMasker)
-        _xormask.install()  # idempotent
-        self.assertIs(p.create_xor_masker, fastCreateXorMasker)
-
     def test_badMask(self) -> None:
         """A mask that is not 4 bytes is refused."""
         self.assertRaises(ValueError, SmallMasker, b"abc")
+
+
+class _Sink:
+    """A sink that keeps what the session writes."""
+
+    def __init__(self) -> None:
+        self.data: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.data.append(data)
+
+    def writeSequence(self, data: list[bytes]) -> None:
+        self.data.extend(data)
+
+    def loseConnection(self) -> None:
+        pass
+
+    def abortConnection(self) -> None:
+        pass
+
+
+class ScopeTests(SynchronousTestCase):
+    """
+    The fast masker applies to gnetcompat's sessions only: importing
+    gnetcompat patches nothing in Autobahn.
+    """
+
+    def test_autobahnUntouched(self) -> None:
+        """
+        After importing gnetcompat and its WebSocket layer, Autobahn's
+        protocol module and every Autobahn protocol still use Autobahn's own
+        C{create_xor_masker}.
+        """
+        import autobahn.websocket.protocol as p
+        from autobahn.twisted.websocket import (
+            WebSocketClientProtocol,
+            WebSocketServerProtocol,
+        )
+
+        import gnetcompat  # noqa: F401
+        import gnetcompat.websocket  # noqa: F401
+
+        self.assertIs(p.create_xor_masker, xormasker.create_xor_masker)
+        self.assertIsNot(p.create_xor_masker, fastCreateXorMasker)
+        self.assertTrue(xormasker.create_xor_masker.__module__.startswith("autobahn."))
+        for cls in (WebSocketServerProtocol, WebSocketClientProtocol):
+            self.assertIs(cls.processData.__globals__["create_xor_masker"], xormasker.create_xor_masker)
+
+    def maskerFor(self, size: int) -> object:
+        """
+        The masker a gnetcompat session unmasks a client frame of C{size}
+        payload bytes with (the frame's header and first payload byte fed).
+        """
+        sink = _Sink()
+        session = WebSocketSession(sink, WebSocketOptions(compression=False), reactor=Clock())
+        session.feed(upgradeRequest())
+        self.assertTrue(session.upgraded)
+        head = frame(2, b"x" * size, mask=b"abcd")
+        session.feed(head[: len(head) - size + 1])
+        masker = session._proto.current_frame_masker
+        session.connectionLost()
+        return masker
+
+    def test_sessionsUseFastMasker(self) -> None:
+        """
+        A gnetcompat session unmasks small payloads with L{SmallMasker} and
+        large ones with Autobahn's masker.
+        """
+        self.assertIsInstance(self.maskerFor(32), SmallMasker)
+        self.assertIsInstance(self.maskerFor(SMALL - 1), SmallMasker)
+        self.assertNotIsInstance(self.maskerFor(SMALL), SmallMasker)

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_metrics -*-
 """
 Prometheus metrics of the echo service, and the engine-wide statistics
-behind them and behind the status page (L{gnetcompat._status}).
+behind them and behind the status page (L{gnetcompat.echo.status}).
 
 Design
 ======

@@ -1,0 +1,521 @@
+# -*- test-case-name: tests.test_autobahncompat -*-
+"""
+Every use of Autobahn internals in gnetcompat, in one place.
+
+L{gnetcompat._wsproto} drives Autobahn's server protocol without a Twisted
+connection (a L{WebSocketSession<gnetcompat._wsproto.WebSocketSession>}
+feeds it bytes); the echo service is benchmarked against plain Autobahn.
+Both need a few things Autobahn has no public API for.  They live here,
+each with a canary in C{tests.test_autobahncompat} (a hash of the upstream
+source it copies or relies on, or a behavioural probe), so that an Autobahn
+upgrade fails loudly in one test module instead of silently somewhere else:
+
+  - L{ReactorTimer}: Autobahn's factories schedule their timers through the
+    private C{factory._batched_timer} (txaio's global reactor); ours uses
+    the session's reactor (C{task.Clock} in tests).
+  - L{SteppedDeflate}: permessage-deflate inflating in bounded steps
+    (Autobahn inflates a whole frame in one call).
+  - L{configuredProtocol}: the factory's settings as class attributes, so
+    Autobahn's C{_connectionMade} copies nothing and skips a C{pformat} per
+    connection.
+  - L{AutobahnServerProtocol}: Autobahn's server protocol with
+      - C{processData} running with L{gnetcompat._xormask.fastCreateXorMasker}
+        as its masker factory (for this class only: Autobahn's module and
+        every other Autobahn protocol in the process keep theirs);
+      - class-level values of Autobahn's per-connection attributes and
+        L{compact<AutobahnServerProtocol.compact>} (C{self.__dict__ = kept});
+      - C{onMessageEnd} without the C{"message"} observer event when nothing
+        observes it, and C{sendData} without the per-call debug formatting;
+      - the stepped inflation's frame suspension and resumption;
+      - small named methods for what the session needs from Autobahn's
+        private state (C{_dataReceived}, C{_connectionLost}, the partial
+        frame and message, sending while a close is held back).
+
+Nothing here changes Autobahn's framing, validation or protocol decisions.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import deque
+from collections.abc import Callable
+from types import FunctionType
+from typing import Any
+
+import autobahn.websocket.protocol as _upstream
+from autobahn.exception import PayloadCorruptError
+from autobahn.twisted.util import create_transport_details
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.compress import PerMessageDeflate
+from autobahn.websocket.protocol import WebSocketProtocol
+from twisted.internet.error import AlreadyCalled, AlreadyCancelled
+from twisted.internet.interfaces import IReactorTime, ITransport
+from twisted.python.failure import Failure
+
+from ._xormask import fastCreateXorMasker
+
+__all__ = [
+    "INFLATE_STEP",
+    "AutobahnServerProtocol",
+    "ReactorTimer",
+    "SafeCall",
+    "SteppedDeflate",
+    "configuredProtocol",
+    "useReactorTimer",
+]
+
+_STATE_OPEN = WebSocketProtocol.STATE_OPEN
+_STATE_CONNECTING = WebSocketProtocol.STATE_CONNECTING
+
+#: Largest output of one inflation step: a compressed message is inflated
+#: at most this much per L{WebSocketSession.feed
+#: <gnetcompat._wsproto.WebSocketSession.feed>} call, with the reactor free
+#: between calls.
+INFLATE_STEP = 256 * 1024
+
+#: The timer attributes Autobahn sets on a protocol (cancelled when the
+#: stream is lost: Autobahn leaves some of them running).
+_TIMER_ATTRIBUTES = (
+    "openHandshakeTimeoutCall",
+    "closeHandshakeTimeoutCall",
+    "autoPingPendingCall",
+    "autoPingTimeoutCall",
+)
+
+
+class SafeCall:
+    """
+    An C{IDelayedCall} wrapper whose C{cancel} never raises.
+
+    Autobahn cancels some timers after they fired, which Twisted's
+    C{DelayedCall.cancel} reports as an error.
+    """
+
+    __slots__ = ("_call",)
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    def cancel(self) -> None:
+        """
+        Cancel the call if it is still pending.
+        """
+        try:
+            self._call.cancel()
+        except (AlreadyCalled, AlreadyCancelled):
+            pass
+
+    def active(self) -> bool:
+        """
+        :returns: whether the call is still pending.
+        """
+        return bool(self._call.active())
+
+
+class ReactorTimer:
+    """
+    Stand-in for Autobahn's batched timer that schedules on a given reactor.
+
+    Autobahn's factories schedule their timers (handshake timeouts,
+    auto-ping) through C{factory._batched_timer.call_later}, which normally
+    uses the global reactor through txaio.  This one uses the session's
+    L{IReactorTime}, so tests can drive them with C{task.Clock}.
+    """
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self._clock = clock
+
+    def call_later(
+        self, delay: float, func: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> SafeCall:
+        """
+        Call C{func(*args, **kwargs)} after C{delay} seconds.
+
+        :returns: an object with C{cancel()}.
+        """
+        return SafeCall(self._clock.callLater(delay, func, *args, **kwargs))
+
+
+def useReactorTimer(factory: WebSocketServerFactory, clock: IReactorTime) -> None:
+    """
+    Make C{factory}'s protocols schedule their timers on C{clock}.
+    """
+    factory._batched_timer = ReactorTimer(clock)
+
+
+class SteppedDeflate(PerMessageDeflate):
+    """
+    Autobahn's permessage-deflate, inflating in bounded steps.
+
+    Autobahn inflates a compressed frame payload in one call, up to the
+    message size limit: 15 KiB on the wire became 15 MiB in one reactor
+    turn.  Here one call gives at most L{INFLATE_STEP} bytes and keeps the
+    rest of the input (zlib's C{unconsumed_tail}) for the next call, which
+    L{AutobahnServerProtocol} makes with an empty payload.  The size limits
+    are Autobahn's own: the step that reaches them is Autobahn's code.
+
+    :ivar pending: the last step stopped at L{INFLATE_STEP}: more output
+        may follow without new input.
+    :ivar inflated: bytes inflated since the session last reset it (once
+        per C{feed}).
+    """
+
+    pending = False
+    inflated = 0
+    _tail = b""
+
+    def start_decompress_message(self) -> None:
+        """
+        Start a message: nothing is pending.
+        """
+        super().start_decompress_message()
+        self._tail = b""
+        self.pending = False
+
+    def decompress_message_data(self, data: bytes, max_output_len: int | None = None) -> bytes:
+        """
+        Inflate C{data} (after the input left by the last step): at most
+        L{INFLATE_STEP} bytes of it.
+        """
+        if self._tail:
+            data = self._tail + data if data else self._tail
+            self._tail = b""
+        room = [INFLATE_STEP + 1]
+        if self.max_message_size is not None:
+            room.append(self.max_message_size - self._decompress_message_size)
+        if max_output_len is not None:
+            room.append(max_output_len)
+        if min(room) <= INFLATE_STEP:
+            # the size limit is within this step: Autobahn's check decides
+            out = super().decompress_message_data(data, max_output_len)
+            self.pending = False
+        else:
+            try:
+                out = self._decompressor.decompress(data, INFLATE_STEP)
+            except zlib.error as e:
+                raise PayloadCorruptError(f"invalid permessage-deflate data: {e}") from e
+            self._decompress_message_size += len(out)
+            self._tail = self._decompressor.unconsumed_tail
+            # a full step may leave output inside zlib with all input used
+            self.pending = bool(self._tail) or len(out) == INFLATE_STEP
+        self.inflated += len(out)
+        return out
+
+
+def configuredProtocol(base: type, factory: WebSocketServerFactory, **extra: Any) -> type:
+    """
+    A subclass of C{base} holding the factory's settings (the
+    C{CONFIG_ATTRS} Autobahn would copy into every protocol instance) as
+    class attributes, plus C{extra}.  Its own C{CONFIG_ATTRS} is empty:
+    Autobahn's C{_connectionMade} then copies nothing, and skips the
+    C{pformat} of the settings it builds for a debug log line on every
+    connection, enabled or not (about half of the CPU of an opening
+    handshake).
+    """
+    attrs: dict[str, Any] = {"CONFIG_ATTRS": ()}
+    for name in base.CONFIG_ATTRS:  # type: ignore[attr-defined]
+        value = getattr(factory, name)
+        attrs[name] = staticmethod(value) if isinstance(value, FunctionType) else value
+    attrs.update(extra)
+    return type("_Configured" + base.__name__.lstrip("_"), (base,), attrs)
+
+
+def _withGlobals(function: Any, **replaced: Any) -> Any:
+    """
+    A copy of C{function} that sees C{replaced} instead of the module
+    globals of the same names (a snapshot of its module's namespace).
+    """
+    namespace = dict(function.__globals__)
+    namespace.update(replaced)
+    copy = FunctionType(
+        function.__code__, namespace, function.__name__, function.__defaults__,
+        function.__closure__,
+    )
+    copy.__kwdefaults__ = function.__kwdefaults__
+    copy.__qualname__ = function.__qualname__
+    copy.__doc__ = function.__doc__
+    return copy
+
+
+class AutobahnServerProtocol(WebSocketServerProtocol):
+    """
+    Autobahn's server protocol with the overrides of its internals that
+    gnetcompat's WebSocket session needs (see the module docstring).
+
+    Subclasses implement the hook L{protocolFailed}.
+    """
+
+    #: Autobahn's C{processData} (the frame parser), unchanged but for its
+    #: masker factory: L{fastCreateXorMasker} (a pure-Python masker for
+    #: small payloads, Autobahn's for the rest)
+    processData = _withGlobals(
+        WebSocketProtocol.processData, create_xor_masker=fastCreateXorMasker
+    )
+
+    # Class-level values of attributes Autobahn sets on every instance: while
+    # an instance's value is the very same object, L{compact} drops its copy
+    # (a write brings it back).  Autobahn's own per-connection state.
+    wasClean = closedByMe = failedByMe = droppedByMe = False
+    wasServerConnectionDropTimeout = wasOpenHandshakeTimeout = False
+    wasCloseHandshakeTimeout = wasServingFlashSocketPolicyFile = False
+    wasMaxFramePayloadSizeExceeded = wasMaxMessagePayloadSizeExceeded = False
+    inside_message = triggered = False
+    wasNotCleanReason = trackedTimings = current_frame = None
+    localCloseCode = localCloseReason = remoteCloseCode = remoteCloseReason = None
+    openHandshakeTimeoutCall = closeHandshakeTimeoutCall = None
+    autoPingPendingCall = autoPingTimeoutCall = autoPingPending = None
+    autoPingPendingSent = autoPingPendingSeq = None
+    state = _STATE_OPEN
+    send_state = WebSocketProtocol.SEND_STATE_GROUND
+    data = b""
+    #: the queue of delayed writes (C{sync}/C{chopsize}, unused by the echo
+    #: path): created on first use (L{sendData}) instead of per connection
+    send_queue: Any = ()
+
+    #: what only the opening handshake reads; dropped once it is done
+    _HANDSHAKE_ONLY = frozenset(
+        [
+            "http_request_data", "http_response_data", "http_status_line",
+            "http_request_host", "http_request_params", "http_request_uri",
+            "http_request_path", "http_headers", "websocket_protocols",
+            "websocket_origin", "websocket_extensions", "_wskey",
+        ]
+    )
+
+    #: the stepped inflation stopped for this C{feed}: the input is kept
+    #: until L{resumeInput}
+    suspended = False
+
+    # -- hooks ---------------------------------------------------------------
+
+    def protocolFailed(self, code: int) -> None:
+        """
+        Autobahn fails the connection with close code C{code} (a protocol
+        error of the peer, a timeout, ...), while it is not yet closed.
+        """
+
+    # -- the session's view of Autobahn's private state -----------------------
+
+    def attach(self, transport: ITransport) -> None:
+        """
+        Start the protocol on C{transport}, as Autobahn's Twisted
+        C{connectionMade} does (the opening handshake timer starts).
+        """
+        self.transport = transport
+        self._transport_details = create_transport_details(transport, True)
+        self.peer = self._transport_details.peer
+        self._connectionMade()
+
+    def receive(self, data: bytes) -> None:
+        """
+        Process inbound bytes (Autobahn's C{dataReceived}).
+        """
+        self._dataReceived(data)
+
+    def lose(self, reason: Failure) -> None:
+        """
+        The stream is gone: tell Autobahn, and cancel every timer it left.
+        """
+        self._connectionLost(reason)
+        for name in _TIMER_ATTRIBUTES:
+            call = getattr(self, name, None)
+            if call is not None:
+                call.cancel()
+                setattr(self, name, None)
+
+    @property
+    def hasPartialInput(self) -> bool:
+        """
+        Whether a frame or message is partly received, or input waits.
+        """
+        return bool(self.inside_message or self.current_frame is not None or self.data)
+
+    def partialBytes(self) -> int:
+        """
+        Bytes held for the partly received frame or message (after
+        decompression) and the unprocessed input.
+        """
+        held = len(self.data)
+        if self.inside_message:
+            held += self.message_data_total_length
+            frame = self.current_frame
+            if frame is not None and frame.opcode < 8:
+                # counted in full at the frame's start: count what came
+                held -= frame.length - self.current_frame_masker.pointer()
+        return held
+
+    def failUnreported(self, code: int, reason: str) -> None:
+        """
+        Fail the connection with C{code} without calling L{protocolFailed}
+        (not a protocol error of the peer), and free the partly received
+        message.
+        """
+        WebSocketServerProtocol._fail_connection(self, code, reason)
+        if self.inside_message:  # failedByMe: nothing more is collected
+            self.message_data = []
+            self.frame_data = []
+
+    def sendMessageWhileClosing(self, payload: bytes, isBinary: bool) -> None:
+        """
+        Send a data message although the connection already left the OPEN
+        state (a close is held back behind the replies to messages decoded
+        before it): Autobahn's C{sendMessage} refuses to, so it runs with
+        the state set to OPEN for the call.
+        """
+        state = self.state
+        self.state = _STATE_OPEN
+        try:
+            self.sendMessage(payload, isBinary)
+        finally:
+            self.state = state
+
+    def startFeed(self) -> None:
+        """
+        A C{feed} starts: a new L{INFLATE_STEP} of inflation is allowed.
+        """
+        pmc = self._perMessageCompress
+        if pmc is not None:
+            pmc.inflated = 0
+
+    def resumeInput(self, data: bytes) -> None:
+        """
+        Go on with the input held while L{suspended}, after C{data}.
+        """
+        self.suspended = False
+        if data:
+            if self.state == _STATE_OPEN:
+                self.trafficStats.incomingOctetsWireLevel += len(data)
+            self.data += data
+        if (
+            self._resumeFrame()
+            and not self.suspended
+            and self.state in (_STATE_OPEN, WebSocketProtocol.STATE_CLOSING)
+        ):
+            self.consumeData()
+
+    # -- overrides -------------------------------------------------------------
+
+    def _fail_connection(self, code: int = 1001, reason: str = "going away") -> None:
+        """
+        Report the failure (L{protocolFailed}), then fail as Autobahn does.
+        """
+        if self.state != WebSocketProtocol.STATE_CLOSED:
+            self.protocolFailed(code)
+        super()._fail_connection(code, reason)
+
+    def compact(self) -> None:
+        """
+        Shrink this connection's attribute dictionary once the opening
+        handshake is done: Autobahn keeps about 86 attributes per
+        connection (its settings, flags, the handshake's request and
+        response), a 3.3 KiB dictionary.  Values equal (identical) to the
+        class-level ones and the handshake's leftovers are dropped and the
+        rest is rebuilt into a right-sized dictionary (16 entries, under
+        0.5 KiB).
+        """
+        cls = type(self)
+        handshakeOnly = self._HANDSHAKE_ONLY
+        missing = object()
+        kept = {}
+        for name, value in self.__dict__.items():
+            if name in handshakeOnly or getattr(cls, name, missing) is value:
+                continue
+            if name == "send_queue" and not value:
+                continue
+            kept[name] = value
+        self.__dict__ = kept
+
+    def startSteppedInflation(self) -> None:
+        """
+        With permessage-deflate negotiated, inflate in steps
+        (L{SteppedDeflate}); only compressed connections pay for the extra
+        call per frame.  Call once the connection is open.
+        """
+        pmc = self._perMessageCompress
+        if type(pmc) is PerMessageDeflate:
+            pmc.__class__ = SteppedDeflate
+            self.onFrameData = self._onCompressedFrameData
+
+    def _onCompressedFrameData(self, payload: bytes) -> bool | None:
+        """
+        Autobahn's C{onFrameData}, then inflate the rest of a compressed
+        frame payload step by step, until this feed's L{INFLATE_STEP} is
+        spent: then suspend (C{False} stops Autobahn's C{processData} with
+        the frame still current; L{_resumeFrame} goes on from there).
+        """
+        result = WebSocketServerProtocol.onFrameData(self, payload)
+        if result is False or self.current_frame.opcode > 7 or not self._isMessageCompressed:
+            return result
+        return self._inflateRest()
+
+    def _inflateRest(self) -> bool | None:
+        pmc = self._perMessageCompress
+        while True:
+            if pmc.inflated >= INFLATE_STEP:
+                self.suspended = True
+                return False
+            if not pmc.pending:
+                return None
+            if WebSocketServerProtocol.onFrameData(self, b"") is False:
+                return False
+
+    def _resumeFrame(self) -> bool:
+        """
+        Go on where L{_onCompressedFrameData} suspended: inflate the rest of
+        the frame, then end it as C{processData} would have.
+
+        :returns: C{False} when suspended again or the connection failed.
+        """
+        frame = self.current_frame
+        if frame is None:
+            return True
+        if frame.opcode < 8 and self._isMessageCompressed and self._perMessageCompress.pending:
+            if self._inflateRest() is False:
+                return False
+        if self.current_frame_masker.pointer() == frame.length:
+            return self.onFrameEnd() is not False
+        return True
+
+    def onMessageEnd(self) -> None:
+        """
+        Deliver the complete message as Autobahn does, without firing its
+        C{"message"} observer event when nothing observes it: that event
+        costs a Deferred and an errback per message (about a tenth of the
+        CPU of a small-message echo) and nobody can subscribe to these
+        protocol objects but gnetcompat.
+        """
+        if self._listeners is not None:
+            super().onMessageEnd()
+            return
+        if not self.failedByMe:
+            if self.trackedTimings:
+                self.trackedTimings.track("onMessage")
+            self._onMessage(b"".join(self.message_data), self.message_is_binary)
+        self.message_data = None
+
+    def sendData(
+        self, data: bytes, sync: bool = False, chopsize: int | None = None
+    ) -> None:
+        """
+        Write octets, without the per-call debug formatting of Autobahn's.
+        """
+        if sync or chopsize or self.send_queue:
+            if not isinstance(self.send_queue, deque):  # dropped by compact
+                self.send_queue = deque()
+            super().sendData(data, sync, chopsize)
+            return
+        self.transport.write(data)
+        state = self.state
+        if state == _STATE_OPEN:
+            self.trafficStats.outgoingOctetsWireLevel += len(data)
+        elif state == _STATE_CONNECTING or state == _STATE_PROXY_CONNECTING:
+            self.trafficStats.preopenOutgoingOctetsWireLevel += len(data)
+        if self.logOctets:
+            self.logTxOctets(data, False)
+
+
+_STATE_PROXY_CONNECTING = WebSocketProtocol.STATE_PROXY_CONNECTING
+
+#: the Autobahn module whose C{processData} globals were copied (for the
+#: canary test)
+upstreamProtocolModule = _upstream

@@ -42,6 +42,8 @@ from ._tls import (
     WithClientTLS,
     WithTLS,
 )
+from ._addr import ListenSpec, parseProtoAddr
+from ._workers import ErrWorkerFailed, SupervisionPolicy
 from .errors import GnetError
 from .interfaces import IAddr, IConn, IEngine, IEventHandler, IEventLoop
 from .options import (
@@ -86,6 +88,11 @@ from .options import (
 __version__ = "0.1.0"
 
 __all__ = [
+    # gnetcompat extensions: multicore supervision, address parsing
+    "ErrWorkerFailed",
+    "ListenSpec",
+    "SupervisionPolicy",
+    "parseProtoAddr",
     "Action",
     "Addr",
     "BuiltinEventEngine",

@@ -26,7 +26,6 @@ from twisted.application.service import MultiService
 from twisted.python import usage
 
 import gnetcompat as gnet
-from gnetcompat._workers import SupervisionPolicy  # not exported by gnetcompat yet
 from gnetcompat.echo import EchoService, TLSReloadService, WebSocketEchoServer
 from gnetcompat.echo.metrics import MetricsService, metricsEndpoint
 from gnetcompat.options import MAX_BACKLOG
@@ -160,7 +159,7 @@ def parseListen(description: str) -> tuple[str, int | None]:
     if d.isdigit():
         return f"tcp://127.0.0.1:{_portNumber(d, description)}", None
     if "://" in d:
-        spec = gnet._addr.parseProtoAddr(d)  # raises with gnet's error for a bad one
+        spec = gnet.parseProtoAddr(d)  # raises with gnet's error for a bad one
         if not spec.stream:
             raise ValueError(
                 f"cannot serve WebSocket on {description!r}: give a tcp or unix address"
@@ -426,7 +425,7 @@ class Options(usage.Options):
             except (ValueError, KeyError, TypeError) as e:
                 raise usage.UsageError(f"--metrics: bad endpoint {self['metrics']!r}: {e}") from None
         try:
-            self["policy"] = SupervisionPolicy(heartbeatTimeout=self["heartbeat-timeout"])
+            self["policy"] = gnet.SupervisionPolicy(heartbeatTimeout=self["heartbeat-timeout"])
         except ValueError as e:
             raise usage.UsageError(f"--heartbeat-timeout: {e}") from None
         try:
@@ -481,7 +480,7 @@ def _describe(address: str, tls: dict | None = None) -> str:
     suffix = " (TLS)" if tls and (address in tls or None in tls) else ""
     if not address.startswith("fd://"):
         return address + suffix
-    spec = gnet._addr.parseProtoAddr(address)
+    spec = gnet.parseProtoAddr(address)
     return f"{address} ({spec.network}://{spec.address}){suffix}"
 
 

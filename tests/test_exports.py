@@ -33,6 +33,8 @@ EXPECTED_ALL = [
     "RunnableFunc", "Stop",
     # native TLS (gnetcompat._tls)
     "ClientTLS", "ReloadCertificates", "TLSConfig", "TLSState", "WithClientTLS", "WithTLS",
+    # multicore supervision and address parsing, for applications such as gnetcompat.echo
+    "ErrWorkerFailed", "ListenSpec", "SupervisionPolicy", "parseProtoAddr",
 ]
 
 EXPECTED_ERRORS = [

@@ -16,11 +16,26 @@ Implement an L{IEventHandler} (subclass L{BuiltinEventEngine}), then::
 from __future__ import annotations
 
 from ._action import Action, Close, None_, Shutdown
-from ._addr import Addr
+from ._addr import Addr, ListenSpec, parseProtoAddr
 from ._conn import Conn, UDPConn
 from ._engine import Engine, EventLoop, RunnableFunc
 from ._handler import BuiltinEventEngine
-from ._run import EngineService, Rotate, Run, Serve, Stop  # also registers IEventHandler -> IProtocolFactory
+from ._run import (
+    EngineService,
+    Rotate,
+    Run,
+    Serve,
+    Stop,
+)  # also registers IEventHandler -> IProtocolFactory
+from ._tls import (
+    ClientTLS,
+    ReloadCertificates,
+    TLSConfig,
+    TLSState,
+    WithClientTLS,
+    WithTLS,
+)
+from ._workers import ErrWorkerFailed, SupervisionPolicy
 from .client import (
     Client,
     Context,
@@ -34,16 +49,6 @@ from .client import (
     NewNetConnContext,
     RegisteredResult,
 )
-from ._tls import (
-    ClientTLS,
-    ReloadCertificates,
-    TLSConfig,
-    TLSState,
-    WithClientTLS,
-    WithTLS,
-)
-from ._addr import ListenSpec, parseProtoAddr
-from ._workers import ErrWorkerFailed, SupervisionPolicy
 from .errors import GnetError
 from .interfaces import IAddr, IConn, IEngine, IEventHandler, IEventLoop
 from .options import (
@@ -74,7 +79,6 @@ from .options import (
     WithReuseAddr,
     WithReusePort,
     WithShutdownTimeout,
-    WithUnixSocketMode,
     WithSocketRecvBuffer,
     WithSocketSendBuffer,
     WithTCPKeepAlive,
@@ -82,6 +86,7 @@ from .options import (
     WithTCPKeepInterval,
     WithTCPNoDelay,
     WithTicker,
+    WithUnixSocketMode,
     WithWriteBufferCap,
 )
 

@@ -46,11 +46,15 @@ def splitPair(value: object, what: str) -> tuple[object, Action]:
     if isinstance(value, tuple):
         if len(value) == 2:
             return value[0], toAction(value[1])
-        raise TypeError(f"{what} must return ({'out' if what == 'OnOpen' else 'delay'}, action), got {value!r}")
+        raise TypeError(
+            f"{what} must return ({'out' if what == 'OnOpen' else 'delay'}, action), got {value!r}"
+        )
     if isinstance(value, Action):
         return None, value
     if what == "OnOpen" and isinstance(value, (bytes, bytearray, memoryview)):
         return value, Action.NONE
     if what == "OnTick" and isinstance(value, (int, float)):
         return value, Action.NONE
-    raise TypeError(f"{what} must return ({'out' if what == 'OnOpen' else 'delay'}, action), got {value!r}")
+    raise TypeError(
+        f"{what} must return ({'out' if what == 'OnOpen' else 'delay'}, action), got {value!r}"
+    )

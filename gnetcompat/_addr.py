@@ -182,7 +182,9 @@ def inheritedSocketSpec(text: str, number: str) -> ListenSpec:
         open, not a socket, or not a listening stream socket.
     """
     if not number.isdigit():
-        raise ErrInvalidNetworkAddress(f"gnet: invalid network address {text!r}: fd://N takes a number")
+        raise ErrInvalidNetworkAddress(
+            f"gnet: invalid network address {text!r}: fd://N takes a number"
+        )
     fd = int(number)
     try:
         probe = socket.socket(fileno=os.dup(fd))
@@ -191,7 +193,9 @@ def inheritedSocketSpec(text: str, number: str) -> ListenSpec:
             f"gnet: {text}: file descriptor {fd} is not an open socket ({e.strerror})"
         ) from None
     try:
-        if probe.type != socket.SOCK_STREAM or not probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+        if probe.type != socket.SOCK_STREAM or not probe.getsockopt(
+            socket.SOL_SOCKET, socket.SO_ACCEPTCONN
+        ):
             raise ErrInvalidNetworkAddress(
                 f"gnet: {text}: file descriptor {fd} is not a listening stream socket"
             )
@@ -422,7 +426,9 @@ def _joinMulticast(sock: socket.socket, family: int, sockaddr: tuple, index: int
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
     else:
-        mreq = socket.inet_pton(socket.AF_INET6, sockaddr[0]) + struct.pack("@I", index or sockaddr[3])
+        mreq = socket.inet_pton(socket.AF_INET6, sockaddr[0]) + struct.pack(
+            "@I", index or sockaddr[3]
+        )
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
 

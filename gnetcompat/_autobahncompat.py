@@ -228,7 +228,10 @@ def _withGlobals(function: Any, **replaced: Any) -> Any:
     namespace = dict(function.__globals__)
     namespace.update(replaced)
     copy = FunctionType(
-        function.__code__, namespace, function.__name__, function.__defaults__,
+        function.__code__,
+        namespace,
+        function.__name__,
+        function.__defaults__,
         function.__closure__,
     )
     copy.__kwdefaults__ = function.__kwdefaults__
@@ -248,9 +251,7 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
     #: Autobahn's C{processData} (the frame parser), unchanged but for its
     #: masker factory: L{fastCreateXorMasker} (a pure-Python masker for
     #: small payloads, Autobahn's for the rest)
-    processData = _withGlobals(
-        WebSocketProtocol.processData, create_xor_masker=fastCreateXorMasker
-    )
+    processData = _withGlobals(WebSocketProtocol.processData, create_xor_masker=fastCreateXorMasker)
 
     # Class-level values of attributes Autobahn sets on every instance: while
     # an instance's value is the very same object, L{compact} drops its copy
@@ -275,10 +276,18 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
     #: what only the opening handshake reads; dropped once it is done
     _HANDSHAKE_ONLY = frozenset(
         [
-            "http_request_data", "http_response_data", "http_status_line",
-            "http_request_host", "http_request_params", "http_request_uri",
-            "http_request_path", "http_headers", "websocket_protocols",
-            "websocket_origin", "websocket_extensions", "_wskey",
+            "http_request_data",
+            "http_response_data",
+            "http_status_line",
+            "http_request_host",
+            "http_request_params",
+            "http_request_uri",
+            "http_request_path",
+            "http_headers",
+            "websocket_protocols",
+            "websocket_origin",
+            "websocket_extensions",
+            "_wskey",
         ]
     )
 
@@ -493,9 +502,7 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
             self._onMessage(b"".join(self.message_data), self.message_is_binary)
         self.message_data = None
 
-    def sendData(
-        self, data: bytes, sync: bool = False, chopsize: int | None = None
-    ) -> None:
+    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         """
         Write octets, without the per-call debug formatting of Autobahn's.
         """

@@ -15,19 +15,19 @@ import os
 import socket
 import struct
 import threading
-from typing import Any, Callable, Iterable, Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IPullProducer
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IPullProducer, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ._action import Action, toAction
 from ._addr import Addr, applyKeepAlive, fromTwisted
-from ._twistedcompat import builtinError, directSocket, hasWriteBuffer, sendNow, writeBacklog
 from ._tls import TLSState, connectionState, isTLS, plaintextWaiting, rawTransport
+from ._twistedcompat import builtinError, directSocket, hasWriteBuffer, sendNow, writeBacklog
 from .errors import (
     ErrClosed,
     ErrEngineInShutdown,
@@ -303,8 +303,8 @@ class Conn(_Reader):
         self._ctx: Any = None
         self._safe: Any = None
         self._lock = threading.Lock()
-        self._local: Addr | None | bool = False  # False: not computed yet
-        self._remote: Addr | None | bool = False
+        self._local: Addr | bool | None = False  # False: not computed yet
+        self._remote: Addr | bool | None = False
         self._network = network
         self.closed = False
         self._inOnClose = False  # writes stay allowed inside OnClose (spec §4.5)
@@ -316,7 +316,7 @@ class Conn(_Reader):
         else:
             try:
                 self._fd = transport.fileno()
-            except Exception:  # noqa: BLE001  (no descriptor: TLS, test transports)
+            except Exception:
                 self._fd = -1
         #: while OnTraffic runs: what it wrote, sent in one go when it returns
         self._cork: list[bytes] | None = None
@@ -682,7 +682,9 @@ class Conn(_Reader):
         left = self._backlog()
         if left and raw.connected:
             eng = self._engine
-            self._closeTimer = eng.clock.callLater(eng.options.ShutdownTimeout, self._checkFlush, left)
+            self._closeTimer = eng.clock.callLater(
+                eng.options.ShutdownTimeout, self._checkFlush, left
+            )
 
     def _checkFlush(self, before: int) -> None:
         self._closeTimer = None
@@ -858,10 +860,21 @@ class UDPConn(_Reader):
     """
 
     __slots__ = (
-        "_engine", "_port", "_in", "_off", "_ctx", "_safe", "_peer", "_local", "_network", "closed",
+        "_engine",
+        "_port",
+        "_in",
+        "_off",
+        "_ctx",
+        "_safe",
+        "_peer",
+        "_local",
+        "_network",
+        "closed",
     )
 
-    def __init__(self, engine: ConnOwner, port: Any, data: bytes, peer: tuple, network: str = "udp") -> None:
+    def __init__(
+        self, engine: ConnOwner, port: Any, data: bytes, peer: tuple, network: str = "udp"
+    ) -> None:
         self._engine = engine
         self._port = port
         self._in = data
@@ -869,7 +882,7 @@ class UDPConn(_Reader):
         self._ctx: Any = None
         self._safe: Any = None
         self._peer = peer
-        self._local: Addr | None | bool = False
+        self._local: Addr | bool | None = False
         self._network = network
         self.closed = False
 

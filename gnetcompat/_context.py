@@ -60,9 +60,7 @@ class Context:
     _key: Any
     _value: Any
 
-    def __init__(
-        self, parent: Context | None = None, key: Any = _NOKEY, value: Any = None
-    ) -> None:
+    def __init__(self, parent: Context | None = None, key: Any = _NOKEY, value: Any = None) -> None:
         object.__setattr__(self, "_parent", parent)
         object.__setattr__(self, "_key", key)
         object.__setattr__(self, "_value", value)

@@ -41,6 +41,7 @@ from twisted.python.failure import Failure
 
 from ._action import splitPair
 from ._addr import Addr, applyKeepAlive, parseProtoAddr, splitHostPort
+from ._conn import Conn, ConnOwner
 from ._context import (
     Context,
     FromContext,
@@ -48,10 +49,9 @@ from ._context import (
     FromNetConnContext,
     RegisteredResult,
 )
-from ._conn import Conn, ConnOwner
 from ._protocol import GnetProtocol
-from ._twistedcompat import builtinError
 from ._tls import rawTransport
+from ._twistedcompat import builtinError
 from .errors import (
     ErrEmptyEngine,
     ErrEngineInShutdown,
@@ -61,7 +61,6 @@ from .errors import (
     ErrUnsupportedProtocol,
 )
 from .options import Options, TCPSocketOpt
-
 
 
 class LoopOwner(ConnOwner, Protocol):
@@ -89,10 +88,7 @@ def _applySocketOptions(sock: socket.socket, o: Options) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, o.SocketRecvBuffer)
     if o.SocketSendBuffer > 0:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, o.SocketSendBuffer)
-    if (
-        sock.family in (socket.AF_INET, socket.AF_INET6)
-        and sock.type == socket.SOCK_STREAM
-    ):
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
         if o.TCPNoDelay == TCPSocketOpt.TCPNoDelay:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if o.TCPKeepAlive > 0:
@@ -181,14 +177,14 @@ class _ConnectedUDPProtocol(DatagramProtocol):
         try:
             out: Any
             out, action = splitPair(eng.handler.OnOpen(conn), "OnOpen")
-        except Exception:  # noqa: BLE001  (a handler bug closes the conn, as in _protocol)
+        except Exception:
             eng.log.failure("OnOpen raised; closing {conn!r}", conn=conn)
             conn.driverCloseLocal(propagate=True)
             return conn
         if out and not conn.closed:
             try:
                 t.write(bytes(out))
-            except Exception:  # noqa: BLE001  (a send error must not abort OnOpen)
+            except Exception:
                 eng.log.failure("sending the OnOpen datagram failed")
         if action:
             conn.driverApply(action)
@@ -206,7 +202,9 @@ class _ConnectedUDPProtocol(DatagramProtocol):
         conn.driverTraffic()
 
     def connectionRefused(self) -> None:
-        self._peerGone(Failure(ConnectionRefusedError(errno.ECONNREFUSED, "read: connection refused")))
+        self._peerGone(
+            Failure(ConnectionRefusedError(errno.ECONNREFUSED, "read: connection refused"))
+        )
 
     def _peerGone(self, reason: Failure | None) -> None:
         conn = self.conn
@@ -351,9 +349,7 @@ def _adoptNow(
         try:
             peer = sock.getpeername()
         except OSError:
-            raise ErrInvalidNetConn(
-                "gnetcompat: the UDP socket is not connected"
-            ) from None
+            raise ErrInvalidNetConn("gnetcompat: the UDP socket is not connected") from None
         proto = _ConnectedUDPProtocol(engine, value, hasValue)
         port = reactor.adoptDatagramPort(
             sock.fileno(), family, proto, maxPacketSize=engine.options.ReadBufferCap
@@ -396,7 +392,7 @@ def adopt(
     """L{_adoptNow} as a Deferred of the Conn; always closes C{dup}."""
     try:
         return defer.succeed(_adoptNow(engine, dup, value, hasValue, applyOptions))
-    except Exception:  # noqa: BLE001  (every error goes into the Deferred)
+    except Exception:
         return defer.fail()
     finally:
         dup.close()
@@ -413,9 +409,7 @@ def _resolve(network: str, host: str, port: int) -> Deferred:
     def pick(infos: list) -> tuple[int, tuple]:
         infos = [i for i in infos if i[0] in (socket.AF_INET, socket.AF_INET6)]
         if not infos:
-            raise ErrInvalidNetworkAddress(
-                f"dial {network} {host}: no suitable address"
-            )
+            raise ErrInvalidNetworkAddress(f"dial {network} {host}: no suitable address")
         infos.sort(key=lambda i: i[0] != socket.AF_INET)
         return infos[0][0], infos[0][4]
 
@@ -516,9 +510,7 @@ def _addrTarget(addr: Any) -> tuple[str, str]:
     if isinstance(addr, str):
         spec = parseProtoAddr(addr)
         return spec.network, spec.address
-    if callable(getattr(addr, "Network", None)) and callable(
-        getattr(addr, "String", None)
-    ):
+    if callable(getattr(addr, "Network", None)) and callable(getattr(addr, "String", None)):
         return addr.Network(), addr.String()
     raise ErrInvalidNetworkAddress(f"gnet: invalid network address {addr!r}")
 
@@ -575,9 +567,7 @@ def registerOnLoop(engine: LoopOwner, addr: Any, ctx: Context | None) -> Deferre
         raise ErrInvalidNetworkAddress()
     network, address = _addrTarget(addr)
     value = FromContext(ctx)
-    return _registration(
-        engine, lambda: dial(engine, network, address, value, True, True), None
-    )
+    return _registration(engine, lambda: dial(engine, network, address, value, True, True), None)
 
 
 def enrollOnLoop(engine: LoopOwner, sock: Any, ctx: Context | None) -> Deferred:
@@ -594,9 +584,7 @@ def enrollOnLoop(engine: LoopOwner, sock: Any, ctx: Context | None) -> Deferred:
     _checkLoop(engine)
     dup = takeSocket(sock)
     value = FromContext(ctx)
-    return _registration(
-        engine, lambda: adopt(engine, dup, value, True, False), dup.close
-    )
+    return _registration(engine, lambda: adopt(engine, dup, value, True, False), dup.close)
 
 
 def registerOnEngine(engine: LoopOwner, ctx: Context | None) -> Deferred:

@@ -13,22 +13,23 @@ import socket
 import stat
 import sys
 import threading
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.posixbase import PosixReactorBase
-from twisted.python.failure import Failure
 from twisted.logger import (
     FilteringLogObserver,
     ILogObserver,
+    Logger,
     LogLevel,
     LogLevelFilterPredicate,
-    Logger,
     formatEvent,
     globalLogPublisher,
     textFileLogObserver,
 )
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ._action import Action, splitPair, toAction
@@ -40,12 +41,12 @@ from ._protocol import GnetDatagramProtocol, GnetFactory
 from ._tls import checkAddresses, wrapListener
 from ._twistedcompat import adoptUnixPortKeepingFile
 from .errors import (
-    ErrEngineShutdown,
-    ErrNilRunnable,
     ErrEmptyEngine,
     ErrEngineInShutdown,
+    ErrEngineShutdown,
     ErrInvalidNetworkAddress,
     ErrInvalidOption,
+    ErrNilRunnable,
     ErrUnsupportedOp,
 )
 from .interfaces import IEngine, IEventHandler, IEventLoop
@@ -525,7 +526,9 @@ class Engine:
         """Whether the caller runs on the thread that booted the engine (or it has not booted)."""
         return self._thread is None or threading.current_thread() is self._thread
 
-    def bind(self, listeners: Iterable[tuple[ListenSpec, socket.socket, int]] | None = None) -> None:
+    def bind(
+        self, listeners: Iterable[tuple[ListenSpec, socket.socket, int]] | None = None
+    ) -> None:
         """
         Create and bind every listening socket (or take C{listeners} made
         elsewhere, e.g. inherited by a worker).  Nothing is served yet.  The
@@ -573,13 +576,9 @@ class Engine:
                 if self.options.TLS:
                     factory = wrapListener(self.options, spec, factory, self.reactor)
                 if lst.family == socket.AF_UNIX:
-                    lst.port = _adoptUnixPort(
-                        self.reactor, lst.sock, factory, self.options.Backlog
-                    )
+                    lst.port = _adoptUnixPort(self.reactor, lst.sock, factory, self.options.Backlog)
                 else:
-                    lst.port = self.reactor.adoptStreamPort(
-                        lst.sock.fileno(), lst.family, factory
-                    )
+                    lst.port = self.reactor.adoptStreamPort(lst.sock.fileno(), lst.family, factory)
             else:
                 proto = GnetDatagramProtocol(self)
                 lst.port = self.reactor.adoptDatagramPort(

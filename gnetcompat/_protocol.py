@@ -18,9 +18,8 @@ from zope.interface import implementer
 
 from ._action import Action, splitPair, toAction
 from ._conn import Conn, ConnOwner, UDPConn
-from ._twistedcompat import keepSocketErrors
 from ._tls import awaitHandshake, rawTransport
-
+from ._twistedcompat import keepSocketErrors
 
 
 class ProtocolOwner(ConnOwner, TypingProtocol):
@@ -143,7 +142,9 @@ class GnetFactory(Factory):
 
     noisy = False
 
-    def __init__(self, engine: ProtocolOwner, network: str | None = "tcp", ownsEngine: bool = False) -> None:
+    def __init__(
+        self, engine: ProtocolOwner, network: str | None = "tcp", ownsEngine: bool = False
+    ) -> None:
         self.engine = engine
         self.network = network
         self._ownsEngine = ownsEngine

@@ -15,17 +15,18 @@ import atexit
 import os
 import sys
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ReactorNotRunning
-from twisted.internet.threads import blockingCallFromThread
 from twisted.internet.interfaces import IProtocolFactory
+from twisted.internet.threads import blockingCallFromThread
 from twisted.logger import Logger
-from twisted.python.components import registerAdapter
 from twisted.python import threadable
+from twisted.python.components import registerAdapter
 from twisted.python.failure import Failure
 
 from ._addr import ListenSpec, parseProtoAddr
@@ -48,7 +49,9 @@ def _specs(addrs: Sequence[str]) -> list[ListenSpec]:
     return [parseProtoAddr(a) for a in addrs]
 
 
-def startEngine(handler: Any, addrs: Sequence[str], options: Options, reactor: Any = None) -> Engine:
+def startEngine(
+    handler: Any, addrs: Sequence[str], options: Options, reactor: Any = None
+) -> Engine:
     """Parse, bind and boot a single-process engine now (on the reactor thread)."""
     specs = _specs(addrs)
     opts = normalizeTopology(specs, options.normalized())
@@ -97,7 +100,9 @@ def Stop(ctx: Any = None, protoAddr: str | None = None) -> Deferred | None:
     """
     wait = contextTimeout(checkContext(ctx, "Stop"), None)
     if not isinstance(protoAddr, str):
-        raise TypeError(f"Stop: protoAddr must be the address string given to Run, got {protoAddr!r}")
+        raise TypeError(
+            f"Stop: protoAddr must be the address string given to Run, got {protoAddr!r}"
+        )
     eng = _registry.pop(protoAddr, None)
     if eng is None or eng.stopping:
         raise ErrEngineInShutdown()
@@ -243,6 +248,7 @@ def _installExitHook() -> None:
     if _exitHookInstalled:
         return
     _exitHookInstalled = True
+
     def exitWithStatus() -> None:
         if _exitStatus is None:
             return

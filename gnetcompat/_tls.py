@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import re
 import signal
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator, ISSLTransport
 from twisted.logger import Logger
@@ -74,8 +75,8 @@ class TLSError(ErrInvalidOption):
 
 def _requireOpenSSL() -> Any:
     try:
-        from twisted.internet import ssl
         from OpenSSL import SSL  # noqa: F401
+        from twisted.internet import ssl
     except ImportError:
         raise TLSError(f"TLS needs pyOpenSSL, which is not installed: {_INSTALL_HINT}") from None
     return ssl
@@ -195,14 +196,20 @@ class TLSConfig:
         if self.maximumVersion is not None and self.maximumVersion < self.minimumVersion:
             raise TLSError("TLS maximumVersion is below minimumVersion")
         t = self.handshakeTimeout
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= MAX_HANDSHAKE_TIMEOUT:
+        if (
+            isinstance(t, bool)
+            or not isinstance(t, (int, float))
+            or not 0 < t <= MAX_HANDSHAKE_TIMEOUT
+        ):
             raise TLSError(
                 f"TLS handshakeTimeout: seconds in (0, {MAX_HANDSHAKE_TIMEOUT:g}], got {t!r}"
             )
         if isinstance(self.alpn, (str, bytes)) or not all(
             isinstance(p, str) and 0 < len(p) < 256 and p.isascii() for p in self.alpn
         ):
-            raise TLSError(f"TLS alpn: a list of protocol names such as ['http/1.1'], got {self.alpn!r}")
+            raise TLSError(
+                f"TLS alpn: a list of protocol names such as ['http/1.1'], got {self.alpn!r}"
+            )
 
     def load(self) -> Any:
         """
@@ -304,8 +311,16 @@ class TLSConfig:
         args, kw = twistedParse(description)
         if not args or args[0] != "ssl":
             raise ValueError(f"{description!r} is not an ssl: description")
-        names = ["port", "privateKey", "certKey", "sslmethod", "interface", "backlog",
-                 "extraCertChain", "dhParameters"]
+        names = [
+            "port",
+            "privateKey",
+            "certKey",
+            "sslmethod",
+            "interface",
+            "backlog",
+            "extraCertChain",
+            "dhParameters",
+        ]
         pos = args[1:]
         if len(pos) > len(names):
             raise ValueError(f"too many arguments in {description!r}")
@@ -314,7 +329,8 @@ class TLSConfig:
             if k not in names:
                 raise ValueError(
                     f"unsupported argument {k!r} in {description!r} (ssl: takes "
-                    + ", ".join(names[1:]) + ")"
+                    + ", ".join(names[1:])
+                    + ")"
                 )
             if k in values:
                 raise ValueError(f"{k} given twice in {description!r}")
@@ -367,8 +383,9 @@ def _tlsFactoryClass() -> type:
 
         protocol = TLSMemoryBIOProtocol
 
-        def __init__(self, creator: Any, isClient: bool, wrapped: Any, clock: Any,
-                     handshakeTimeout: float) -> None:
+        def __init__(
+            self, creator: Any, isClient: bool, wrapped: Any, clock: Any, handshakeTimeout: float
+        ) -> None:
             super().__init__(creator, isClient, wrapped, clock)
             self.handshakeTimeout = handshakeTimeout
 
@@ -516,7 +533,11 @@ class ClientTLS:
     def check(self) -> None:
         """@raise TLSError: a bad setting or file (naming it)."""
         t = self.handshakeTimeout
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= MAX_HANDSHAKE_TIMEOUT:
+        if (
+            isinstance(t, bool)
+            or not isinstance(t, (int, float))
+            or not 0 < t <= MAX_HANDSHAKE_TIMEOUT
+        ):
             raise TLSError(
                 f"ClientTLS handshakeTimeout: seconds in (0, {MAX_HANDSHAKE_TIMEOUT:g}], got {t!r}"
             )
@@ -545,7 +566,9 @@ class ClientTLS:
             try:
                 key = crypto.load_privatekey(crypto.FILETYPE_PEM, _read("client key file", keyFile))
             except crypto.Error:
-                raise TLSError(f"TLS client key file {keyFile!r}: no PEM private key in it") from None
+                raise TLSError(
+                    f"TLS client key file {keyFile!r}: no PEM private key in it"
+                ) from None
             kw["clientCertificate"] = ssl.PrivateCertificate.fromCertificateAndKeyPair(
                 ssl.Certificate(cert), ssl.KeyPair(key)
             )

@@ -149,9 +149,7 @@ def builtinError(exc: BaseException, where: str = "") -> BaseException:
     if isinstance(exc, terror.ConnectionDone):
         return ErrEOF("read: EOF")
     if isinstance(exc, terror.ConnectionRefusedError):
-        return ConnectionRefusedError(
-            errno.ECONNREFUSED, f"{prefix}{_os('ECONNREFUSED')}"
-        )
+        return ConnectionRefusedError(errno.ECONNREFUSED, f"{prefix}{_os('ECONNREFUSED')}")
     if isinstance(exc, (terror.TCPTimedOutError, terror.TimeoutError)):
         return TimeoutError(errno.ETIMEDOUT, f"{prefix}{_os('ETIMEDOUT')}")
     if isinstance(exc, terror.DNSLookupError):

@@ -22,7 +22,8 @@ import signal
 import socket
 import sys
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, LogLevel, formatEvent, globalLogBeginner
@@ -83,7 +84,9 @@ def _startLogging(minLevel: Any) -> None:
 class _Worker:
     """One worker: an L{Engine} on this process's reactor, wired to the parent."""
 
-    def __init__(self, reactor: Any, payload: dict, handler: Any, send: Callable[[str], None]) -> None:
+    def __init__(
+        self, reactor: Any, payload: dict, handler: Any, send: Callable[[str], None]
+    ) -> None:
         self.reactor = reactor
         self.payload = payload
         self.handler = handler

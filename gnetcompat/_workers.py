@@ -131,8 +131,9 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
@@ -407,6 +408,7 @@ def workerArgv(index: int) -> list[str]:
     if sys.flags.dont_write_bytecode:
         flags.append("-B")
     return [sys.executable, *flags, "-c", BOOTSTRAP, "gnetcompat-worker", str(index)]
+
 
 _LEVEL_NAMES = {lvl.name: lvl for lvl in LogLevel.iterconstants()}
 
@@ -723,7 +725,13 @@ class MulticoreEngine:
         self._restarts.pop(index, None)
         assert self._counters is not None
         self._counters.set(index, 0)
-        childFDs: dict[int, Any] = {0: "w", 1: "r", 2: "r", CONTROL_FD: "r", COUNTERS_FD: self._counters.fd}
+        childFDs: dict[int, Any] = {
+            0: "w",
+            1: "r",
+            2: "r",
+            CONTROL_FD: "r",
+            COUNTERS_FD: self._counters.fd,
+        }
         inherit: dict[int, int] = {}
         for n, lst in enumerate(self._listeners):
             # reuse-port: only the first worker 0 takes the parent's socket; every
@@ -763,7 +771,9 @@ class MulticoreEngine:
             first = worker.index not in self._startedOnce
             self._startedOnce.add(worker.index)
             if not first:
-                self.log.info("worker {index} restarted (pid {pid})", index=worker.index, pid=worker.pid)
+                self.log.info(
+                    "worker {index} restarted (pid {pid})", index=worker.index, pid=worker.pid
+                )
             elif len(self._startedOnce) == self.numWorkers and self._started is not None:
                 d, self._started = self._started, None
                 self.log.info(
@@ -778,7 +788,9 @@ class MulticoreEngine:
         elif cmd == "fatal":
             worker.fatal = arg.replace("\\n", "\n")
         else:
-            self.log.warn("worker {index}: unknown control line {line!r}", index=worker.index, line=line)
+            self.log.warn(
+                "worker {index}: unknown control line {line!r}", index=worker.index, line=line
+            )
 
     def workerEnded(self, worker: _WorkerProtocol, reason: Failure) -> None:
         index = worker.index
@@ -789,18 +801,30 @@ class MulticoreEngine:
         status = _status(reason)
         if self._stopping:
             lvl = LogLevel.info if reason.check(ProcessDone) else LogLevel.warn
-            self.log.emit(lvl, "worker {index} (pid {pid}) exited: {status}", index=index, pid=worker.pid, status=status)
+            self.log.emit(
+                lvl,
+                "worker {index} (pid {pid}) exited: {status}",
+                index=index,
+                pid=worker.pid,
+                status=status,
+            )
             if not self._alive():
                 self._finish()
             return
         if worker.fatal is not None:
             self.log.error(
-                "worker {index} (pid {pid}) failed to start: {error}", index=index, pid=worker.pid, error=worker.fatal
+                "worker {index} (pid {pid}) failed to start: {error}",
+                index=index,
+                pid=worker.pid,
+                error=worker.fatal,
             )
             self._fail(ErrWorkerFailed(f"gnet: worker {index} failed to start: {worker.fatal}"))
             return
         self.log.error(
-            "worker {index} (pid {pid}) died unexpectedly: {status}", index=index, pid=worker.pid, status=status
+            "worker {index} (pid {pid}) died unexpectedly: {status}",
+            index=index,
+            pid=worker.pid,
+            status=status,
         )
         now = self.reactor.seconds()
         crashes = self._crashes[index]
@@ -851,7 +875,10 @@ class MulticoreEngine:
                 self.log.error(
                     "worker {index} (pid {pid}) sent no heartbeat for {silence:.1f} s (limit "
                     "{timeout:g} s): stopped or blocked; killing it",
-                    index=w.index, pid=w.pid, silence=silence, timeout=timeout,
+                    index=w.index,
+                    pid=w.pid,
+                    silence=silence,
+                    timeout=timeout,
                 )
                 w.signal("KILL")
 
@@ -885,7 +912,9 @@ class MulticoreEngine:
     def _killAll(self) -> None:
         self._killCall = None
         for w in self._alive():
-            self.log.warn("worker {index} (pid {pid}) did not stop; killing it", index=w.index, pid=w.pid)
+            self.log.warn(
+                "worker {index} (pid {pid}) did not stop; killing it", index=w.index, pid=w.pid
+            )
             w.signal("KILL")
 
     def _closeListeners(self) -> None:

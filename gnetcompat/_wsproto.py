@@ -107,9 +107,7 @@ STATUS_PAGE_HEADERS: tuple[tuple[str, str], ...] = (
 _REQUEST_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ [\x21-\x7e]+ HTTP/[0-9]\.[0-9]")
 
 # Close codes an endpoint may put in a Close frame it sends (RFC 6455 7.4).
-_SENDABLE_CLOSE_CODES = frozenset(
-    {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011}
-)
+_SENDABLE_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011})
 
 
 class Sink(Protocol):
@@ -246,9 +244,7 @@ class WebSocketOptions:
             ):
                 raise ValueError(f"{name} must be a finite number >= 0, not {value!r}")
         if not 12 <= self.autoPingSize <= 125:
-            raise ValueError(
-                f"autoPingSize must be between 12 and 125, not {self.autoPingSize!r}"
-            )
+            raise ValueError(f"autoPingSize must be between 12 and 125, not {self.autoPingSize!r}")
         if self.autoPingTimeout and not self.autoPingInterval:
             raise ValueError("autoPingTimeout needs autoPingInterval > 0")
         budget, biggest = self.partialMessageBudget, self.maxMessagePayloadSize
@@ -262,9 +258,7 @@ class WebSocketOptions:
             or not isinstance(self.allowedOrigins, Sequence)
             or not all(isinstance(o, str) for o in self.allowedOrigins)
         ):
-            raise ValueError(
-                f"allowedOrigins must be a list of str, not {self.allowedOrigins!r}"
-            )
+            raise ValueError(f"allowedOrigins must be a list of str, not {self.allowedOrigins!r}")
         try:
             OriginPolicy(self.allowedOrigins)
         except ValueError as e:
@@ -273,9 +267,7 @@ class WebSocketOptions:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool")
         server = self.server
-        if server is not None and (
-            not isinstance(server, str) or "\r" in server or "\n" in server
-        ):
+        if server is not None and (not isinstance(server, str) or "\r" in server or "\n" in server):
             raise ValueError(f"server must be a one-line str or None, not {server!r}")
 
     def _key(self) -> tuple[Any, ...]:
@@ -722,6 +714,7 @@ class _SessionProtocol(AutobahnServerProtocol):
         self.data = b""
         self.failHandshake("Request Header Fields Too Large", 431)
 
+
 class WebSocketSession:
     """
     One server-side WebSocket connection over any byte stream.
@@ -828,9 +821,7 @@ class WebSocketSession:
         handshake is done, the connection was failed or dropped, or the
         stream was lost) and no held output is left to flush.
         """
-        return self._lost or (
-            self._proto.state == _STATE_CLOSED and self._held is None
-        )
+        return self._lost or (self._proto.state == _STATE_CLOSED and self._held is None)
 
     @property
     def pendingFailure(self) -> tuple[int | None, str] | None:

@@ -61,7 +61,9 @@ class SmallMasker:
             m = m[r:] + m[:r]
         self._ptr += n
         key = (m * ((n >> 2) + 1))[:n]
-        return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
+        return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(
+            n, "little"
+        )
 
 
 def fastCreateXorMasker(mask: bytes, length: int | None = None) -> Any:

@@ -71,10 +71,7 @@ class ErrClientNotStarted(GnetError, RuntimeError):
     with an index error; gnetcompat raises this instead).
     """
 
-    message = (
-        "gnetcompat: the client is not started; call Client.Start() before Dial/Enroll"
-    )
-
+    message = "gnetcompat: the client is not started; call Client.Start() before Dial/Enroll"
 
 
 # -- helpers ----------------------------------------------------------------
@@ -104,9 +101,7 @@ class _ClientEngine(Engine):
         self._loopStopped = False
 
     def __repr__(self) -> str:
-        state = (
-            "stopped" if self._stopped else "stopping" if self._stopping else "running"
-        )
+        state = "stopped" if self._stopped else "stopping" if self._stopping else "running"
         return f"<client Engine {state}>"
 
     @property
@@ -155,9 +150,7 @@ class Client:
 
     log = Logger()
 
-    def __init__(
-        self, handler: Any, options: Options | None = None, reactor: Any = None
-    ) -> None:
+    def __init__(self, handler: Any, options: Options | None = None, reactor: Any = None) -> None:
         self.engine = _ClientEngine(handler, options or Options(), reactor)
         self.handler = handler
         self.reactor = self.engine.reactor

@@ -175,8 +175,6 @@ class ErrEOF(GnetError):
     message = "EOF"
 
 
-
-
 class ErrInvalidURL(GnetError, ValueError):
     """The address could not be parsed as a URL (missing scheme, control characters)."""
 

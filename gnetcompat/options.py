@@ -15,10 +15,15 @@ import os
 import sys
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
-from typing import Any, Callable
+from typing import Any, Callable  # noqa: UP035  (typing's alias takes the Option.__doc__ below)
 
 from ._tls import checkOptions
-from .errors import ErrInvalidOption, ErrInvalidTimeDuration, ErrTooManyEventLoopThreads, ErrUnsupportedOp
+from .errors import (
+    ErrInvalidOption,
+    ErrInvalidTimeDuration,
+    ErrTooManyEventLoopThreads,
+    ErrUnsupportedOp,
+)
 
 __all__ = [
     "Options",
@@ -187,15 +192,36 @@ class Options:
         @raise ErrTooManyEventLoopThreads: LockOSThread with more than 10000 loops.
         """
         o = replace(self)
-        for name in ("Multicore", "ReuseAddr", "ReusePort", "LockOSThread", "Ticker",
-                     "EdgeTriggeredIO"):
+        for name in (
+            "Multicore",
+            "ReuseAddr",
+            "ReusePort",
+            "LockOSThread",
+            "Ticker",
+            "EdgeTriggeredIO",
+        ):
             _bool(name, getattr(o, name))
-        for name in ("NumEventLoop", "MulticastInterfaceIndex", "ReadBufferCap",
-                     "WriteBufferCap", "TCPKeepCount", "SocketRecvBuffer",
-                     "SocketSendBuffer", "EdgeTriggeredIOChunk", "LogLevel", "Backlog"):
+        for name in (
+            "NumEventLoop",
+            "MulticastInterfaceIndex",
+            "ReadBufferCap",
+            "WriteBufferCap",
+            "TCPKeepCount",
+            "SocketRecvBuffer",
+            "SocketSendBuffer",
+            "EdgeTriggeredIOChunk",
+            "LogLevel",
+            "Backlog",
+        ):
             _int(name, getattr(o, name))
-        for name in ("NumEventLoop", "TCPKeepCount", "SocketRecvBuffer", "SocketSendBuffer",
-                     "Backlog", "MulticastInterfaceIndex"):
+        for name in (
+            "NumEventLoop",
+            "TCPKeepCount",
+            "SocketRecvBuffer",
+            "SocketSendBuffer",
+            "Backlog",
+            "MulticastInterfaceIndex",
+        ):
             if getattr(o, name) < 0:
                 raise ErrInvalidOption(f"{name}: must not be negative, got {getattr(o, name)}")
         if o.Backlog > MAX_BACKLOG:
@@ -210,9 +236,13 @@ class Options:
         try:
             o.TCPNoDelay = TCPSocketOpt(o.TCPNoDelay)
         except ValueError:
-            raise ErrInvalidOption(f"TCPNoDelay (WithTCPNoDelay): unknown value {o.TCPNoDelay!r}") from None
+            raise ErrInvalidOption(
+                f"TCPNoDelay (WithTCPNoDelay): unknown value {o.TCPNoDelay!r}"
+            ) from None
         if not isinstance(o.BindToDevice, str):
-            raise ErrInvalidOption(f"BindToDevice: expected an interface name, got {o.BindToDevice!r}")
+            raise ErrInvalidOption(
+                f"BindToDevice: expected an interface name, got {o.BindToDevice!r}"
+            )
         if o.BindToDevice and not sys.platform.startswith("linux"):
             raise ErrUnsupportedOp()
         if not isinstance(o.LogPath, str):
@@ -221,9 +251,13 @@ class Options:
         o.TCPKeepInterval = _seconds("TCPKeepInterval", o.TCPKeepInterval)
         o.ShutdownTimeout = _seconds("ShutdownTimeout", o.ShutdownTimeout)
         if o.ShutdownTimeout < 0:
-            raise ErrInvalidOption(f"ShutdownTimeout: must not be negative, got {o.ShutdownTimeout}")
+            raise ErrInvalidOption(
+                f"ShutdownTimeout: must not be negative, got {o.ShutdownTimeout}"
+            )
         mode = o.UnixSocketMode
-        if mode is not None and (isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777):
+        if mode is not None and (
+            isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777
+        ):
             raise ErrInvalidOption(
                 f"UnixSocketMode (WithUnixSocketMode): permission bits 0o000-0o777 or None, got {mode!r}"
             )
@@ -299,9 +333,13 @@ WithMulticore.__doc__ = "One worker process per CPU (gnet: one loop per CPU)."
 WithNumEventLoop = _setter("NumEventLoop")
 WithNumEventLoop.__doc__ = "The exact number of workers (overrides Multicore), at most 256."
 WithLoadBalancing = _setter("LB")
-WithLoadBalancing.__doc__ = "How connections are spread over workers (see the docs for what is honoured)."
+WithLoadBalancing.__doc__ = (
+    "How connections are spread over workers (see the docs for what is honoured)."
+)
 WithReusePort = _setter("ReusePort")
-WithReusePort.__doc__ = "SO_REUSEPORT on listeners; in multicore mode each worker binds its own socket."
+WithReusePort.__doc__ = (
+    "SO_REUSEPORT on listeners; in multicore mode each worker binds its own socket."
+)
 WithReuseAddr = _setter("ReuseAddr")
 WithReuseAddr.__doc__ = "SO_REUSEADDR on listeners (off by default, as in gnet)."
 WithTicker = _setter("Ticker")
@@ -328,15 +366,21 @@ WithSocketSendBuffer.__doc__ = "SO_SNDBUF on listeners and connections."
 WithLockOSThread = _setter("LockOSThread")
 WithLockOSThread.__doc__ = "Accepted for compatibility; only its 10000-loop check applies."
 WithEdgeTriggeredIO = _setter("EdgeTriggeredIO")
-WithEdgeTriggeredIO.__doc__ = "Accepted for compatibility; Twisted's reactor decides the polling mode."
+WithEdgeTriggeredIO.__doc__ = (
+    "Accepted for compatibility; Twisted's reactor decides the polling mode."
+)
 WithEdgeTriggeredIOChunk = _setter("EdgeTriggeredIOChunk")
-WithEdgeTriggeredIOChunk.__doc__ = "Accepted for compatibility (normalised as gnet does, no effect)."
+WithEdgeTriggeredIOChunk.__doc__ = (
+    "Accepted for compatibility (normalised as gnet does, no effect)."
+)
 WithMulticastInterfaceIndex = _setter("MulticastInterfaceIndex")
 WithMulticastInterfaceIndex.__doc__ = "Interface index used to join a multicast UDP listen address."
 WithBindToDevice = _setter("BindToDevice")
 WithBindToDevice.__doc__ = "SO_BINDTODEVICE on listeners (Linux only)."
 WithLogger = _setter("Logger")
-WithLogger.__doc__ = "A twisted.logger.Logger, or a gnet-style logger with Debugf/Infof/Warnf/Errorf."
+WithLogger.__doc__ = (
+    "A twisted.logger.Logger, or a gnet-style logger with Debugf/Infof/Warnf/Errorf."
+)
 WithLogPath = _setter("LogPath")
 WithLogPath.__doc__ = "Log to this file when no Logger is given."
 WithLogLevel = _setter("LogLevel")

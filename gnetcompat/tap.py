@@ -81,14 +81,18 @@ def _backlog(value: str) -> int:
     """C{--backlog}: 0 (the OS maximum) to L{MAX_BACKLOG}."""
     n = _count("backlog")(value)
     if n > MAX_BACKLOG:
-        raise ValueError(f"--backlog must be <= {MAX_BACKLOG} (the kernel caps it at somaxconn), not {n}")
+        raise ValueError(
+            f"--backlog must be <= {MAX_BACKLOG} (the kernel caps it at somaxconn), not {n}"
+        )
     return n
 
 
 def _endpointBacklog(value: str, description: str) -> int:
     """The C{backlog=N} of an endpoint description: a whole number 1 to L{MAX_BACKLOG}."""
     if not value.isdigit() or not 1 <= int(value) <= MAX_BACKLOG:
-        raise ValueError(f"backlog={value!r} in {description!r}: give a whole number 1-{MAX_BACKLOG}")
+        raise ValueError(
+            f"backlog={value!r} in {description!r}: give a whole number 1-{MAX_BACKLOG}"
+        )
     return int(value)
 
 
@@ -213,12 +217,16 @@ def unixMode(description: str) -> int | None:
     for p in _splitEndpoint(rest)[1:]:
         m = _KV.match(p)
         if not m or m.group(1) != "mode":
-            raise ValueError(f"unsupported endpoint argument {p!r} in {description!r}: unix "
-                             "takes mode=OCTAL only")
+            raise ValueError(
+                f"unsupported endpoint argument {p!r} in {description!r}: unix "
+                "takes mode=OCTAL only"
+            )
         text = m.group(2).lower().removeprefix("0o")
         if not text or not all(c in "01234567" for c in text) or int(text, 8) > 0o777:
-            raise ValueError(f"bad mode {m.group(2)!r} in {description!r}: give octal "
-                             "permission bits such as mode=0660")
+            raise ValueError(
+                f"bad mode {m.group(2)!r} in {description!r}: give octal "
+                "permission bits such as mode=0660"
+            )
         mode = int(text, 8)
     return mode
 
@@ -281,70 +289,202 @@ class Options(usage.Options):
         "echoed with its opcode. Autobahn does the WebSocket protocol."
     )
     optParameters = [
-        ["port", "p", None, "Port number (binds 127.0.0.1) or an address: tcp:PORT[:interface=H], "
-         "tcp6:PORT, unix:PATH[:mode=0660] (default: the umask decides), "
-         "systemd:domain=INET:index=N, tcp://HOST:PORT, unix:///PATH, "
-         "ssl:PORT:privateKey=KEY:certKey=CERT[:extraCertChain=F][:dhParameters=F]"
-         "[:interface=H] (TLS) "
-         "(default: 9080, unless --listen is given).", None],
+        [
+            "port",
+            "p",
+            None,
+            "Port number (binds 127.0.0.1) or an address: tcp:PORT[:interface=H], "
+            "tcp6:PORT, unix:PATH[:mode=0660] (default: the umask decides), "
+            "systemd:domain=INET:index=N, tcp://HOST:PORT, unix:///PATH, "
+            "ssl:PORT:privateKey=KEY:certKey=CERT[:extraCertChain=F][:dhParameters=F]"
+            "[:interface=H] (TLS) "
+            "(default: 9080, unless --listen is given).",
+            None,
+        ],
         ["multicore", None, True, "One worker process per CPU (true/false).", _bool("multicore")],
-        ["num-event-loop", None, 0, "Exact number of worker processes (0: by --multicore).",
-         _count("num-event-loop")],
-        ["reuseport", None, True, "Each worker binds its own SO_REUSEPORT socket (true/false).",
-         _bool("reuseport")],
+        [
+            "num-event-loop",
+            None,
+            0,
+            "Exact number of worker processes (0: by --multicore).",
+            _count("num-event-loop"),
+        ],
+        [
+            "reuseport",
+            None,
+            True,
+            "Each worker binds its own SO_REUSEPORT socket (true/false).",
+            _bool("reuseport"),
+        ],
         ["tick", None, 3.0, "Seconds between [connected-count=N] log lines.", _seconds("tick")],
-        ["max-message-size", None, 16 * _MIB, "Largest message in bytes (bigger: close 1009; 0: no limit).",
-         _count("max-message-size")],
-        ["max-frame-size", None, 16 * _MIB, "Largest frame payload in bytes (close 1009; 0: no limit).",
-         _count("max-frame-size")],
-        ["max-header-size", None, 16 * 1024, "Largest HTTP request header block of the handshake "
-         "(bigger: HTTP 431).", _count("max-header-size", 1)],
-        ["open-handshake-timeout", None, 5.0, "Seconds a client has to complete the opening "
-         "handshake (0: none).", _seconds("open-handshake-timeout")],
-        ["close-handshake-timeout", None, 1.0, "Seconds the peer has to answer our Close frame.",
-         _seconds("close-handshake-timeout")],
-        ["auto-ping-interval", None, 20.0, "Ping each connection every this many seconds "
-         "(0: off).", _seconds("auto-ping-interval")],
-        ["auto-ping-timeout", None, 20.0, "Drop a connection whose ping is not answered in this "
-         "many seconds (0: never; needs --auto-ping-interval).", _seconds("auto-ping-timeout")],
-        ["message-timeout", None, 60.0, "Seconds a frame or message may stay partly received "
-         "(then close 1008; 0: no limit).", _seconds("message-timeout")],
-        ["partial-message-budget", None, 64 * _MIB, "Bytes all connections of a worker may hold "
-         "in partly received messages (the one going over: close 1013; 0: no limit; at least "
-         "--max-message-size).", _count("partial-message-budget")],
-        ["allowed-origins", None, "*", "Comma-separated origins allowed to connect, as "
-         "browsers send them: scheme://host[:port] (default ports implied; *.host for "
-         "subdomains, :* for any port), or * for any (others: HTTP 403).", None],
-        ["compression", None, True, "Accept permessage-deflate (true/false).", _bool("compression")],
-        ["max-connections", None, 0, "Refuse connections beyond this many, engine-wide, with "
-         "HTTP 503 (0: no limit).", _count("max-connections")],
-        ["backlog", None, 0, "Listen backlog of every listener (0: the OS maximum; "
-         f"at most {MAX_BACKLOG}).", _backlog],
-        ["read-buffer-size", None, 256 * 1024, "Bytes taken per read from a connection "
-         "(gnet's ReadBufferCap, rounded up to a power of two; 256 KiB reads a 64 KiB "
-         "message at once, gnet's 64 KiB default needs two reads). At most 64 MiB.",
-         _count("read-buffer-size", 1, _MAX_READ_BUFFER)],
-        ["write-buffer-size", None, 64 * 1024, "Bytes of replies that may wait for a slow "
-         "client before reading from it pauses (gnet's WriteBufferCap, rounded up to a "
-         "power of two). At most 1 GiB.",
-         _count("write-buffer-size", 1, _MAX_WRITE_BUFFER)],
-        ["log-level", None, "info", "debug shows every message and connection; info, warn, error.",
-         None],
-        ["shutdown-timeout", None, 5.0, "Seconds a graceful shutdown waits for closing "
-         "handshakes before aborting connections.", _seconds("shutdown-timeout")],
-        ["metrics", None, None, "Serve Prometheus metrics at /metrics on this Twisted endpoint; "
-         "a bare port (9100, tcp:9100) binds 127.0.0.1, tcp:9100:interface=0.0.0.0 all "
-         "interfaces (default: off).", None],
-        ["heartbeat-timeout", None, 5.0, "Seconds a worker process may go without a heartbeat "
-         "(stopped, or blocked) before it is killed and replaced (0: never; else 0.5-3600).",
-         _seconds("heartbeat-timeout")],
-        ["status-page", None, True, "Answer a plain GET / on the echo port with an HTML status "
-         "page (false: HTTP 426).", _bool("status-page")],
-        ["tls-cert", None, None, "Serve TLS (wss://, https:// for the status page) on every "
-         "--port/--listen address with this PEM certificate (chain may follow the leaf); "
-         "ssl: descriptions keep their own files. SIGHUP reloads it.", None],
-        ["tls-key", None, None, "The PEM private key for --tls-cert (default: in the "
-         "--tls-cert file).", None],
+        [
+            "max-message-size",
+            None,
+            16 * _MIB,
+            "Largest message in bytes (bigger: close 1009; 0: no limit).",
+            _count("max-message-size"),
+        ],
+        [
+            "max-frame-size",
+            None,
+            16 * _MIB,
+            "Largest frame payload in bytes (close 1009; 0: no limit).",
+            _count("max-frame-size"),
+        ],
+        [
+            "max-header-size",
+            None,
+            16 * 1024,
+            "Largest HTTP request header block of the handshake (bigger: HTTP 431).",
+            _count("max-header-size", 1),
+        ],
+        [
+            "open-handshake-timeout",
+            None,
+            5.0,
+            "Seconds a client has to complete the opening handshake (0: none).",
+            _seconds("open-handshake-timeout"),
+        ],
+        [
+            "close-handshake-timeout",
+            None,
+            1.0,
+            "Seconds the peer has to answer our Close frame.",
+            _seconds("close-handshake-timeout"),
+        ],
+        [
+            "auto-ping-interval",
+            None,
+            20.0,
+            "Ping each connection every this many seconds (0: off).",
+            _seconds("auto-ping-interval"),
+        ],
+        [
+            "auto-ping-timeout",
+            None,
+            20.0,
+            "Drop a connection whose ping is not answered in this "
+            "many seconds (0: never; needs --auto-ping-interval).",
+            _seconds("auto-ping-timeout"),
+        ],
+        [
+            "message-timeout",
+            None,
+            60.0,
+            "Seconds a frame or message may stay partly received (then close 1008; 0: no limit).",
+            _seconds("message-timeout"),
+        ],
+        [
+            "partial-message-budget",
+            None,
+            64 * _MIB,
+            "Bytes all connections of a worker may hold "
+            "in partly received messages (the one going over: close 1013; 0: no limit; at least "
+            "--max-message-size).",
+            _count("partial-message-budget"),
+        ],
+        [
+            "allowed-origins",
+            None,
+            "*",
+            "Comma-separated origins allowed to connect, as "
+            "browsers send them: scheme://host[:port] (default ports implied; *.host for "
+            "subdomains, :* for any port), or * for any (others: HTTP 403).",
+            None,
+        ],
+        [
+            "compression",
+            None,
+            True,
+            "Accept permessage-deflate (true/false).",
+            _bool("compression"),
+        ],
+        [
+            "max-connections",
+            None,
+            0,
+            "Refuse connections beyond this many, engine-wide, with HTTP 503 (0: no limit).",
+            _count("max-connections"),
+        ],
+        [
+            "backlog",
+            None,
+            0,
+            f"Listen backlog of every listener (0: the OS maximum; at most {MAX_BACKLOG}).",
+            _backlog,
+        ],
+        [
+            "read-buffer-size",
+            None,
+            256 * 1024,
+            "Bytes taken per read from a connection "
+            "(gnet's ReadBufferCap, rounded up to a power of two; 256 KiB reads a 64 KiB "
+            "message at once, gnet's 64 KiB default needs two reads). At most 64 MiB.",
+            _count("read-buffer-size", 1, _MAX_READ_BUFFER),
+        ],
+        [
+            "write-buffer-size",
+            None,
+            64 * 1024,
+            "Bytes of replies that may wait for a slow "
+            "client before reading from it pauses (gnet's WriteBufferCap, rounded up to a "
+            "power of two). At most 1 GiB.",
+            _count("write-buffer-size", 1, _MAX_WRITE_BUFFER),
+        ],
+        [
+            "log-level",
+            None,
+            "info",
+            "debug shows every message and connection; info, warn, error.",
+            None,
+        ],
+        [
+            "shutdown-timeout",
+            None,
+            5.0,
+            "Seconds a graceful shutdown waits for closing handshakes before aborting connections.",
+            _seconds("shutdown-timeout"),
+        ],
+        [
+            "metrics",
+            None,
+            None,
+            "Serve Prometheus metrics at /metrics on this Twisted endpoint; "
+            "a bare port (9100, tcp:9100) binds 127.0.0.1, tcp:9100:interface=0.0.0.0 all "
+            "interfaces (default: off).",
+            None,
+        ],
+        [
+            "heartbeat-timeout",
+            None,
+            5.0,
+            "Seconds a worker process may go without a heartbeat "
+            "(stopped, or blocked) before it is killed and replaced (0: never; else 0.5-3600).",
+            _seconds("heartbeat-timeout"),
+        ],
+        [
+            "status-page",
+            None,
+            True,
+            "Answer a plain GET / on the echo port with an HTML status page (false: HTTP 426).",
+            _bool("status-page"),
+        ],
+        [
+            "tls-cert",
+            None,
+            None,
+            "Serve TLS (wss://, https:// for the status page) on every "
+            "--port/--listen address with this PEM certificate (chain may follow the leaf); "
+            "ssl: descriptions keep their own files. SIGHUP reloads it.",
+            None,
+        ],
+        [
+            "tls-key",
+            None,
+            None,
+            "The PEM private key for --tls-cert (default: in the --tls-cert file).",
+            None,
+        ],
     ]
 
     optFlags = [
@@ -409,7 +549,9 @@ class Options(usage.Options):
             tls[None] = config
         self["tls"] = tls
         if self["log-level"] not in ("debug", "info", "warn", "error"):
-            raise usage.UsageError(f"--log-level: debug, info, warn or error, not {self['log-level']!r}")
+            raise usage.UsageError(
+                f"--log-level: debug, info, warn or error, not {self['log-level']!r}"
+            )
         if self["auto-ping-timeout"] and not self["auto-ping-interval"]:
             raise usage.UsageError("--auto-ping-timeout needs --auto-ping-interval")
         origins = [o.strip() for o in self["allowed-origins"].split(",") if o.strip()]
@@ -423,7 +565,9 @@ class Options(usage.Options):
             try:
                 serverFromString(reactor, metricsEndpoint(self["metrics"])[0])
             except (ValueError, KeyError, TypeError) as e:
-                raise usage.UsageError(f"--metrics: bad endpoint {self['metrics']!r}: {e}") from None
+                raise usage.UsageError(
+                    f"--metrics: bad endpoint {self['metrics']!r}: {e}"
+                ) from None
         try:
             self["policy"] = gnet.SupervisionPolicy(heartbeatTimeout=self["heartbeat-timeout"])
         except ValueError as e:

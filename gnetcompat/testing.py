@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.error import ConnectionAborted, ConnectionDone
@@ -177,7 +178,9 @@ class HandlerDriver:
     @ivar reactor: the L{MemoryReactor} (also the ticker's clock).
     """
 
-    def __init__(self, handler: Any, *opts: Option | Options, address: str = "tcp://127.0.0.1:9000") -> None:
+    def __init__(
+        self, handler: Any, *opts: Option | Options, address: str = "tcp://127.0.0.1:9000"
+    ) -> None:
         self.reactor = MemoryReactor()
         options = loadOptions(*opts)
         options.Reactor = self.reactor
@@ -223,7 +226,9 @@ class HandlerDriver:
         self.runPending()
         return FakePeer(self, proto, t)
 
-    def datagram(self, data: bytes, peer: tuple[str, int] = ("127.0.0.1", 40000)) -> list[tuple[bytes, Any]]:
+    def datagram(
+        self, data: bytes, peer: tuple[str, int] = ("127.0.0.1", 40000)
+    ) -> list[tuple[bytes, Any]]:
         """Deliver one UDP datagram; return the datagrams the handler sent, with addresses."""
         before = len(self.udpPort.sent)
         self._udp.datagramReceived(data, peer)

@@ -89,7 +89,9 @@ class WebSocketConn:
 
     __slots__ = ("conn", "session", "_readPaused")
 
-    def __init__(self, conn: Any, options: WebSocketOptions | None = None, reactor: Any = None) -> None:
+    def __init__(
+        self, conn: Any, options: WebSocketOptions | None = None, reactor: Any = None
+    ) -> None:
         """
         @param conn: the gnet Conn, in its C{OnOpen}.
         @param options: limits, timeouts, compression; safe defaults when C{None}.

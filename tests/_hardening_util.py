@@ -141,9 +141,7 @@ class EchoServer(ProcessProtocol):
         self.signalled = getattr(reason.value, "signal", None)
         waiters, self._waiters = self._waiters, []
         for rx, _, d in waiters:
-            d.errback(
-                ServerFailed(f"exited before {rx.pattern!r}:\n{self.output[-4000:]}")
-            )
+            d.errback(ServerFailed(f"exited before {rx.pattern!r}:\n{self.output[-4000:]}"))
         ends, self._ends = self._ends, []
         for d in ends:
             d.callback(self.status)
@@ -151,9 +149,7 @@ class EchoServer(ProcessProtocol):
     def _bounded(self, d: Deferred, timeout: float, what: str) -> Deferred:
         def timedOut(f: Failure) -> Failure:
             if f.check(defer.TimeoutError, defer.CancelledError):
-                raise ServerFailed(
-                    f"timed out after {timeout} s {what}:\n{self.output[-4000:]}"
-                )
+                raise ServerFailed(f"timed out after {timeout} s {what}:\n{self.output[-4000:]}")
             return f
 
         return d.addTimeout(timeout, self.reactor).addErrback(timedOut)
@@ -332,9 +328,7 @@ def frame(
         return head + payload
     if mask != _ZERO_MASK and payload:
         k = (mask * (n // 4 + 1))[:n]
-        payload = (int.from_bytes(payload, "big") ^ int.from_bytes(k, "big")).to_bytes(
-            n, "big"
-        )
+        payload = (int.from_bytes(payload, "big") ^ int.from_bytes(k, "big")).to_bytes(n, "big")
     return head + mask + payload
 
 
@@ -434,9 +428,7 @@ class WSClient:
                     self.buf = b[off + n :]
                     if op == 8:
                         self.closeCode = (
-                            struct.unpack("!H", payload[:2])[0]
-                            if len(payload) >= 2
-                            else 1005
+                            struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
                         )
                     return op, payload
             self._fill(deadline)
@@ -492,9 +484,7 @@ class WSClient:
     def abort(self) -> None:
         """Reset the connection (SO_LINGER 0, then close: an RST)."""
         try:
-            self.sock.setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-            )
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         except OSError:
             pass
         self.close()

@@ -27,7 +27,8 @@ A transparent byte pipe in the manner of L{twisted.protocols.portforward}:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IHalfCloseableProtocol, IHandshakeListener, IPushProducer
@@ -136,7 +137,9 @@ class _Pipe:
 
     def start(self) -> None:
         f = self.factory
-        self._timer = f.reactor.callLater(f.handshakeTimeout, self._timedOut, "connect + TLS handshake")
+        self._timer = f.reactor.callLater(
+            f.handshakeTimeout, self._timedOut, "connect + TLS handshake"
+        )
         proto = _Outbound(self)
         self._connecting = f.connect(proto)
         self._connecting.addCallbacks(self._connected, self._connectFailed, callbackArgs=(proto,))
@@ -268,7 +271,9 @@ class TLSRelayFactory(Factory):
             pipe.abort()
 
 
-def tlsConnector(reactor: Any, host: str, port: int, caCertPath: str, hostname: str = "localhost") -> Connect:
+def tlsConnector(
+    reactor: Any, host: str, port: int, caCertPath: str, hostname: str = "localhost"
+) -> Connect:
     """
     A L{Connect} dialling C{host:port} over TLS, verifying the server's
     certificate for C{hostname} against the CA in C{caCertPath}.
@@ -283,7 +288,9 @@ def tlsConnector(reactor: Any, host: str, port: int, caCertPath: str, hostname: 
     return lambda proto: connectProtocol(endpoint, proto)
 
 
-def listenRelay(testCase: Any, connect: Connect, reactor: Any = None, **kw: Any) -> tuple[TLSRelayFactory, int]:
+def listenRelay(
+    testCase: Any, connect: Connect, reactor: Any = None, **kw: Any
+) -> tuple[TLSRelayFactory, int]:
     """
     Listen on 127.0.0.1 (a free port) with a L{TLSRelayFactory}; the test's
     cleanup stops listening and drops what is left.

@@ -37,7 +37,9 @@ class PidEcho(BuiltinEventEngine):
     OnBoot/OnShutdown/OnTick append a line with the pid.
     """
 
-    def __init__(self, openDelay: float = 0.0, notes: str | None = None, tickStop: bool = False) -> None:
+    def __init__(
+        self, openDelay: float = 0.0, notes: str | None = None, tickStop: bool = False
+    ) -> None:
         self.openDelay = openDelay
         self.notes = notes
         self.tickStop = tickStop

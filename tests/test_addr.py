@@ -146,7 +146,9 @@ class InheritedSocketTests(SynchronousTestCase):
         path = self.mktemp()
         unix = self.listening(socket.AF_UNIX, path)
         spec = parseProtoAddr(f"fd://{unix.fileno()}")
-        self.assertEqual((spec.network, spec.address, spec.normalizedNetwork), ("unix", path, "unix"))
+        self.assertEqual(
+            (spec.network, spec.address, spec.normalizedNetwork), ("unix", path, "unix")
+        )
         self.assertFalse(ownsPath(spec))
         self.assertTrue(ownsPath(parseProtoAddr(f"unix://{path}")))
 
@@ -198,8 +200,12 @@ class ResolveTests(SynchronousTestCase):
 
     def test_ipv4(self) -> None:
         """An IPv4 literal or C{tcp4} with no host gives an IPv4 socket address."""
-        self.assertEqual(resolve(parseProtoAddr("tcp://127.0.0.1:9")), (socket.AF_INET, ("127.0.0.1", 9), False))
-        self.assertEqual(resolve(parseProtoAddr("tcp4://:9")), (socket.AF_INET, ("0.0.0.0", 9), False))
+        self.assertEqual(
+            resolve(parseProtoAddr("tcp://127.0.0.1:9")), (socket.AF_INET, ("127.0.0.1", 9), False)
+        )
+        self.assertEqual(
+            resolve(parseProtoAddr("tcp4://:9")), (socket.AF_INET, ("0.0.0.0", 9), False)
+        )
         self.assertEqual(resolve(parseProtoAddr("udp4://0.0.0.0:9"))[0], socket.AF_INET)
 
     def test_ipv6Literal(self) -> None:
@@ -228,7 +234,9 @@ class ResolveTests(SynchronousTestCase):
 
     def test_unresolvable(self) -> None:
         """An unresolvable host name raises L{ErrInvalidNetworkAddress}."""
-        self.assertRaises(ErrInvalidNetworkAddress, resolve, parseProtoAddr("tcp://no-such-host.invalid:9"))
+        self.assertRaises(
+            ErrInvalidNetworkAddress, resolve, parseProtoAddr("tcp://no-such-host.invalid:9")
+        )
 
 
 class AddrTests(SynchronousTestCase):
@@ -261,10 +269,16 @@ class AddrTests(SynchronousTestCase):
 
     def test_fromTwisted(self) -> None:
         """Twisted addresses convert; IPv4-mapped IPv6 peers read in dotted form."""
-        self.assertEqual(fromTwisted(IPv4Address("TCP", "1.2.3.4", 5), "tcp"), gnet.Addr("tcp", "1.2.3.4", 5))
-        self.assertEqual(fromTwisted(IPv6Address("TCP", "::ffff:1.2.3.4", 5), "tcp").String(), "1.2.3.4:5")
+        self.assertEqual(
+            fromTwisted(IPv4Address("TCP", "1.2.3.4", 5), "tcp"), gnet.Addr("tcp", "1.2.3.4", 5)
+        )
+        self.assertEqual(
+            fromTwisted(IPv6Address("TCP", "::ffff:1.2.3.4", 5), "tcp").String(), "1.2.3.4:5"
+        )
         self.assertEqual(fromTwisted(IPv6Address("TCP", "::1", 5), "tcp").String(), "[::1]:5")
         self.assertEqual(fromTwisted(UNIXAddress(b"/x.sock"), "unix"), gnet.Addr("unix", "/x.sock"))
         self.assertEqual(fromTwisted(UNIXAddress(None), "unix").String(), "")
-        self.assertEqual(fromTwisted(("::ffff:10.0.0.1", 7, 0, 0), "udp"), gnet.Addr("udp", "10.0.0.1", 7))
+        self.assertEqual(
+            fromTwisted(("::ffff:10.0.0.1", 7, 0, 0), "udp"), gnet.Addr("udp", "10.0.0.1", 7)
+        )
         self.assertIsNone(fromTwisted(None, "tcp"))

@@ -19,7 +19,8 @@ import shutil
 import sys
 import tempfile
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet import task
 from twisted.internet.defer import Deferred
@@ -118,8 +119,13 @@ class StrictVerdictTests(SynchronousTestCase):
         os.makedirs(outdir)
         index = {
             "gnetcompat": {
-                c: {"behavior": b, "behaviorClose": bc, "remoteCloseCode": 1000,
-                    "duration": 1, "reportfile": f"gnetcompat_case_{c.replace('.', '_')}.json"}
+                c: {
+                    "behavior": b,
+                    "behaviorClose": bc,
+                    "remoteCloseCode": 1000,
+                    "duration": 1,
+                    "reportfile": f"gnetcompat_case_{c.replace('.', '_')}.json",
+                }
                 for c, (b, bc) in cases.items()
             }
         }
@@ -153,8 +159,14 @@ class StrictVerdictTests(SynchronousTestCase):
         unexpected INFORMATIONAL are each reported with the case id, its
         verdicts and the report's result text.
         """
-        for verdict in [("NON-STRICT", "OK"), ("FAILED", "OK"), ("UNIMPLEMENTED", "OK"),
-                        ("OK", "FAILED"), ("OK", "NON-STRICT"), ("INFORMATIONAL", "OK")]:
+        for verdict in [
+            ("NON-STRICT", "OK"),
+            ("FAILED", "OK"),
+            ("UNIMPLEMENTED", "OK"),
+            ("OK", "FAILED"),
+            ("OK", "NON-STRICT"),
+            ("INFORMATIONAL", "OK"),
+        ]:
             cases = self.perfect()
             cases["1.3.3"] = verdict
             problems = "\n".join(self.check(cases))
@@ -178,8 +190,10 @@ class StrictVerdictTests(SynchronousTestCase):
         outdir = self.write(self.perfect())
         results = autobahn_report.readResults(outdir)
         self.assertEqual(strictProblems(outdir, results, TOTAL_CASES), [])
-        self.assertIn(f"ran 517 cases, expected {TLS_SELECTED_CASES}",
-                      strictProblems(outdir, results, TLS_SELECTED_CASES))
+        self.assertIn(
+            f"ran 517 cases, expected {TLS_SELECTED_CASES}",
+            strictProblems(outdir, results, TLS_SELECTED_CASES),
+        )
 
 
 class AutobahnSuiteTests(TestCase):
@@ -227,8 +241,13 @@ class AutobahnSuiteTests(TestCase):
         port = freePort()
         server = spawnTwistd(
             self,
-            ["gnetecho", "--listen", f"ssl:{port}:privateKey={certs.serverKey}:certKey={certs.serverCert}",
-             "--auto-ping-interval=0", "--auto-ping-timeout=0"],
+            [
+                "gnetecho",
+                "--listen",
+                f"ssl:{port}:privateKey={certs.serverKey}:certKey={certs.serverCert}",
+                "--auto-ping-interval=0",
+                "--auto-ping-timeout=0",
+            ],
         )
         await server.waitFor(LISTENING, 60)
         from twisted.internet import reactor
@@ -242,12 +261,19 @@ class AutobahnSuiteTests(TestCase):
         else:
             select = tuple(a for c in TLS_SECTIONS + TLS_COMPRESSION_CASES for a in ("-i", c))
             expected = TLS_SELECTED_CASES
-        await self.runSuite(server, relayPort, "Autobahn TestSuite over wss:// (TLS relay)",
-                            select, expected)
+        await self.runSuite(
+            server, relayPort, "Autobahn TestSuite over wss:// (TLS relay)", select, expected
+        )
         self.assertEqual((relay.refused, relay.errors), (0, []))
 
-    async def runSuite(self, server: Any, port: int, title: str,
-                       select: tuple[str, ...] = (), expected: int = TOTAL_CASES) -> None:
+    async def runSuite(
+        self,
+        server: Any,
+        port: int,
+        title: str,
+        select: tuple[str, ...] = (),
+        expected: int = TOTAL_CASES,
+    ) -> None:
         """
         Run kosoku (all cases, or C{select}: its -i/-x arguments, which
         give C{expected} cases) against 127.0.0.1:C{port}, print the summary
@@ -494,7 +520,9 @@ class TLSRelayMemoryTests(SynchronousTestCase):
     def test_hostileOptions(self) -> None:
         """Zero or negative bounds are refused at construction."""
         for kw in ({"maxConnections": 0}, {"handshakeTimeout": 0}, {"closeTimeout": -1}):
-            self.assertRaises(ValueError, _tlsrelay.TLSRelayFactory, _FakeConnect(), task.Clock(), **kw)
+            self.assertRaises(
+                ValueError, _tlsrelay.TLSRelayFactory, _FakeConnect(), task.Clock(), **kw
+            )
 
 
 def _buffered(t: Any) -> int:
@@ -575,7 +603,9 @@ class TLSRelayLoopbackTests(TestCase):
         tlsFactory.protocol = TLSMemoryBIOProtocol
         port = reactor.listenTCP(0, tlsFactory, interface="127.0.0.1")
         self.addCleanup(port.stopListening)
-        connect = _tlsrelay.tlsConnector(reactor, "127.0.0.1", port.getHost().port, self.certs.caCert)
+        connect = _tlsrelay.tlsConnector(
+            reactor, "127.0.0.1", port.getHost().port, self.certs.caCert
+        )
         self.relay, self.relayPort = _tlsrelay.listenRelay(self, connect, reactor)
 
     async def dial(self) -> _Peer:
@@ -584,8 +614,10 @@ class TLSRelayLoopbackTests(TestCase):
         client = _Peer()
         await connectProtocol(TCP4ClientEndpoint(self.reactor, "127.0.0.1", self.relayPort), client)
         self.addCleanup(lambda: client.transport.abortConnection() if client.lost is None else None)
-        await _until(lambda: self.servers and self.relay.pipes and next(iter(self.relay.pipes))._joined,
-                     "the relay's TLS handshake")
+        await _until(
+            lambda: self.servers and self.relay.pipes and next(iter(self.relay.pipes))._joined,
+            "the relay's TLS handshake",
+        )
         return client
 
     async def test_bytesBothWaysCleanClose(self) -> None:
@@ -651,7 +683,9 @@ class TLSRelayLoopbackTests(TestCase):
         pipe = next(iter(self.relay.pipes))
         plain, tlsTcp = pipe.inbound.transport, pipe.outbound.transport.transport
         client.transport.write(payload)
-        await _until(lambda: plain not in self.reactor.getReaders(), "the relay to pause the client")
+        await _until(
+            lambda: plain not in self.reactor.getReaders(), "the relay to pause the client"
+        )
         self.assertLess(pipe.bytesUp, len(payload))
         self.assertLess(_buffered(tlsTcp), 1 << 20)
         server.transport.resumeProducing()
@@ -672,7 +706,9 @@ class TLSRelayLoopbackTests(TestCase):
         pipe = next(iter(self.relay.pipes))
         plain, tlsTcp = pipe.inbound.transport, pipe.outbound.transport.transport
         self.servers[0].transport.write(payload)
-        await _until(lambda: tlsTcp not in self.reactor.getReaders(), "the relay to pause the server")
+        await _until(
+            lambda: tlsTcp not in self.reactor.getReaders(), "the relay to pause the server"
+        )
         self.assertLess(pipe.bytesDown, len(payload))
         self.assertLess(_buffered(plain), 1 << 20)
         client.transport.resumeProducing()

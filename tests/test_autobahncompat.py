@@ -80,7 +80,10 @@ class SourcePinnedTests(SynchronousTestCase):
         "WebSocketProtocol._connectionLost": ("8d53cb80c1e9f3de", "lose"),
         # refuses to send outside STATE_OPEN (sendMessageWhileClosing)
         "WebSocketProtocol.sendMessage": ("048d6bcf0d712309", "sendMessageWhileClosing"),
-        "WebSocketProtocol._fail_connection": ("00c349e066d658bf", "_fail_connection, failUnreported"),
+        "WebSocketProtocol._fail_connection": (
+            "00c349e066d658bf",
+            "_fail_connection, failUnreported",
+        ),
         # the stepped inflation's suspension and resumption
         "PerMessageDeflate.start_decompress_message": ("67b5236a90474c46", "SteppedDeflate"),
         "PerMessageDeflate.decompress_message_data": ("d66e0805905a2f34", "SteppedDeflate"),
@@ -91,7 +94,10 @@ class SourcePinnedTests(SynchronousTestCase):
         # overridden in gnetcompat._wsproto._SessionProtocol (holding, status page)
         "WebSocketProtocol.sendCloseFrame": ("a511406d6b0d711e", "_wsproto holding"),
         "WebSocketProtocol.dropConnection": ("149c74c9a251a7b1", "_wsproto holding"),
-        "WebSocketServerProtocol.processHandshake": ("0055f4d349937673", "_wsproto processHandshake"),
+        "WebSocketServerProtocol.processHandshake": (
+            "0055f4d349937673",
+            "_wsproto processHandshake",
+        ),
         "WebSocketServerProtocol.sendServerStatus": ("238337e44f003835", "_wsproto status page"),
         "WebSocketServerProtocol.sendRedirect": ("39246aa798870399", "_wsproto status page"),
         "WebSocketServerProtocol.failHandshake": ("354c2c03cca517fb", "_wsproto failHandshake"),
@@ -125,9 +131,7 @@ class ProbeTests(SynchronousTestCase):
         self.assertIs(ours.__code__, theirs.__code__)
         self.assertIs(upstream.create_xor_masker, create_xor_masker)
         self.assertIs(ours.__globals__["create_xor_masker"], fastCreateXorMasker)
-        names = {
-            i.argval for i in dis.get_instructions(theirs) if i.opname == "LOAD_GLOBAL"
-        }
+        names = {i.argval for i in dis.get_instructions(theirs) if i.opname == "LOAD_GLOBAL"}
         self.assertIn("create_xor_masker", names)
         for name in names - {"create_xor_masker"}:
             self.assertIs(
@@ -141,9 +145,7 @@ class ProbeTests(SynchronousTestCase):
         Every per-connection attribute shadowed at class level (for
         C{compact}) is one Autobahn's protocol sets on its instances.
         """
-        source = inspect.getsource(WebSocketProtocol) + inspect.getsource(
-            WebSocketServerProtocol
-        )
+        source = inspect.getsource(WebSocketProtocol) + inspect.getsource(WebSocketServerProtocol)
         shadows = [
             name
             for name, value in vars(AutobahnServerProtocol).items()
@@ -212,6 +214,7 @@ class ProbeTests(SynchronousTestCase):
         session.feed(upgradeRequest())
         self.assertTrue(session.upgraded)
         self.assertLess(len(vars(session._proto)), 30)
-        self.assertEqual(session.feed(b"\x81\x82abcd" + bytes(a ^ b for a, b in zip(b"hi", b"ab"))),
-                         [(1, b"hi")])
+        self.assertEqual(
+            session.feed(b"\x81\x82abcd" + bytes(a ^ b for a, b in zip(b"hi", b"ab"))), [(1, b"hi")]
+        )
         session.connectionLost()

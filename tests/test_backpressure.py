@@ -21,7 +21,8 @@ import os
 import socket
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet import abstract, reactor, task, tcp, threads
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -31,6 +32,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 import gnetcompat as gnet
+
 from ._hardening_util import WSClient, closeFrame, frame, startServer
 from ._hardening_util import openFds as pidFds
 
@@ -71,7 +73,7 @@ def readToEOF(s: socket.socket, timeout: float) -> tuple[int, bool, float]:
         s.settimeout(left)
         try:
             data = s.recv(1 << 20)
-        except socket.timeout:
+        except TimeoutError:
             return total, False, 0.0
         if not data:
             return total, True, time.monotonic() - last
@@ -79,7 +81,9 @@ def readToEOF(s: socket.socket, timeout: float) -> tuple[int, bool, float]:
         last = time.monotonic()
 
 
-def lateReader(addr: Any, closed: threading.Event, family: int = socket.AF_INET) -> tuple[int, bool, float]:
+def lateReader(
+    addr: Any, closed: threading.Event, family: int = socket.AF_INET
+) -> tuple[int, bool, float]:
     """
     Connect, send C{go}, wait (bounded) until the server's C{OnClose} ran,
     only then read everything: what L{readToEOF} says.
@@ -295,7 +299,9 @@ class CloseAfterBigWriteTests(_Serving):
         yield self.waitUntil(handler.closed.is_set, 15, "OnClose")
         self.assertEqual(ownFds(), baseline + 2, "the server socket should still be flushing")
         # only the client's socket is left
-        yield self.waitUntil(lambda: ownFds() <= baseline + 1, 10, "the unflushed socket to be dropped")
+        yield self.waitUntil(
+            lambda: ownFds() <= baseline + 1, 10, "the unflushed socket to be dropped"
+        )
 
 
 class ClientCloseAfterBigWriteTests(_Serving):

@@ -132,8 +132,15 @@ class BrowserEchoTests(TestCase):
         self.assertTrue(result["ok"], result)
         self.assertEqual(
             [c["message"] for c in result["checks"]],
-            ["text", "binary 1", "binary 125", "binary 126", "binary 65535",
-             "binary 65536", "binary 1048576"],
+            [
+                "text",
+                "binary 1",
+                "binary 125",
+                "binary 126",
+                "binary 65535",
+                "binary 65536",
+                "binary 1048576",
+            ],
         )
         self.assertTrue(all(c["ok"] for c in result["checks"]), result["checks"])
         self.assertEqual(result["checks"][0]["got"], "héllo wörld ✓ 日本語 🎉")

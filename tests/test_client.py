@@ -102,9 +102,7 @@ class ContextHelperTests(SynchronousTestCase):
         self.assertEqual(FromNetConnContext(None), (None, False))
         self.assertEqual(FromNetAddrContext(Context()), (None, False))
         sentinel = object()
-        ctx = NewNetAddrContext(
-            NewNetConnContext(NewContext(None, 1), sentinel), "tcp://x:1"
-        )
+        ctx = NewNetAddrContext(NewNetConnContext(NewContext(None, 1), sentinel), "tcp://x:1")
         self.assertEqual(FromNetConnContext(ctx), (sentinel, True))
         self.assertEqual(FromNetAddrContext(ctx), ("tcp://x:1", True))
         self.assertEqual(FromContext(ctx), 1)
@@ -136,9 +134,7 @@ class NotStartedTests(SynchronousTestCase):
         """Dial/DialContext/Enroll before Start raise ErrClientNotStarted, closing nothing."""
         client = NewClient(gnet.BuiltinEventEngine())
         self.assertRaises(ErrClientNotStarted, client.Dial, "tcp", "127.0.0.1:1")
-        self.assertRaises(
-            ErrClientNotStarted, client.DialContext, "udp", "127.0.0.1:1", 1
-        )
+        self.assertRaises(ErrClientNotStarted, client.DialContext, "udp", "127.0.0.1:1", 1)
         a, b = socket.socketpair()
         self.addCleanup(a.close)
         self.addCleanup(b.close)
@@ -328,9 +324,7 @@ class _ClientTestCase(TestCase):
         self.addCleanup(stop)
         return client
 
-    def target(
-        self, eng: Any, network: str, path: str = ""
-    ) -> tuple[str, Any, int, int]:
+    def target(self, eng: Any, network: str, path: str = "") -> tuple[str, Any, int, int]:
         """(Dial address, socket address, family, type) of a served engine."""
         if network == "unix":
             return path, path, socket.AF_UNIX, socket.SOCK_STREAM
@@ -369,9 +363,7 @@ class ClientEchoMatrixTests(_ClientTestCase):
             self.assertIs(c.Context(), ctx)
             c.Wake(None)
             pairs.append((c, ctx))
-        self.assertEqual(
-            handler.opened, [c for c, _ in pairs], "OnOpen ran before each returned"
-        )
+        self.assertEqual(handler.opened, [c for c, _ in pairs], "OnOpen ran before each returned")
 
         def sendAll() -> None:  # AsyncWrite from a foreign thread
             for c, ctx in pairs:
@@ -440,11 +432,7 @@ class ClientBehaviourTests(_ClientTestCase):
     async def _wakeImmediately(self) -> None:
         class Server(gnet.BuiltinEventEngine):
             def OnClose(self, c: Any, err: Any) -> Any:
-                return (
-                    gnet.Shutdown
-                    if c.EventLoop()._engine.CountConnections() == 0
-                    else None
-                )
+                return gnet.Shutdown if c.EventLoop()._engine.CountConnections() == 0 else None
 
         checks: dict = {}
         closed: Deferred = Deferred()
@@ -622,9 +610,7 @@ class ClientBehaviourTests(_ClientTestCase):
         def inThread() -> tuple:
             conn = client.DialContext("tcp", address, _ConnCtx(1, b""))
             openedFirst = conn in handler.opened
-            sock = socket.create_connection(
-                ("127.0.0.1", eng.listeningPorts[0].getHost().port)
-            )
+            sock = socket.create_connection(("127.0.0.1", eng.listeningPorts[0].getHost().port))
             enrolled = client.EnrollContext(sock, _ConnCtx(2, b""))
             try:
                 client.Dial("tcp", f"127.0.0.1:{closedPort}")
@@ -703,15 +689,9 @@ class ClientBehaviourTests(_ClientTestCase):
         client.Start()
         self.assertRaises(ErrInvalidNetConn, client.Enroll, None)
         self.assertRaises(ErrUnsupportedProtocol, client.Enroll, "not a socket")
-        await self.assertFailure(
-            client.Dial("sctp", "127.0.0.1:1"), ErrUnsupportedProtocol
-        )
-        await self.assertFailure(
-            client.Dial("tcp", "127.0.0.1"), ErrInvalidNetworkAddress
-        )
-        await self.assertFailure(
-            client.Dial("tcp4", "[::1]:80"), ErrInvalidNetworkAddress
-        )
+        await self.assertFailure(client.Dial("sctp", "127.0.0.1:1"), ErrUnsupportedProtocol)
+        await self.assertFailure(client.Dial("tcp", "127.0.0.1"), ErrInvalidNetworkAddress)
+        await self.assertFailure(client.Dial("tcp4", "[::1]:80"), ErrInvalidNetworkAddress)
 
     def test_badArguments(self) -> None:
         """None/odd sockets and bad networks or addresses are reported with gnet's errors."""
@@ -842,31 +822,23 @@ class ClientBehaviourTests(_ClientTestCase):
 
         front = await self.serve(Front(), "tcp://127.0.0.1:0")
         self.assertEqual(bootErrors, [ErrEmptyEngine])
-        self.assertRaises(
-            ErrInvalidNetworkAddress, front.Register, NewContext(None, "x")
-        )
+        self.assertRaises(ErrInvalidNetworkAddress, front.Register, NewContext(None, "x"))
         self.assertRaises(ErrInvalidNetworkAddress, front.Register, None)
         r1 = await front.Register(
-            NewNetAddrContext(
-                NewContext(None, "by-addr"), gnet.Addr("tcp", "127.0.0.1", port)
-            )
+            NewNetAddrContext(NewContext(None, "by-addr"), gnet.Addr("tcp", "127.0.0.1", port))
         )
         sock = socket.create_connection(("127.0.0.1", port))
         r2 = await front.Register(NewNetConnContext(NewContext(None, "by-conn"), sock))
         self.assertEqual(sock.fileno(), -1)
         self.assertIsNone(r1.Err)
         self.assertIsNone(r2.Err)
-        self.assertEqual(
-            opened, [(r1.Conn, "by-addr", "by-addr"), (r2.Conn, "by-conn", "by-conn")]
-        )
+        self.assertEqual(opened, [(r1.Conn, "by-addr", "by-addr"), (r2.Conn, "by-conn", "by-conn")])
         self.assertEqual(front.CountConnections(), 2)
         refused = await front.Register(NewNetAddrContext(None, "tcp://127.0.0.1:1"))
         self.assertIsNone(refused.Conn)
         self.assertIsInstance(refused.Err, ConnectionRefusedError)
         await front.Stop()
-        self.assertRaises(
-            ErrEngineInShutdown, front.Register, NewNetAddrContext(None, "tcp://x:1")
-        )
+        self.assertRaises(ErrEngineInShutdown, front.Register, NewNetAddrContext(None, "tcp://x:1"))
 
     def test_registerOnEngine(self) -> None:
         """Engine.Register: ErrEmptyEngine in OnBoot, neither/None -> ErrInvalidNetworkAddress, both paths."""

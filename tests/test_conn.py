@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import errno
 import io
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -325,6 +326,7 @@ class WriteTests(SynchronousTestCase):
         raises, reach the peer before the close, followed by what
         C{OnClose} writes.
         """
+
         def closing(c: Any) -> Any:
             c.Write(b"last")
             return gnet.Close
@@ -334,7 +336,9 @@ class WriteTests(SynchronousTestCase):
             raise RuntimeError("handler bug")
 
         for onTraffic in (closing, failing):
-            peer = booted(Recorder(OnTraffic=onTraffic, OnClose=lambda c, e: c.Write(b"+bye"))).connect()
+            peer = booted(
+                Recorder(OnTraffic=onTraffic, OnClose=lambda c, e: c.Write(b"+bye"))
+            ).connect()
             peer.send(b"x")
             self.assertEqual(peer.received(), b"last+bye")
             self.assertTrue(peer.closedByServer)
@@ -522,7 +526,9 @@ class CloseTests(SynchronousTestCase):
         peers[0].send(b"stop")
         names = handler.names()
         self.assertEqual(names.count("close"), 2)
-        self.assertGreater(names.index("shutdown"), max(i for i, n in enumerate(names) if n == "close"))
+        self.assertGreater(
+            names.index("shutdown"), max(i for i, n in enumerate(names) if n == "close")
+        )
         self.assertTrue(driver.engine.stopped)
         self.assertEqual([e[2] for e in handler.closes()], [None, None])
 
@@ -598,7 +604,9 @@ class QueuedOperationTests(SynchronousTestCase):
         driver = booted(Recorder())
         peer = driver.connect()
         calls: list[Any] = []
-        peer.conn.AsyncWrite(b"hello", lambda c, err: calls.append((c, err, peer.transport.value())))
+        peer.conn.AsyncWrite(
+            b"hello", lambda c, err: calls.append((c, err, peer.transport.value()))
+        )
         self.assertEqual(calls, [])
         driver.runPending()
         self.assertEqual(calls, [(peer.conn, None, b"hello")])
@@ -751,7 +759,9 @@ class ContextAndAddressTests(SynchronousTestCase):
         def onOpen(c: Any) -> None:
             seen.append((c.LocalAddr(), c.RemoteAddr()))
 
-        handler = Recorder(OnOpen=onOpen, OnClose=lambda c, e: seen.append((c.LocalAddr(), c.RemoteAddr())))
+        handler = Recorder(
+            OnOpen=onOpen, OnClose=lambda c, e: seen.append((c.LocalAddr(), c.RemoteAddr()))
+        )
         driver = booted(handler)
         peer = driver.connect(("127.0.0.1", 4242))
         conn = peer.conn
@@ -807,14 +817,22 @@ class OnOpenTests(SynchronousTestCase):
 
     def test_outBeforeTraffic(self) -> None:
         """The greeting is written before any echo of the first C{OnTraffic}."""
-        handler = Recorder(OnOpen=lambda c: (b"andypan\r\n", gnet.None_), OnTraffic=lambda c: c.WriteTo(c) and None)
+        handler = Recorder(
+            OnOpen=lambda c: (b"andypan\r\n", gnet.None_), OnTraffic=lambda c: c.WriteTo(c) and None
+        )
         peer = booted(handler).connect()
         peer.send(b"ping")
         self.assertEqual(peer.received(), b"andypan\r\nping")
 
     def test_returnShapes(self) -> None:
         """C{OnOpen} may return None, a bare action, bare bytes, or C{(None, action)}."""
-        for ret, out, closed in ((None, b"", False), (gnet.Close, b"", True), (b"hi", b"hi", False), ((None, gnet.None_), b"", False), ((b"", -1), b"", False)):
+        for ret, out, closed in (
+            (None, b"", False),
+            (gnet.Close, b"", True),
+            (b"hi", b"hi", False),
+            ((None, gnet.None_), b"", False),
+            ((b"", -1), b"", False),
+        ):
             peer = booted(Recorder(OnOpen=lambda c, r=ret: r)).connect()
             self.assertEqual((peer.received(), peer.closedByServer), (out, closed), ret)
 
@@ -844,7 +862,12 @@ class ActionTests(SynchronousTestCase):
 
     def test_unknownActionsAreNone(self) -> None:
         """-1 and other unknown values from any callback mean "no action"."""
-        handler = Recorder(OnBoot=lambda e: -1, OnOpen=lambda c: (None, -1), OnTraffic=lambda c: -1, OnClose=lambda c, e: -1)
+        handler = Recorder(
+            OnBoot=lambda e: -1,
+            OnOpen=lambda c: (None, -1),
+            OnTraffic=lambda c: -1,
+            OnClose=lambda c, e: -1,
+        )
         driver = booted(handler)
         peer = driver.connect()
         peer.send(b"x")
@@ -870,7 +893,10 @@ class ActionTests(SynchronousTestCase):
 
     def test_actionAliases(self) -> None:
         """C{None_}, C{Close}, C{Shutdown} are the L{Action} members 0, 1, 2."""
-        self.assertEqual((gnet.None_, gnet.Close, gnet.Shutdown), (gnet.Action.NONE, gnet.Action.CLOSE, gnet.Action.SHUTDOWN))
+        self.assertEqual(
+            (gnet.None_, gnet.Close, gnet.Shutdown),
+            (gnet.Action.NONE, gnet.Action.CLOSE, gnet.Action.SHUTDOWN),
+        )
         self.assertEqual([int(a) for a in (gnet.None_, gnet.Close, gnet.Shutdown)], [0, 1, 2])
 
 
@@ -955,7 +981,9 @@ class UDPConnTests(SynchronousTestCase):
     def test_unconsumedBytesDropped(self) -> None:
         """Bytes a datagram's C{OnTraffic} left unread are not shown with the next datagram."""
         seen: list[bytes] = []
-        driver = booted(Recorder(OnTraffic=lambda c: seen.append(c.Peek(-1))), address="udp://127.0.0.1:9000")
+        driver = booted(
+            Recorder(OnTraffic=lambda c: seen.append(c.Peek(-1))), address="udp://127.0.0.1:9000"
+        )
         driver.datagram(b"one")
         driver.datagram(b"two")
         self.assertEqual(seen, [b"one", b"two"])
@@ -1016,7 +1044,9 @@ class UDPConnTests(SynchronousTestCase):
         once as gnet does (nothing queued); the callback gets C{(None, None)}.
         """
         kept: list[Any] = []
-        driver = booted(Recorder(OnTraffic=lambda c: kept.append(c)), address="udp://127.0.0.1:9000")
+        driver = booted(
+            Recorder(OnTraffic=lambda c: kept.append(c)), address="udp://127.0.0.1:9000"
+        )
         driver.datagram(b"x", ("127.0.0.1", 4001))
         calls: list[Any] = []
         kept[0].AsyncWrite(b"later", lambda c, err: calls.append((c, err)))
@@ -1028,7 +1058,9 @@ class UDPConnTests(SynchronousTestCase):
         seen: list[Any] = []
 
         def onTraffic(c: Any) -> None:
-            seen.append((c.Context(), str(c.LocalAddr()), str(c.RemoteAddr()), c.RemoteAddr().Network()))
+            seen.append(
+                (c.Context(), str(c.LocalAddr()), str(c.RemoteAddr()), c.RemoteAddr().Network())
+            )
             c.SetContext("x")
 
         driver = booted(Recorder(OnTraffic=onTraffic), address="udp://127.0.0.1:9000")
@@ -1064,7 +1096,9 @@ class ConformanceTests(SynchronousTestCase):
     def test_udpConn(self) -> None:
         """L{UDPConn} provides L{IConn}."""
         kept: list[Any] = []
-        driver = booted(Recorder(OnTraffic=lambda c: kept.append(c)), address="udp://127.0.0.1:9000")
+        driver = booted(
+            Recorder(OnTraffic=lambda c: kept.append(c)), address="udp://127.0.0.1:9000"
+        )
         driver.datagram(b"x")
         self.assertIsInstance(kept[0], gnet.UDPConn)
         self.assertTrue(verifyObject(IConn, kept[0]))

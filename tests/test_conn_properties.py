@@ -77,7 +77,9 @@ class ReaderModelTests(SynchronousTestCase):
 
     @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(steps)
-    def test_readerMatchesModel(self, plan: list[tuple[bytes | None, list[tuple[str, int]]]]) -> None:
+    def test_readerMatchesModel(
+        self, plan: list[tuple[bytes | None, list[tuple[str, int]]]]
+    ) -> None:
         """
         For any split of the input into reads and Wakes and any operations,
         every result equals the model's, the bytes left over are the model's,

@@ -17,8 +17,9 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 from twisted.internet import defer, reactor, threads
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -195,7 +196,9 @@ class TickerTests(SynchronousTestCase):
                 c.AsyncWrite(b"push")
             return 1, None
 
-        driver = HandlerDriver(Recorder(OnTick=onTick, OnOpen=lambda c: conns.append(c)), gnet.WithTicker(True))
+        driver = HandlerDriver(
+            Recorder(OnTick=onTick, OnOpen=lambda c: conns.append(c)), gnet.WithTicker(True)
+        )
         driver.boot()
         peer = driver.connect()
         driver.advance(1)
@@ -332,7 +335,9 @@ class EngineStateTests(SynchronousTestCase):
     def test_onBootState(self) -> None:
         """In C{OnBoot}: C{Validate()} is None and C{CountConnections()} is 0."""
         seen: list[Any] = []
-        HandlerDriver(Recorder(OnBoot=lambda e: seen.append((e.Validate(), e.CountConnections())))).boot()
+        HandlerDriver(
+            Recorder(OnBoot=lambda e: seen.append((e.Validate(), e.CountConnections())))
+        ).boot()
         self.assertEqual(seen, [(None, 0)])
 
     def test_stopTwice(self) -> None:
@@ -432,7 +437,9 @@ class MatrixHandler(gnet.BuiltinEventEngine):
 
     def OnOpen(self, c: Any) -> Any:
         self.connected += 1
-        self.problems.check(c.LocalAddr() is not None and c.RemoteAddr() is not None, "addresses in OnOpen")
+        self.problems.check(
+            c.LocalAddr() is not None and c.RemoteAddr() is not None, "addresses in OnOpen"
+        )
         c.SetContext(c)
         return GREETING, gnet.None_
 
@@ -493,7 +500,14 @@ class EchoMatrixTests(LoopbackTestCase):
             return [unix()]
         if style in ("writev", "asyncwritev"):
             return ["tcp://127.0.0.1:0", "tcp4://127.0.0.1:0", unix(), unix()]
-        return ["tcp://127.0.0.1:0", "tcp4://127.0.0.1:0", "udp://127.0.0.1:0", "udp4://127.0.0.1:0", unix(), unix()]
+        return [
+            "tcp://127.0.0.1:0",
+            "tcp4://127.0.0.1:0",
+            "udp://127.0.0.1:0",
+            "udp4://127.0.0.1:0",
+            unix(),
+            unix(),
+        ]
 
     @inlineCallbacks
     def streamClient(self, eng: Any, i: int) -> Any:
@@ -525,7 +539,9 @@ class EchoMatrixTests(LoopbackTestCase):
         work = []
         for i, a in enumerate(addrs):
             for _ in range(self.clients):
-                work.append(self.udpRounds(eng, i) if a.startswith("udp") else self.streamClient(eng, i))
+                work.append(
+                    self.udpRounds(eng, i) if a.startswith("udp") else self.streamClient(eng, i)
+                )
         results = yield defer.gatherResults(work, consumeErrors=True)
         if stream:
             self.assertEqual(eng.CountConnections(), self.clients * len(stream))
@@ -622,7 +638,9 @@ class DupTests(LoopbackTestCase):
         """
         path = self.unixPath()
         handler = DupHandler([("tcp", "127.0.0.1:0"), ("udp4", "127.0.0.1:0"), ("unix", path)])
-        eng = yield self.serve(handler, ["tcp4://127.0.0.1:0", "udp://127.0.0.1:0", "unix://" + path])
+        eng = yield self.serve(
+            handler, ["tcp4://127.0.0.1:0", "udp://127.0.0.1:0", "unix://" + path]
+        )
         yield eng.Stop()
         self.assertEqual(handler.phases, ["boot", "shutdown"])
         self.assertEqual(handler.problems.items, [])
@@ -665,8 +683,12 @@ class SpotCheckHandler(gnet.BuiltinEventEngine):
             with socket.socket(fileno=c.Dup()) as s:
                 p.check(s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1, "keep-alive on")
                 if hasattr(socket, "TCP_KEEPIDLE"):
-                    p.check(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 600, "keep idle")
-                    p.check(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 10, "keep count")
+                    p.check(
+                        s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 600, "keep idle"
+                    )
+                    p.check(
+                        s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 10, "keep count"
+                    )
         else:
             p.raises(ErrUnsupportedOp, c.SetKeepAlivePeriod, 60)
             p.raises(ErrUnsupportedOp, c.SetKeepAlive, True, 60, 10, 3)
@@ -697,7 +719,9 @@ class ConnAPITests(LoopbackTestCase):
         SendTo raise gnet's errors.
         """
         handler = SpotCheckHandler()
-        eng = yield self.serve(handler, ["tcp://127.0.0.1:0", "unix://" + self.unixPath(), "udp://127.0.0.1:0"])
+        eng = yield self.serve(
+            handler, ["tcp://127.0.0.1:0", "unix://" + self.unixPath(), "udp://127.0.0.1:0"]
+        )
         yield self.echoOnce(eng, b"tcp", 0)
         yield self.echoOnce(eng, b"unix", 1)
         self.assertEqual((yield self.udpClient(eng, 2).request(b"udp")), b"udp")
@@ -729,7 +753,10 @@ class BindTests(LoopbackTestCase):
             probe.bind(("127.0.0.1", 0))
             free = probe.getsockname()[1]
         yield self.assertFailure(
-            gnet.Serve(gnet.BuiltinEventEngine(), [f"tcp://127.0.0.1:{free}", f"tcp://127.0.0.1:{busy}"]), OSError
+            gnet.Serve(
+                gnet.BuiltinEventEngine(), [f"tcp://127.0.0.1:{free}", f"tcp://127.0.0.1:{busy}"]
+            ),
+            OSError,
         )
         with socket.socket() as s:
             s.bind(("127.0.0.1", free))  # would fail if the first listener leaked
@@ -805,7 +832,12 @@ class WakeTests(LoopbackTestCase):
             c.Write(b"Waking up.")
             return -1
 
-        handler = Recorder(OnOpen=lambda c: state.update(conn=c), OnTraffic=onTraffic, OnClose=lambda c, e: gnet.Shutdown, OnTick=onTick)
+        handler = Recorder(
+            OnOpen=lambda c: state.update(conn=c),
+            OnTraffic=onTraffic,
+            OnClose=lambda c, e: gnet.Shutdown,
+            OnTick=onTick,
+        )
         logger = GnetStyleLogger()
         eng = yield self.serve(
             handler,
@@ -839,7 +871,9 @@ class CountingHandler(gnet.BuiltinEventEngine):
 
     def OnOpen(self, c: Any) -> Any:
         self.count += 1
-        self.problems.check(self.count == self.eng.CountConnections(), "counter == CountConnections()")
+        self.problems.check(
+            self.count == self.eng.CountConnections(), "counter == CountConnections()"
+        )
         return None
 
     def OnClose(self, c: Any, err: Any) -> Any:
@@ -988,7 +1022,9 @@ class ShutdownTests(LoopbackTestCase):
             reactor.callLater(0.05, reactor.callInThread, c.CloseWithCallback, cb)
 
         closes: list[Any] = []
-        handler = Recorder(OnTraffic=onTraffic, OnClose=lambda c, e: closes.append(e) or gnet.Shutdown)
+        handler = Recorder(
+            OnTraffic=onTraffic, OnClose=lambda c, e: closes.append(e) or gnet.Shutdown
+        )
         eng = yield self.serve(handler, "tcp://127.0.0.1:0")
         client = yield self.echoOnce(eng, b"ping")
         err = yield got
@@ -1009,14 +1045,18 @@ class StopTests(LoopbackTestCase):
         shutdown and returns None; the client's connection closes; a second
         C{Stop} raises L{ErrEngineInShutdown}.
         """
-        eng = yield self.serve(Recorder(OnTraffic=lambda c: c.WriteTo(c) and None), "tcp://127.0.0.1:0")
+        eng = yield self.serve(
+            Recorder(OnTraffic=lambda c: c.WriteTo(c) and None), "tcp://127.0.0.1:0"
+        )
         client = yield self.echoOnce(eng)
         result = yield threads.deferToThread(eng.Stop, gnet.Context().withTimeout(3))
         self.assertIsNone(result)
         self.assertTrue(eng.stopped)
         yield client.lost
         self.assertRaises(ErrEngineInShutdown, eng.Stop)
-        err = yield threads.deferToThread(lambda: self.assertRaises(ErrEngineInShutdown, eng.Stop, None))
+        err = yield threads.deferToThread(
+            lambda: self.assertRaises(ErrEngineInShutdown, eng.Stop, None)
+        )
         self.assertIsInstance(err, ErrEngineInShutdown)
 
     @inlineCallbacks
@@ -1136,7 +1176,9 @@ class DisconnectedAsyncWriteTests(LoopbackTestCase):
         def onTick() -> Any:
             return 0.02, (gnet.Shutdown if closedErr.called else gnet.None_)
 
-        eng = yield self.serve(Recorder(OnTraffic=onTraffic, OnTick=onTick), "tcp://127.0.0.1:0", gnet.WithTicker(True))
+        eng = yield self.serve(
+            Recorder(OnTraffic=onTraffic, OnTick=onTick), "tcp://127.0.0.1:0", gnet.WithTicker(True)
+        )
         self.addCleanup(stop.set)
         client = yield self.connect(eng)
         client.transport.write(b"hello")
@@ -1356,7 +1398,9 @@ class AddressTests(LoopbackTestCase):
         self.requireIPv6()
         eng = yield self.serve(gnet.BuiltinEventEngine(), "tcp4://:0")
         _, (_, port) = self.target(eng)
-        yield self.assertFailure(connectProtocol(TCP6ClientEndpoint(reactor, "::1", port), StreamClient()), Exception)
+        yield self.assertFailure(
+            connectProtocol(TCP6ClientEndpoint(reactor, "::1", port), StreamClient()), Exception
+        )
 
     @inlineCallbacks
     def test_unixPathRemoved(self) -> Any:
@@ -1364,7 +1408,9 @@ class AddressTests(LoopbackTestCase):
         path = self.unixPath()
         with open(path, "w") as f:
             f.write("stale")
-        eng = yield self.serve(Recorder(OnTraffic=lambda c: c.WriteTo(c) and None), "unix://" + path)
+        eng = yield self.serve(
+            Recorder(OnTraffic=lambda c: c.WriteTo(c) and None), "unix://" + path
+        )
         self.assertTrue(os.path.exists(path))
         yield self.echoOnce(eng)
         yield eng.Stop()
@@ -1379,7 +1425,9 @@ class AddressTests(LoopbackTestCase):
         its path at stop and raise C{FileNotFoundError}).
         """
         path = self.unixPath()
-        eng = yield self.serve(Recorder(OnTraffic=lambda c: c.WriteTo(c) and None), "unix://" + path)
+        eng = yield self.serve(
+            Recorder(OnTraffic=lambda c: c.WriteTo(c) and None), "unix://" + path
+        )
         client = yield self.echoOnce(eng)
         client.transport.loseConnection()
         os.unlink(path)
@@ -1439,6 +1487,4 @@ class EngineServiceLimitTests(TestCase):
         svc.privilegedStartService()
         svc.startService()
         self.addCleanup(svc.stopService)
-        self.assertEqual(
-            self.resource.getrlimit(self.resource.RLIMIT_NOFILE), self.limits
-        )
+        self.assertEqual(self.resource.getrlimit(self.resource.RLIMIT_NOFILE), self.limits)

@@ -77,8 +77,12 @@ class UDPEchoExampleTests(SynchronousTestCase):
         """Each datagram is sent back to its sender, whole."""
         driver = HandlerDriver(udpecho.UDPEchoServer(), address="udp://127.0.0.1:9000")
         driver.boot()
-        self.assertEqual(driver.datagram(b"ping", ("127.0.0.1", 5000)), [(b"ping", ("127.0.0.1", 5000))])
-        self.assertEqual(driver.datagram(b"x" * 1024, ("127.0.0.1", 5001)), [(b"x" * 1024, ("127.0.0.1", 5001))])
+        self.assertEqual(
+            driver.datagram(b"ping", ("127.0.0.1", 5000)), [(b"ping", ("127.0.0.1", 5000))]
+        )
+        self.assertEqual(
+            driver.datagram(b"x" * 1024, ("127.0.0.1", 5001)), [(b"x" * 1024, ("127.0.0.1", 5001))]
+        )
 
 
 class CodecExampleTests(SynchronousTestCase):
@@ -139,7 +143,9 @@ class MainTests(SynchronousTestCase):
 
     def runMain(self, module: Any, argv: list[str]) -> tuple[Any, str, Any]:
         calls: list[tuple] = []
-        self.patch(gnetcompat, "Run", lambda handler, addr, *opts: calls.append((handler, addr, opts)))
+        self.patch(
+            gnetcompat, "Run", lambda handler, addr, *opts: calls.append((handler, addr, opts))
+        )
         module.main(argv)
         [(handler, addr, opts)] = calls
         return handler, addr, gnetcompat.options.loadOptions(*opts)
@@ -167,10 +173,14 @@ class MainTests(SynchronousTestCase):
         C{wsecho.main} is the seed's: C{127.0.0.1:9080}, multicore on,
         reuse-port and the ticker on.
         """
-        self.patch(wsecho, "globalLogBeginner", type("B", (), {"beginLoggingTo": lambda *a: None})())
+        self.patch(
+            wsecho, "globalLogBeginner", type("B", (), {"beginLoggingTo": lambda *a: None})()
+        )
         handler, addr, o = self.runMain(wsecho, [])
         self.assertIsInstance(handler, wsecho.WsServer)
-        self.assertEqual((addr, o.Multicore, o.ReusePort, o.Ticker), ("tcp://127.0.0.1:9080", True, True, True))
+        self.assertEqual(
+            (addr, o.Multicore, o.ReusePort, o.Ticker), ("tcp://127.0.0.1:9080", True, True, True)
+        )
         handler, addr, o = self.runMain(wsecho, ["--port", "9103", "--multicore", "false"])
         self.assertEqual((addr, o.Multicore), ("tcp://127.0.0.1:9103", False))
 
@@ -216,7 +226,9 @@ class ExamplesOverSocketsTests(LoopbackTestCase):
 
         @inlineCallbacks
         def client() -> Any:
-            c = yield connectProtocol(TCP4ClientEndpoint(reactor, *self.target(eng)[1]), FrameClient())
+            c = yield connectProtocol(
+                TCP4ClientEndpoint(reactor, *self.target(eng)[1]), FrameClient()
+            )
             bodies = [os.urandom(n) for n in (1, 64, 4096, 70000, 0, 33) * 3]
             yield c.batch(bodies)
             self.assertEqual(c.bodies, bodies)

@@ -14,36 +14,115 @@ import gnetcompat
 from gnetcompat import errors, interfaces
 
 EXPECTED_ALL = [
-    "Action", "Addr", "BuiltinEventEngine", "Close", "Conn", "Engine", "EngineService",
-    "EventLoop", "GnetError", "IAddr", "IConn", "IEngine", "IEventHandler", "IEventLoop",
-    "LeastConnections", "LoadBalancing", "MaxStreamBufferCap", "None_", "Option", "Options",
-    "RoundRobin", "Rotate", "Run", "Serve", "Shutdown", "SourceAddrHash", "TCPDelay",
-    "TCPNoDelay", "TCPSocketOpt", "UDPConn", "WithBacklog", "WithBindToDevice",
-    "WithEdgeTriggeredIO", "WithEdgeTriggeredIOChunk", "WithLoadBalancing", "WithLockOSThread",
-    "WithLogLevel", "WithLogPath", "WithLogger", "WithMulticastInterfaceIndex", "WithMulticore",
-    "WithNumEventLoop", "WithOptions", "WithReadBufferCap", "WithReuseAddr", "WithReusePort",
-    "WithShutdownTimeout", "WithSocketRecvBuffer", "WithSocketSendBuffer", "WithTCPKeepAlive",
-    "WithTCPKeepCount", "WithTCPKeepInterval", "WithTCPNoDelay", "WithTicker",
-    "WithUnixSocketMode", "WithWriteBufferCap", "__version__",
+    "Action",
+    "Addr",
+    "BuiltinEventEngine",
+    "Close",
+    "Conn",
+    "Engine",
+    "EngineService",
+    "EventLoop",
+    "GnetError",
+    "IAddr",
+    "IConn",
+    "IEngine",
+    "IEventHandler",
+    "IEventLoop",
+    "LeastConnections",
+    "LoadBalancing",
+    "MaxStreamBufferCap",
+    "None_",
+    "Option",
+    "Options",
+    "RoundRobin",
+    "Rotate",
+    "Run",
+    "Serve",
+    "Shutdown",
+    "SourceAddrHash",
+    "TCPDelay",
+    "TCPNoDelay",
+    "TCPSocketOpt",
+    "UDPConn",
+    "WithBacklog",
+    "WithBindToDevice",
+    "WithEdgeTriggeredIO",
+    "WithEdgeTriggeredIOChunk",
+    "WithLoadBalancing",
+    "WithLockOSThread",
+    "WithLogLevel",
+    "WithLogPath",
+    "WithLogger",
+    "WithMulticastInterfaceIndex",
+    "WithMulticore",
+    "WithNumEventLoop",
+    "WithOptions",
+    "WithReadBufferCap",
+    "WithReuseAddr",
+    "WithReusePort",
+    "WithShutdownTimeout",
+    "WithSocketRecvBuffer",
+    "WithSocketSendBuffer",
+    "WithTCPKeepAlive",
+    "WithTCPKeepCount",
+    "WithTCPKeepInterval",
+    "WithTCPNoDelay",
+    "WithTicker",
+    "WithUnixSocketMode",
+    "WithWriteBufferCap",
+    "__version__",
     # the client API (gnetcompat.client, spec §12) and gnet's context helpers (§6.4)
-    "Client", "Context", "ErrClientNotStarted", "FromContext", "FromNetAddrContext",
-    "FromNetConnContext", "NewClient", "NewContext", "NewNetAddrContext", "NewNetConnContext",
+    "Client",
+    "Context",
+    "ErrClientNotStarted",
+    "FromContext",
+    "FromNetAddrContext",
+    "FromNetConnContext",
+    "NewClient",
+    "NewContext",
+    "NewNetAddrContext",
+    "NewNetConnContext",
     "RegisteredResult",
     # gnet's RunnableFunc (spec §8.2) and the deprecated package-level Stop (§6.3)
-    "RunnableFunc", "Stop",
+    "RunnableFunc",
+    "Stop",
     # native TLS (gnetcompat._tls)
-    "ClientTLS", "ReloadCertificates", "TLSConfig", "TLSState", "WithClientTLS", "WithTLS",
+    "ClientTLS",
+    "ReloadCertificates",
+    "TLSConfig",
+    "TLSState",
+    "WithClientTLS",
+    "WithTLS",
     # multicore supervision and address parsing, for applications such as gnetcompat.echo
-    "ErrWorkerFailed", "ListenSpec", "SupervisionPolicy", "parseProtoAddr",
+    "ErrWorkerFailed",
+    "ListenSpec",
+    "SupervisionPolicy",
+    "parseProtoAddr",
 ]
 
 EXPECTED_ERRORS = [
-    "GnetError", "ErrEmptyEngine", "ErrEngineShutdown", "ErrEngineInShutdown", "ErrAcceptSocket",
-    "ErrTooManyEventLoopThreads", "ErrUnsupportedProtocol", "ErrUnsupportedTCPProtocol",
-    "ErrUnsupportedUDPProtocol", "ErrUnsupportedUDSProtocol", "ErrUnsupportedOp",
-    "ErrNegativeSize", "ErrNoIPv4AddressOnInterface", "ErrInvalidNetworkAddress",
-    "ErrInvalidNetConn", "ErrNilRunnable", "ErrShortBuffer", "ErrClosed", "ErrEOF",
-    "ErrInvalidTimeDuration", "ErrInvalidURL", "ErrInvalidOption",
+    "GnetError",
+    "ErrEmptyEngine",
+    "ErrEngineShutdown",
+    "ErrEngineInShutdown",
+    "ErrAcceptSocket",
+    "ErrTooManyEventLoopThreads",
+    "ErrUnsupportedProtocol",
+    "ErrUnsupportedTCPProtocol",
+    "ErrUnsupportedUDPProtocol",
+    "ErrUnsupportedUDSProtocol",
+    "ErrUnsupportedOp",
+    "ErrNegativeSize",
+    "ErrNoIPv4AddressOnInterface",
+    "ErrInvalidNetworkAddress",
+    "ErrInvalidNetConn",
+    "ErrNilRunnable",
+    "ErrShortBuffer",
+    "ErrClosed",
+    "ErrEOF",
+    "ErrInvalidTimeDuration",
+    "ErrInvalidURL",
+    "ErrInvalidOption",
 ]
 
 #: gnet's message texts (spec §9) for the sentinels users compare against.
@@ -106,7 +185,9 @@ class ExportTests(SynchronousTestCase):
             for attr, value in list(vars(obj).items()):
                 if attr.startswith("_") or not inspect.isfunction(value):
                     continue
-                inherited = any(documented(getattr(base, attr, None)) for base in obj.__mro__[1:]) or any(
+                inherited = any(
+                    documented(getattr(base, attr, None)) for base in obj.__mro__[1:]
+                ) or any(
                     attr in iface and iface[attr].getDoc().strip()
                     for iface in implementedBy(obj).flattened()
                 )
@@ -146,7 +227,9 @@ class ErrorsTests(SynchronousTestCase):
 
     def test_interfaces(self) -> None:
         """C{gnetcompat.interfaces} exports the five interfaces, each documented."""
-        self.assertEqual(sorted(interfaces.__all__), ["IAddr", "IConn", "IEngine", "IEventHandler", "IEventLoop"])
+        self.assertEqual(
+            sorted(interfaces.__all__), ["IAddr", "IConn", "IEngine", "IEventHandler", "IEventLoop"]
+        )
         for name in interfaces.__all__:
             iface = getattr(interfaces, name)
             self.assertTrue(documented(iface), name)

@@ -27,8 +27,8 @@ from tests._hardening_util import (
     Closed,
     WSClient,
     closeFrame,
-    freePort,
     frame,
+    freePort,
     inThread,
     openFds,
     openSockets,
@@ -112,9 +112,7 @@ class BackpressureTests(unittest.TestCase):
             f"then echoed all {result['echoedMiB']:.1f} MiB in {result['drainS']:.1f} s"
         )
         self.assertLess(result["growthMiB"], 48.0)
-        self.assertLess(
-            result["acceptedMiB"], 125.0, "nothing pushed back on the client"
-        )
+        self.assertLess(result["acceptedMiB"], 125.0, "nothing pushed back on the client")
         self.assertEqual(result["echoedBytes"], result["sentPayload"])
         self.assertTrue(result["inOrder"])
 
@@ -357,11 +355,7 @@ class LimitTests(unittest.TestCase):
 
         def scenario() -> bytes:
             c = WSClient(server.port, connect=False)
-            c.send(
-                upgradeRequest(
-                    port=server.port, extra=b"X-Big: " + b"b" * 20000 + b"\r\n"
-                )
-            )
+            c.send(upgradeRequest(port=server.port, extra=b"X-Big: " + b"b" * 20000 + b"\r\n"))
             status = c.readHttp()
             eof = c.waitEOF(5)
             c.close()
@@ -482,9 +476,7 @@ class ShutdownTests(unittest.TestCase):
         codes = await defer.gatherResults([inThread(answer, c) for c in clients])
         await server.waitForExit(3 + 2)
         took = time.monotonic() - t0
-        print(
-            f"\nshutdown: 20 clients closed with {set(codes)}, exit after {took:.2f} s"
-        )
+        print(f"\nshutdown: 20 clients closed with {set(codes)}, exit after {took:.2f} s")
         self.assertEqual(codes, [1001] * 20)
         self.assertIsNone(server.status)
         self.assertEqual(server.signalled, signal.SIGTERM)
@@ -667,12 +659,9 @@ class BurstTests(unittest.TestCase):
     async def test_backlogOption(self) -> None:
         """--backlog 77 is the listen backlog the kernel reports (ss Send-Q)."""
         if not shutil.which("ss"):
-            raise unittest.SkipTest(
-                "ss (iproute2) is not installed: cannot read the backlog"
-            )
+            raise unittest.SkipTest("ss (iproute2) is not installed: cannot read the backlog")
         server = await startServer(self, "--backlog", "77")
         self.assertEqual(await inThread(_listenBacklog, server.port), 77)
-
 
     async def test_listenBacklogArgument(self) -> None:
         """
@@ -680,9 +669,7 @@ class BurstTests(unittest.TestCase):
         listener (and on --port's: the engine has one backlog).
         """
         if not shutil.which("ss"):
-            raise unittest.SkipTest(
-                "ss (iproute2) is not installed: cannot read the backlog"
-            )
+            raise unittest.SkipTest("ss (iproute2) is not installed: cannot read the backlog")
         extra = freePort()
         server = await startServer(self, "--listen", f"tcp:{extra}:backlog=33")
         self.assertEqual(await inThread(_listenBacklog, extra), 33)
@@ -739,11 +726,7 @@ class LoadTests(unittest.TestCase):
             peaks.append(peak[0])
             end = server.rssKiB()
             perConn = (peak[0] - base) / n
-            rate = (
-                n / result["connect_all_s"]
-                if result and result.get("connect_all_s")
-                else 0
-            )
+            rate = n / result["connect_all_s"] if result and result.get("connect_all_s") else 0
             print(
                 f"\nload round {r + 1}: {result and result.get('succeeded')}/{n} open in "
                 f"{result and result.get('connect_all_s')} s ({rate:.0f} handshakes/s), "
@@ -773,9 +756,7 @@ class LoadTests(unittest.TestCase):
         HARDENING_10K=1 (scripts/soak runs the 10k load every cycle).
         """
         if os.environ.get("HARDENING_10K") != "1":
-            raise unittest.SkipTest(
-                "set HARDENING_10K=1 (slow: ~80 s); scripts/soak covers it"
-            )
+            raise unittest.SkipTest("set HARDENING_10K=1 (slow: ~80 s); scripts/soak covers it")
         await self._concurrent(10000, rounds=2)
 
     test_concurrent10000.timeout = 300  # type: ignore[attr-defined]
@@ -803,9 +784,7 @@ class FaultTests(unittest.TestCase):
             full = pollUntil(lambda: openFds(server.pid) >= 60, 5)
             held = time.monotonic()
             cpu0 = _cpuSeconds(server.pid)
-            time.sleep(
-                1.0
-            )  # a worker thread, not the reactor: let accept() keep failing
+            time.sleep(1.0)  # a worker thread, not the reactor: let accept() keep failing
             cpu = _cpuSeconds(server.pid) - cpu0
             held = time.monotonic() - held
             for s in socks:
@@ -865,9 +844,7 @@ class FaultTests(unittest.TestCase):
         A peer that sends half an upgrade request and then goes silent (no
         FIN) is cleaned up by the open-handshake timeout; the count drops.
         """
-        server = await startServer(
-            self, "--open-handshake-timeout", "0.5", "--tick", "0.2"
-        )
+        server = await startServer(self, "--open-handshake-timeout", "0.5", "--tick", "0.2")
 
         def scenario() -> tuple:
             fds = openSockets(server.pid)

@@ -25,6 +25,7 @@ from twisted.web.client import Agent, readBody
 
 import gnetcompat as gnet
 from gnetcompat import tap
+from gnetcompat.echo import WebSocketEchoServer
 from gnetcompat.echo.metrics import (
     EchoStats,
     MetricsService,
@@ -34,7 +35,6 @@ from gnetcompat.echo.metrics import (
     metricsSite,
     readStatsDir,
 )
-from gnetcompat.echo import WebSocketEchoServer
 from gnetcompat.websocket import WebSocketOptions
 
 from ._clients import IO_TIMEOUT, echoSession, plainGet, poll, readAll
@@ -158,14 +158,19 @@ class SingleProcessMetricsTests(TestCase):
         status page on, a 426 with it off.
         """
         for webStatus, status in ((True, b"404"), (False, b"426")):
-            handler = WebSocketEchoServer(multicore=False, wsOptions=WebSocketOptions(webStatus=webStatus))
+            handler = WebSocketEchoServer(
+                multicore=False, wsOptions=WebSocketOptions(webStatus=webStatus)
+            )
             engine = await gnet.Serve(handler, "tcp://127.0.0.1:0")
             port = engine.listeningPorts[0].getHost().port
             try:
                 body = await deferToThread(plainGet, port, "/metrics")
                 self.assertTrue(body.startswith(b"HTTP/1.1 " + status), body[:80])
                 self.assertNotIn(b"gnetecho_", body)
-                socks = [socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT) for _ in range(3)]
+                socks = [
+                    socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
+                    for _ in range(3)
+                ]
                 try:
                     await poll(lambda: handler.engineStats().open == 3, "3 open")
                 finally:
@@ -203,7 +208,7 @@ def rawHttp(port: int, request: bytes, host: str = "127.0.0.1") -> tuple[bytes, 
                 chunk = s.recv(65536)
             except ConnectionResetError:
                 return out, True
-            except socket.timeout:
+            except TimeoutError:
                 return out, False
             if not chunk:
                 return out, True
@@ -232,9 +237,13 @@ class MetricsHardeningTests(TestCase):
         """
         from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
-        for description, host in (("tcp:0", "127.0.0.1"), ("0", "127.0.0.1"),
-                                   ("tcp:port=0", "127.0.0.1"), ("tcp6:0", "::1"),
-                                   ("tcp:0:interface=127.0.0.1", "127.0.0.1")):
+        for description, host in (
+            ("tcp:0", "127.0.0.1"),
+            ("0", "127.0.0.1"),
+            ("tcp:port=0", "127.0.0.1"),
+            ("tcp6:0", "::1"),
+            ("tcp:0:interface=127.0.0.1", "127.0.0.1"),
+        ):
             port = await self.startService(description)
             self.assertEqual(port.getHost().host, host, description)
         events: list[dict] = []
@@ -260,15 +269,20 @@ class MetricsHardeningTests(TestCase):
         for request, status in (
             (b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n", b"405"),
             (b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", b"405"),
-            (b"PUT /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n"
-             b"Expect: 100-continue\r\n\r\n", b"405"),
+            (
+                b"PUT /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n"
+                b"Expect: 100-continue\r\n\r\n",
+                b"405",
+            ),
             (b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n", b"413"),
             (b"GET /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", b"413"),
             (b"GET /" + b"m" * 10_000 + b" HTTP/1.1\r\n", b"431"),
             (b"GET /metrics HTTP/1.1\r\n" + b"X: y\r\n" * 100 + b"\r\n", b"400"),
         ):
             response, closed = await deferToThread(rawHttp, port, request)
-            self.assertTrue(response.startswith(b"HTTP/1.1 " + status + b" "), (request[:60], response[:80]))
+            self.assertTrue(
+                response.startswith(b"HTTP/1.1 " + status + b" "), (request[:60], response[:80])
+            )
             self.assertNotIn(b"100 Continue", response)
             self.assertTrue(closed, request[:60])
         code, body = await scrape(port)

@@ -70,7 +70,9 @@ class ApplyTests(SynchronousTestCase):
 
     def test_withOptionsReplacesEverything(self) -> None:
         """C{WithOptions(o)} discards what was applied before it; later options still apply."""
-        o = loadOptions(gnet.WithTicker(True), gnet.WithOptions(Options(ReuseAddr=True)), gnet.WithBacklog(5))
+        o = loadOptions(
+            gnet.WithTicker(True), gnet.WithOptions(Options(ReuseAddr=True)), gnet.WithBacklog(5)
+        )
         self.assertEqual((o.Ticker, o.ReuseAddr, o.Backlog), (False, True, 5))
 
     def test_optionsObjectAccepted(self) -> None:
@@ -90,7 +92,17 @@ class NormalizeTests(SynchronousTestCase):
 
     def test_bufferCaps(self) -> None:
         """Buffer caps: <= 0 -> 64 KiB, 1..1024 -> 1024, else the next power of two (2000 -> 2048)."""
-        for given, expected in [(0, 65536), (-5, 65536), (1, 1024), (512, 1024), (1024, 1024), (1025, 2048), (2000, 2048), (65536, 65536), (70000, 131072)]:
+        for given, expected in [
+            (0, 65536),
+            (-5, 65536),
+            (1, 1024),
+            (512, 1024),
+            (1024, 1024),
+            (1025, 2048),
+            (2000, 2048),
+            (65536, 65536),
+            (70000, 131072),
+        ]:
             o = Options(ReadBufferCap=given, WriteBufferCap=given).normalized()
             self.assertEqual((o.ReadBufferCap, o.WriteBufferCap), (expected, expected), given)
         self.assertEqual(gnet.MaxStreamBufferCap, 65536)
@@ -99,14 +111,19 @@ class NormalizeTests(SynchronousTestCase):
         """Keep-alive on: interval defaults to idle/5 and count to 5; given values are kept."""
         o = loadOptions(gnet.WithTCPKeepAlive(60)).normalized()
         self.assertEqual((o.TCPKeepAlive, o.TCPKeepInterval, o.TCPKeepCount), (60.0, 12.0, 5))
-        o = loadOptions(gnet.WithTCPKeepAlive(60), gnet.WithTCPKeepInterval(10), gnet.WithTCPKeepCount(10)).normalized()
+        o = loadOptions(
+            gnet.WithTCPKeepAlive(60), gnet.WithTCPKeepInterval(10), gnet.WithTCPKeepCount(10)
+        ).normalized()
         self.assertEqual((o.TCPKeepInterval, o.TCPKeepCount), (10.0, 10))
         o = loadOptions().normalized()
         self.assertEqual((o.TCPKeepAlive, o.TCPKeepInterval, o.TCPKeepCount), (0.0, 0.0, 0))
 
     def test_timedelta(self) -> None:
         """Durations accept C{datetime.timedelta} and become float seconds."""
-        o = loadOptions(gnet.WithTCPKeepAlive(datetime.timedelta(minutes=1)), gnet.WithShutdownTimeout(datetime.timedelta(milliseconds=1500))).normalized()
+        o = loadOptions(
+            gnet.WithTCPKeepAlive(datetime.timedelta(minutes=1)),
+            gnet.WithShutdownTimeout(datetime.timedelta(milliseconds=1500)),
+        ).normalized()
         self.assertEqual((o.TCPKeepAlive, o.TCPKeepInterval, o.ShutdownTimeout), (60.0, 12.0, 1.5))
 
     def test_keepAliveTooShort(self) -> None:
@@ -115,7 +132,9 @@ class NormalizeTests(SynchronousTestCase):
         refused (gnet: "invalid time duration"), naming the option.
         """
         for idle in (0.5, 3):
-            e = self.assertRaises(ErrInvalidOption, loadOptions(gnet.WithTCPKeepAlive(idle)).normalized)
+            e = self.assertRaises(
+                ErrInvalidOption, loadOptions(gnet.WithTCPKeepAlive(idle)).normalized
+            )
             self.assertIn("TCPKeepAlive", str(e))
             self.assertIn("invalid time duration", str(e))
         loadOptions(gnet.WithTCPKeepAlive(3), gnet.WithTCPKeepInterval(1)).normalized()
@@ -178,12 +197,16 @@ class InvalidTests(SynchronousTestCase):
     def test_serveFailsWithBadOption(self) -> None:
         """C{Serve} with a bad option fails before binding anything."""
         for opt, name in self.BAD:
-            f = self.failureResultOf(gnet.Serve(gnet.BuiltinEventEngine(), "tcp://127.0.0.1:0", opt), ErrInvalidOption)
+            f = self.failureResultOf(
+                gnet.Serve(gnet.BuiltinEventEngine(), "tcp://127.0.0.1:0", opt), ErrInvalidOption
+            )
             self.assertIn(name, str(f.value))
 
     def test_badLogger(self) -> None:
         """A logger that is neither a twisted Logger nor gnet-style raises L{ErrInvalidOption}."""
-        e = self.assertRaises(ErrInvalidOption, HandlerDriver, gnet.BuiltinEventEngine(), gnet.WithLogger(object()))
+        e = self.assertRaises(
+            ErrInvalidOption, HandlerDriver, gnet.BuiltinEventEngine(), gnet.WithLogger(object())
+        )
         self.assertIn("Logger", str(e))
 
     def test_tooManyLoops(self) -> None:
@@ -195,7 +218,12 @@ class InvalidTests(SynchronousTestCase):
 
     def test_serveTooManyLoops(self) -> None:
         """C{Serve} with LockOSThread and 10001 loops fails with L{ErrTooManyEventLoopThreads}."""
-        d = gnet.Serve(gnet.BuiltinEventEngine(), "tcp://127.0.0.1:0", gnet.WithNumEventLoop(10001), gnet.WithLockOSThread(True))
+        d = gnet.Serve(
+            gnet.BuiltinEventEngine(),
+            "tcp://127.0.0.1:0",
+            gnet.WithNumEventLoop(10001),
+            gnet.WithLockOSThread(True),
+        )
         self.failureResultOf(d, ErrTooManyEventLoopThreads)
 
     def test_bindToDeviceOffLinux(self) -> None:
@@ -247,7 +275,9 @@ class LoggerTests(SynchronousTestCase):
             def OnTick(self) -> object:
                 raise ValueError("tick failed")
 
-        driver = HandlerDriver(Boom(), gnet.WithLogPath(path), gnet.WithLogLevel(2), gnet.WithTicker(True))
+        driver = HandlerDriver(
+            Boom(), gnet.WithLogPath(path), gnet.WithLogLevel(2), gnet.WithTicker(True)
+        )
         driver.engine.log.info("not at error level")
         driver.boot()
         with open(path) as f:

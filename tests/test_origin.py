@@ -37,11 +37,20 @@ class OriginPolicyTests(SynchronousTestCase):
         is not.
         """
         p = OriginPolicy(["https://good.example", "http://local.test:8080"])
-        for origin in ("https://good.example", "https://good.example:443", "HTTPS://Good.Example",
-                       "http://local.test:8080"):
+        for origin in (
+            "https://good.example",
+            "https://good.example:443",
+            "HTTPS://Good.Example",
+            "http://local.test:8080",
+        ):
             self.assertTrue(p.allows(origin), origin)
-        for origin in ("http://good.example", "https://good.example:8443", "wss://good.example",
-                       "http://local.test", "http://local.test:80"):
+        for origin in (
+            "http://good.example",
+            "https://good.example:8443",
+            "wss://good.example",
+            "http://local.test",
+            "http://local.test:80",
+        ):
             self.assertFalse(p.allows(origin), origin)
 
     def test_noPrefixOrSuffixMatch(self) -> None:
@@ -50,10 +59,18 @@ class OriginPolicyTests(SynchronousTestCase):
         nothing with a path, user info or junk after it.
         """
         p = OriginPolicy(["https://good.example"])
-        for origin in ("https://good.example.evil.com", "https://evilgood.example",
-                       "https://good.examplex", "https://good.example/", "https://u@good.example",
-                       "https://good.example:443/x", "https://good.example\x1b", "", " ",
-                       "https://good.example:99999"):
+        for origin in (
+            "https://good.example.evil.com",
+            "https://evilgood.example",
+            "https://good.examplex",
+            "https://good.example/",
+            "https://u@good.example",
+            "https://good.example:443/x",
+            "https://good.example\x1b",
+            "",
+            " ",
+            "https://good.example:99999",
+        ):
             self.assertFalse(p.allows(origin), repr(origin))
 
     def test_wildcardWholeLabels(self) -> None:
@@ -62,10 +79,19 @@ class OriginPolicyTests(SynchronousTestCase):
         the bare domain, nor a host that only ends with the same characters.
         """
         p = OriginPolicy(["https://*.example.com"])
-        for origin in ("https://a.example.com", "https://a.b.example.com", "https://A.Example.COM:443"):
+        for origin in (
+            "https://a.example.com",
+            "https://a.b.example.com",
+            "https://A.Example.COM:443",
+        ):
             self.assertTrue(p.allows(origin), origin)
-        for origin in ("https://example.com", "https://evilexample.com", "https://.example.com",
-                       "https://a.example.com.evil.net", "http://a.example.com"):
+        for origin in (
+            "https://example.com",
+            "https://evilexample.com",
+            "https://.example.com",
+            "https://a.example.com.evil.net",
+            "http://a.example.com",
+        ):
             self.assertFalse(p.allows(origin), origin)
 
     def test_anyPort(self) -> None:
@@ -94,9 +120,17 @@ class OriginPolicyTests(SynchronousTestCase):
         A pattern that is not C{*} or an origin is an error quoting it:
         C{*} elsewhere than a leading label, a path, no scheme, a bad port.
         """
-        for pattern in ("https://good.example*", "https://a.*.example", "*.example.com",
-                        "good.example", "https://x/y", "https://x:0", "https://x:70000",
-                        "https://*.[::1]", "https://bad\x1bhost"):
+        for pattern in (
+            "https://good.example*",
+            "https://a.*.example",
+            "*.example.com",
+            "good.example",
+            "https://x/y",
+            "https://x:0",
+            "https://x:70000",
+            "https://*.[::1]",
+            "https://bad\x1bhost",
+        ):
             e = self.assertRaises(ValueError, OriginPolicy, [pattern])
             self.assertIn("bad origin pattern", str(e))
             self.assertNotIn("\x1b", str(e))
@@ -125,7 +159,9 @@ class OriginPolicyTests(SynchronousTestCase):
 
     def test_printable(self) -> None:
         """Control bytes and non-ASCII are escaped, long text cut."""
-        self.assertEqual(printable("a\x1b[2J\x00\r\n\xe9\u2028"), "a\\x1b[2J\\x00\\r\\n\\xe9\\u2028")
+        self.assertEqual(
+            printable("a\x1b[2J\x00\r\n\xe9\u2028"), "a\\x1b[2J\\x00\\r\\n\\xe9\\u2028"
+        )
         self.assertEqual(printable("x" * 300, 10), "x" * 10 + "...")
 
 
@@ -152,8 +188,9 @@ class OriginHandshakeTests(TestCase):
 
     async def serve(self, **kw: Any) -> int:
         options = WebSocketOptions(openHandshakeTimeout=30.0, **kw)
-        engine = await gnet.Serve(WebSocketEchoServer(multicore=False, wsOptions=options),
-                                  "tcp://127.0.0.1:0")
+        engine = await gnet.Serve(
+            WebSocketEchoServer(multicore=False, wsOptions=options), "tcp://127.0.0.1:0"
+        )
         self.addCleanup(lambda: None if engine.stopping else engine.Stop())
         return engine.listeningPorts[0].getHost().port
 
@@ -175,14 +212,29 @@ class OriginHandshakeTests(TestCase):
 
         port = await self.serve(allowedOrigins=["https://good.example", "https://*.example.com"])
         events = self.captureLog()
-        for origin in (b"https://good.example", b"https://good.example:443",
-                       b"https://a.b.example.com", None):
+        for origin in (
+            b"https://good.example",
+            b"https://good.example:443",
+            b"https://a.b.example.com",
+            None,
+        ):
             status = await deferToThread(_handshake, port, origin)
             self.assertIn(b" 101 ", status, origin)
-        self.assertEqual([e for e in events if e.get("log_level", LogLevel.info) >= LogLevel.info
-                          and "origin" in formatEvent(e)], [])
-        refused = (b"https://good.example.evil.com", b"https://evil.example", b"null", b"file://",
-                   b"https://ev\x1bil.example")
+        self.assertEqual(
+            [
+                e
+                for e in events
+                if e.get("log_level", LogLevel.info) >= LogLevel.info and "origin" in formatEvent(e)
+            ],
+            [],
+        )
+        refused = (
+            b"https://good.example.evil.com",
+            b"https://evil.example",
+            b"null",
+            b"file://",
+            b"https://ev\x1bil.example",
+        )
         for origin in refused:
             status = await deferToThread(_handshake, port, origin)
             self.assertTrue(status.startswith(b"HTTP/1.1 403 "), (origin, status))

@@ -90,7 +90,9 @@ class AdapterTests(SynchronousTestCase):
             def dataReceived(self, data: bytes) -> None:
                 received.append(data)
 
-        client, server, pump = iosim.connectedServerAndClient(lambda: factory.buildProtocol(ADDR), Client)
+        client, server, pump = iosim.connectedServerAndClient(
+            lambda: factory.buildProtocol(ADDR), Client
+        )
         client.transport.write(b"hello")
         pump.flush()
         self.assertEqual(b"".join(received), b"hello")
@@ -116,7 +118,9 @@ class BackpressureTests(SynchronousTestCase):
     """
 
     def connect(self, *opts: Any) -> StringTransport:
-        factory = GnetFactory(Engine(Recorder(), [], loadOptions(*opts)), network=None, ownsEngine=True)
+        factory = GnetFactory(
+            Engine(Recorder(), [], loadOptions(*opts)), network=None, ownsEngine=True
+        )
         factory.doStart()
         self.addCleanup(factory.doStop)
         transport = StringTransport(peerAddress=ADDR)

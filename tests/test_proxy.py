@@ -138,9 +138,7 @@ class StreamProxyTests(TestCase):
             # udp back ends get each relayed read as one datagram: keep those small
             size = 1000 if i % 3 == 2 else 100_000
             probe = _Probe(os.urandom(size))
-            await connectProtocol(
-                TCP4ClientEndpoint(_reactor(), "127.0.0.1", port), probe
-            )
+            await connectProtocol(TCP4ClientEndpoint(_reactor(), "127.0.0.1", port), probe)
             probes.append(probe)
         echoes = await defer.gatherResults([p.echoed for p in probes])
         for probe, echo in zip(probes, echoes):
@@ -165,9 +163,7 @@ class StreamProxyTests(TestCase):
         )
         self.assertEqual(len(handler.backendContexts), fronts)
         for front, ctx in handler.backendContexts:
-            self.assertIs(
-                ctx, front, "a back end's Context() is its front conn at OnOpen"
-            )
+            self.assertIs(ctx, front, "a back end's Context() is its front conn at OnOpen")
         self.assertEqual(len(handler.executed), fronts)
         self.assertEqual(handler.frontsClosed, fronts)
 
@@ -230,9 +226,7 @@ class StreamProxyTests(TestCase):
         free.bind(("127.0.0.1", 0))
         dead = free.getsockname()[1]
         free.close()
-        proxy = await self._serve(
-            ProxyHandler([f"tcp://127.0.0.1:{dead}"]), "tcp://127.0.0.1:0"
-        )
+        proxy = await self._serve(ProxyHandler([f"tcp://127.0.0.1:{dead}"]), "tcp://127.0.0.1:0")
         probe = _Probe(b"hello?")
         port = proxy.listeningPorts[0].getHost().port
         await connectProtocol(TCP4ClientEndpoint(_reactor(), "127.0.0.1", port), probe)
@@ -261,9 +255,7 @@ class _UDPFront(gnet.BuiltinEventEngine):
         self.shutdownTotal: Any = None
 
     def OnBoot(self, eng: Any) -> Any:
-        self.bootError = _errorOf(
-            eng.Register, NewNetAddrContext(None, "udp://127.0.0.1:1")
-        )
+        self.bootError = _errorOf(eng.Register, NewNetAddrContext(None, "udp://127.0.0.1:1"))
 
     def OnOpen(self, c: Any) -> Any:
         self.backends.append(c)
@@ -297,9 +289,7 @@ class UDPProxyTests(TestCase):
         handler = _UDPFront()
         front = await gnet.Serve(handler, "udp://127.0.0.1:0")
         for eng in (tcpEcho, udpEcho, front):
-            self.addCleanup(
-                lambda e=eng: e.Stop() if not e.stopping else e.whenStopped()
-            )
+            self.addCleanup(lambda e=eng: e.Stop() if not e.stopping else e.whenStopped())
         self.assertEqual(handler.bootError, ErrEmptyEngine)
         self.assertRaises(ErrInvalidNetworkAddress, front.Register, NewContext(None, 1))
 
@@ -318,9 +308,7 @@ class UDPProxyTests(TestCase):
                 ctx = NewNetConnContext(None, sock)
             results.append(await front.Register(ctx))
         self.assertEqual([r.Err for r in results], [None] * 4)
-        self.assertEqual(
-            handler.backends, [r.Conn for r in results], "OnOpen ran for each"
-        )
+        self.assertEqual(handler.backends, [r.Conn for r in results], "OnOpen ran for each")
         self.assertEqual(
             [c.RemoteAddr().Network() for c in handler.backends],
             ["udp", "tcp", "udp", "tcp"],
@@ -344,9 +332,7 @@ class UDPProxyTests(TestCase):
             sender.write(b"datagram %d" % i, ("127.0.0.1", frontPort))
         await done
         await handler.allIn
-        self.assertEqual(
-            sorted(echoes), sorted(b"datagram %d" % i for i in range(datagrams))
-        )
+        self.assertEqual(sorted(echoes), sorted(b"datagram %d" % i for i in range(datagrams)))
         self.assertEqual(handler.bad, [])
         await front.Stop()
         self.assertEqual(handler.shutdownTotal % len(_UDPFront.PACKET), 0)

@@ -64,7 +64,9 @@ def _missingTool(what: str) -> None:
     raise unittest.SkipTest(why)
 
 
-async def poll(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> None:
+async def poll(
+    predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.05
+) -> None:
     """
     Wait until C{await predicate()} (or its plain result) is true, checking
     every C{every} s, at most C{timeout} s.
@@ -124,7 +126,9 @@ async def serverStats(socketPath: str, backend: str) -> dict[str, dict[str, str]
         raise AssertionError(f"unexpected 'show stat' answer: {text!r}")
     rows = csv.DictReader(io.StringIO("\n".join([lines[0][2:]] + lines[1:])))
     return {
-        r["svname"]: r for r in rows if r["pxname"] == backend and r["svname"] not in ("FRONTEND", "BACKEND")
+        r["svname"]: r
+        for r in rows
+        if r["pxname"] == backend and r["svname"] not in ("FRONTEND", "BACKEND")
     }
 
 
@@ -168,7 +172,9 @@ class EchoConnection(WebSocketClientProtocol):
             return
         want, wantBinary, d = self._expected.popleft()
         if payload != want or isBinary != wantBinary:
-            self.mismatches.append(f"sent {want!r} (binary={wantBinary}), got {payload!r} (binary={isBinary})")
+            self.mismatches.append(
+                f"sent {want!r} (binary={wantBinary}), got {payload!r} (binary={isBinary})"
+            )
         d.callback(payload)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
@@ -223,7 +229,10 @@ class EchoClient:
         for _ in range(attempts):
             ep = TCP4ClientEndpoint(reactor, "127.0.0.1", self.lbPort, timeout=timeout)
             try:
-                conn = cast(EchoConnection, await ep.connect(cast(Any, self.factory)).addTimeout(timeout, reactor))
+                conn = cast(
+                    EchoConnection,
+                    await ep.connect(cast(Any, self.factory)).addTimeout(timeout, reactor),
+                )
                 self.connections.append(conn)
                 await conn.opened.addTimeout(timeout, reactor)
                 return conn
@@ -266,7 +275,9 @@ class EchoClient:
 class Host:
     """One gnetecho host: a network namespace, its veth pair, its process."""
 
-    def __init__(self, name: str, ns: str, rootIf: str, nsIf: str, rootAddr: str, nsAddr: str) -> None:
+    def __init__(
+        self, name: str, ns: str, rootIf: str, nsIf: str, rootAddr: str, nsAddr: str
+    ) -> None:
         self.name = name
         self.ns = ns
         self.rootIf = rootIf
@@ -393,7 +404,9 @@ class ScaleOutTests(unittest.TestCase):
                 f"failed (exit {code}): {out.strip()}"
             )
         self.addCleanup(self.removeHost, host)
-        await self.check("ip", "link", "add", host.rootIf, "type", "veth", "peer", "name", host.nsIf)
+        await self.check(
+            "ip", "link", "add", host.rootIf, "type", "veth", "peer", "name", host.nsIf
+        )
         await self.check("ip", "link", "set", host.nsIf, "netns", host.ns)
         await self.check("ip", "addr", "add", f"{host.rootAddr}/30", "dev", host.rootIf)
         await self.check("ip", "link", "set", host.rootIf, "up")
@@ -419,7 +432,15 @@ class ScaleOutTests(unittest.TestCase):
         cwd = os.path.join(self.tmp, host.name)
         os.makedirs(cwd)
         argv = ["ip", "netns", "exec", host.ns, "env", f"TMPDIR={cwd}", *twistdCommand()]
-        argv += ["-n", "--pidfile=", "--logfile=-", "gnetecho", "--port", f"tcp://0.0.0.0:{HOST_PORT}", *options]
+        argv += [
+            "-n",
+            "--pidfile=",
+            "--logfile=-",
+            "gnetecho",
+            "--port",
+            f"tcp://0.0.0.0:{HOST_PORT}",
+            *options,
+        ]
         host.proc = spawn(self, argv, cwd=cwd)
         return host.proc
 
@@ -431,7 +452,8 @@ class ScaleOutTests(unittest.TestCase):
         chosen server in an C{X-Served-By} response header.
         """
         servers = "".join(
-            f"    server {h.name} {h.nsAddr}:{HOST_PORT} check inter 200ms fall 2 rise 1\n" for h in hosts
+            f"    server {h.name} {h.nsAddr}:{HOST_PORT} check inter 200ms fall 2 rise 1\n"
+            for h in hosts
         )
         return (
             "global\n"
@@ -479,7 +501,9 @@ class ScaleOutTests(unittest.TestCase):
         hosts = [hostA, hostB]
         procA = self.startHost(hostA, "--num-event-loop", "2")
         procB = self.startHost(hostB, "--multicore", "false")
-        await defer.gatherResults([procA.waitFor(LISTENING, 30), procB.waitFor(LISTENING, 30)], consumeErrors=True)
+        await defer.gatherResults(
+            [procA.waitFor(LISTENING, 30), procB.waitFor(LISTENING, 30)], consumeErrors=True
+        )
 
         lbPort = freePort()
         # AF_UNIX paths are limited to 107 bytes: trial's temporary directory is too deep.
@@ -510,17 +534,23 @@ class ScaleOutTests(unittest.TestCase):
             await poll(bothUp, 15, "HAProxy to report both servers UP", every=0.1)
         except AssertionError as e:
             raise AssertionError(f"{e}; stats {stats}; haproxy output:\n{lb.output}") from None
-        print(f"\nscale-out: lab up (namespaces, 2 hosts, haproxy, both UP) in {time.monotonic() - started:.1f} s")
+        print(
+            f"\nscale-out: lab up (namespaces, 2 hosts, haproxy, both UP) in {time.monotonic() - started:.1f} s"
+        )
 
         # -- 20 clients, spread by round robin, all echoing ------------------------------
         factory = WebSocketClientFactory(f"ws://127.0.0.1:{lbPort}/")
         factory.protocol = EchoConnection
         factory.setProtocolOptions(openHandshakeTimeout=5, closeHandshakeTimeout=1)
         clients = [EchoClient(i, factory, lbPort) for i in range(N_CLIENTS)]
-        self.addCleanup(lambda: defer.gatherResults([defer.ensureDeferred(c.close()) for c in clients]))
+        self.addCleanup(
+            lambda: defer.gatherResults([defer.ensureDeferred(c.close()) for c in clients])
+        )
         for c in clients:
             await c.connect(attempts=1)
-        await defer.gatherResults([defer.ensureDeferred(c.echoRound()) for c in clients], consumeErrors=True)
+        await defer.gatherResults(
+            [defer.ensureDeferred(c.echoRound()) for c in clients], consumeErrors=True
+        )
 
         onA = [c for c in clients if c.conn.servedBy == "A"]
         onB = [c for c in clients if c.conn.servedBy == "B"]
@@ -538,7 +568,9 @@ class ScaleOutTests(unittest.TestCase):
         self.assertEqual(procA.exitSignal, signal.SIGKILL)
         await defer.gatherResults([c.conn.closed for c in onA]).addTimeout(10, reactor)
         closedIn = time.monotonic() - killedAt
-        self.assertTrue(all(c.conn.isOpen for c in onB), "a client on the surviving host was closed")
+        self.assertTrue(
+            all(c.conn.isOpen for c in onB), "a client on the surviving host was closed"
+        )
         # No Close frame: 1006, the connection just dropped.
         self.assertEqual({(c.conn.closeInfo or (None, None))[:2] for c in onA}, {(False, 1006)})
 
@@ -558,13 +590,17 @@ class ScaleOutTests(unittest.TestCase):
 
         # -- new clients all go to the survivor ----------------------------------------------
         fresh = [EchoClient(N_CLIENTS + i, factory, lbPort) for i in range(6)]
-        self.addCleanup(lambda: defer.gatherResults([defer.ensureDeferred(c.close()) for c in fresh]))
+        self.addCleanup(
+            lambda: defer.gatherResults([defer.ensureDeferred(c.close()) for c in fresh])
+        )
         for c in fresh:
             await c.connect(attempts=1)
         self.assertEqual({c.conn.servedBy for c in fresh}, {"B"})
 
         everyone = clients + fresh
-        await defer.gatherResults([defer.ensureDeferred(c.echoRound()) for c in everyone], consumeErrors=True)
+        await defer.gatherResults(
+            [defer.ensureDeferred(c.echoRound()) for c in everyone], consumeErrors=True
+        )
         self.assertTrue(all(c.conn.isOpen for c in everyone), "a client was left unconnected")
         await refresh()
         self.assertEqual(int(stats["A"]["scur"]), 0)

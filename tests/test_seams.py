@@ -98,7 +98,9 @@ class CatchableErrorTests(LoopbackTestCase):
         Twisted's C{ConnectionLost}.
         """
         closed, fire = _fired()
-        handler = Recorder(OnTraffic=lambda c: c.Discard(-1) and None, OnClose=lambda c, err: fire(err))
+        handler = Recorder(
+            OnTraffic=lambda c: c.Discard(-1) and None, OnClose=lambda c, err: fire(err)
+        )
         eng = yield self.serve(handler, "tcp://127.0.0.1:0")
         _, addr = self.target(eng)
         s = socket.create_connection(addr, timeout=WAIT)
@@ -279,7 +281,9 @@ class SignatureTests(LoopbackTestCase):
             c.Discard(-1)
             loop = c.EventLoop()
             loop.Execute(ctx, Runnable())
-            loop.Execute(ctx, gnet.RunnableFunc(lambda x: seen.append(("func", gnet.FromContext(x)))))
+            loop.Execute(
+                ctx, gnet.RunnableFunc(lambda x: seen.append(("func", gnet.FromContext(x))))
+            )
             loop.Execute(None, gnet.RunnableFunc(lambda x: fire(x)))
 
         eng = yield self.serve(Recorder(OnTraffic=onTraffic), "tcp://127.0.0.1:0")
@@ -393,7 +397,9 @@ class UDPTests(LoopbackTestCase):
         c = yield _timeout(kept)
 
         def fromThread() -> None:
-            c.AsyncWrite(b"late", lambda conn, err: calls.append((conn, err, threading.current_thread())))
+            c.AsyncWrite(
+                b"late", lambda conn, err: calls.append((conn, err, threading.current_thread()))
+            )
             c.Write(b"late-sync")
 
         worker = yield threads.deferToThread(lambda: (fromThread(), threading.current_thread())[1])
@@ -411,7 +417,9 @@ class UDPTests(LoopbackTestCase):
         client.transport.write(b"hi")
         c = yield _timeout(kept)
         calls: list[Any] = []
-        e = self.assertRaises(OSError, c.AsyncWrite, b"x" * 70000, lambda conn, err: calls.append(err))
+        e = self.assertRaises(
+            OSError, c.AsyncWrite, b"x" * 70000, lambda conn, err: calls.append(err)
+        )
         self.assertEqual(e.errno, errno.EMSGSIZE)
         self.assertEqual(calls, [e])
 
@@ -454,8 +462,14 @@ class HandlerFailureLogTests(LoopbackTestCase):
         yield _timeout(closed)
         yield _timeout(b.lost)
         text = "\n".join(line for _, line in target.lines)
-        for what in ("OnOpen raised", "open failed", "OnTraffic raised", "traffic failed",
-                     "OnClose raised", "close failed"):
+        for what in (
+            "OnOpen raised",
+            "open failed",
+            "OnTraffic raised",
+            "traffic failed",
+            "OnClose raised",
+            "close failed",
+        ):
             self.assertIn(what, text)
         self.assertEqual(self.flushLoggedErrors(), [])
 
@@ -488,4 +502,3 @@ class HandlerFailureLogTests(LoopbackTestCase):
         with open(path) as f:
             self.assertIn("logged to the file", f.read())
         self.assertEqual(self.flushLoggedErrors(), [])
-

@@ -117,9 +117,7 @@ class StatusPageTests(TestCase):
         _, port = await self.serve(statusOptions())
         response = await deferToThread(plainGet, port)
         head, _, body = response.partition(b"\r\n\r\n")
-        headers = dict(
-            line.split(b": ", 1) for line in head.split(b"\r\n")[1:]
-        )
+        headers = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:])
         csp = headers[b"Content-Security-Policy"].decode()
         self.assertEqual(headers[b"X-Content-Type-Options"], b"nosniff")
         self.assertEqual(headers[b"X-Frame-Options"], b"DENY")
@@ -199,7 +197,9 @@ class StatusPageTests(TestCase):
 
         async def page() -> bytes | None:
             body = await deferToThread(plainGet, port)
-            return body if field(body, "messages") == "12" and field(body, "workers") == "2" else None
+            return (
+                body if field(body, "messages") == "12" and field(body, "workers") == "2" else None
+            )
 
         body = await poll(page, "12 messages on 2 workers", timeout=20)
         self.assertEqual(field(body, "connections"), "1")
@@ -257,9 +257,13 @@ class HostileRequestTests(TestCase):
             response = await deferToThread(rawRequest, port, request)
             status = response.split(b"\r\n", 1)[0]
             self.assertRegex(status, rb"^HTTP/1\.1 4\d\d ", request[:80])
-            self.assertIsNone(re.search(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\xff]", response), response[:200])
+            self.assertIsNone(
+                re.search(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\xff]", response), response[:200]
+            )
             await poll(lambda: handler.engineStats().open == 0, "the connection closed")
-            shown = [e for e in events[before:] if e.get("log_level", LogLevel.info) >= LogLevel.info]
+            shown = [
+                e for e in events[before:] if e.get("log_level", LogLevel.info) >= LogLevel.info
+            ]
             self.assertLessEqual(len(shown), 1, [formatEvent(e) for e in shown])
             for e in shown:
                 text = formatEvent(e)
@@ -287,7 +291,9 @@ class HostileRequestTests(TestCase):
 
         statuses = await deferToThread(flood)
         self.assertEqual(set(statuses), {b"HTTP/1.1 400"})
-        shown = [formatEvent(e) for e in events if e.get("log_level", LogLevel.info) >= LogLevel.info]
+        shown = [
+            formatEvent(e) for e in events if e.get("log_level", LogLevel.info) >= LogLevel.info
+        ]
         self.assertLessEqual(len(shown), 100)
         self.assertLess(sum(len(t) for t in shown), 100 * 200)
         self.assertFalse(any("Traceback" in t for t in shown))
@@ -306,10 +312,18 @@ def _browse(url: str, profile: str, screenshot: str, text: str) -> dict[str, Any
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", "--no-default-browser-check", "--no-proxy-server",
-        "--window-size=1024,768", f"--user-data-dir={profile}",
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--no-proxy-server",
+        "--window-size=1024,768",
+        f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)

@@ -28,7 +28,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 #: modules planted in the working directory: stdlib names the workers import
 #: late, names of our own packages, and a sitecustomize
-PLANTED = ("http", "selectors", "json", "pickle", "gnetcompat", "autobahn", "twisted", "sitecustomize")
+PLANTED = (
+    "http",
+    "selectors",
+    "json",
+    "pickle",
+    "gnetcompat",
+    "autobahn",
+    "twisted",
+    "sitecustomize",
+)
 
 
 def _syncEcho(port: int, messages: list, deadline: float) -> list:
@@ -57,7 +66,11 @@ class HeartbeatOptionTests(SynchronousTestCase):
         The default is 5 s; the value reaches the EngineService's
         supervision policy (0 turns the heartbeat off).
         """
-        for argv, expected in (([], 5.0), (["--heartbeat-timeout=2.5"], 2.5), (["--heartbeat-timeout=0"], 0.0)):
+        for argv, expected in (
+            ([], 5.0),
+            (["--heartbeat-timeout=2.5"], 2.5),
+            (["--heartbeat-timeout=0"], 0.0),
+        ):
             o = tap.Options()
             o.parseOptions(argv)
             self.assertEqual(o["heartbeat-timeout"], expected)
@@ -103,8 +116,16 @@ class WorkingDirectoryTests(TestCase):
                     )
                 )
         port = freePort()
-        argv = twistdCommand() + ["-n", "--pidfile=", "--logfile=-", "gnetecho", "--port", str(port),
-                                  "--num-event-loop", "2"]
+        argv = twistdCommand() + [
+            "-n",
+            "--pidfile=",
+            "--logfile=-",
+            "gnetecho",
+            "--port",
+            str(port),
+            "--num-event-loop",
+            "2",
+        ]
         proc = spawn(self, argv, cwd=cwd, env={"PYTHONSTARTUP": os.path.join(cwd, "json.py")})
         await proc.waitFor(LISTENING, 40)
         await proc.waitFor(r"2 workers serving", 40)
@@ -113,7 +134,9 @@ class WorkingDirectoryTests(TestCase):
             for i in range(6)
         ]
         self.assertEqual(results, [[f"m{i}", b"\x01" * i] for i in range(6)])
-        self.assertFalse(os.path.exists(marker), open(marker).read() if os.path.exists(marker) else "")
+        self.assertFalse(
+            os.path.exists(marker), open(marker).read() if os.path.exists(marker) else ""
+        )
         await proc.terminate(20)
         self.assertFalse(os.path.exists(marker), proc.output)
         self.assertNotIn("planted module", proc.output)
@@ -163,7 +186,9 @@ class CrashLoopTests(TestCase):
         os.makedirs(cwd)
         with open(os.path.join(cwd, "crash.tac"), "w") as f:
             f.write(TAC.format(root=ROOT))
-        proc = spawn(self, twistdCommand() + ["-n", "--pidfile=", "--logfile=-", "-y", "crash.tac"], cwd=cwd)
+        proc = spawn(
+            self, twistdCommand() + ["-n", "--pidfile=", "--logfile=-", "-y", "crash.tac"], cwd=cwd
+        )
         code = await proc.waitForExit(90)
         self.assertIsNone(proc.exitSignal, proc.output)
         self.assertEqual(code, 1, proc.output)
@@ -221,8 +246,19 @@ class SignalTests(TestCase):
         os.makedirs(cwd)
         log = os.path.join(cwd, "twistd.log")
         port = freePort()
-        argv = twistdCommand() + ["-n", "--pidfile=", "--logfile", log, "gnetecho", "--port", str(port),
-                                  "--num-event-loop", "2", "--tick", "0.2"]
+        argv = twistdCommand() + [
+            "-n",
+            "--pidfile=",
+            "--logfile",
+            log,
+            "gnetecho",
+            "--port",
+            str(port),
+            "--num-event-loop",
+            "2",
+            "--tick",
+            "0.2",
+        ]
         proc = spawn(self, argv, cwd=cwd)
 
         def logged(pattern: str, path: str = log) -> bool:

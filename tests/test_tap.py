@@ -179,16 +179,35 @@ class OptionsTests(SynchronousTestCase):
                 ws.allowedOrigins,
                 ws.compression,
             ),
-            (1024, 512, 4096, 2.5, 0.25, 10.0, 4.0, 7.5, 4096,
-             ["http://a.example", "https://*.b.example"], False),
+            (
+                1024,
+                512,
+                4096,
+                2.5,
+                0.25,
+                10.0,
+                4.0,
+                7.5,
+                4096,
+                ["http://a.example", "https://*.b.example"],
+                False,
+            ),
         )
 
     def test_booleanSpellings(self) -> None:
         """
         Boolean options take true/false, yes/no, on/off and 1/0, any case.
         """
-        for text, value in [("true", True), ("FALSE", False), ("yes", True), ("no", False),
-                            ("on", True), ("Off", False), ("1", True), ("0", False)]:
+        for text, value in [
+            ("true", True),
+            ("FALSE", False),
+            ("yes", True),
+            ("no", False),
+            ("on", True),
+            ("Off", False),
+            ("1", True),
+            ("0", False),
+        ]:
             self.assertEqual(parse(f"--multicore={text}")["multicore"], value, text)
 
     def test_portForms(self) -> None:
@@ -215,16 +234,26 @@ class OptionsTests(SynchronousTestCase):
         """
         o = parse(
             "--port=9090",
-            "--listen", "tcp:9091",
-            "--listen", "tcp6:9092",
-            "--listen", r"tcp:9093:interface=\:\:1",
-            "--listen", "unix:/tmp/gnetecho-test.sock",
-            "--listen", "tcp://0.0.0.0:9094",
+            "--listen",
+            "tcp:9091",
+            "--listen",
+            "tcp6:9092",
+            "--listen",
+            r"tcp:9093:interface=\:\:1",
+            "--listen",
+            "unix:/tmp/gnetecho-test.sock",
+            "--listen",
+            "tcp://0.0.0.0:9094",
         )
         self.assertEqual(
             o["listen"],
-            ["tcp:9091", "tcp6:9092", r"tcp:9093:interface=\:\:1",
-             "unix:/tmp/gnetecho-test.sock", "tcp://0.0.0.0:9094"],
+            [
+                "tcp:9091",
+                "tcp6:9092",
+                r"tcp:9093:interface=\:\:1",
+                "unix:/tmp/gnetecho-test.sock",
+                "tcp://0.0.0.0:9094",
+            ],
         )
         self.assertEqual(
             o["addresses"],
@@ -309,7 +338,9 @@ class OptionsTests(SynchronousTestCase):
         """
         o = parse(f"--read-buffer-size={64 * 1024**2}", f"--write-buffer-size={1024**3}")
         self.assertEqual((o["read-buffer-size"], o["write-buffer-size"]), (64 * 1024**2, 1024**3))
-        self.assertUsageError([f"--read-buffer-size={64 * 1024**2 + 1}"], "--read-buffer-size", "<=")
+        self.assertUsageError(
+            [f"--read-buffer-size={64 * 1024**2 + 1}"], "--read-buffer-size", "<="
+        )
         self.assertUsageError([f"--write-buffer-size={1024**3 + 1}"], "--write-buffer-size", "<=")
 
     def test_unsupportedListen(self) -> None:
@@ -345,7 +376,9 @@ class OptionsTests(SynchronousTestCase):
         service's engine gets; the same value given twice, or with
         C{--backlog}, is accepted.
         """
-        o = parse("--listen", "tcp:9300:backlog=17", "--listen", r"tcp6:9301:interface=\:\:1:backlog=17")
+        o = parse(
+            "--listen", "tcp:9300:backlog=17", "--listen", r"tcp6:9301:interface=\:\:1:backlog=17"
+        )
         self.assertEqual(o["addresses"], ["tcp://127.0.0.1:9300", "tcp6://[::1]:9301"])
         self.assertEqual(o["backlog"], 17)
         svc = tap.makeService(o).getServiceNamed("gnetecho")
@@ -363,10 +396,14 @@ class OptionsTests(SynchronousTestCase):
         for bad in ("0", "-1", "abc", "", "1.5", "65536", "99999999999", " 5", "0x10"):
             self.assertUsageError(["--listen", f"tcp:9300:backlog={bad}"], "--listen", "backlog=")
         msg = self.assertUsageError(
-            ["--listen", "tcp:9300:backlog=10", "--listen", "tcp:9301:backlog=20"], "--listen", "backlog"
+            ["--listen", "tcp:9300:backlog=10", "--listen", "tcp:9301:backlog=20"],
+            "--listen",
+            "backlog",
         )
         self.assertIn("tcp:9301:backlog=20", msg)
-        self.assertUsageError(["--backlog=5", "--listen", "tcp:9300:backlog=6"], "--backlog 5", "backlog=6")
+        self.assertUsageError(
+            ["--backlog=5", "--listen", "tcp:9300:backlog=6"], "--backlog 5", "backlog=6"
+        )
         for bad in ("65536", str(2**31), str(10**12)):
             self.assertUsageError([f"--backlog={bad}"], "--backlog", "65535")
 
@@ -428,9 +465,19 @@ class MakeServiceTests(SynchronousTestCase):
         C{gnetecho}, with the echo handler, every address and the gnet
         options from the command line.
         """
-        o = parse("--port=9200", "--listen=tcp6:9201", "--multicore=false", "--tick=2",
-                  "--backlog=32", "--shutdown-timeout=3", "--max-connections=7", "--read-buffer-size=100000",
-                  "--write-buffer-size=3000000", "--max-message-size=4096", "--log-level=debug")
+        o = parse(
+            "--port=9200",
+            "--listen=tcp6:9201",
+            "--multicore=false",
+            "--tick=2",
+            "--backlog=32",
+            "--shutdown-timeout=3",
+            "--max-connections=7",
+            "--read-buffer-size=100000",
+            "--write-buffer-size=3000000",
+            "--max-message-size=4096",
+            "--log-level=debug",
+        )
         top = tap.makeService(o)
         self.assertIsInstance(top, MultiService)
         services = list(top)
@@ -446,8 +493,16 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(h.wsOptions.maxMessagePayloadSize, 4096)
         opts = loadOptions(*svc.opts)
         self.assertEqual(
-            (opts.Multicore, opts.NumEventLoop, opts.ReusePort, opts.Ticker, opts.Backlog,
-             opts.ShutdownTimeout, opts.ReadBufferCap, opts.WriteBufferCap),
+            (
+                opts.Multicore,
+                opts.NumEventLoop,
+                opts.ReusePort,
+                opts.Ticker,
+                opts.Backlog,
+                opts.ShutdownTimeout,
+                opts.ReadBufferCap,
+                opts.WriteBufferCap,
+            ),
             (False, 0, True, True, 32, 3.0, 100000, 3000000),
         )
         # powers of two, as gnet
@@ -560,7 +615,9 @@ class SystemdTests(SynchronousTestCase):
         """
         lst = listeningSocket()
         self.addCleanup(lst.close)
-        self.assertEqual(parse("--port", f"fd://{lst.fileno()}")["addresses"], [f"fd://{lst.fileno()}"])
+        self.assertEqual(
+            parse("--port", f"fd://{lst.fileno()}")["addresses"], [f"fd://{lst.fileno()}"]
+        )
         idle = socket.socket()
         self.addCleanup(idle.close)
         e = self.assertRaises(usage.UsageError, parse, "--listen", f"fd://{idle.fileno()}")
@@ -670,7 +727,9 @@ class TwistdEndToEndTests(TestCase):
         """
         lst = listeningSocket()
         port = lst.getsockname()[1]
-        proc = spawnTwistd(self, ["gnetecho", "--listen", "systemd:domain=INET:index=0"], activate=[lst])
+        proc = spawnTwistd(
+            self, ["gnetecho", "--listen", "systemd:domain=INET:index=0"], activate=[lst]
+        )
         lst.close()  # the service holds it now
         out = await proc.waitFor(LISTENING, 30)
         self.assertIn(f"fd://3 (tcp4://127.0.0.1:{port})", out)
@@ -692,7 +751,14 @@ class TwistdEndToEndTests(TestCase):
         lst = listeningSocket(socket.AF_UNIX, path)
         proc = spawnTwistd(
             self,
-            ["-r", "poll", "gnetecho", "--multicore=false", "--listen", "systemd:domain=UNIX:name=s0"],
+            [
+                "-r",
+                "poll",
+                "gnetecho",
+                "--multicore=false",
+                "--listen",
+                "systemd:domain=UNIX:name=s0",
+            ],
             activate=[lst],
         )
         lst.close()
@@ -756,9 +822,7 @@ class TwistdEndToEndTests(TestCase):
         SIGTERM.
         """
         if importlib.util.find_spec("gnetcompat._workers") is None:
-            raise SkipTest(
-                "gnetcompat._workers (multicore worker processes) does not exist yet"
-            )
+            raise SkipTest("gnetcompat._workers (multicore worker processes) does not exist yet")
         port = freePort()
         proc = spawnTwistd(self, ["gnetecho", "--port", str(port), "--multicore=true"])
         await proc.waitFor(LISTENING, 30)
@@ -789,7 +853,9 @@ class TwistdEndToEndTests(TestCase):
         await proc.terminate(20)
         self.assertTrue(proc.endedCleanlyOnTerm, (proc.exitCode, proc.exitSignal, proc.output))
         self.assertEqual(
-            len(re.findall(r"worker \d \(pid \d+\) exited: exit status 0\b", proc.output)), 2, proc.output
+            len(re.findall(r"worker \d \(pid \d+\) exited: exit status 0\b", proc.output)),
+            2,
+            proc.output,
         )
         for bad in ("Traceback", "critical", "Unhandled", "FileNotFoundError"):
             self.assertNotIn(bad.lower(), proc.output.lower(), proc.output)
@@ -802,7 +868,9 @@ def _unixEcho(path: str, messages: list[str | bytes], timeout: float = 10.0) -> 
     from websockets.sync.client import unix_connect
 
     out: list[str | bytes] = []
-    with unix_connect(path, uri="ws://localhost/", open_timeout=timeout, close_timeout=timeout) as ws:
+    with unix_connect(
+        path, uri="ws://localhost/", open_timeout=timeout, close_timeout=timeout
+    ) as ws:
         for m in messages:
             ws.send(m)
             out.append(ws.recv(timeout=timeout))
@@ -843,13 +911,26 @@ class UnixSocketModeTests(TestCase):
             o = parse("--listen", f"unix:/tmp/x.sock:mode={text}")
             self.assertEqual(o["unix-mode"], 0o660)
             self.assertEqual(loadOptions(*o.gnetOptions()).UnixSocketMode, 0o660)
-        self.assertIsNone(loadOptions(*parse("--listen", "unix:/tmp/x.sock").gnetOptions()).UnixSocketMode)
-        for bad in ("unix:/tmp/x:mode=999", "unix:/tmp/x:mode=", "unix:/tmp/x:mode=rw",
-                    "unix:/tmp/x:mode=1777", "unix:/tmp/x:lockfile=1"):
+        self.assertIsNone(
+            loadOptions(*parse("--listen", "unix:/tmp/x.sock").gnetOptions()).UnixSocketMode
+        )
+        for bad in (
+            "unix:/tmp/x:mode=999",
+            "unix:/tmp/x:mode=",
+            "unix:/tmp/x:mode=rw",
+            "unix:/tmp/x:mode=1777",
+            "unix:/tmp/x:lockfile=1",
+        ):
             e = self.assertRaises(usage.UsageError, parse, "--listen", bad)
             self.assertIn("--listen", str(e))
-        e = self.assertRaises(usage.UsageError, parse, "--listen", "unix:/tmp/a:mode=600",
-                              "--listen", "unix:/tmp/b:mode=660")
+        e = self.assertRaises(
+            usage.UsageError,
+            parse,
+            "--listen",
+            "unix:/tmp/a:mode=600",
+            "--listen",
+            "unix:/tmp/b:mode=660",
+        )
         self.assertIn("mode", str(e))
         self.assertRaises(gnet.GnetError, loadOptions(gnet.WithUnixSocketMode(0o1777)).normalized)
 

@@ -190,8 +190,12 @@ class CloseTimingLoopbackTests(TestCase):
         factory.buildProtocol = lambda addr: instrument(build(addr), events, lost)
         port = reactor.listenTCP(0, factory, interface="127.0.0.1")
         self.addCleanup(port.stopListening)
-        client = yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port), StreamClient())
-        self.addCleanup(lambda: client.transport.abortConnection() if client.transport.connected else None)
+        client = yield connectProtocol(
+            TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port), StreamClient()
+        )
+        self.addCleanup(
+            lambda: client.transport.abortConnection() if client.transport.connected else None
+        )
         client.transport.write(b"bye")
         self.assertEqual((yield client.read(3)), b"bye")
         yield lost
@@ -295,7 +299,9 @@ class HandlerDriverTests(SynchronousTestCase):
     def test_advanceDrivesTicker(self) -> None:
         """C{advance} moves the fake clock the ticker runs on."""
         ticks: list[int] = []
-        driver = HandlerDriver(Recorder(OnTick=lambda: ticks.append(1) or (3, None)), gnet.WithTicker(True))
+        driver = HandlerDriver(
+            Recorder(OnTick=lambda: ticks.append(1) or (3, None)), gnet.WithTicker(True)
+        )
         driver.boot()
         driver.advance(2.9)
         self.assertEqual(len(ticks), 1)
@@ -331,4 +337,6 @@ class HandlerDriverTests(SynchronousTestCase):
     def test_optionsApplied(self) -> None:
         """Options given to the driver reach the engine, normalised."""
         driver = HandlerDriver(Echo(), gnet.WithReadBufferCap(2000), gnet.WithTicker(True))
-        self.assertEqual((driver.engine.options.ReadBufferCap, driver.engine.options.Ticker), (2048, True))
+        self.assertEqual(
+            (driver.engine.options.ReadBufferCap, driver.engine.options.Ticker), (2048, True)
+        )

@@ -28,11 +28,11 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import gnetcompat as gnet
 from gnetcompat import _tls
+from gnetcompat.echo import WebSocketEchoServer
 from gnetcompat.errors import ErrInvalidOption
 from gnetcompat.options import loadOptions
-from gnetcompat.websocket import WebSocketOptions
-from gnetcompat.echo import WebSocketEchoServer
 from gnetcompat.tap import Options as TapOptions
+from gnetcompat.websocket import WebSocketOptions
 
 from ._procs import freePort, spawnTwistd
 from ._tlscerts import Certs, makeCerts, peerCN, reissueServer
@@ -152,7 +152,9 @@ class DescriptionTests(SynchronousTestCase):
         hosts are bracketed.
         """
         addr, cfg = gnet.TLSConfig.fromDescription("ssl:443")
-        self.assertEqual((addr, cfg.certFile, cfg.keyFile), ("tcp://127.0.0.1:443", "server.pem", "server.pem"))
+        self.assertEqual(
+            (addr, cfg.certFile, cfg.keyFile), ("tcp://127.0.0.1:443", "server.pem", "server.pem")
+        )
         addr, cfg = gnet.TLSConfig.fromDescription(r"ssl:443:k.pem:c.pem:interface=\:\:1")
         self.assertEqual((addr, cfg.certFile, cfg.keyFile), ("tcp://[::1]:443", "c.pem", "k.pem"))
 
@@ -161,7 +163,9 @@ class DescriptionTests(SynchronousTestCase):
         _, cfg = gnet.TLSConfig.fromDescription("ssl:1:sslmethod=TLSv1_2_METHOD")
         self.assertEqual((cfg.minimumVersion, cfg.maximumVersion), ("1.2", "1.2"))
         for bad in ("SSLv3_METHOD", "TLSv1_METHOD", "TLSv1_1_METHOD", "nonsense"):
-            e = self.assertRaises(ValueError, gnet.TLSConfig.fromDescription, f"ssl:1:sslmethod={bad}")
+            e = self.assertRaises(
+                ValueError, gnet.TLSConfig.fromDescription, f"ssl:1:sslmethod={bad}"
+            )
             self.assertIn("TLS 1.2 is the minimum", str(e))
 
     def test_hostile(self) -> None:
@@ -198,7 +202,8 @@ class SettingErrorTests(SynchronousTestCase):
         self.check("no PEM private key in it", c.serverCert, c.serverCert)
         self.check(
             f"private key file {c.clientKey!r} does not match the certificate in {c.serverCert!r}",
-            c.serverCert, c.clientKey,
+            c.serverCert,
+            c.clientKey,
         )
         big = os.path.join(c.directory, "big.pem")
         with open(big, "wb") as f:
@@ -248,8 +253,11 @@ class SettingErrorTests(SynchronousTestCase):
         multi = loadOptions(gnet.WithTLS(obj), gnet.WithNumEventLoop(2))
         e = self.assertRaises(ErrInvalidOption, multi.normalized)
         self.assertIn("multicore workers load the certificate themselves", str(e))
-        d = gnet.Serve(PidEcho(), "tcp://127.0.0.1:0", gnet.WithTLS(c.serverCert, c.serverKey,
-                                                                   address="tcp://127.0.0.1:1"))
+        d = gnet.Serve(
+            PidEcho(),
+            "tcp://127.0.0.1:0",
+            gnet.WithTLS(c.serverCert, c.serverKey, address="tcp://127.0.0.1:1"),
+        )
         f = self.failureResultOf(d, ErrInvalidOption)
         self.assertIn("not one of the engine's tcp/unix addresses", str(f.value))
 
@@ -275,7 +283,14 @@ class TapOptionTests(SynchronousTestCase):
         """--listen ssl:... serves TLS (HTTP/1.1 ALPN) beside a plain --port."""
         c = self.certs
         o = TapOptions()
-        o.parseOptions(["--port", "9080", "--listen", f"ssl:9443:privateKey={c.serverKey}:certKey={c.serverCert}"])
+        o.parseOptions(
+            [
+                "--port",
+                "9080",
+                "--listen",
+                f"ssl:9443:privateKey={c.serverKey}:certKey={c.serverCert}",
+            ]
+        )
         self.assertEqual(o["addresses"], ["tcp://127.0.0.1:9080", "tcp://127.0.0.1:9443"])
         self.assertEqual(list(o["tls"]), ["tcp://127.0.0.1:9443"])
         cfg = o["tls"]["tcp://127.0.0.1:9443"]
@@ -295,10 +310,14 @@ class TapOptionTests(SynchronousTestCase):
         c = self.certs
         missing = os.path.join(c.directory, "missing.key")
         for args, needle in [
-            (["--listen", f"ssl:9443:privateKey={missing}:certKey={c.serverCert}"],
-             f"--listen: TLS private key file {missing!r}: cannot read it"),
-            (["--tls-cert", c.serverCert, "--tls-key", c.clientKey],
-             f"--tls-cert: TLS private key file {c.clientKey!r} does not match"),
+            (
+                ["--listen", f"ssl:9443:privateKey={missing}:certKey={c.serverCert}"],
+                f"--listen: TLS private key file {missing!r}: cannot read it",
+            ),
+            (
+                ["--tls-cert", c.serverCert, "--tls-key", c.clientKey],
+                f"--tls-cert: TLS private key file {c.clientKey!r} does not match",
+            ),
             (["--tls-key", c.serverKey], "--tls-key needs --tls-cert"),
             (["--listen", "ssl:9443:sslmethod=TLSv1_METHOD"], "TLS 1.2 is the minimum"),
         ]:
@@ -331,8 +350,12 @@ class LineEcho(gnet.BuiltinEventEngine):
             c.Discard(len(line) + 1)
             if line == b"state":
                 st = c.ConnectionState()
-                peer = st.PeerCertificates[0].subject.rfc4514_string() if st.PeerCertificates else "-"
-                c.Write(f"{st.Version} {st.NegotiatedProtocol or '-'} {st.ServerName or '-'} {peer}\n".encode())
+                peer = (
+                    st.PeerCertificates[0].subject.rfc4514_string() if st.PeerCertificates else "-"
+                )
+                c.Write(
+                    f"{st.Version} {st.NegotiatedProtocol or '-'} {st.ServerName or '-'} {peer}\n".encode()
+                )
             elif line == b"async":
                 threading.Thread(target=c.AsyncWrite, args=(b"from a thread\n",)).start()
             else:
@@ -374,8 +397,13 @@ class ServerTests(TestCase):
             from websockets.sync.client import connect
 
             out = []
-            with connect(f"wss://localhost:{port}/", ssl=c.clientContext(), max_size=None,
-                         open_timeout=IO_TIMEOUT, close_timeout=3) as ws:
+            with connect(
+                f"wss://localhost:{port}/",
+                ssl=c.clientContext(),
+                max_size=None,
+                open_timeout=IO_TIMEOUT,
+                close_timeout=3,
+            ) as ws:
                 ws.send("héllo wörld")
                 out.append(ws.recv(timeout=IO_TIMEOUT))
                 for n in (1, 125, 126, 65535, 65536, 1 << 20):
@@ -384,8 +412,12 @@ class ServerTests(TestCase):
                     out.append(ws.recv(timeout=IO_TIMEOUT) == payload)
             for _ in range(5):
                 t = time.monotonic()
-                with connect(f"wss://127.0.0.1:{port}/", ssl=c.clientContext(),
-                             open_timeout=IO_TIMEOUT, close_timeout=3) as ws:
+                with connect(
+                    f"wss://127.0.0.1:{port}/",
+                    ssl=c.clientContext(),
+                    open_timeout=IO_TIMEOUT,
+                    close_timeout=3,
+                ) as ws:
                     ws.send(b"x")
                     ws.recv(timeout=IO_TIMEOUT)
                 out.append(time.monotonic() - t < 2.5)
@@ -471,7 +503,9 @@ class ServerTests(TestCase):
 
         def run() -> list:
             out = []
-            s = tlsConnect(port, c.caCert, alpn=["h2", "http/1.1"], cert=c.clientCert, key=c.clientKey)
+            s = tlsConnect(
+                port, c.caCert, alpn=["h2", "http/1.1"], cert=c.clientCert, key=c.clientKey
+            )
             readLine(s)
             s.sendall(b"state\n")
             out.append(readLine(s).decode())
@@ -487,8 +521,10 @@ class ServerTests(TestCase):
             ctx.load_verify_locations(c.caCert)
             ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_1
             try:
-                ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT),
-                                server_hostname="localhost")
+                ctx.wrap_socket(
+                    socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT),
+                    server_hostname="localhost",
+                )
                 out.append("tls1.1 accepted")
             except (ssl.SSLError, ConnectionResetError):
                 out.append("tls1.1 refused")
@@ -509,7 +545,9 @@ class ServerTests(TestCase):
         """
         c = self.certs
         handler = LineEcho()
-        eng, port = await self.serve(handler, gnet.WithTLS(c.serverCert, c.serverKey, handshakeTimeout=0.5))
+        eng, port = await self.serve(
+            handler, gnet.WithTLS(c.serverCert, c.serverKey, handshakeTimeout=0.5)
+        )
 
         def run() -> float:
             s = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
@@ -539,13 +577,18 @@ class ServerTests(TestCase):
         def run(version: ssl.TLSVersion) -> bool:
             ctx = ssl.create_default_context(cafile=c.caCert)
             ctx.maximum_version = version
-            s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT),
-                                server_hostname="localhost")
+            s = ctx.wrap_socket(
+                socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT),
+                server_hostname="localhost",
+            )
             readLine(s)  # TLS 1.3 tickets arrive after the handshake
             session = s.session
             s.close()
-            s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT),
-                                server_hostname="localhost", session=session)
+            s = ctx.wrap_socket(
+                socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT),
+                server_hostname="localhost",
+                session=session,
+            )
             readLine(s)
             reused = s.session_reused
             s.close()
@@ -564,11 +607,13 @@ class ServerTests(TestCase):
         ctx = ssl.create_default_context(cafile=c.caCert)
 
         def get() -> bytes:
-            with urllib.request.urlopen(f"https://localhost:{port}/", context=ctx, timeout=IO_TIMEOUT) as r:
+            with urllib.request.urlopen(
+                f"https://localhost:{port}/", context=ctx, timeout=IO_TIMEOUT
+            ) as r:
                 return r.read()
 
         body = await deferToThread(get)
-        self.assertIn(b"location.protocol === \"https:\" ? \"wss://\"", body)
+        self.assertIn(b'location.protocol === "https:" ? "wss://"', body)
         self.assertIn(b"Echo console", body)
 
     async def test_reload(self) -> None:
@@ -715,7 +760,9 @@ class ClientTests(TestCase):
         CA fails the Dial with the verification error.
         """
         c = certsFor(self)
-        eng = await gnet.Serve(LineEcho(), "tcp://127.0.0.1:0", gnet.WithTLS(c.serverCert, c.serverKey))
+        eng = await gnet.Serve(
+            LineEcho(), "tcp://127.0.0.1:0", gnet.WithTLS(c.serverCert, c.serverKey)
+        )
         self.addCleanup(lambda: None if eng.stopping else eng.Stop())
         port = eng.listeningPorts[0].getHost().port
         got: Deferred = Deferred()
@@ -755,7 +802,9 @@ class ClientTests(TestCase):
         from twisted.internet import ssl as tssl
 
         c = certsFor(self)
-        eng = await gnet.Serve(LineEcho(), "tcp://127.0.0.1:0", gnet.WithTLS(c.serverCert, c.serverKey))
+        eng = await gnet.Serve(
+            LineEcho(), "tcp://127.0.0.1:0", gnet.WithTLS(c.serverCert, c.serverKey)
+        )
         self.addCleanup(lambda: None if eng.stopping else eng.Stop())
         port = eng.listeningPorts[0].getHost().port
         with open(c.caCert, "rb") as f:
@@ -781,7 +830,10 @@ class MulticoreTests(TestCase):
         """
         c = certsFor(self)
         eng = await gnet.Serve(
-            PidEcho(), "tcp://127.0.0.1:0", gnet.WithNumEventLoop(2), gnet.WithReusePort(True),
+            PidEcho(),
+            "tcp://127.0.0.1:0",
+            gnet.WithNumEventLoop(2),
+            gnet.WithReusePort(True),
             gnet.WithTLS(c.serverCert, c.serverKey),
         ).addTimeout(30, reactor)
         self.addCleanup(lambda: None if eng.stopping else eng.Stop().addTimeout(20, reactor))
@@ -825,31 +877,53 @@ class TwistdTests(TestCase):
         """
         c = certsFor(self)
         port = freePort()
-        proc = spawnTwistd(self, ["gnetecho", "--port", str(port), "--num-event-loop", "2",
-                                  "--tls-cert", c.serverCert, "--tls-key", c.serverKey])
+        proc = spawnTwistd(
+            self,
+            [
+                "gnetecho",
+                "--port",
+                str(port),
+                "--num-event-loop",
+                "2",
+                "--tls-cert",
+                c.serverCert,
+                "--tls-key",
+                c.serverKey,
+            ],
+        )
         await proc.waitFor(r"multicore engine: 2 workers serving", 30)
         self.assertIn("(TLS)", proc.output)
 
         def echo(url: str) -> tuple[str, str]:
             from websockets.sync.client import connect
 
-            with connect(url, ssl=c.clientContext(), open_timeout=IO_TIMEOUT, close_timeout=3) as ws:
+            with connect(
+                url, ssl=c.clientContext(), open_timeout=IO_TIMEOUT, close_timeout=3
+            ) as ws:
                 ws.send("hi")
                 reply = ws.recv(timeout=IO_TIMEOUT)
                 der = ws.socket.getpeercert(True)
             return reply, peerCN(der)
 
-        self.assertEqual(await deferToThread(echo, f"wss://localhost:{port}/"),
-                         ("hi", "gnetcompat test server"))
+        self.assertEqual(
+            await deferToThread(echo, f"wss://localhost:{port}/"), ("hi", "gnetcompat test server")
+        )
         from websockets.sync.client import connect
 
-        held = await deferToThread(connect, f"wss://localhost:{port}/", ssl=c.clientContext(),
-                                   open_timeout=IO_TIMEOUT, close_timeout=3)
+        held = await deferToThread(
+            connect,
+            f"wss://localhost:{port}/",
+            ssl=c.clientContext(),
+            open_timeout=IO_TIMEOUT,
+            close_timeout=3,
+        )
         self.addCleanup(held.close)
         reissueServer(c, "renewed server")
         proc.signal(signal.SIGHUP)
         await proc.waitFor(r"asked the workers to reload", 15)
-        await poll(lambda: proc.output.count("TLS certificates reloaded") >= 2, "two workers reloaded")
+        await poll(
+            lambda: proc.output.count("TLS certificates reloaded") >= 2, "two workers reloaded"
+        )
 
         async def renewed() -> bool:
             names = {(await deferToThread(echo, f"wss://localhost:{port}/"))[1] for _ in range(6)}
@@ -866,7 +940,9 @@ class TwistdTests(TestCase):
             f.write(b"not a certificate")
         proc.signal(signal.SIGHUP)
         await proc.waitFor(r"TLS reload failed, keeping the current certificate", 15)
-        self.assertEqual((await deferToThread(echo, f"wss://localhost:{port}/"))[1], "renewed server")
+        self.assertEqual(
+            (await deferToThread(echo, f"wss://localhost:{port}/"))[1], "renewed server"
+        )
         self.assertFalse(proc.exited)
         await proc.terminate()
 
@@ -878,16 +954,28 @@ class TwistdTests(TestCase):
         """
         c = certsFor(self)
         tlsPort, plainPort = freePort(), freePort()
-        proc = spawnTwistd(self, ["gnetecho", "--num-event-loop", "2", "--port", str(plainPort), "--listen",
-                                  f"ssl:{tlsPort}:privateKey={c.serverKey}:certKey={c.serverCert}"
-                                  f":extraCertChain={c.caCert}"])
+        proc = spawnTwistd(
+            self,
+            [
+                "gnetecho",
+                "--num-event-loop",
+                "2",
+                "--port",
+                str(plainPort),
+                "--listen",
+                f"ssl:{tlsPort}:privateKey={c.serverKey}:certKey={c.serverCert}"
+                f":extraCertChain={c.caCert}",
+            ],
+        )
         await proc.waitFor(r"multicore engine: 2 workers serving", 30)
 
         def run() -> list:
             from websockets.sync.client import connect
 
             out = []
-            with connect(f"wss://localhost:{tlsPort}/", ssl=c.clientContext(), open_timeout=IO_TIMEOUT) as ws:
+            with connect(
+                f"wss://localhost:{tlsPort}/", ssl=c.clientContext(), open_timeout=IO_TIMEOUT
+            ) as ws:
                 ws.send(b"\x00" * 70000)
                 out.append(len(ws.recv(timeout=IO_TIMEOUT)))
             with connect(f"ws://127.0.0.1:{plainPort}/", open_timeout=IO_TIMEOUT) as ws:
@@ -915,10 +1003,18 @@ def _browseHttps(url: str, profile: str, text: str) -> dict[str, Any]:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", "--no-default-browser-check", "--no-proxy-server",
-        "--ignore-certificate-errors", f"--user-data-dir={profile}",
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--no-proxy-server",
+        "--ignore-certificate-errors",
+        f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
@@ -956,11 +1052,14 @@ class BrowserTests(TestCase):
         """
         c = certsFor(self)
         handler = WebSocketEchoServer(multicore=False, wsOptions=WebSocketOptions(webStatus=True))
-        eng = await gnet.Serve(handler, "tcp://127.0.0.1:0",
-                               gnet.WithTLS(c.serverCert, c.serverKey, alpn=["http/1.1"]))
+        eng = await gnet.Serve(
+            handler, "tcp://127.0.0.1:0", gnet.WithTLS(c.serverCert, c.serverKey, alpn=["http/1.1"])
+        )
         self.addCleanup(lambda: None if eng.stopping else eng.Stop())
         port = eng.listeningPorts[0].getHost().port
         profile = tempfile.mkdtemp(prefix="gnetecho-chromium-")
         self.addCleanup(shutil.rmtree, profile, True)
-        result = await deferToThread(_browseHttps, f"https://localhost:{port}/", profile, "über TLS")
+        result = await deferToThread(
+            _browseHttps, f"https://localhost:{port}/", profile, "über TLS"
+        )
         self.assertEqual(result, {"echoes": ["über TLS"], "protocol": "https:"})

@@ -46,11 +46,18 @@ class CanaryTests(SynchronousTestCase):
         """
         read = inspect.getsource(tcp.Connection.doRead)
         write = inspect.getsource(tcp.Connection.writeSomeData)
-        for needle in ("self.socket.recv(self.bufferSize)", "self._dataReceived(data)",
-                       "main.CONNECTION_LOST"):
+        for needle in (
+            "self.socket.recv(self.bufferSize)",
+            "self._dataReceived(data)",
+            "main.CONNECTION_LOST",
+        ):
             self.assertIn(needle, read)
-        for needle in ("self.SEND_LIMIT", "untilConcludes(self.socket.send",
-                       "main.CONNECTION_LOST", "ENOBUFS"):
+        for needle in (
+            "self.SEND_LIMIT",
+            "untilConcludes(self.socket.send",
+            "main.CONNECTION_LOST",
+            "ENOBUFS",
+        ):
             self.assertIn(needle, write)
 
     def test_swapOnlyPlainTCP(self) -> None:
@@ -81,8 +88,11 @@ class UnixPortKeepingFileCanaryTests(SynchronousTestCase):
         hands over to C{tcp.Port.connectionLost}, as the override does.
         """
         source = inspect.getsource(unix.Port.connectionLost)
-        for needle in ("os.unlink(self._bindPath)", "self.lockFile.unlock()",
-                       "tcp.Port.connectionLost(self, reason)"):
+        for needle in (
+            "os.unlink(self._bindPath)",
+            "self.lockFile.unlock()",
+            "tcp.Port.connectionLost(self, reason)",
+        ):
             self.assertIn(needle, source)
         body = [line.strip() for line in source.splitlines()[1:] if line.strip()]
         self.assertEqual(len(body), 5, source)
@@ -105,7 +115,9 @@ class UnixPortKeepingFileCanaryTests(SynchronousTestCase):
             sock.bind(path)
             sock.listen(1)
             sock.setblocking(False)
-            port = UnixPortKeepingFile._fromListeningDescriptor(MemoryReactor(), sock.fileno(), Factory())
+            port = UnixPortKeepingFile._fromListeningDescriptor(
+                MemoryReactor(), sock.fileno(), Factory()
+            )
             sock.close()
             self.assertIsInstance(port, unix.Port)
             port.startListening()

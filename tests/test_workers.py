@@ -16,7 +16,8 @@ import sys
 import tempfile
 import textwrap
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet import defer, reactor, task
 from twisted.internet.defer import Deferred
@@ -66,8 +67,9 @@ class LineClient(LineReceiver):
         self.closed.callback(self.lines)
 
 
-
-async def poll(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+async def poll(
+    predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
+) -> None:
     """Wait until C{predicate()} holds, checking every 50 ms, at most C{timeout} s."""
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -102,7 +104,11 @@ class WorkersTestCase(unittest.TestCase):
     timeout = 45
 
     async def serve(
-        self, handler: Any, *opts: Any, addr: str = "tcp://127.0.0.1:0", policy: SupervisionPolicy | None = None
+        self,
+        handler: Any,
+        *opts: Any,
+        addr: str = "tcp://127.0.0.1:0",
+        policy: SupervisionPolicy | None = None,
     ) -> MulticoreEngine:
         d = serveMulticore(handler, [parseProtoAddr(addr)], loadOptions(*opts), reactor, policy)
         eng = await d.addTimeout(20, reactor)
@@ -163,7 +169,9 @@ class SpreadAndCountTests(WorkersTestCase):
             self.assertEqual(socket.socket(fileno=os.dup(fd)).getsockname()[1], port)
         finally:
             os.close(fd)
-        clients = await defer.gatherResults([defer.ensureDeferred(connect(port)) for _ in range(40)])
+        clients = await defer.gatherResults(
+            [defer.ensureDeferred(connect(port)) for _ in range(40)]
+        )
         pids = await defer.gatherResults([c.request(b"pid") for c in clients])
         self.assertGreaterEqual(len(set(pids)), 2)
         self.assertEqual(eng.CountConnections(), 40)
@@ -196,7 +204,9 @@ class SupervisionTests(WorkersTestCase):
         fresh = await connect(port)
         self.assertNotEqual(int(await fresh.request(b"pid")), victim)
         await poll(lambda: eng.workerPids()[1] not in (None, victim), what="replacement")
-        await poll(lambda: eng.CountConnections() == len(others) + 1, what="count without the dead worker")
+        await poll(
+            lambda: eng.CountConnections() == len(others) + 1, what="count without the dead worker"
+        )
 
     async def test_stoppedWorkerIsReplaced(self) -> None:
         """
@@ -206,7 +216,9 @@ class SupervisionTests(WorkersTestCase):
         connection is answered (none lands on the stopped worker's socket).
         """
         policy = SupervisionPolicy(initialBackoff=0.05, heartbeatTimeout=2.0)
-        eng = await self.serve(PidEcho(), gnet.WithNumEventLoop(2), gnet.WithReusePort(True), policy=policy)
+        eng = await self.serve(
+            PidEcho(), gnet.WithNumEventLoop(2), gnet.WithReusePort(True), policy=policy
+        )
         [(_, port)] = eng.addresses
         victim = eng.workerPids()[1]
         assert victim is not None
@@ -215,13 +227,18 @@ class SupervisionTests(WorkersTestCase):
         start = time.monotonic()
         await poll(
             lambda: eng.workerPids()[1] not in (None, victim) and eng._workers[1].ready,
-            20, "the stopped worker replaced",
+            20,
+            "the stopped worker replaced",
         )
         # detection needs heartbeatTimeout + one check interval; allow for a loaded box
         self.assertLess(time.monotonic() - start, 15)
         self.assertEqual(len(eng._crashes[1]), 1)  # counted as a crash of the slot
-        clients = await defer.gatherResults([defer.ensureDeferred(connect(port)) for _ in range(20)])
-        pids = await defer.gatherResults([c.request(b"pid") for c in clients]).addTimeout(10, reactor)
+        clients = await defer.gatherResults(
+            [defer.ensureDeferred(connect(port)) for _ in range(20)]
+        )
+        pids = await defer.gatherResults([c.request(b"pid") for c in clients]).addTimeout(
+            10, reactor
+        )
         self.assertLessEqual({int(p) for p in pids}, set(eng.workerPids()))
         self.assertNotIn(victim, {int(p) for p in pids})
 
@@ -244,7 +261,11 @@ class SupervisionTests(WorkersTestCase):
         """
         policy = SupervisionPolicy(initialBackoff=0.05, maxBackoff=0.1, maxCrashes=2, window=30)
         d = serveMulticore(
-            CrashOnBoot(), [parseProtoAddr("tcp://127.0.0.1:0")], loadOptions(gnet.WithNumEventLoop(2)), reactor, policy
+            CrashOnBoot(),
+            [parseProtoAddr("tcp://127.0.0.1:0")],
+            loadOptions(gnet.WithNumEventLoop(2)),
+            reactor,
+            policy,
         )
         start = time.monotonic()
         err = await self.assertFailure(d.addTimeout(30, reactor), ErrWorkerFailed)
@@ -257,7 +278,10 @@ class SupervisionTests(WorkersTestCase):
         pipe; the engine fails with that message without retrying.
         """
         d = serveMulticore(
-            FailsToLoad(), [parseProtoAddr("tcp://127.0.0.1:0")], loadOptions(gnet.WithNumEventLoop(2)), reactor
+            FailsToLoad(),
+            [parseProtoAddr("tcp://127.0.0.1:0")],
+            loadOptions(gnet.WithNumEventLoop(2)),
+            reactor,
         )
         err = await self.assertFailure(d.addTimeout(30, reactor), ErrWorkerFailed)
         self.assertIn("no such handler in the worker", str(err))
@@ -347,12 +371,16 @@ class EngineWideStopTests(WorkersTestCase):
         self.addCleanup(tcp.close)
         port = tcp.getsockname()[1]
         eng = await self.serve(
-            PidEcho(openDelay=0.02), gnet.WithNumEventLoop(2), gnet.WithReusePort(True),
+            PidEcho(openDelay=0.02),
+            gnet.WithNumEventLoop(2),
+            gnet.WithReusePort(True),
             addr=f"fd://{tcp.fileno()}",
         )
         self.assertEqual(eng.addresses, [("127.0.0.1", port)])
         self.assertEqual(len(listeningInodes(port)), 1)
-        clients = await defer.gatherResults([defer.ensureDeferred(connect(port)) for _ in range(20)])
+        clients = await defer.gatherResults(
+            [defer.ensureDeferred(connect(port)) for _ in range(20)]
+        )
         pids = await defer.gatherResults([c.request(b"pid") for c in clients])
         self.assertEqual({int(p) for p in pids}, set(eng.workerPids()))
         old = eng.workerPids()[1]
@@ -453,7 +481,9 @@ class StartErrorTests(unittest.TestCase):
             d.addErrback(lambda f: print(f.type.__name__, f.value))
             """
         )
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=15)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=15
+        )
         self.assertIn("TypeError", out.stdout)
         self.assertIn("__main__", out.stdout)
         self.assertIn("class __main__.H", out.stdout)
@@ -530,7 +560,9 @@ class RunScriptTests(unittest.TestCase):
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         proto = _Script()
-        proc = reactor.spawnProcess(proto, sys.executable, [sys.executable, script, str(port)], env=os.environ)
+        proc = reactor.spawnProcess(
+            proto, sys.executable, [sys.executable, script, str(port)], env=os.environ
+        )
 
         def cleanup() -> Any:
             if not proto.ended.called:

@@ -49,7 +49,9 @@ def digest(messages: list[Any]) -> list[tuple[str, int, str]]:
     return out
 
 
-def rawFrame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0, mask: bytes = MASK) -> bytes:
+def rawFrame(
+    opcode: int, payload: bytes, fin: bool = True, rsv: int = 0, mask: bytes = MASK
+) -> bytes:
     """
     One client frame, masked, built by hand (any opcode or RSV bits, so
     protocol violations can be sent).
@@ -75,7 +77,9 @@ class Client:
     def __init__(self, peer: FakePeer, deflate: bool = False) -> None:
         self.peer = peer
         ext = [ClientPerMessageDeflateFactory()] if deflate else None
-        self.proto = ClientProtocol(parse_uri("ws://127.0.0.1:9000/"), max_size=None, extensions=ext)
+        self.proto = ClientProtocol(
+            parse_uri("ws://127.0.0.1:9000/"), max_size=None, extensions=ext
+        )
         self.proto.send_request(self.proto.connect())
         self.request = self.pending()
 
@@ -237,7 +241,9 @@ class HandlerUnitTests(SynchronousTestCase):
         c = self.upgraded(d)
         c.peer.send(c.text("frag-one ", fin=False) + c.ping(b"are you there"))
         self.assertEqual(c.frames(), [(Opcode.PONG, b"are you there")])
-        c.peer.send(c.continuation(b"frag-two ", fin=False) + c.continuation("three ✓".encode(), fin=True))
+        c.peer.send(
+            c.continuation(b"frag-two ", fin=False) + c.continuation("three ✓".encode(), fin=True)
+        )
         self.assertEqual(c.frames(), [(Opcode.TEXT, "frag-one frag-two three ✓".encode())])
         self.assertFalse(c.peer.closedByServer)
 
@@ -508,8 +514,12 @@ def _connect(port: int, **kw: Any) -> Any:
 
     kw.setdefault("max_size", None)
     return connect(
-        f"ws://127.0.0.1:{port}/", open_timeout=TIMEOUT, close_timeout=TIMEOUT, proxy=None,
-        ping_interval=None, **kw
+        f"ws://127.0.0.1:{port}/",
+        open_timeout=TIMEOUT,
+        close_timeout=TIMEOUT,
+        proxy=None,
+        ping_interval=None,
+        **kw,
     )
 
 
@@ -691,7 +701,9 @@ class PickleTests(SynchronousTestCase):
         st = os.lstat(worker.statsDir)
         self.assertTrue(stat.S_ISDIR(st.st_mode))
         self.assertEqual(stat.S_IMODE(st.st_mode), 0o700)
-        self.assertEqual(sorted(os.listdir(worker.statsDir)), sorted([f"{os.getpid()}.stats", "owner.lock"]))
+        self.assertEqual(
+            sorted(os.listdir(worker.statsDir)), sorted([f"{os.getpid()}.stats", "owner.lock"])
+        )
         self.assertEqual(handler.engineStats().workers, 1)
         self.successResultOf(driver.stop())
 
@@ -739,8 +751,8 @@ class NvxCheckTests(SynchronousTestCase):
     def test_quietWithNvx(self) -> None:
         """With NVX on, nothing above debug is logged."""
         import autobahn.websocket as aw
-        from twisted.logger import LogLevel
         from twisted.logger import Logger as _Logger
+        from twisted.logger import LogLevel
 
         from gnetcompat.echo import checkNvx
 
@@ -802,8 +814,8 @@ class EchoPackageTests(SynchronousTestCase):
                 elif imported.startswith("gnetcompat") and not (
                     imported.startswith("gnetcompat.echo")
                     or imported in self.PUBLIC
-                    or imported.rpartition(".")[0] in self.PUBLIC
-                    and not imported.rpartition(".")[2].startswith("_")
+                    or (imported.rpartition(".")[0] in self.PUBLIC
+                    and not imported.rpartition(".")[2].startswith("_"))
                 ):
                     bad.append((name, imported))
         self.assertEqual(bad, [])
@@ -822,9 +834,15 @@ class EchoPackageTests(SynchronousTestCase):
                 path = os.path.join(dirpath, name)
                 if name.endswith(".py") and name != "tap.py":
                     imported = self.imports(path)
-                    if any(i == "gnetcompat.echo" or i.startswith("gnetcompat.echo.") for i in imported) or (
-                        dirpath == root and any(i.lstrip(".").split(".")[0] == "echo" for i in imported if i.startswith("."))
+                    if any(
+                        i == "gnetcompat.echo" or i.startswith("gnetcompat.echo.") for i in imported
+                    ) or (
+                        dirpath == root
+                        and any(
+                            i.lstrip(".").split(".")[0] == "echo"
+                            for i in imported
+                            if i.startswith(".")
+                        )
                     ):
                         users.append(path)
         self.assertEqual(users, [])
-

@@ -84,9 +84,7 @@ _text = st.text(max_size=300).map(lambda s: s.encode("utf-8"))
 @st.composite
 def _frameBytes(draw: Any) -> bytes:
     """One valid client frame, or a valid fragmented message."""
-    kind = draw(
-        st.sampled_from(["text", "binary", "ping", "pong", "frag", "big", "close"])
-    )
+    kind = draw(st.sampled_from(["text", "binary", "ping", "pong", "frag", "big", "close"]))
     mask = draw(_masks)
     if kind == "text":
         return frame(1, draw(_text), mask=mask)
@@ -154,15 +152,11 @@ def streams(draw: Any) -> tuple[bytes, list[int]]:
     """
     A client byte stream and the sizes of the reads it arrives in.
     """
-    shape = draw(
-        st.sampled_from(["valid", "mutated", "mutated", "garbage-after", "random"])
-    )
+    shape = draw(st.sampled_from(["valid", "mutated", "mutated", "garbage-after", "random"]))
     if shape == "random":
         data = draw(st.binary(min_size=1, max_size=2000))
     else:
-        data = upgradeRequest(port=9000) + b"".join(
-            draw(st.lists(_frameBytes(), max_size=8))
-        )
+        data = upgradeRequest(port=9000) + b"".join(draw(st.lists(_frameBytes(), max_size=8)))
         if shape == "mutated":
             data = _mutate(data, draw(st.lists(_mutation(), min_size=1, max_size=4)))
         elif shape == "garbage-after":
@@ -349,16 +343,12 @@ class WebSocketFuzzTests(SynchronousTestCase):
         """
         peer = self.driver.connect()
         out = _Outcome()
-        peer.send(
-            upgradeRequest(port=9000) + frame(1, b"abc", mask=b"\x01\x02\x03\x04")
-        )
+        peer.send(upgradeRequest(port=9000) + frame(1, b"abc", mask=b"\x01\x02\x03\x04"))
         peer.send(frame(2, b"x" * 200, fin=False, mask=b"\x05\x06\x07\x08"))
         peer.send(frame(9, b"p") + frame(0, b"y", mask=b"\x09\x0a\x0b\x0c"))
         _drain(peer, out)
         status, frames, _ = _parseServer(out.written)
         self.assertEqual(status, b"HTTP/1.1 101 Switching Protocols")
-        self.assertEqual(
-            frames, [(0x81, b"abc"), (0x8A, b"p"), (0x82, b"x" * 200 + b"y")]
-        )
+        self.assertEqual(frames, [(0x81, b"abc"), (0x8A, b"p"), (0x82, b"x" * 200 + b"y")])
         self.assertEqual(self.checkEnd(peer, out), "open-echoing")
         self.assertEqual(self.failures, [])

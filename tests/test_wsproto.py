@@ -8,14 +8,13 @@ C{websockets.frames.Frame.serialize}.
 
 from __future__ import annotations
 
-from autobahn.twisted.websocket import WebSocketServerProtocol
-
 import hashlib
 import json
 import os
 import zlib
 from typing import Any
 
+from autobahn.twisted.websocket import WebSocketServerProtocol
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from websockets.client import ClientProtocol
@@ -286,9 +285,7 @@ class HandshakeTests(SynchronousTestCase):
         """
         sink = RecordingSink()
         clock = Clock()
-        session = WebSocketSession(
-            sink, WebSocketOptions(openHandshakeTimeout=2.0), reactor=clock
-        )
+        session = WebSocketSession(sink, WebSocketOptions(openHandshakeTimeout=2.0), reactor=clock)
         session.feed(b"GET / HTTP/1.1\r\n")
         clock.advance(1.9)
         self.assertFalse(sink.lost or sink.aborted)
@@ -356,9 +353,7 @@ class MessageTests(SynchronousTestCase):
         session.sendMessage(message.opcode, message.payload)
         out = sink.take()
         self.assertLess(len(out), 200)
-        self.assertEqual(
-            frames(client.receive(out)), [(Opcode.TEXT, b"compressible " * 50)]
-        )
+        self.assertEqual(frames(client.receive(out)), [(Opcode.TEXT, b"compressible " * 50)])
 
     def test_compressionOff(self) -> None:
         """
@@ -376,16 +371,12 @@ class FailureTests(SynchronousTestCase):
     messages decoded before them.
     """
 
-    def assertEchoThenClose(
-        self, data: bytes, expected: list[Message], code: int
-    ) -> None:
+    def assertEchoThenClose(self, data: bytes, expected: list[Message], code: int) -> None:
         """
         Feed C{data}: it yields C{expected}, whose echoes go out before a Close
         frame with C{code}.
         """
-        session, sink, client, clock = openSession(
-            WebSocketOptions(maxMessagePayloadSize=1000)
-        )
+        session, sink, client, clock = openSession(WebSocketOptions(maxMessagePayloadSize=1000))
         messages = session.feed(data)
         self.assertEqual(messages, expected)
         self.assertEqual(session.pendingFailure[0], code)
@@ -399,9 +390,7 @@ class FailureTests(SynchronousTestCase):
         self.assertFalse(session.holding)
         events = client.receive(sink.take())
         opcodes = {OPCODE_TEXT: Opcode.TEXT, OPCODE_BINARY: Opcode.BINARY}
-        self.assertEqual(
-            frames(events)[:-1], [(opcodes[m.opcode], m.payload) for m in expected]
-        )
+        self.assertEqual(frames(events)[:-1], [(opcodes[m.opcode], m.payload) for m in expected])
         self.assertEqual(frames(events)[-1][0], Opcode.CLOSE)
         self.assertEqual(closeCode(events), code)
 
@@ -427,9 +416,7 @@ class FailureTests(SynchronousTestCase):
         """
         client = Client()
         self.assertEchoThenClose(
-            client.text(b"one")
-            + reservedBit(client.text(b"bad"))
-            + client.text(b"after"),
+            client.text(b"one") + reservedBit(client.text(b"bad")) + client.text(b"after"),
             [Message(OPCODE_TEXT, b"one")],
             1002,
         )
@@ -499,9 +486,7 @@ class FailureTests(SynchronousTestCase):
         A peer that never answers our Close is dropped after
         closeHandshakeTimeout.
         """
-        session, sink, client, clock = openSession(
-            WebSocketOptions(closeHandshakeTimeout=3.0)
-        )
+        session, sink, client, clock = openSession(WebSocketOptions(closeHandshakeTimeout=3.0))
         session.feed(client.frame(Opcode.CONT, b"x"))
         clock.advance(2.9)
         self.assertFalse(sink.lost or sink.aborted)
@@ -532,9 +517,7 @@ class CloseTests(SynchronousTestCase):
         session, sink, client, clock = openSession()
         data = client.text(b"a") + client.text(b"b") + client.closeFrame()
         messages = session.feed(data)
-        self.assertEqual(
-            messages, [Message(OPCODE_TEXT, b"a"), Message(OPCODE_TEXT, b"b")]
-        )
+        self.assertEqual(messages, [Message(OPCODE_TEXT, b"a"), Message(OPCODE_TEXT, b"b")])
         self.assertEqual(session.pendingFailure[0], 1000)
         self.assertFalse(session.closed)
         self.assertFalse(sink.lost)
@@ -653,7 +636,12 @@ class CompactTests(SynchronousTestCase):
         session, sink, client, clock = openSession(WebSocketOptions(maxMessagePayloadSize=1234))
         proto = session._proto
         self.assertLessEqual(len(vars(proto)), 20, sorted(vars(proto)))
-        for name in ("http_headers", "http_request_data", "http_response_data", "maxMessagePayloadSize"):
+        for name in (
+            "http_headers",
+            "http_request_data",
+            "http_response_data",
+            "maxMessagePayloadSize",
+        ):
             self.assertNotIn(name, vars(proto))
         self.assertEqual(proto.maxMessagePayloadSize, 1234)
         self.assertEqual(proto.maxMessagePayloadSize, proto.factory.maxMessagePayloadSize)
@@ -772,9 +760,7 @@ class OptionsTests(SynchronousTestCase):
         The Server header follows the options.
         """
         sink = RecordingSink()
-        session = WebSocketSession(
-            sink, WebSocketOptions(server="test-server/1"), reactor=Clock()
-        )
+        session = WebSocketSession(sink, WebSocketOptions(server="test-server/1"), reactor=Clock())
         session.feed(Client().handshake())
         self.assertIn(b"\r\nServer: test-server/1\r\n", sink.take())
 
@@ -799,6 +785,7 @@ class ReportTests(SynchronousTestCase):
         Cases come back in numeric order with their behaviours, counted, and
         the non-strict ones are singled out.
         """
+
         def entry(behavior: str, close: str = "OK") -> dict[str, Any]:
             return {"behavior": behavior, "behaviorClose": close, "duration": 1}
 
@@ -816,9 +803,7 @@ class ReportTests(SynchronousTestCase):
         results = readResults(outdir)
         self.assertEqual(list(results), ["2.1", "3.2", "7.1.1", "7.1.6", "10.1.1"])
         self.assertEqual(behaviors(outdir)["3.2"], "NON-STRICT")
-        self.assertEqual(
-            summarize(results), {"OK": 3, "NON-STRICT": 1, "INFORMATIONAL": 1}
-        )
+        self.assertEqual(summarize(results), {"OK": 3, "NON-STRICT": 1, "INFORMATIONAL": 1})
         self.assertEqual(
             notStrict(results),
             {
@@ -905,8 +890,14 @@ class TimeoutTests(SynchronousTestCase):
         self.assertFalse(sink.aborted or sink.lost)
         self.assertEqual(session.feed(client.text(b"hi")), [Message(OPCODE_TEXT, b"hi")])
 
-    def assertFailedWith(self, session: WebSocketSession, sink: RecordingSink, client: Client,
-                         clock: Clock, code: int) -> None:
+    def assertFailedWith(
+        self,
+        session: WebSocketSession,
+        sink: RecordingSink,
+        client: Client,
+        clock: Clock,
+        code: int,
+    ) -> None:
         self.assertEqual(closeCode(client.receive(sink.take())), code)
         self.assertFalse(sink.aborted)
         clock.advance(1)  # the close handshake timeout: the stalled peer cannot answer

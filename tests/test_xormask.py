@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import os
 
+from autobahn.websocket import xormasker
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from autobahn.websocket import xormasker
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from gnetcompat._wsproto import WebSocketSession
 from gnetcompat._xormask import SMALL, SmallMasker, fastCreateXorMasker
 from gnetcompat.websocket import WebSocketOptions
-from gnetcompat._wsproto import WebSocketSession
 
 from ._hardening_util import frame, upgradeRequest
 
@@ -100,14 +100,16 @@ class ScopeTests(SynchronousTestCase):
             WebSocketServerProtocol,
         )
 
-        import gnetcompat  # noqa: F401
+        import gnetcompat
         import gnetcompat.websocket  # noqa: F401
 
         self.assertIs(p.create_xor_masker, xormasker.create_xor_masker)
         self.assertIsNot(p.create_xor_masker, fastCreateXorMasker)
         self.assertTrue(xormasker.create_xor_masker.__module__.startswith("autobahn."))
         for cls in (WebSocketServerProtocol, WebSocketClientProtocol):
-            self.assertIs(cls.processData.__globals__["create_xor_masker"], xormasker.create_xor_masker)
+            self.assertIs(
+                cls.processData.__globals__["create_xor_masker"], xormasker.create_xor_masker
+            )
 
     def maskerFor(self, size: int) -> object:
         """

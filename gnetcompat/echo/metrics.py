@@ -131,8 +131,10 @@ _SCALARS = (
 )
 _CLOSED_LABELS = ("none",) + tuple(str(c) for c in CLOSE_CODES) + ("other",)
 _PROTO_LABELS = tuple(str(c) for c in PROTOCOL_ERROR_CODES) + ("other",)
-_LAYOUT = _SCALARS + tuple("closed:" + x for x in _CLOSED_LABELS) + tuple(
-    "proto:" + x for x in _PROTO_LABELS
+_LAYOUT = (
+    _SCALARS
+    + tuple("closed:" + x for x in _CLOSED_LABELS)
+    + tuple("proto:" + x for x in _PROTO_LABELS)
 )
 _WORDS = len(_LAYOUT)
 _SIZE = _WORDS * 8
@@ -280,9 +282,7 @@ def holdStatsDir(path: str) -> bool:
     if path in _heldLocks:
         return True
     try:
-        fd = os.open(
-            os.path.join(path, _OWNER_LOCK), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600
-        )
+        fd = os.open(os.path.join(path, _OWNER_LOCK), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     except OSError:
         return False
     try:
@@ -566,7 +566,10 @@ def _channel() -> Any:
         def _refuse(self, status: bytes, extra: bytes = b"") -> None:
             self._refused = True
             self.transport.write(
-                b"HTTP/1.1 " + status + b"\r\n" + extra
+                b"HTTP/1.1 "
+                + status
+                + b"\r\n"
+                + extra
                 + b"Content-Length: 0\r\nConnection: close\r\n\r\n"
             )
             self.transport.loseConnection()
@@ -658,8 +661,12 @@ def metricsEndpoint(description: str) -> tuple[str, str | None]:
     )
 
 
-def MetricsService(description: str, source: Callable[[], Snapshot], reactor: Any = None,
-                   startTime: float | None = None) -> Any:
+def MetricsService(
+    description: str,
+    source: Callable[[], Snapshot],
+    reactor: Any = None,
+    startTime: float | None = None,
+) -> Any:
     """
     A service listening on the endpoint C{description} (e.g.
     C{tcp:9100:interface=127.0.0.1}; a bare port binds loopback, see

@@ -119,8 +119,14 @@ class WebSocketEchoServer(gnet.BuiltinEventEngine):
             self.startedAt = time.time()
         state = self.__dict__.copy()
         state.update(
-            eng=None, connected=0, _sockets={}, _drained=None, stats=EchoStats(),
-            _publisher=None, _publishing=None, _rate=None,
+            eng=None,
+            connected=0,
+            _sockets={},
+            _drained=None,
+            stats=EchoStats(),
+            _publisher=None,
+            _publishing=None,
+            _rate=None,
         )
         return state
 

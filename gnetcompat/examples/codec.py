@@ -20,7 +20,8 @@ A frame with a bad magic number closes the connection.  Run it with::
 from __future__ import annotations
 
 import struct
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import gnetcompat as gnet
 from gnetcompat.examples.echo import parseArgs

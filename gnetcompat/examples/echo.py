@@ -11,7 +11,8 @@ and try it with C{nc 127.0.0.1 9000}.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import gnetcompat as gnet
 

@@ -79,7 +79,7 @@ class ProxyHandler(BuiltinEventEngine):
     def registered(self, result: Any, front: Any, addr: str) -> None:
         """The back end of C{front} is open, or failed: then close the front."""
         if result.Err is not None:
-            self.log.warn(  # noqa: G010  (twisted.logger's name)
+            self.log.warn(
                 "back end {addr} failed: {err}", addr=addr, err=result.Err
             )
             if not front.closed and not self.engine.stopping:
@@ -123,12 +123,8 @@ class ProxyHandler(BuiltinEventEngine):
 def main(argv: Sequence[str] | None = None) -> None:
     """Command line: C{--listen ADDR --backend ADDR [--backend ADDR ...]}."""
     p = argparse.ArgumentParser(description="gnetcompat stream proxy")
-    p.add_argument(
-        "--listen", default="tcp://:9000", help="front-end address (scheme://...)"
-    )
-    p.add_argument(
-        "--backend", action="append", required=True, help="back-end address, repeatable"
-    )
+    p.add_argument("--listen", default="tcp://:9000", help="front-end address (scheme://...)")
+    p.add_argument("--backend", action="append", required=True, help="back-end address, repeatable")
     args = p.parse_args(argv)
     from twisted.logger import globalLogBeginner, textFileLogObserver
 

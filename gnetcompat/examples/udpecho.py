@@ -12,7 +12,8 @@ and try it with C{nc -u 127.0.0.1 9000}.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import gnetcompat as gnet
 from gnetcompat.examples.echo import parseArgs

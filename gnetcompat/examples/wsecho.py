@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
@@ -73,14 +74,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     """The seed's C{main}: C{--port} (9080) and C{--multicore} (true)."""
     parser = argparse.ArgumentParser(description="gnet WebSocket echo server (gnetcompat)")
     parser.add_argument("--port", type=int, default=9080, help="server port")
-    parser.add_argument("--multicore", default="true", choices=["true", "false"],
-                        help="multicore (one worker process per CPU)")
+    parser.add_argument(
+        "--multicore",
+        default="true",
+        choices=["true", "false"],
+        help="multicore (one worker process per CPU)",
+    )
     args = parser.parse_args(argv)
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])
     multicore = args.multicore == "true"
     addr = f"tcp://127.0.0.1:{args.port}"
-    err = gnet.Run(WsServer(addr, multicore), addr, gnet.WithMulticore(multicore),
-                   gnet.WithReusePort(True), gnet.WithTicker(True))
+    err = gnet.Run(
+        WsServer(addr, multicore),
+        addr,
+        gnet.WithMulticore(multicore),
+        gnet.WithReusePort(True),
+        gnet.WithTicker(True),
+    )
     print("server exits:", err)
 
 

@@ -2,5 +2,8 @@
 from twisted.application.service import ServiceMaker
 
 gnetecho = ServiceMaker(
-    "gnetecho", "gnetcompat.tap", "gnet's WebSocket echo server on gnetcompat (Autobahn)", "gnetecho"
+    "gnetecho",
+    "gnetcompat.tap",
+    "gnet's WebSocket echo server on gnetcompat (Autobahn)",
+    "gnetecho",
 )

@@ -54,6 +54,9 @@ class GnetProtocol(Protocol):
     """
 
     log = Logger()
+    #: the connected TCP, unix or TLS transport (Twisted declares
+    #: C{ITransport | None}; the skin only runs once it is connected)
+    transport: Any
     conn: Conn | None = None
     #: over TLS, until the handshake completed: its deadline
     _handshake: Any = None

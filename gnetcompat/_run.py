@@ -151,7 +151,13 @@ def Rotate(handler: Any, addrs: Sequence[str], *opts: Option | Options) -> None:
     if getattr(reactor, "running", False):
         if threadable.isInIOThread():
             raise RuntimeError("Run/Rotate block; on the reactor thread use gnetcompat.Serve()")
-        eng = blockingCallFromThread(reactor, Serve, handler, addrs, options, reactor=reactor)
+
+        # (Serve's reactor= goes through a closure: blockingCallFromThread
+        # takes the reactor as its own first argument, named reactor)
+        def serve() -> Deferred:
+            return Serve(handler, addrs, options, reactor=reactor)
+
+        eng: Any = blockingCallFromThread(reactor, serve)
         done = threading.Event()
         reactor.callFromThread(lambda: eng.whenStopped().addBoth(lambda _: done.set()))
         done.wait()
@@ -371,7 +377,7 @@ class EngineService(Service):
         # one line, no traceback: the reason is the error's message
         self.log.critical(
             "engine failed, stopping and exiting with status {status}: {error}",
-            error=str(f.value) or f.type.__name__,
+            error=str(f.value) or getattr(f.type, "__name__", "error"),
             status=status if status is not None else "(unchanged)",
         )
         self._stopReactor()

@@ -61,7 +61,7 @@ class GnetProtocol(Protocol):
     #: over TLS, until the handshake completed: its deadline
     _handshake: Any = None
 
-    def __init__(self, engine: ProtocolOwner, network: str | None = "tcp") -> None:
+    def __init__(self, engine: ConnOwner, network: str | None = "tcp") -> None:
         self.engine = engine
         self.network = network
 

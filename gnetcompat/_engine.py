@@ -454,7 +454,7 @@ class Engine:
         On the reactor thread this returns a Deferred that fires once
         shutdown is complete (it never blocks the reactor).  From another
         thread it blocks until then.  The wait ends at C{ctx}'s deadline
-        (L{gnetcompat.Context.withTimeout}) or after C{timeout} seconds,
+        (L{gnetcompat._context.Context.withTimeout}) or after C{timeout} seconds,
         whichever is sooner, with C{TimeoutError} (the Deferred fails with
         it); the shutdown itself goes on.
 

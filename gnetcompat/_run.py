@@ -236,7 +236,8 @@ def Run(handler: Any, protoAddr: str, *opts: Option | Options) -> None:
     return Rotate(handler, [protoAddr], *opts)
 
 
-#: the exit status L{_exitWithStatus} asked for (None: leave it to the program)
+#: the exit status the hook of L{_installExitHook} ends the process with
+#: (None: leave it to the program)
 _exitStatus: int | None = None
 _exitHookInstalled = False
 
@@ -283,7 +284,8 @@ class EngineService(Service):
     supervisor (C{Restart=on-failure}) sees the failure; L{failure} holds
     the reason.
 
-    @ivar failure: why the engine failed (a L{Failure}), or C{None}.
+    @ivar failure: why the engine failed (a
+        C{twisted.python.failure.Failure}), or C{None}.
     @ivar exitStatusOnFailure: the process's exit status after a failure
         (C{None}: only log and stop the reactor).
     """

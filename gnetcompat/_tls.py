@@ -4,7 +4,7 @@ Native TLS on Twisted's own TLS layer (C{TLSMemoryBIOFactory} over
 pyOpenSSL, the C{twisted[tls]} extra): gnet has none.
 
 A listener serves TLS when the options say so (L{WithTLS}); its
-C{GnetFactory} is then wrapped in a L{TLSMemoryBIOFactory}, so a L{Conn}'s
+C{GnetFactory} is then wrapped in a C{TLSMemoryBIOFactory}, so a L{Conn}'s
 transport is the TLS protocol: C{OnTraffic} sees plaintext, writes are
 plaintext, and the direct-send fast path of L{gnetcompat._conn} (which
 only takes plain C{tcp}/C{unix} transports) is never used underneath TLS.

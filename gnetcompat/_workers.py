@@ -81,7 +81,7 @@ Engine-wide state
   kills a worker: it reads the queued heartbeats first.
 
 Supervision policy (L{SupervisionPolicy})
-==========================================
+=========================================
 
 A worker that exits while the engine is not stopping is logged (error, with
 its exit status) and its slot restarted after a back-off: C{initialBackoff}
@@ -182,14 +182,14 @@ class SupervisionPolicy:
     """
     When and how often dead workers are restarted (see the module docs).
 
-    :param initialBackoff: seconds before the first restart of a slot.
-    :param maxBackoff: the cap of the doubling back-off.
-    :param maxCrashes: this many crashes of one slot within C{window}
+    @ivar initialBackoff: seconds before the first restart of a slot.
+    @ivar maxBackoff: the cap of the doubling back-off.
+    @ivar maxCrashes: this many crashes of one slot within C{window}
         stop the engine with L{ErrWorkerFailed}.
-    :param window: seconds over which crashes are counted.
-    :param killGrace: seconds after C{ShutdownTimeout} before workers that
+    @ivar window: seconds over which crashes are counted.
+    @ivar killGrace: seconds after C{ShutdownTimeout} before workers that
         ignore a stop are killed.
-    :param heartbeatTimeout: a serving worker that sends no heartbeat for
+    @ivar heartbeatTimeout: a serving worker that sends no heartbeat for
         this many seconds (it is stopped, C{SIGSTOP}, or its reactor is
         blocked) is killed (C{SIGKILL}) and restarted like a crashed one;
         it beats every fifth of this.  C{0}: no heartbeat.

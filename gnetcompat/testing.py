@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_testing -*-
 """
 An in-memory driver for unit-testing your own event handlers: no sockets,
-no real time, no global reactor.
+no real time, no global reactor::
 
     driver = HandlerDriver(MyHandler(), WithTicker(True))
     driver.boot()

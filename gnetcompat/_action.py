@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
 __all__ = ["Action", "None_", "Close", "Shutdown", "toAction"]
 
@@ -36,7 +37,7 @@ def toAction(value: object) -> Action:
     return Action.NONE
 
 
-def splitPair(value: object, what: str) -> tuple[object, Action]:
+def splitPair(value: object, what: str) -> tuple[Any, Action]:
     """
     Split an C{(x, action)} pair returned by C{OnOpen}/C{OnTick}; C{None}
     means C{(None, NONE)} and a bare Action means C{(None, action)}.

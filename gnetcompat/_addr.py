@@ -13,6 +13,7 @@ import socket
 import struct
 import sys
 from dataclasses import dataclass
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
@@ -30,6 +31,39 @@ _STREAM = {"tcp", "tcp4", "tcp6", "unix"}
 _SCHEMES = {"tcp", "tcp4", "tcp6", "udp", "udp4", "udp6", "unix"}
 #: gnetcompat's extension: serve on an inherited listening socket.
 FD_SCHEME = "fd"
+
+
+class ListenerOptions(Protocol):
+    """
+    The socket options L{createListener} reads: the matching fields of
+    L{gnetcompat.options.Options} (which satisfies this protocol; C{options}
+    sits beside this module in the layers, so it is named here, not imported).
+    """
+
+    @property
+    def ReuseAddr(self) -> bool: ...
+    @property
+    def ReusePort(self) -> bool: ...
+    @property
+    def MulticastInterfaceIndex(self) -> int: ...
+    @property
+    def BindToDevice(self) -> str: ...
+    @property
+    def TCPKeepAlive(self) -> float: ...
+    @property
+    def TCPKeepInterval(self) -> float: ...
+    @property
+    def TCPKeepCount(self) -> int: ...
+    @property
+    def TCPNoDelay(self) -> int: ...
+    @property
+    def SocketRecvBuffer(self) -> int: ...
+    @property
+    def SocketSendBuffer(self) -> int: ...
+    @property
+    def Backlog(self) -> int: ...
+    @property
+    def UnixSocketMode(self) -> int | None: ...
 
 
 @implementer(IAddr)
@@ -73,7 +107,7 @@ class Addr:
     def __hash__(self) -> int:
         return hash((self.network, self.host, self.port))
 
-    def sockaddr(self) -> tuple | str:
+    def sockaddr(self) -> tuple[str, int] | str:
         """The address as the socket module takes it."""
         if self.network == "unix":
             return self.host
@@ -91,7 +125,7 @@ def fromTwisted(address: object, network: str) -> Addr | None:
     if isinstance(address, (IPv4Address, IPv6Address)):
         return Addr(network, _unmap(address.host), address.port)
     if isinstance(address, UNIXAddress):
-        name = address.name
+        name: str | bytes | None = address.name
         if isinstance(name, bytes):
             name = name.decode("utf-8", "surrogateescape")
         return Addr("unix", name or "")
@@ -241,7 +275,7 @@ def splitHostPort(address: str) -> tuple[str, int]:
     return host, portNumber
 
 
-def resolve(spec: ListenSpec) -> tuple[int, tuple, bool]:
+def resolve(spec: ListenSpec) -> tuple[int, tuple[Any, ...], bool]:
     """
     Resolve a tcp/udp spec to C{(family, sockaddr, v6only)} by gnet's rules
     (spec §11.2): no host means dual stack for tcp/udp, IPv4 for *4, v6-only
@@ -318,7 +352,7 @@ def applyKeepAlive(sock: socket.socket, idle: float, intvl: float, cnt: int) -> 
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, int(cnt))
 
 
-def createListener(spec: ListenSpec, options: object) -> tuple[socket.socket, int]:
+def createListener(spec: ListenSpec, options: ListenerOptions) -> tuple[socket.socket, int]:
     """
     Create, configure, bind and (for streams) listen on the socket gnet would
     create for C{spec}.  Returns C{(socket, family)}; the socket is
@@ -339,8 +373,9 @@ def createListener(spec: ListenSpec, options: object) -> tuple[socket.socket, in
         try:
             _bufferOptions(sock, o)
             sock.bind(path)  # the file's mode: 0777 less the umask
-            if getattr(o, "UnixSocketMode", None) is not None:
-                os.chmod(path, o.UnixSocketMode)  # before anyone can connect
+            mode: int | None = getattr(o, "UnixSocketMode", None)
+            if mode is not None:
+                os.chmod(path, mode)  # before anyone can connect
             sock.listen(o.Backlog or somaxconn())
         except BaseException:
             sock.close()
@@ -380,12 +415,13 @@ def createListener(spec: ListenSpec, options: object) -> tuple[socket.socket, in
     return sock, family
 
 
-def _adopted(spec: ListenSpec, o: object) -> tuple[socket.socket, int]:
+def _adopted(spec: ListenSpec, o: ListenerOptions) -> tuple[socket.socket, int]:
     """
     A duplicate of the inherited listening socket of C{fd://N}, with the
     options that apply to a listener that is already bound (buffers,
     no-delay, keep-alive); the reuse and backlog options were the binder's.
     """
+    assert spec.fd is not None  # only fd://N specs come here
     try:
         sock = socket.socket(fileno=os.dup(spec.fd))
     except OSError as e:
@@ -409,14 +445,14 @@ def ownsPath(spec: ListenSpec) -> bool:
     return spec.network == "unix" and spec.fd is None
 
 
-def _bufferOptions(sock: socket.socket, o: object) -> None:
+def _bufferOptions(sock: socket.socket, o: ListenerOptions) -> None:
     if o.SocketRecvBuffer > 0:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, o.SocketRecvBuffer)
     if o.SocketSendBuffer > 0:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, o.SocketSendBuffer)
 
 
-def _joinMulticast(sock: socket.socket, family: int, sockaddr: tuple, index: int) -> None:
+def _joinMulticast(sock: socket.socket, family: int, sockaddr: tuple[Any, ...], index: int) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if family == socket.AF_INET:
         iface = "0.0.0.0"

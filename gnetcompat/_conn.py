@@ -16,7 +16,7 @@ import socket
 import struct
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IPullProducer, IReactorTime
@@ -95,10 +95,11 @@ _HOLD_WRITE = 1
 _HOLD_DRIVER = 2
 
 
-def _secs(d: object) -> int:
+def _secs(d: Any) -> int:
+    """Seconds (a number or anything with C{total_seconds()}, as a timedelta) as an int."""
     if hasattr(d, "total_seconds"):
-        d = d.total_seconds()  # type: ignore[union-attr]
-    return int(d)  # type: ignore[call-overload]
+        d = d.total_seconds()
+    return int(d)
 
 
 def _isIP(host: object) -> bool:
@@ -118,9 +119,11 @@ def peerError(reason: Failure | None) -> BaseException:
     L{ErrEOF} for a clean close, the socket's C{OSError} (with its errno) for
     a failed read or write, never a Twisted exception type.
     """
-    if reason is None or reason.check(ConnectionDone):
+    # Twisted's Failure.check is untyped, and Failure.value is declared
+    # Optional although every Failure carries its exception.
+    if reason is None or reason.check(ConnectionDone):  # type: ignore[no-untyped-call]
         return ErrEOF("read: EOF")
-    return builtinError(reason.value)
+    return builtinError(reason.value)  # type: ignore[arg-type]
 
 
 class _Reader:
@@ -132,7 +135,12 @@ class _Reader:
     C{bytearray} once bytes are retained across reads.
     """
 
-    __slots__ = ()
+    if TYPE_CHECKING:
+        # The slots that hold these two are the concrete classes' (Conn,
+        # UDPConn); shown to mypy here so the methods below type-check.
+        __slots__: tuple[str, ...] = ("_in", "_off")
+    else:
+        __slots__ = ()
     _in: bytes | bytearray
     _off: int
 
@@ -221,7 +229,7 @@ class _Reader:
             if type(self._in) is bytes or self._off:
                 self._in = bytearray(memoryview(self._in)[self._off :])
                 self._off = 0
-            self._in += data  # type: ignore[operator]
+            self._in += data
 
     def _compact(self) -> None:
         if self._off == len(self._in):
@@ -562,7 +570,10 @@ class Conn(_Reader):
         self._queue(self._closeTask, None)
 
     def CloseWithCallback(self, callback: AsyncCallback | None) -> None:
-        """As C{Close}, then C{callback(c, result)}: L{ErrEngineShutdown} when OnClose returned Shutdown."""
+        """
+        As C{Close}, then C{callback(c, result)}: L{ErrEngineShutdown} when
+        OnClose returned Shutdown.
+        """
         self._queue(self._closeTask, callback)
 
     def _closeTask(self, callback: AsyncCallback | None) -> None:
@@ -873,7 +884,7 @@ class UDPConn(_Reader):
     )
 
     def __init__(
-        self, engine: ConnOwner, port: Any, data: bytes, peer: tuple, network: str = "udp"
+        self, engine: ConnOwner, port: Any, data: bytes, peer: tuple[Any, ...], network: str = "udp"
     ) -> None:
         self._engine = engine
         self._port = port
@@ -996,14 +1007,16 @@ class UDPConn(_Reader):
 
     def Fd(self) -> int:
         """The listening socket's descriptor (shared by every datagram)."""
-        return self._port.fileno()
+        fd: int = self._port.fileno()
+        return fd
 
     def Dup(self) -> int:
         """A duplicate of the listening socket's descriptor."""
         return os.dup(self._port.fileno())
 
     def _sock(self) -> socket.socket:
-        return self._port.socket
+        sock: socket.socket = self._port.socket
+        return sock
 
     def SetReadBuffer(self, size: int) -> None:
         """C{SO_RCVBUF} on the listening socket."""

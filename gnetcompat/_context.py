@@ -83,7 +83,7 @@ class Context:
         C{Stop} stop waiting then, with C{TimeoutError}.
         """
         if hasattr(when, "timestamp"):
-            when = when.timestamp()  # type: ignore[union-attr]
+            when = when.timestamp()
         if isinstance(when, bool) or not isinstance(when, (int, float)):
             raise TypeError(f"when: expected a time.time() timestamp, got {when!r}")
         parent = self.deadline()
@@ -94,7 +94,7 @@ class Context:
     def withTimeout(self, seconds: float) -> Context:
         """C{withDeadline(time.time() + seconds)} (Go's C{context.WithTimeout})."""
         if hasattr(seconds, "total_seconds"):
-            seconds = seconds.total_seconds()  # type: ignore[union-attr]
+            seconds = seconds.total_seconds()
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
             raise TypeError(f"seconds: expected a number of seconds, got {seconds!r}")
         return self.withDeadline(time.time() + seconds)

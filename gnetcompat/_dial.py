@@ -281,7 +281,7 @@ class _OneShotFactory(Factory):
     """Builds the one protocol of a dial or an adoption, and keeps it."""
 
     noisy = False
-    protocol = None  # type: ignore[assignment]
+    protocol = None
 
     def __init__(
         self,
@@ -446,7 +446,8 @@ def dial(
 
     def builtin(f: Failure) -> Failure:
         # no Twisted exception type crosses the gnet API (refused, time-out, DNS)
-        return Failure(builtinError(f.value, where))
+        # (Failure.value is declared Optional; a Failure always carries one)
+        return Failure(builtinError(f.value, where))  # type: ignore[arg-type]
 
     if net == "unix":
         if not address:

@@ -14,7 +14,7 @@ import stat
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
@@ -49,7 +49,7 @@ from .errors import (
     ErrNilRunnable,
     ErrUnsupportedOp,
 )
-from .interfaces import IEngine, IEventHandler, IEventLoop
+from .interfaces import IConn, IEngine, IEventHandler, IEventLoop
 from .options import Options
 
 __all__ = ["Engine"]
@@ -72,7 +72,7 @@ class _GnetLoggerObserver:
     def __init__(self, target: Any) -> None:
         self.target = target
 
-    def __call__(self, event: dict) -> None:
+    def __call__(self, event: dict[str, Any]) -> None:
         level = event.get("log_level", LogLevel.info)
         name = {LogLevel.debug: "Debugf", LogLevel.info: "Infof", LogLevel.warn: "Warnf"}.get(
             level, "Errorf"
@@ -114,7 +114,7 @@ class _LogFileObserver:
             textFileLogObserver(self.file), [LogLevelFilterPredicate(defaultLogLevel=level)]
         )
 
-    def __call__(self, event: dict) -> None:
+    def __call__(self, event: dict[str, Any]) -> None:
         if self.file is None:
             globalLogPublisher(event)
         else:
@@ -179,16 +179,20 @@ class EventLoop:
         eng.reactor.callFromThread(run)
 
     def Schedule(self, ctx: Any = None, runnable: Any = None, delay: float = 0) -> None:
-        """gnet's C{Schedule(ctx, r, delay)} is not implemented either: always L{ErrUnsupportedOp}."""
+        """
+        gnet's C{Schedule(ctx, r, delay)} is not implemented either: always
+        L{ErrUnsupportedOp}.
+        """
         raise ErrUnsupportedOp()
 
-    def Close(self, c: Conn) -> BaseException | None:
+    def Close(self, c: IConn) -> BaseException | None:
         """
         Close C{c} now (loop only): its C{OnClose(c, None)} runs inside this
         call.  Returns L{ErrEngineShutdown} when that C{OnClose} returned
         Shutdown; the caller propagates it (gnet's rule), nothing else does.
         """
-        return c.driverCloseLocal(propagate=False)
+        # a loop's connections are the library's Conn (their driver method)
+        return cast(Conn, c).driverCloseLocal(propagate=False)
 
     def Register(self, ctx: Any = None, addr: Any = None) -> Any:
         """
@@ -244,10 +248,11 @@ def runnableCall(runnable: Any, ctx: Any) -> Callable[[Any], Any]:
         raise TypeError(
             f"EventLoop.Execute: runnable must have Run(ctx) or be callable, got {runnable!r}"
         )
+    call: Callable[[Any], Any] = fn
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):  # builtins without a signature: let the call decide
-        return fn
+        return call
     try:
         sig.bind(ctx)
     except TypeError:
@@ -255,7 +260,7 @@ def runnableCall(runnable: Any, ctx: Any) -> Callable[[Any], Any]:
             f"EventLoop.Execute: runnable {runnable!r} must accept the context, as "
             f"gnet's Run(ctx) does (got signature {sig})"
         ) from None
-    return fn
+    return call
 
 
 class _Listener:
@@ -278,7 +283,8 @@ class _Listener:
 
     def fileno(self) -> int:
         if self.port is not None:
-            return self.port.fileno()
+            fd: int = self.port.fileno()
+            return fd
         assert self.sock is not None
         return self.sock.fileno()
 
@@ -332,7 +338,7 @@ class Ticker:
             self.engine.log.failure("OnTick returned a bad value")
             delay, action = 1.0, Action.NONE
         if hasattr(delay, "total_seconds"):
-            delay = delay.total_seconds()  # type: ignore[union-attr]
+            delay = delay.total_seconds()
         if action == Action.SHUTDOWN:
             self.engine.requestShutdown(fromLoop=False)
         if self.running:
@@ -366,8 +372,8 @@ class Engine:
         self.clock = self.options.Clock or self.reactor
         self.log = makeLogger(self.options)
         self._listeners: list[_Listener] = []
-        self._conns: set = set()
-        self._protos: set = set()
+        self._conns: set[Conn] = set()
+        self._protos: set[Any] = set()
         #: the loop owning this engine's connections (C{Conn.EventLoop()})
         self.loop = EventLoop(self)
         self._ticker: Ticker | None = None
@@ -376,9 +382,9 @@ class Engine:
         self._booted = False
         self._stopping = False
         self._stopped = False
-        self._stoppedWaiters: list[Deferred] = []
+        self._stoppedWaiters: list[Deferred[None]] = []
         self._drainCall: Any = None
-        self._drainWaiter: Deferred | None = None
+        self._drainWaiter: Deferred[None] | None = None
         #: set by multicore workers: a callable giving the engine-wide count
         self.sharedCount: Callable[[], int] | None = None
         #: set by multicore workers: called when this worker wants all to stop
@@ -440,7 +446,7 @@ class Engine:
                 return os.dup(lst.fileno())
         raise ErrInvalidNetworkAddress()
 
-    def Stop(self, ctx: Any = None, *, timeout: float | None = None) -> Deferred | None:
+    def Stop(self, ctx: Any = None, *, timeout: float | None = None) -> Deferred[None] | None:
         """
         gnet's C{Stop(ctx)}: shut the engine down (as a C{Shutdown} action
         would) and wait until it has.
@@ -448,7 +454,7 @@ class Engine:
         On the reactor thread this returns a Deferred that fires once
         shutdown is complete (it never blocks the reactor).  From another
         thread it blocks until then.  The wait ends at C{ctx}'s deadline
-        (L{gnetcompat.Context.withTimeout}) or after C{timeout} seconds,
+        (L{gnetcompat._context.Context.withTimeout}) or after C{timeout} seconds,
         whichever is sooner, with C{TimeoutError} (the Deferred fails with
         it); the shutdown itself goes on.
 
@@ -469,9 +475,9 @@ class Engine:
 
     # -- non-gnet conveniences ------------------------------------------
 
-    def whenStopped(self) -> Deferred:
+    def whenStopped(self) -> Deferred[None]:
         """A Deferred firing with C{None} once the engine has shut down."""
-        d: Deferred = Deferred()
+        d: Deferred[None] = Deferred()
         if self._stopped:
             d.callback(None)
         else:
@@ -479,7 +485,7 @@ class Engine:
         return d
 
     @property
-    def listeningPorts(self) -> list:
+    def listeningPorts(self) -> list[Any]:
         """The Twisted ports of the listeners (for C{getHost()} in tests)."""
         return [lst.port for lst in self._listeners if lst.port is not None]
 
@@ -503,7 +509,7 @@ class Engine:
         """Whether the loop takes new connections (dialled, adopted): not shutting down."""
         return not self._stopping
 
-    def connections(self) -> list:
+    def connections(self) -> list[Conn]:
         """This process's live connections (a copy)."""
         return list(self._conns)
 
@@ -669,7 +675,8 @@ class Engine:
             def proceed(result: Any) -> None:
                 if timer.active():
                     timer.cancel()
-                if isinstance(result, Failure) and not result.check(defer.CancelledError):
+                # (Twisted's Failure.check is untyped)
+                if isinstance(result, Failure) and not result.check(defer.CancelledError):  # type: ignore[no-untyped-call]
                     self.log.failure("OnShutdown failed", result)
                 self._closeAll()
                 defer.ensureDeferred(self._finishShutdown())
@@ -694,11 +701,11 @@ class Engine:
         self._closeSockets()
         self._markStopped()
 
-    def _drain(self) -> Deferred:
+    def _drain(self) -> Deferred[None]:
         """Wait until every transport is gone; abort stragglers after ShutdownTimeout."""
         if not self._protos:
             return defer.succeed(None)
-        d: Deferred = Deferred()
+        d: Deferred[None] = Deferred()
         self._drainWaiter = d
 
         def abort() -> None:
@@ -738,7 +745,9 @@ class Engine:
             d.callback(None)
 
 
-def stopFromAnyThread(eng: Any, onReactorThread: bool, timeout: float | None) -> Deferred | None:
+def stopFromAnyThread(
+    eng: Any, onReactorThread: bool, timeout: float | None
+) -> Deferred[None] | None:
     """
     gnet's C{Engine.Stop} for an engine (single or multicore): request an
     external shutdown; on the reactor thread return C{whenStopped()}, from
@@ -746,13 +755,15 @@ def stopFromAnyThread(eng: Any, onReactorThread: bool, timeout: float | None) ->
     """
     if onReactorThread:
         eng.requestShutdown(fromLoop=False)
-        d = eng.whenStopped()
+        d: Deferred[None] = eng.whenStopped()
         if timeout is not None and not d.called:
             clock = getattr(eng, "clock", None) or eng.reactor
 
             def timedOut(f: Failure) -> Failure:
-                f.trap(defer.TimeoutError)
-                return Failure(TimeoutError(f"engine did not stop within {timeout:g} s"))
+                f.trap(defer.TimeoutError)  # type: ignore[no-untyped-call]  # Twisted: untyped
+                return Failure(  # type: ignore[no-untyped-call]  # Twisted: untyped
+                    TimeoutError(f"engine did not stop within {timeout:g} s")
+                )
 
             d.addTimeout(timeout, clock).addErrback(timedOut)
         return d
@@ -785,8 +796,9 @@ def _adoptUnixPort(reactor: Any, sock: socket.socket, factory: Any, backlog: int
     through C{adoptStreamPort}.
 
     The port does not unlink the path when it stops listening
-    (L{gnetcompat._twistedcompat.UnixPortKeepingFile}): worker processes adopt one shared socket, and
-    each one's port unlinking it made every stop after the first fail with
+    (L{gnetcompat._twistedcompat.UnixPortKeepingFile}): worker processes
+    adopt one shared socket, and each one's port unlinking it made every
+    stop after the first fail with
     C{FileNotFoundError}.  The file is removed once, by whoever created it
     (L{Engine._closeSockets} for its own sockets, the multicore parent for
     the shared one), and never when systemd passed it.
@@ -802,7 +814,7 @@ def _adoptUnixPort(reactor: Any, sock: socket.socket, factory: Any, backlog: int
     port = adoptUnixPortKeepingFile(reactor, sock.fileno(), factory)
     port.mode = mode
     port.backlog = backlog or somaxconn()
-    port.startListening()
+    port.startListening()  # type: ignore[no-untyped-call]  # Twisted: untyped
     return port
 
 

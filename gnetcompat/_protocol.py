@@ -54,11 +54,14 @@ class GnetProtocol(Protocol):
     """
 
     log = Logger()
+    #: the connected TCP, unix or TLS transport (Twisted declares
+    #: C{ITransport | None}; the skin only runs once it is connected)
+    transport: Any
     conn: Conn | None = None
     #: over TLS, until the handshake completed: its deadline
     _handshake: Any = None
 
-    def __init__(self, engine: ProtocolOwner, network: str | None = "tcp") -> None:
+    def __init__(self, engine: ConnOwner, network: str | None = "tcp") -> None:
         self.engine = engine
         self.network = network
 

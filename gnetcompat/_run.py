@@ -151,7 +151,13 @@ def Rotate(handler: Any, addrs: Sequence[str], *opts: Option | Options) -> None:
     if getattr(reactor, "running", False):
         if threadable.isInIOThread():
             raise RuntimeError("Run/Rotate block; on the reactor thread use gnetcompat.Serve()")
-        eng = blockingCallFromThread(reactor, Serve, handler, addrs, options, reactor=reactor)
+
+        # (Serve's reactor= goes through a closure: blockingCallFromThread
+        # takes the reactor as its own first argument, named reactor)
+        def serve() -> Deferred:
+            return Serve(handler, addrs, options, reactor=reactor)
+
+        eng: Any = blockingCallFromThread(reactor, serve)
         done = threading.Event()
         reactor.callFromThread(lambda: eng.whenStopped().addBoth(lambda _: done.set()))
         done.wait()
@@ -230,7 +236,8 @@ def Run(handler: Any, protoAddr: str, *opts: Option | Options) -> None:
     return Rotate(handler, [protoAddr], *opts)
 
 
-#: the exit status L{_exitWithStatus} asked for (None: leave it to the program)
+#: the exit status the hook of L{_installExitHook} ends the process with
+#: (None: leave it to the program)
 _exitStatus: int | None = None
 _exitHookInstalled = False
 
@@ -277,7 +284,8 @@ class EngineService(Service):
     supervisor (C{Restart=on-failure}) sees the failure; L{failure} holds
     the reason.
 
-    @ivar failure: why the engine failed (a L{Failure}), or C{None}.
+    @ivar failure: why the engine failed (a
+        C{twisted.python.failure.Failure}), or C{None}.
     @ivar exitStatusOnFailure: the process's exit status after a failure
         (C{None}: only log and stop the reactor).
     """
@@ -371,7 +379,7 @@ class EngineService(Service):
         # one line, no traceback: the reason is the error's message
         self.log.critical(
             "engine failed, stopping and exiting with status {status}: {error}",
-            error=str(f.value) or f.type.__name__,
+            error=str(f.value) or getattr(f.type, "__name__", "error"),
             status=status if status is not None else "(unchanged)",
         )
         self._stopReactor()

@@ -4,7 +4,7 @@ Native TLS on Twisted's own TLS layer (C{TLSMemoryBIOFactory} over
 pyOpenSSL, the C{twisted[tls]} extra): gnet has none.
 
 A listener serves TLS when the options say so (L{WithTLS}); its
-C{GnetFactory} is then wrapped in a L{TLSMemoryBIOFactory}, so a L{Conn}'s
+C{GnetFactory} is then wrapped in a C{TLSMemoryBIOFactory}, so a L{Conn}'s
 transport is the TLS protocol: C{OnTraffic} sees plaintext, writes are
 plaintext, and the direct-send fast path of L{gnetcompat._conn} (which
 only takes plain C{tcp}/C{unix} transports) is never used underneath TLS.
@@ -191,7 +191,7 @@ class TLSConfig:
                 raise TLSError(f"TLS {name}: expected a file path, got {v!r}")
         if self.minimumVersion not in _VERSIONS:
             raise TLSError(f"TLS minimumVersion: 1.2 or 1.3, not {self.minimumVersion!r}")
-        if self.maximumVersion not in (None,) + _VERSIONS:
+        if self.maximumVersion not in (None, *_VERSIONS):
             raise TLSError(f"TLS maximumVersion: None, 1.2 or 1.3, not {self.maximumVersion!r}")
         if self.maximumVersion is not None and self.maximumVersion < self.minimumVersion:
             raise TLSError("TLS maximumVersion is below minimumVersion")
@@ -324,7 +324,9 @@ class TLSConfig:
         pos = args[1:]
         if len(pos) > len(names):
             raise ValueError(f"too many arguments in {description!r}")
-        values: dict[str, str] = dict(zip(names, pos))
+        values: dict[str, str] = dict(
+            zip(names, pos, strict=False)
+        )  # fewer values than names is normal
         for k, v in kw.items():
             if k not in names:
                 raise ValueError(
@@ -480,8 +482,11 @@ def connectionState(transport: Any, handshakeComplete: bool = True) -> TLSState 
     """The L{TLSState} of a TLS transport, C{None} for any other."""
     if not ISSLTransport.providedBy(transport):
         return None
-    c = transport.getHandle()
-    proto = transport.negotiatedProtocol
+    # getHandle and negotiatedProtocol are TLSMemoryBIOProtocol's, beyond
+    # what ISSLTransport declares
+    tls: Any = transport
+    c = tls.getHandle()
+    proto = tls.negotiatedProtocol
     name = c.get_servername()
     certs = []
     leaf = c.get_peer_certificate()
@@ -608,7 +613,8 @@ def WithTLS(
         value: Any = certFile
     else:
         try:
-            value = TLSConfig(certFile, keyFile, **settings)
+            # (certFile may be None here: TLSConfig.check then fails on it)
+            value = TLSConfig(certFile, keyFile, **settings)  # type: ignore[arg-type]
         except TypeError as e:
             raise TLSError(f"WithTLS: {e}") from None
 
@@ -653,7 +659,7 @@ def checkOptions(o: Any) -> None:
         if not isinstance(o.TLS, dict):
             raise TLSError(f"TLS: set it with WithTLS(), got {o.TLS!r}")
         multi = o.numLoops() > 1
-        for addr, value in o.TLS.items():
+        for value in o.TLS.values():
             if isinstance(value, TLSConfig):
                 value.check()
             elif multi:

@@ -216,7 +216,7 @@ def directSocket(transport: Any) -> socket.socket | None:
     C{transport.write}).
     """
     if isinstance(transport, _DIRECT_KINDS) and hasWriteBuffer(transport):
-        return transport.socket  # type: ignore[no-any-return]
+        return transport.socket
     return None
 
 

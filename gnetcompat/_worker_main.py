@@ -33,8 +33,11 @@ from ._engine import Engine
 from ._tls import hasTLS, installReloadOnSIGHUP, reloadAndLog
 from ._workers import loadMain, stopReactor
 
+installGnetReactor: Callable[[], object] | None
 try:
-    from .reactor import install as installGnetReactor
+    from .reactor import install
+
+    installGnetReactor = install
 except ImportError:  # pragma: no cover - no epoll (not Linux)
     installGnetReactor = None
 
@@ -78,7 +81,12 @@ def _startLogging(minLevel: Any) -> None:
         out.write("".join(f"{name} {line}\n" for line in text.splitlines() or [""]))
         out.flush()
 
-    globalLogBeginner.beginLoggingTo([observer], discardBuffer=False, redirectStandardIO=False)
+    # Twisted calls any callable observer; its annotation names the interface only
+    globalLogBeginner.beginLoggingTo(
+        [observer],  # type: ignore[list-item]
+        discardBuffer=False,
+        redirectStandardIO=False,
+    )
 
 
 class _Worker:
@@ -124,7 +132,7 @@ class _Worker:
         eng.setConnectionObserver(publishCount)
         eng.onShutdownRequest = self._engineStopping
         eng.tickerEnabled = bool(p["ticker"])
-        listeners = []
+        listeners: list[tuple[Any, socket.socket, int]] = []
         try:
             for spec, fd, family, bindSpec in p["listeners"]:
                 if fd is not None:

@@ -81,7 +81,7 @@ Engine-wide state
   kills a worker: it reads the queued heartbeats first.
 
 Supervision policy (L{SupervisionPolicy})
-==========================================
+=========================================
 
 A worker that exits while the engine is not stopping is logged (error, with
 its exit status) and its slot restarted after a back-off: C{initialBackoff}
@@ -138,6 +138,7 @@ from typing import Any
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessDone, ReactorNotRunning
+from twisted.internet.interfaces import IProcessTransport
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import LogLevel
 from twisted.python.failure import Failure
@@ -181,14 +182,14 @@ class SupervisionPolicy:
     """
     When and how often dead workers are restarted (see the module docs).
 
-    :param initialBackoff: seconds before the first restart of a slot.
-    :param maxBackoff: the cap of the doubling back-off.
-    :param maxCrashes: this many crashes of one slot within C{window}
+    @ivar initialBackoff: seconds before the first restart of a slot.
+    @ivar maxBackoff: the cap of the doubling back-off.
+    @ivar maxCrashes: this many crashes of one slot within C{window}
         stop the engine with L{ErrWorkerFailed}.
-    :param window: seconds over which crashes are counted.
-    :param killGrace: seconds after C{ShutdownTimeout} before workers that
+    @ivar window: seconds over which crashes are counted.
+    @ivar killGrace: seconds after C{ShutdownTimeout} before workers that
         ignore a stop are killed.
-    :param heartbeatTimeout: a serving worker that sends no heartbeat for
+    @ivar heartbeatTimeout: a serving worker that sends no heartbeat for
         this many seconds (it is stopped, C{SIGSTOP}, or its reactor is
         blocked) is killed (C{SIGKILL}) and restarted like a crashed one;
         it beats every fifth of this.  C{0}: no heartbeat.
@@ -205,7 +206,8 @@ class SupervisionPolicy:
         t = self.heartbeatTimeout
         if not (t == 0 or MIN_HEARTBEAT <= t <= MAX_HEARTBEAT):
             raise ValueError(
-                f"heartbeatTimeout must be 0 (off) or {MIN_HEARTBEAT:g}-{MAX_HEARTBEAT:g} seconds, not {t!r}"
+                f"heartbeatTimeout must be 0 (off) or {MIN_HEARTBEAT:g}-{MAX_HEARTBEAT:g} "
+                f"seconds, not {t!r}"
             )
 
     @property
@@ -242,7 +244,7 @@ def _mainReference() -> tuple[str, str] | None:
 
 def _referencesMain(data: bytes) -> bool:
     try:
-        for op, arg, _ in pickletools.genops(data):
+        for _op, arg, _ in pickletools.genops(data):
             if arg == "__main__" or (isinstance(arg, str) and arg.startswith("__main__ ")):
                 return True
     except Exception:
@@ -421,6 +423,9 @@ FIRST_LISTENER_FD = 5
 class _WorkerProtocol(ProcessProtocol):
     """The parent's end of one worker: its output, control lines and exit."""
 
+    #: set by C{spawnProcess} before any callback runs (Twisted declares it Optional)
+    transport: IProcessTransport
+
     def __init__(self, engine: MulticoreEngine, index: int) -> None:
         self.engine = engine
         self.index = index
@@ -519,7 +524,9 @@ class MulticoreEngine:
         self._listeners: list[_ParentListener] = []
         self._workers: list[_WorkerProtocol | None] = [None] * self.numWorkers
         self._restarts: dict[int, Any] = {}
-        self._crashes = [collections.deque() for _ in range(self.numWorkers)]
+        self._crashes: list[collections.deque[float]] = [
+            collections.deque() for _ in range(self.numWorkers)
+        ]
         self._counters: SharedCounters | None = None
         self._started: Deferred | None = Deferred()
         self._startedOnce: set[int] = set()
@@ -699,7 +706,7 @@ class MulticoreEngine:
 
     def _payloadFor(self, index: int, inherit: dict[int, int]) -> bytes:
         opts = replace(self.options, Logger=None, LogPath="", Reactor=None, Clock=None)
-        listeners = []
+        listeners: list[tuple[ListenSpec, int | None, int, ListenSpec | None]] = []
         for n, lst in enumerate(self._listeners):
             fd = FIRST_LISTENER_FD + n
             if fd in inherit:

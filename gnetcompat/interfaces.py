@@ -9,7 +9,13 @@ exceptions of L{gnetcompat.errors}; callbacks receive error values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from zope.interface import Attribute, Interface
+
+#: C{callback(c, err)} of the asynchronous calls (C{err} is C{None} on success).
+AsyncCallback = Callable[[Any, "BaseException | None"], object]
 
 __all__ = ["IEventHandler", "IEngine", "IConn", "IEventLoop", "IAddr"]
 
@@ -186,19 +192,19 @@ class IConn(Interface):
     def OutboundBuffered() -> int:
         """Bytes written but not yet taken by the kernel."""
 
-    def AsyncWrite(data: bytes, callback: object = None) -> None:
+    def AsyncWrite(data: bytes, callback: AsyncCallback | None = None) -> None:
         """Queue a write from any thread; C{callback(c, err)} runs after it."""
 
-    def AsyncWritev(bufs: list[bytes], callback: object = None) -> None:
+    def AsyncWritev(bufs: list[bytes], callback: AsyncCallback | None = None) -> None:
         """Queue a gather write from any thread."""
 
-    def Wake(callback: object = None) -> None:
+    def Wake(callback: AsyncCallback | None = None) -> None:
         """Queue an C{OnTraffic} call with no new bytes."""
 
     def Close() -> None:
         """Queue a local close (asynchronous even inside a callback)."""
 
-    def CloseWithCallback(callback: object) -> None:
+    def CloseWithCallback(callback: AsyncCallback | None) -> None:
         """As C{Close}, then C{callback(c, result)}."""
 
     def Context() -> object:

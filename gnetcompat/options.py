@@ -259,7 +259,8 @@ class Options:
             isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777
         ):
             raise ErrInvalidOption(
-                f"UnixSocketMode (WithUnixSocketMode): permission bits 0o000-0o777 or None, got {mode!r}"
+                "UnixSocketMode (WithUnixSocketMode): permission bits 0o000-0o777 "
+                f"or None, got {mode!r}"
             )
         if o.TLS is not None or o.ClientTLS is not None:
             checkOptions(o)
@@ -286,7 +287,7 @@ class Options:
 
 
 Option = Callable[[Options], Any]
-Option.__doc__ = "A functional option: a callable that updates an L{Options} in place."  # type: ignore
+Option.__doc__ = "A functional option: a callable that updates an L{Options} in place."
 
 
 def loadOptions(*opts: Option | Options) -> Options:

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_testing -*-
 """
 An in-memory driver for unit-testing your own event handlers: no sockets,
-no real time, no global reactor.
+no real time, no global reactor::
 
     driver = HandlerDriver(MyHandler(), WithTicker(True))
     driver.boot()
@@ -191,7 +191,7 @@ class HandlerDriver:
         self._udp = GnetDatagramProtocol(self.engine)
         self._nextPort = 50000
         self.udpPort = _FakeUDPPort(IPv4Address("UDP", "127.0.0.1", 9000))
-        self._udp.transport = self.udpPort
+        self._udp.transport = self.udpPort  # type: ignore[assignment]  # a fake, not all of IUDPTransport
 
     def boot(self) -> bool:
         """Call OnBoot and start the ticker; False if OnBoot returned Shutdown."""
@@ -216,7 +216,8 @@ class HandlerDriver:
                 peer = ("127.0.0.1", self._nextPort)
             kind = IPv6Address if ":" in peer[0] else IPv4Address
             host = kind("TCP", peer[0], 9000)
-            remote = kind("TCP", peer[0], peer[1])
+            # (a str peer is a unix path: a tcp spec is given (host, port))
+            remote = kind("TCP", peer[0], peer[1])  # type: ignore[arg-type]
         proto = self._factory.buildProtocol(remote)
         if proto is None:
             raise RuntimeError("the engine is shutting down")

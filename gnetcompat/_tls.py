@@ -611,10 +611,11 @@ def WithTLS(
         if keyFile is not None or settings:
             raise TLSError("WithTLS: give either a TLSConfig/creator or files and settings")
         value: Any = certFile
+    elif certFile is None:
+        raise TLSError("WithTLS: give the certificate file (PEM), a TLSConfig or a creator")
     else:
         try:
-            # (certFile may be None here: TLSConfig.check then fails on it)
-            value = TLSConfig(certFile, keyFile, **settings)  # type: ignore[arg-type]
+            value = TLSConfig(certFile, keyFile, **settings)
         except TypeError as e:
             raise TLSError(f"WithTLS: {e}") from None
 

@@ -212,6 +212,17 @@ class SettingErrorTests(SynchronousTestCase):
         self.check("extraCertChain file", c.serverCert, c.serverKey, extraCertChain=c.serverKey)
         self.check("clientCA file", c.serverCert, c.serverKey, clientCA=missing)
 
+    def test_noCertificate(self) -> None:
+        """
+        C{WithTLS()} without a certificate is refused at once with an
+        C{ErrInvalidOption} naming it (it was a bare C{TypeError} from
+        deep inside the file check).
+        """
+        with self.assertRaises(ErrInvalidOption) as e:
+            gnet.WithTLS()
+        self.assertIn("WithTLS", str(e.exception))
+        self.assertIn("certificate", str(e.exception))
+
     def test_settings(self) -> None:
         """Hostile values of every setting are refused by name."""
         c = self.certs

@@ -814,8 +814,10 @@ class EchoPackageTests(SynchronousTestCase):
                 elif imported.startswith("gnetcompat") and not (
                     imported.startswith("gnetcompat.echo")
                     or imported in self.PUBLIC
-                    or (imported.rpartition(".")[0] in self.PUBLIC
-                    and not imported.rpartition(".")[2].startswith("_"))
+                    or (
+                        imported.rpartition(".")[0] in self.PUBLIC
+                        and not imported.rpartition(".")[2].startswith("_")
+                    )
                 ):
                     bad.append((name, imported))
         self.assertEqual(bad, [])

@@ -125,7 +125,7 @@ class ReaderTests(SynchronousTestCase):
                 self.assertEqual(c.Peek(4), b"abcd")
                 self.assertEqual(c.Discard(4), 4)
 
-        handler, peer = self.drive(onTraffic)
+        _handler, peer = self.drive(onTraffic)
         peer.send(b"abcdef")
         peer.driver.runPending()
         peer.driver.advance(10)
@@ -244,7 +244,7 @@ class ReaderTests(SynchronousTestCase):
         def onTraffic(c: Any) -> None:
             seen.append(c.Peek(-1))
 
-        handler, peer = self.drive(onTraffic)
+        _handler, peer = self.drive(onTraffic)
         peer.send(b"abc")
         peer.driver.runPending()
         peer.driver.advance(60)
@@ -401,7 +401,7 @@ class CloseTests(SynchronousTestCase):
         handler = Recorder()
         peer = booted(handler).connect()
         peer.disconnect()
-        [(_, c, err)] = handler.closes()
+        [(_, _c, err)] = handler.closes()
         self.assertIsInstance(err, ErrEOF)
         self.assertIn("EOF", str(err))
 
@@ -410,7 +410,7 @@ class CloseTests(SynchronousTestCase):
         handler = Recorder()
         peer = booted(handler).connect()
         peer.reset()
-        [(_, c, err)] = handler.closes()
+        [(_, _c, err)] = handler.closes()
         self.assertIsInstance(err, ConnectionResetError)
         self.assertEqual(err.errno, errno.ECONNRESET)
         self.assertNotIsInstance(err, ErrEOF)
@@ -431,7 +431,7 @@ class CloseTests(SynchronousTestCase):
         driver = booted(handler)
         peer = driver.connect()
         peer.protocol.dataReceived(b"x")  # no runPending: the close is synchronous
-        [(_, c, err)] = handler.closes()
+        [(_, _c, err)] = handler.closes()
         self.assertIsNone(err)
         self.assertTrue(peer.closedByServer)
         self.assertEqual(driver.engine.CountConnections(), 0)
@@ -456,7 +456,7 @@ class CloseTests(SynchronousTestCase):
         self.assertEqual(during, [(False, 0)])
         self.assertEqual(handler.closes(), [])
         driver.runPending()
-        [(_, c, err)] = handler.closes()
+        [(_, _c, err)] = handler.closes()
         self.assertIsNone(err)
         self.assertEqual(peer.received(), b"still open")
         self.assertTrue(peer.closedByServer)

@@ -75,7 +75,7 @@ class TickerTests(SynchronousTestCase):
 
     def test_firstTickAtBoot(self) -> None:
         """The first C{OnTick} runs right at start, before any time passes."""
-        driver, times = self.tickDriver(lambda: (5, gnet.None_))
+        _driver, times = self.tickDriver(lambda: (5, gnet.None_))
         self.assertEqual(times, [0.0])
 
     def test_delaysHonouredExactly(self) -> None:
@@ -739,7 +739,7 @@ class BindTests(LoopbackTestCase):
     def test_addressInUse(self) -> Any:
         """A second engine on a port in use (no reuse options) fails to start with an OSError."""
         eng = yield self.serve(gnet.BuiltinEventEngine(), "tcp://127.0.0.1:0")
-        _, (host, port) = self.target(eng)
+        _, (_host, port) = self.target(eng)
         handler = Recorder()
         yield self.assertFailure(gnet.Serve(handler, f"tcp://127.0.0.1:{port}"), OSError)
         self.assertEqual(handler.names(), [])

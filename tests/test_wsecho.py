@@ -562,7 +562,10 @@ def _concurrent(port: int, conns: int, perConn: int) -> list[list[bytes]]:
 
 
 def _violationIsolated(port: int) -> tuple[int | None, str]:
-    """Thread: break one connection's protocol, echo on another; return the close code and the echo."""
+    """
+    Thread: break one connection's protocol, echo on another; return the close
+    code and the echo.
+    """
     from websockets.exceptions import ConnectionClosedError
 
     with _connect(port) as good, _connect(port) as bad:

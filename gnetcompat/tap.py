@@ -152,8 +152,9 @@ def parseListen(description: str) -> tuple[str, int | None]:
     an inherited listening socket) pass through; the endpoint forms
     C{tcp:PORT[:interface=H][:backlog=N]}, C{tcp6:PORT[:interface=H][:backlog=N]}
     and C{unix:PATH[:mode=OCTAL]} are translated (C{ssl:} descriptions are taken by
-    L{gnetcompat.TLSConfig.fromDescription} in L{Options.postOptions}) (colons inside values escaped as C{\\:}, as
-    for Twisted's endpoint strings: C{tcp6:9080:interface=\\:\\:1});
+    L{gnetcompat.TLSConfig.fromDescription} in L{Options.postOptions}) (colons
+    inside values escaped as C{\\:}, as for Twisted's endpoint strings:
+    C{tcp6:9080:interface=\\:\\:1});
     Twisted's C{systemd:domain=INET:index=N} (or C{name=NAME}) becomes
     C{fd://3+N}, the socket systemd passed (L{systemdDescriptor}).
 

@@ -129,8 +129,8 @@ _SCALARS = (
     "bytesOut",
     "handshakeFailures",
 )
-_CLOSED_LABELS = ("none",) + tuple(str(c) for c in CLOSE_CODES) + ("other",)
-_PROTO_LABELS = tuple(str(c) for c in PROTOCOL_ERROR_CODES) + ("other",)
+_CLOSED_LABELS = ("none", *(str(c) for c in CLOSE_CODES), "other")
+_PROTO_LABELS = (*(str(c) for c in PROTOCOL_ERROR_CODES), "other")
 _LAYOUT = (
     _SCALARS
     + tuple("closed:" + x for x in _CLOSED_LABELS)
@@ -315,7 +315,9 @@ def ensureStatsDir(path: str) -> None:
         except FileExistsError:
             st = os.lstat(path)
             if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
-                raise OSError(f"{path} exists and is not a private directory of this user")
+                raise OSError(
+                    f"{path} exists and is not a private directory of this user"
+                ) from None
         if holdStatsDir(path):
             return
     raise OSError(f"{path} keeps disappearing")

@@ -140,7 +140,7 @@ def useReactorTimer(factory: WebSocketServerFactory, clock: IReactorTime) -> Non
     """
     Make C{factory}'s protocols schedule their timers on C{clock}.
     """
-    factory._batched_timer = ReactorTimer(clock)
+    factory._batched_timer = ReactorTimer(clock)  # noqa: SLF001  (Autobahn's private, pinned by a canary)
 
 
 class SteppedDeflate(PerMessageDeflate):
@@ -359,7 +359,7 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
         (not a protocol error of the peer), and free the partly received
         message.
         """
-        WebSocketServerProtocol._fail_connection(self, code, reason)
+        WebSocketServerProtocol._fail_connection(self, code, reason)  # noqa: SLF001  (Autobahn's private, pinned by a canary)
         if self.inside_message:  # failedByMe: nothing more is collected
             self.message_data = []
             self.frame_data = []

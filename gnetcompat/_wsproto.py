@@ -339,7 +339,7 @@ class _PartialMessages:
         now = self.clock.seconds()
         for session, deadline in list(self.deadlines.items()):
             if deadline <= now:
-                session._expire()
+                session._expire()  # noqa: SLF001  (one unit: session, protocol, transport)
         if self.deadlines:
             self.arm()
 
@@ -371,7 +371,7 @@ def _factoryFor(options: WebSocketOptions, reactor: Any) -> WebSocketServerFacto
     :param reactor: the reactor whose clock the timers use.
     """
     perReactor = _factories.setdefault(reactor, {})
-    key = options._key()
+    key = options._key()  # noqa: SLF001  (one unit: session, protocol, transport)
     factory = perReactor.get(key)
     if factory is None:
         factory = WebSocketServerFactory(server=options.server, reactor=reactor)
@@ -435,8 +435,8 @@ class _SinkTransport:
         """
         Write C{data} to the sink, or queue it while output is held.
         """
-        held = self._session._held
-        if held is None or self._session._bypass:
+        held = self._session._held  # noqa: SLF001  (one unit: session, protocol, transport)
+        if held is None or self._session._bypass:  # noqa: SLF001  (one unit: session, protocol, transport)
             self._sink.write(data)
         else:
             held.append((self._sink.write, data))
@@ -445,8 +445,8 @@ class _SinkTransport:
         """
         Write each of C{data} (see L{write}).
         """
-        held = self._session._held
-        if held is None or self._session._bypass:
+        held = self._session._held  # noqa: SLF001  (one unit: session, protocol, transport)
+        if held is None or self._session._bypass:  # noqa: SLF001  (one unit: session, protocol, transport)
             self._sink.writeSequence(data)
         else:
             held.append((self._sink.writeSequence, list(data)))
@@ -464,7 +464,7 @@ class _SinkTransport:
         self._close(self._sink.abortConnection)
 
     def _close(self, how: Callable[[], None]) -> None:
-        held = self._session._held
+        held = self._session._held  # noqa: SLF001  (one unit: session, protocol, transport)
         if held is None:
             self.disconnecting = True
             how()
@@ -539,8 +539,8 @@ class _SessionProtocol(AutobahnServerProtocol):
         The 101 response was sent.
         """
         session = self._session
-        session._upgraded = True
-        if not session._keepRequest:
+        session._upgraded = True  # noqa: SLF001  (one unit: session, protocol, transport)
+        if not session._keepRequest:  # noqa: SLF001  (one unit: session, protocol, transport)
             session.request = None
         self.compact()
         self.startSteppedInflation()
@@ -553,7 +553,7 @@ class _SessionProtocol(AutobahnServerProtocol):
         we started a closing handshake) cannot be answered and are dropped.
         """
         if self.state == _STATE_OPEN:
-            self._session._inbox.append(
+            self._session._inbox.append(  # noqa: SLF001  (one unit: session, protocol, transport)
                 Message(OPCODE_BINARY if isBinary else OPCODE_TEXT, payload)
             )
 
@@ -566,8 +566,8 @@ class _SessionProtocol(AutobahnServerProtocol):
         """
         Send a Close frame, held back behind pending replies if needed.
         """
-        if self.state == _STATE_OPEN and self._session._startHolding():
-            self._session._pendingFailure = (
+        if self.state == _STATE_OPEN and self._session._startHolding():  # noqa: SLF001  (one unit: session, protocol, transport)
+            self._session._pendingFailure = (  # noqa: SLF001  (one unit: session, protocol, transport)
                 code,
                 reasonUtf8.decode("utf-8", "replace") if reasonUtf8 else "",
             )
@@ -577,8 +577,8 @@ class _SessionProtocol(AutobahnServerProtocol):
         """
         Drop the byte stream, held back behind pending replies if needed.
         """
-        if self.state != _STATE_CLOSED and self._session._startHolding():
-            self._session._pendingFailure = (None, self.wasNotCleanReason or "")
+        if self.state != _STATE_CLOSED and self._session._startHolding():  # noqa: SLF001  (one unit: session, protocol, transport)
+            self._session._pendingFailure = (None, self.wasNotCleanReason or "")  # noqa: SLF001  (one unit: session, protocol, transport)
         super().dropConnection(abort)
 
     def protocolFailed(self, code: int) -> None:
@@ -648,10 +648,10 @@ class _SessionProtocol(AutobahnServerProtocol):
         """
         session = self._session
         data = self.data
-        end = data.find(b"\r\n\r\n", max(0, session._scanned - 3))
-        limit = session._maxRequestHeaderSize
+        end = data.find(b"\r\n\r\n", max(0, session._scanned - 3))  # noqa: SLF001  (one unit: session, protocol, transport)
+        limit = session._maxRequestHeaderSize  # noqa: SLF001  (one unit: session, protocol, transport)
         if end < 0:
-            session._scanned = len(data)
+            session._scanned = len(data)  # noqa: SLF001  (one unit: session, protocol, transport)
             if limit and len(data) >= limit:
                 self._tooLarge()
             return
@@ -771,9 +771,9 @@ class WebSocketSession:
             options = WebSocketOptions()
         options.validate()
         if reactor is None:
-            from twisted.internet import reactor as _globalReactor
+            from twisted.internet import reactor as _reactor
 
-            reactor = _globalReactor
+            reactor = _reactor
         self.request: ConnectionRequest | None = None
         self._upgraded = False
         self._lost = False
@@ -790,7 +790,7 @@ class WebSocketSession:
 
         factory = _factoryFor(options, reactor)
         proto = factory.buildProtocol(None)
-        proto._session = self
+        proto._session = self  # noqa: SLF001  (one unit: session, protocol, transport)
         self._proto = proto
         proto.attach(_SinkTransport(self, sink, peer, host))
 

@@ -44,8 +44,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple, Protocol, cast
 from urllib import parse
 from weakref import WeakKeyDictionary
 
@@ -441,13 +441,13 @@ class _SinkTransport:
         else:
             held.append((self._sink.write, data))
 
-    def writeSequence(self, data: list[bytes]) -> None:
+    def writeSequence(self, data: Iterable[bytes]) -> None:
         """
         Write each of C{data} (see L{write}).
         """
         held = self._session._held  # noqa: SLF001  (one unit: session, protocol, transport)
         if held is None or self._session._bypass:  # noqa: SLF001  (one unit: session, protocol, transport)
-            self._sink.writeSequence(data)
+            self._sink.writeSequence(data if isinstance(data, list) else list(data))
         else:
             held.append((self._sink.writeSequence, list(data)))
 
@@ -475,13 +475,14 @@ class _SinkTransport:
         self.disconnecting = True
         how()
 
-    def getPeer(self) -> IAddress | None:
+    # ITransport promises an address; a session fed without one has none
+    def getPeer(self) -> IAddress | None:  # type: ignore[override]
         """
         :returns: the peer address given to the session.
         """
         return self._peer
 
-    def getHost(self) -> IAddress | None:
+    def getHost(self) -> IAddress | None:  # type: ignore[override]  # as getPeer
         """
         :returns: the local address given to the session.
         """
@@ -520,6 +521,8 @@ class _SessionProtocol(AutobahnServerProtocol):
     partials: _PartialMessages
     budget = 0
     messageTimeout = 0.0
+    #: the C{webStatus} option, set per factory (L{_factoryFor})
+    webStatus: bool
 
     def onConnect(self, request: ConnectionRequest) -> None:
         """
@@ -670,7 +673,8 @@ class _SessionProtocol(AutobahnServerProtocol):
         except ValueError:
             # Autobahn's status page parses ?redirect=URL&after=N and raises
             # on a bad URL or number; nothing was answered yet
-            if self.state != _STATE_CONNECTING or self.transport.disconnecting:
+            # the transport is the session's _SinkTransport, not Optional
+            if self.state != _STATE_CONNECTING or self.transport.disconnecting:  # type: ignore[union-attr]
                 raise
             self.data = b""
             self.failHandshake("Bad Request: malformed query parameters")
@@ -789,7 +793,8 @@ class WebSocketSession:
         self.protocolError: int | None = None
 
         factory = _factoryFor(options, reactor)
-        proto = factory.buildProtocol(None)
+        # _factoryFor's protocol class is a _SessionProtocol (configuredProtocol)
+        proto = cast(_SessionProtocol, factory.buildProtocol(None))
         proto._session = self  # noqa: SLF001  (one unit: session, protocol, transport)
         self._proto = proto
         proto.attach(_SinkTransport(self, sink, peer, host))

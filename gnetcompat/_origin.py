@@ -156,7 +156,7 @@ class OriginPolicy:
         parsed = _parseOrigin(origin)
         if parsed is None:
             return False
-        if parsed == "null":
+        if isinstance(parsed, str):  # "null", the only string _parseOrigin gives
             return self.allowNull
         if self.allowAll:
             return True

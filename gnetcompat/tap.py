@@ -180,7 +180,7 @@ def parseListen(description: str) -> tuple[str, int | None]:
     if kind == "systemd":
         return toGnetAddress(f"fd://{systemdDescriptor(d)}"), None
     if kind in ("tcp", "tcp6") and parts and parts[0].isdigit():
-        port = _portNumber(parts[0], description)
+        portNumber = _portNumber(parts[0], description)
         kw = {}
         for p in parts[1:]:
             m = _KV.match(p)
@@ -191,7 +191,7 @@ def parseListen(description: str) -> tuple[str, int | None]:
         host = kw.get("interface", "127.0.0.1" if kind == "tcp" else "::1")
         if ":" in host:
             host = f"[{host}]"
-        return f"{kind}://{host}:{port}", backlog
+        return f"{kind}://{host}:{portNumber}", backlog
     if kind == "unix" and parts and parts[0]:
         unixMode(description)  # mode= (the only argument) is checked here
         return f"unix://{os.path.abspath(parts[0])}", None

@@ -107,7 +107,7 @@ class SafeCall:
 
     def active(self) -> bool:
         """
-        :returns: whether the call is still pending.
+        @return: whether the call is still pending.
         """
         return bool(self._call.active())
 
@@ -119,7 +119,7 @@ class ReactorTimer:
     Autobahn's factories schedule their timers (handshake timeouts,
     auto-ping) through C{factory._batched_timer.call_later}, which normally
     uses the global reactor through txaio.  This one uses the session's
-    L{IReactorTime}, so tests can drive them with C{task.Clock}.
+    C{twisted.internet.interfaces.IReactorTime}, so tests can drive them with C{task.Clock}.
     """
 
     def __init__(self, clock: IReactorTime) -> None:
@@ -131,7 +131,7 @@ class ReactorTimer:
         """
         Call C{func(*args, **kwargs)} after C{delay} seconds.
 
-        :returns: an object with C{cancel()}.
+        @return: an object with C{cancel()}.
         """
         return SafeCall(self._clock.callLater(delay, func, *args, **kwargs))
 
@@ -154,9 +154,9 @@ class SteppedDeflate(PerMessageDeflate):
     L{AutobahnServerProtocol} makes with an empty payload.  The size limits
     are Autobahn's own: the step that reaches them is Autobahn's code.
 
-    :ivar pending: the last step stopped at L{INFLATE_STEP}: more output
+    @ivar pending: the last step stopped at L{INFLATE_STEP}: more output
         may follow without new input.
-    :ivar inflated: bytes inflated since the session last reset it (once
+    @ivar inflated: bytes inflated since the session last reset it (once
         per C{feed}).
     """
 
@@ -495,7 +495,7 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
         Go on where L{_onCompressedFrameData} suspended: inflate the rest of
         the frame, then end it as C{processData} would have.
 
-        :returns: C{False} when suspended again or the connection failed.
+        @return: C{False} when suspended again or the connection failed.
         """
         frame = self.current_frame
         if frame is None:

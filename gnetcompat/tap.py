@@ -2,6 +2,8 @@
 """
 C{twistd gnetecho}: the gnet WebSocket echo server as a twistd plugin.
 
+For example::
+
     twistd -n gnetecho --port 9080
 
 Every option is checked at start; a bad value stops twistd with a message

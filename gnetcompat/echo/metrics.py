@@ -190,10 +190,10 @@ class EchoStats:
         """
         Count a closed connection (C{open} is the caller's business).
 
-        :param closeCode: the close code of its closing handshake, or
+        @param closeCode: the close code of its closing handshake, or
             C{None} (dropped, never upgraded).
-        :param handshakeFailed: its opening handshake got an HTTP error.
-        :param protocolError: the close code of the protocol error that
+        @param handshakeFailed: its opening handshake got an HTTP error.
+        @param protocolError: the close code of the protocol error that
             failed it, or C{None}.
         """
         label = _closedLabel(closeCode)
@@ -636,7 +636,7 @@ def metricsEndpoint(description: str) -> tuple[str, str | None]:
     explicit C{interface=} is kept.  Other endpoint types (C{unix:},
     C{systemd:}) pass through.
 
-    :returns: the description to listen on, and a warning to log when it
+    @return: the description to listen on, and a warning to log when it
         binds an interface that is not loopback (else C{None}).
     """
     d = description.strip()
@@ -677,11 +677,11 @@ def MetricsService(
     L{metricsEndpoint}) with L{metricsSite}; as with
     C{strports.service}, a bind failure at start stops twistd.
 
-    :param description: a Twisted server endpoint description.
-    :param source: returns the engine-wide L{Snapshot} at scrape time.
-    :param reactor: the reactor to listen with (the global one by default).
-    :param startTime: the Unix start time to report (now by default).
-    :raises ValueError: for a bad endpoint description.
+    @param description: a Twisted server endpoint description.
+    @param source: returns the engine-wide L{Snapshot} at scrape time.
+    @param reactor: the reactor to listen with (the global one by default).
+    @param startTime: the Unix start time to report (now by default).
+    @raise ValueError: for a bad endpoint description.
     """
     from twisted.application import strports
     from twisted.logger import Logger

@@ -40,7 +40,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable
 from types import FunctionType
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import autobahn.websocket.protocol as _upstream
 from autobahn.exception import PayloadCorruptError
@@ -107,7 +107,7 @@ class SafeCall:
 
     def active(self) -> bool:
         """
-        :returns: whether the call is still pending.
+        @return: whether the call is still pending.
         """
         return bool(self._call.active())
 
@@ -119,7 +119,7 @@ class ReactorTimer:
     Autobahn's factories schedule their timers (handshake timeouts,
     auto-ping) through C{factory._batched_timer.call_later}, which normally
     uses the global reactor through txaio.  This one uses the session's
-    L{IReactorTime}, so tests can drive them with C{task.Clock}.
+    C{twisted.internet.interfaces.IReactorTime}, so tests can drive them with C{task.Clock}.
     """
 
     def __init__(self, clock: IReactorTime) -> None:
@@ -131,7 +131,7 @@ class ReactorTimer:
         """
         Call C{func(*args, **kwargs)} after C{delay} seconds.
 
-        :returns: an object with C{cancel()}.
+        @return: an object with C{cancel()}.
         """
         return SafeCall(self._clock.callLater(delay, func, *args, **kwargs))
 
@@ -140,7 +140,7 @@ def useReactorTimer(factory: WebSocketServerFactory, clock: IReactorTime) -> Non
     """
     Make C{factory}'s protocols schedule their timers on C{clock}.
     """
-    factory._batched_timer = ReactorTimer(clock)
+    factory._batched_timer = ReactorTimer(clock)  # noqa: SLF001  (Autobahn's private, pinned by a canary)
 
 
 class SteppedDeflate(PerMessageDeflate):
@@ -154,9 +154,9 @@ class SteppedDeflate(PerMessageDeflate):
     L{AutobahnServerProtocol} makes with an empty payload.  The size limits
     are Autobahn's own: the step that reaches them is Autobahn's code.
 
-    :ivar pending: the last step stopped at L{INFLATE_STEP}: more output
+    @ivar pending: the last step stopped at L{INFLATE_STEP}: more output
         may follow without new input.
-    :ivar inflated: bytes inflated since the session last reset it (once
+    @ivar inflated: bytes inflated since the session last reset it (once
         per C{feed}).
     """
 
@@ -191,18 +191,24 @@ class SteppedDeflate(PerMessageDeflate):
             self.pending = False
         else:
             try:
-                out = self._decompressor.decompress(data, INFLATE_STEP)
+                # Optional in Autobahn's annotation; set for every compressed message
+                out = self._decompressor.decompress(data, INFLATE_STEP)  # type: ignore[union-attr]
             except zlib.error as e:
                 raise PayloadCorruptError(f"invalid permessage-deflate data: {e}") from e
             self._decompress_message_size += len(out)
-            self._tail = self._decompressor.unconsumed_tail
+            self._tail = self._decompressor.unconsumed_tail  # type: ignore[union-attr]
             # a full step may leave output inside zlib with all input used
             self.pending = bool(self._tail) or len(out) == INFLATE_STEP
         self.inflated += len(out)
         return out
 
 
-def configuredProtocol(base: type, factory: WebSocketServerFactory, **extra: Any) -> type:
+_ProtocolT = TypeVar("_ProtocolT", bound=WebSocketServerProtocol)
+
+
+def configuredProtocol(
+    base: type[_ProtocolT], factory: WebSocketServerFactory, **extra: Any
+) -> type[_ProtocolT]:
     """
     A subclass of C{base} holding the factory's settings (the
     C{CONFIG_ATTRS} Autobahn would copy into every protocol instance) as
@@ -213,11 +219,11 @@ def configuredProtocol(base: type, factory: WebSocketServerFactory, **extra: Any
     handshake).
     """
     attrs: dict[str, Any] = {"CONFIG_ATTRS": ()}
-    for name in base.CONFIG_ATTRS:  # type: ignore[attr-defined]
+    for name in base.CONFIG_ATTRS:
         value = getattr(factory, name)
         attrs[name] = staticmethod(value) if isinstance(value, FunctionType) else value
     attrs.update(extra)
-    return type("_Configured" + base.__name__.lstrip("_"), (base,), attrs)
+    return cast("type[_ProtocolT]", type("_Configured" + base.__name__.lstrip("_"), (base,), attrs))
 
 
 def _withGlobals(function: Any, **replaced: Any) -> Any:
@@ -261,17 +267,31 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
     wasCloseHandshakeTimeout = wasServingFlashSocketPolicyFile = False
     wasMaxFramePayloadSizeExceeded = wasMaxMessagePayloadSizeExceeded = False
     inside_message = triggered = False
-    wasNotCleanReason = trackedTimings = current_frame = None
-    localCloseCode = localCloseReason = remoteCloseCode = remoteCloseReason = None
+    # (Any: Autobahn's annotations say str/int/FrameHeader, its values start as None)
+    wasNotCleanReason: Any = None
+    trackedTimings: Any = None
+    current_frame: Any = None
+    localCloseCode: Any = None
+    localCloseReason: Any = None
+    remoteCloseCode: Any = None
+    remoteCloseReason: Any = None
     openHandshakeTimeoutCall = closeHandshakeTimeoutCall = None
     autoPingPendingCall = autoPingTimeoutCall = autoPingPending = None
-    autoPingPendingSent = autoPingPendingSeq = None
+    autoPingPendingSent = None
+    autoPingPendingSeq: Any = None
     state = _STATE_OPEN
     send_state = WebSocketProtocol.SEND_STATE_GROUND
     data = b""
     #: the queue of delayed writes (C{sync}/C{chopsize}, unused by the echo
     #: path): created on first use (L{sendData}) instead of per connection
     send_queue: Any = ()
+
+    # Declarations only (no values): attributes Autobahn sets without a type
+    # it declares (the CONFIG_ATTRS come from the factory, L{configuredProtocol}).
+    _perMessageCompress: Any
+    _isMessageCompressed: bool
+    logOctets: bool
+    closeHandshakeTimeout: float
 
     #: what only the opening handshake reads; dropped once it is done
     _HANDSHAKE_ONLY = frozenset(
@@ -325,7 +345,8 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
         """
         The stream is gone: tell Autobahn, and cancel every timer it left.
         """
-        self._connectionLost(reason)
+        # Autobahn annotates the reason as str; it is the Failure Twisted gives
+        self._connectionLost(reason)  # type: ignore[arg-type]
         for name in _TIMER_ATTRIBUTES:
             call = getattr(self, name, None)
             if call is not None:
@@ -359,7 +380,7 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
         (not a protocol error of the peer), and free the partly received
         message.
         """
-        WebSocketServerProtocol._fail_connection(self, code, reason)
+        WebSocketServerProtocol._fail_connection(self, code, reason)  # noqa: SLF001  (Autobahn's private, pinned by a canary)
         if self.inside_message:  # failedByMe: nothing more is collected
             self.message_data = []
             self.frame_data = []
@@ -443,7 +464,8 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
         pmc = self._perMessageCompress
         if type(pmc) is PerMessageDeflate:
             pmc.__class__ = SteppedDeflate
-            self.onFrameData = self._onCompressedFrameData
+            # per instance: only compressed connections pay for the extra call
+            self.onFrameData = self._onCompressedFrameData  # type: ignore[method-assign]
 
     def _onCompressedFrameData(self, payload: bytes) -> bool | None:
         """
@@ -473,7 +495,7 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
         Go on where L{_onCompressedFrameData} suspended: inflate the rest of
         the frame, then end it as C{processData} would have.
 
-        :returns: C{False} when suspended again or the connection failed.
+        @return: C{False} when suspended again or the connection failed.
         """
         frame = self.current_frame
         if frame is None:
@@ -511,7 +533,8 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
                 self.send_queue = deque()
             super().sendData(data, sync, chopsize)
             return
-        self.transport.write(data)
+        # connected: Twisted types the transport as Optional
+        self.transport.write(data)  # type: ignore[union-attr]
         state = self.state
         if state == _STATE_OPEN:
             self.trafficStats.outgoingOctetsWireLevel += len(data)

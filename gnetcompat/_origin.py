@@ -105,15 +105,15 @@ class OriginPolicy:
     """
     The origins allowed to open a WebSocket (see the module docstring).
 
-    :ivar allowAll: C{*} was among the patterns.
-    :ivar allowNull: the C{null} origin is allowed.
+    @ivar allowAll: C{*} was among the patterns.
+    @ivar allowNull: the C{null} origin is allowed.
     """
 
     def __init__(self, patterns: Iterable[str], allowNull: bool = False) -> None:
         """
-        :param patterns: C{*} or C{scheme://host[:port]} patterns.
-        :param allowNull: allow the C{null} origin.
-        :raises ValueError: for a malformed pattern (the message quotes it).
+        @param patterns: C{*} or C{scheme://host[:port]} patterns.
+        @param allowNull: allow the C{null} origin.
+        @raise ValueError: for a malformed pattern (the message quotes it).
         """
         self.allowAll = False
         self.allowNull = bool(allowNull)
@@ -151,12 +151,12 @@ class OriginPolicy:
         """
         Whether a request with this C{Origin} header value may connect.
 
-        :param origin: the header's value, as sent.
+        @param origin: the header's value, as sent.
         """
         parsed = _parseOrigin(origin)
         if parsed is None:
             return False
-        if parsed == "null":
+        if isinstance(parsed, str):  # "null", the only string _parseOrigin gives
             return self.allowNull
         if self.allowAll:
             return True

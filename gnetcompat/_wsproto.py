@@ -44,8 +44,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple, Protocol, cast
 from urllib import parse
 from weakref import WeakKeyDictionary
 
@@ -143,51 +143,51 @@ class WebSocketOptions:
 
     Sizes are in bytes and times in seconds; 0 switches a limit or timer off.
 
-    :ivar maxMessagePayloadSize: largest message accepted (after
+    @ivar maxMessagePayloadSize: largest message accepted (after
         decompression); a bigger one closes the connection with 1009.
-    :ivar maxFramePayloadSize: largest frame payload accepted (close 1009).
-    :ivar maxRequestHeaderSize: largest HTTP request header block of the
+    @ivar maxFramePayloadSize: largest frame payload accepted (close 1009).
+    @ivar maxRequestHeaderSize: largest HTTP request header block of the
         opening handshake; a longer request is answered with HTTP 431 and the
         connection is closed before more is buffered.
-    :ivar openHandshakeTimeout: time allowed from the start of the session to
+    @ivar openHandshakeTimeout: time allowed from the start of the session to
         a completed opening handshake.
-    :ivar closeHandshakeTimeout: time the peer has to answer our Close frame
+    @ivar closeHandshakeTimeout: time the peer has to answer our Close frame
         before the connection is dropped.
-    :ivar autoPingInterval: send a ping this many seconds after the
+    @ivar autoPingInterval: send a ping this many seconds after the
         connection opened and after each answered ping (0: off).  With
         C{autoPingTimeout} it drops peers that stopped answering (a live but
         quiet client answers pings and stays).
-    :ivar autoPingTimeout: drop the connection when a ping is not answered in
+    @ivar autoPingTimeout: drop the connection when a ping is not answered in
         this time (0: never); needs C{autoPingInterval}.
-    :ivar messageTimeout: time a frame or message may stay partly received:
+    @ivar messageTimeout: time a frame or message may stay partly received:
         from the first byte after the last complete message until the next
         message is complete.  A connection that stalls part-way through a
         frame header, a frame or a fragmented message longer than this is
         failed with close code 1008 (policy violation) and dropped if it does
         not answer the Close (0: no limit).  Checked once a second.
-    :ivar partialMessageBudget: bytes that all the sessions of one reactor
+    @ivar partialMessageBudget: bytes that all the sessions of one reactor
         (one worker process) may hold together in partly received messages
         (after decompression) and unprocessed input.  The connection whose
         data would go beyond it is failed with close code 1013 (try again
         later) and its buffers freed; the others are unaffected.  At least
         C{maxMessagePayloadSize} (0: no limit).
-    :ivar autoPingSize: size of an automatic ping payload, 12 to 125.
-    :ivar allowedOrigins: the origins that may connect, as a browser sends
+    @ivar autoPingSize: size of an automatic ping payload, 12 to 125.
+    @ivar allowedOrigins: the origins that may connect, as a browser sends
         them (C{scheme://host[:port]}, default ports implied; C{*.} at the
         start of the host for one or more subdomain labels, C{:*} for any
         port; L{gnetcompat._origin}); C{["*"]} allows every origin but
         C{null}.  A refused handshake gets HTTP 403.  Requests without an
         C{Origin} header (non-browser clients) are not checked.
-    :ivar allowNullOrigin: allow the C{null} origin (sandboxed iframes,
+    @ivar allowNullOrigin: allow the C{null} origin (sandboxed iframes,
         C{file:} pages); off by default.
-    :ivar compression: accept permessage-deflate (RFC 7692) offers.
-    :ivar autoFragmentSize: fragment sent messages into frames of at most this
+    @ivar compression: accept permessage-deflate (RFC 7692) offers.
+    @ivar autoFragmentSize: fragment sent messages into frames of at most this
         many bytes (0: one frame per message).
-    :ivar webStatus: answer a plain HTTP GET with a status page (the
+    @ivar webStatus: answer a plain HTTP GET with a status page (the
         session's C{statusPage}, else Autobahn's) instead of HTTP 426.
-    :ivar server: value of the C{Server} header of the handshake response, or
+    @ivar server: value of the C{Server} header of the handshake response, or
         C{None} for no header.
-    :ivar keepRequest: keep Autobahn's C{ConnectionRequest} (path, headers,
+    @ivar keepRequest: keep Autobahn's C{ConnectionRequest} (path, headers,
         ...) as the session's C{request} for the connection's whole life;
         C{False} lets it go once the opening handshake is done (about 1 KiB
         per connection for a browser's headers), for services such as the
@@ -216,7 +216,7 @@ class WebSocketOptions:
         """
         Check every setting.
 
-        :raises ValueError: naming the first invalid option.
+        @raise ValueError: naming the first invalid option.
         """
         for name in (
             "maxMessagePayloadSize",
@@ -281,8 +281,8 @@ class Message(NamedTuple):
     """
     A complete data message received from the peer.
 
-    :ivar opcode: L{OPCODE_TEXT} (1) or L{OPCODE_BINARY} (2).
-    :ivar payload: the message, decompressed; UTF-8 for text messages.
+    @ivar opcode: L{OPCODE_TEXT} (1) or L{OPCODE_BINARY} (2).
+    @ivar payload: the message, decompressed; UTF-8 for text messages.
     """
 
     opcode: int
@@ -302,11 +302,12 @@ def _acceptDeflate(offers: list[Any]) -> PerMessageDeflateOfferAccept | None:
 class _PartialMessages:
     """
     The sessions of one reactor (one worker) holding partly received data:
-    the bytes they hold together, and the deadlines of L{messageTimeout}
-    checked by a sweep once a second while any session is tracked.
+    the bytes they hold together, and the deadlines of
+    L{WebSocketOptions.messageTimeout} checked by a sweep once a second
+    while any session is tracked.
 
-    :ivar held: bytes held by all tracked sessions.
-    :ivar deadlines: tracked session -> time its partial data expires.
+    @ivar held: bytes held by all tracked sessions.
+    @ivar deadlines: tracked session -> time its partial data expires.
     """
 
     SWEEP_INTERVAL = 1.0
@@ -339,7 +340,7 @@ class _PartialMessages:
         now = self.clock.seconds()
         for session, deadline in list(self.deadlines.items()):
             if deadline <= now:
-                session._expire()
+                session._expire()  # noqa: SLF001  (one unit: session, protocol, transport)
         if self.deadlines:
             self.arm()
 
@@ -367,11 +368,11 @@ def _factoryFor(options: WebSocketOptions, reactor: Any) -> WebSocketServerFacto
     """
     Get (or build and remember) the Autobahn server factory for C{options}.
 
-    :param options: validated settings.
-    :param reactor: the reactor whose clock the timers use.
+    @param options: validated settings.
+    @param reactor: the reactor whose clock the timers use.
     """
     perReactor = _factories.setdefault(reactor, {})
-    key = options._key()
+    key = options._key()  # noqa: SLF001  (one unit: session, protocol, transport)
     factory = perReactor.get(key)
     if factory is None:
         factory = WebSocketServerFactory(server=options.server, reactor=reactor)
@@ -435,19 +436,19 @@ class _SinkTransport:
         """
         Write C{data} to the sink, or queue it while output is held.
         """
-        held = self._session._held
-        if held is None or self._session._bypass:
+        held = self._session._held  # noqa: SLF001  (one unit: session, protocol, transport)
+        if held is None or self._session._bypass:  # noqa: SLF001  (one unit: session, protocol, transport)
             self._sink.write(data)
         else:
             held.append((self._sink.write, data))
 
-    def writeSequence(self, data: list[bytes]) -> None:
+    def writeSequence(self, data: Iterable[bytes]) -> None:
         """
         Write each of C{data} (see L{write}).
         """
-        held = self._session._held
-        if held is None or self._session._bypass:
-            self._sink.writeSequence(data)
+        held = self._session._held  # noqa: SLF001  (one unit: session, protocol, transport)
+        if held is None or self._session._bypass:  # noqa: SLF001  (one unit: session, protocol, transport)
+            self._sink.writeSequence(data if isinstance(data, list) else list(data))
         else:
             held.append((self._sink.writeSequence, list(data)))
 
@@ -464,7 +465,7 @@ class _SinkTransport:
         self._close(self._sink.abortConnection)
 
     def _close(self, how: Callable[[], None]) -> None:
-        held = self._session._held
+        held = self._session._held  # noqa: SLF001  (one unit: session, protocol, transport)
         if held is None:
             self.disconnecting = True
             how()
@@ -475,15 +476,16 @@ class _SinkTransport:
         self.disconnecting = True
         how()
 
-    def getPeer(self) -> IAddress | None:
+    # ITransport promises an address; a session fed without one has none
+    def getPeer(self) -> IAddress | None:  # type: ignore[override]
         """
-        :returns: the peer address given to the session.
+        @return: the peer address given to the session.
         """
         return self._peer
 
-    def getHost(self) -> IAddress | None:
+    def getHost(self) -> IAddress | None:  # type: ignore[override]  # as getPeer
         """
-        :returns: the local address given to the session.
+        @return: the local address given to the session.
         """
         return self._host
 
@@ -520,6 +522,8 @@ class _SessionProtocol(AutobahnServerProtocol):
     partials: _PartialMessages
     budget = 0
     messageTimeout = 0.0
+    #: the C{webStatus} option, set per factory (L{_factoryFor})
+    webStatus: bool
 
     def onConnect(self, request: ConnectionRequest) -> None:
         """
@@ -539,8 +543,8 @@ class _SessionProtocol(AutobahnServerProtocol):
         The 101 response was sent.
         """
         session = self._session
-        session._upgraded = True
-        if not session._keepRequest:
+        session._upgraded = True  # noqa: SLF001  (one unit: session, protocol, transport)
+        if not session._keepRequest:  # noqa: SLF001  (one unit: session, protocol, transport)
             session.request = None
         self.compact()
         self.startSteppedInflation()
@@ -553,7 +557,7 @@ class _SessionProtocol(AutobahnServerProtocol):
         we started a closing handshake) cannot be answered and are dropped.
         """
         if self.state == _STATE_OPEN:
-            self._session._inbox.append(
+            self._session._inbox.append(  # noqa: SLF001  (one unit: session, protocol, transport)
                 Message(OPCODE_BINARY if isBinary else OPCODE_TEXT, payload)
             )
 
@@ -566,8 +570,8 @@ class _SessionProtocol(AutobahnServerProtocol):
         """
         Send a Close frame, held back behind pending replies if needed.
         """
-        if self.state == _STATE_OPEN and self._session._startHolding():
-            self._session._pendingFailure = (
+        if self.state == _STATE_OPEN and self._session._startHolding():  # noqa: SLF001  (one unit: session, protocol, transport)
+            self._session._pendingFailure = (  # noqa: SLF001  (one unit: session, protocol, transport)
                 code,
                 reasonUtf8.decode("utf-8", "replace") if reasonUtf8 else "",
             )
@@ -577,8 +581,8 @@ class _SessionProtocol(AutobahnServerProtocol):
         """
         Drop the byte stream, held back behind pending replies if needed.
         """
-        if self.state != _STATE_CLOSED and self._session._startHolding():
-            self._session._pendingFailure = (None, self.wasNotCleanReason or "")
+        if self.state != _STATE_CLOSED and self._session._startHolding():  # noqa: SLF001  (one unit: session, protocol, transport)
+            self._session._pendingFailure = (None, self.wasNotCleanReason or "")  # noqa: SLF001  (one unit: session, protocol, transport)
         super().dropConnection(abort)
 
     def protocolFailed(self, code: int) -> None:
@@ -648,10 +652,10 @@ class _SessionProtocol(AutobahnServerProtocol):
         """
         session = self._session
         data = self.data
-        end = data.find(b"\r\n\r\n", max(0, session._scanned - 3))
-        limit = session._maxRequestHeaderSize
+        end = data.find(b"\r\n\r\n", max(0, session._scanned - 3))  # noqa: SLF001  (one unit: session, protocol, transport)
+        limit = session._maxRequestHeaderSize  # noqa: SLF001  (one unit: session, protocol, transport)
         if end < 0:
-            session._scanned = len(data)
+            session._scanned = len(data)  # noqa: SLF001  (one unit: session, protocol, transport)
             if limit and len(data) >= limit:
                 self._tooLarge()
             return
@@ -670,7 +674,8 @@ class _SessionProtocol(AutobahnServerProtocol):
         except ValueError:
             # Autobahn's status page parses ?redirect=URL&after=N and raises
             # on a bad URL or number; nothing was answered yet
-            if self.state != _STATE_CONNECTING or self.transport.disconnecting:
+            # the transport is the session's _SinkTransport, not Optional
+            if self.state != _STATE_CONNECTING or self.transport.disconnecting:  # type: ignore[union-attr]
                 raise
             self.data = b""
             self.failHandshake("Bad Request: malformed query parameters")
@@ -686,7 +691,7 @@ class _SessionProtocol(AutobahnServerProtocol):
         traceback for a malformed one): the status page does not redirect,
         and such a request gets HTTP 400, as does a malformed target.
 
-        :param end: where the header block's closing blank line starts.
+        @param end: where the header block's closing blank line starts.
         """
         line, _, headers = self.data[:end].partition(b"\r\n")
         parts = line.split()
@@ -719,24 +724,23 @@ class WebSocketSession:
     """
     One server-side WebSocket connection over any byte stream.
 
-    :ivar request: Autobahn's C{ConnectionRequest} (path, headers, ...) once
+    @ivar request: Autobahn's C{ConnectionRequest} (path, headers, ...) once
         the opening handshake was accepted, else C{None} (and C{None} again
         after the handshake with C{keepRequest=False}).
-    :ivar statusPage: with C{webStatus} on, a callable returning the HTML
+    @ivar statusPage: with C{webStatus} on, a callable returning the HTML
         answered to a plain C{GET /} (other paths: 404); C{None} for
         Autobahn's own page.
-    :ivar statusPageHeaders: the security headers sent with it (by default
+    @ivar statusPageHeaders: the security headers sent with it (by default
         L{STATUS_PAGE_HEADERS}: a CSP allowing nothing but the page itself,
         no sniffing, no framing, no referrer); a page with inline script
         or style sets its own C{Content-Security-Policy} here.
-    :ivar handshakeFailed: C{True} once the opening handshake was refused
+    @ivar handshakeFailed: C{True} once the opening handshake was refused
         with an HTTP error.
-    :ivar protocolError: the close code of the first protocol error (1002,
+    @ivar protocolError: the close code of the first protocol error (1002,
         1007, 1009) the session failed the connection with, else C{None}.
     """
 
     statusPage: Callable[[], str] | None = None
-    #: the response headers of the status page and its 404s
     statusPageHeaders: Sequence[tuple[str, str]] = STATUS_PAGE_HEADERS
 
     log = Logger()
@@ -756,24 +760,24 @@ class WebSocketSession:
         """
         Start a session: the opening handshake timer runs from now.
 
-        :param sink: where the session writes: an object with C{write},
+        @param sink: where the session writes: an object with C{write},
             C{writeSequence}, C{loseConnection} and C{abortConnection}.
-        :param options: the settings; L{WebSocketOptions}() when C{None}.
+        @param options: the settings; L{WebSocketOptions}() when C{None}.
             They are validated here and read once (later changes have no
             effect on this session).
-        :param peer: the remote address (an C{IAddress}), or C{None}.
-        :param host: the local address (an C{IAddress}), or C{None}.
-        :param reactor: the C{IReactorTime} for the session's timers; the
+        @param peer: the remote address (an C{IAddress}), or C{None}.
+        @param host: the local address (an C{IAddress}), or C{None}.
+        @param reactor: the C{IReactorTime} for the session's timers; the
             global reactor when C{None}.
-        :raises ValueError: when an option is invalid.
+        @raise ValueError: when an option is invalid.
         """
         if options is None:
             options = WebSocketOptions()
         options.validate()
         if reactor is None:
-            from twisted.internet import reactor as _globalReactor
+            from twisted.internet import reactor as _reactor
 
-            reactor = _globalReactor
+            reactor = _reactor
         self.request: ConnectionRequest | None = None
         self._upgraded = False
         self._lost = False
@@ -789,8 +793,9 @@ class WebSocketSession:
         self.protocolError: int | None = None
 
         factory = _factoryFor(options, reactor)
-        proto = factory.buildProtocol(None)
-        proto._session = self
+        # _factoryFor's protocol class is a _SessionProtocol (configuredProtocol)
+        proto = cast(_SessionProtocol, factory.buildProtocol(None))
+        proto._session = self  # noqa: SLF001  (one unit: session, protocol, transport)
         self._proto = proto
         proto.attach(_SinkTransport(self, sink, peer, host))
 
@@ -848,8 +853,8 @@ class WebSocketSession:
         L{pendingFailure}); reply to the returned messages with
         L{sendMessage}, then call L{flushFailure}.
 
-        :param data: bytes read from the stream (any split is fine).
-        :returns: the complete messages, in order, decoded before any
+        @param data: bytes read from the stream (any split is fine).
+        @return: the complete messages, in order, decoded before any
             protocol violation or Close frame in C{data}.
         """
         if self._held is not None:
@@ -970,9 +975,9 @@ class WebSocketSession:
         (those messages go out before it).  Otherwise the message is dropped
         (the connection is closing).
 
-        :param opcode: L{OPCODE_TEXT} or L{OPCODE_BINARY}.
-        :param payload: the message; UTF-8 for text.
-        :raises ValueError: for another opcode.
+        @param opcode: L{OPCODE_TEXT} or L{OPCODE_BINARY}.
+        @param payload: the message; UTF-8 for text.
+        @raise ValueError: for another opcode.
         """
         if opcode == OPCODE_TEXT:
             isBinary = False
@@ -1012,10 +1017,10 @@ class WebSocketSession:
 
         Before the handshake is complete the stream is simply closed.
 
-        :param code: a close code an endpoint may send: 1000-1003, 1007-1011
+        @param code: a close code an endpoint may send: 1000-1003, 1007-1011
             or 3000-4999.
-        :param reason: a short reason (truncated to 123 UTF-8 bytes).
-        :raises ValueError: for a code that may not be sent.
+        @param reason: a short reason (truncated to 123 UTF-8 bytes).
+        @raise ValueError: for a code that may not be sent.
         """
         if code not in _SENDABLE_CLOSE_CODES and not 3000 <= code <= 4999:
             raise ValueError(f"close code {code!r} may not be sent")
@@ -1039,7 +1044,8 @@ class WebSocketSession:
 
         Held output is discarded.  Calling it again does nothing.
 
-        :param reason: why, as a L{Failure}; a clean close when C{None}.
+        @param reason: why, as a C{twisted.python.failure.Failure}; a clean
+            close when C{None}.
         """
         if self._lost:
             return
@@ -1057,7 +1063,7 @@ class WebSocketSession:
         """
         Start holding output if a L{feed} is decoding and has messages.
 
-        :returns: whether output is now held (for the first time).
+        @return: whether output is now held (for the first time).
         """
         if self._held is None and self._feeding and self._inbox:
             self._held = []

@@ -2,6 +2,8 @@
 """
 C{twistd gnetecho}: the gnet WebSocket echo server as a twistd plugin.
 
+For example::
+
     twistd -n gnetecho --port 9080
 
 Every option is checked at start; a bad value stops twistd with a message
@@ -152,8 +154,9 @@ def parseListen(description: str) -> tuple[str, int | None]:
     an inherited listening socket) pass through; the endpoint forms
     C{tcp:PORT[:interface=H][:backlog=N]}, C{tcp6:PORT[:interface=H][:backlog=N]}
     and C{unix:PATH[:mode=OCTAL]} are translated (C{ssl:} descriptions are taken by
-    L{gnetcompat.TLSConfig.fromDescription} in L{Options.postOptions}) (colons inside values escaped as C{\\:}, as
-    for Twisted's endpoint strings: C{tcp6:9080:interface=\\:\\:1});
+    L{gnetcompat.TLSConfig.fromDescription} in L{Options.postOptions}) (colons
+    inside values escaped as C{\\:}, as for Twisted's endpoint strings:
+    C{tcp6:9080:interface=\\:\\:1});
     Twisted's C{systemd:domain=INET:index=N} (or C{name=NAME}) becomes
     C{fd://3+N}, the socket systemd passed (L{systemdDescriptor}).
 
@@ -179,7 +182,7 @@ def parseListen(description: str) -> tuple[str, int | None]:
     if kind == "systemd":
         return toGnetAddress(f"fd://{systemdDescriptor(d)}"), None
     if kind in ("tcp", "tcp6") and parts and parts[0].isdigit():
-        port = _portNumber(parts[0], description)
+        portNumber = _portNumber(parts[0], description)
         kw = {}
         for p in parts[1:]:
             m = _KV.match(p)
@@ -190,7 +193,7 @@ def parseListen(description: str) -> tuple[str, int | None]:
         host = kw.get("interface", "127.0.0.1" if kind == "tcp" else "::1")
         if ":" in host:
             host = f"[{host}]"
-        return f"{kind}://{host}:{port}", backlog
+        return f"{kind}://{host}:{portNumber}", backlog
     if kind == "unix" and parts and parts[0]:
         unixMode(description)  # mode= (the only argument) is checked here
         return f"unix://{os.path.abspath(parts[0])}", None

@@ -96,7 +96,7 @@ def openSockets(pid: int) -> int:
         return -1
 
 
-class ServerFailed(Exception):
+class ServerFailed(Exception):  # noqa: N818  (a test's outcome, named for what happened)
     """The server exited, or a bounded wait ran out, before what was awaited."""
 
 
@@ -212,7 +212,8 @@ def startServer(
     server = EchoServer(reactor, port)
     cwd = testCase.mktemp() if testCase is not None else os.getcwd()
     os.makedirs(cwd, exist_ok=True)
-    argv = twistdArgv() + [
+    argv = [
+        *twistdArgv(),
         "-n",
         "--pidfile=",
         "--logfile=-",
@@ -229,7 +230,7 @@ def startServer(
             f"resource.setrlimit(resource.RLIMIT_NOFILE, ({nofile}, {nofile})); "
             "os.execv(sys.argv[1], sys.argv[1:])"
         )
-        argv = [sys.executable, "-c", code] + argv
+        argv = [sys.executable, "-c", code, *argv]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     reactor.spawnProcess(server, argv[0], argv, env=env, path=cwd)
     if testCase is not None:
@@ -347,7 +348,7 @@ def upgradeRequest(host: str = "127.0.0.1", port: int = 0, extra: bytes = b"") -
     )
 
 
-class Closed(Exception):
+class Closed(Exception):  # noqa: N818  (a test's outcome, named for what happened)
     """The server closed the TCP connection."""
 
 

@@ -44,7 +44,7 @@ def twistdCommand() -> list[str]:
     return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
 
-class ProcessFailed(Exception):
+class ProcessFailed(Exception):  # noqa: N818  (a test's outcome, named for what happened)
     """
     The process ended, or a wait timed out, before the awaited output.
     """
@@ -225,7 +225,7 @@ def spawnTwistd(
         C{LISTEN_FDNAMES} (C{s0}, C{s1}, ...) and C{LISTEN_PID} (set by a
         shell that then C{exec}s twistd, so it is twistd's own pid).
     """
-    argv = twistdCommand() + ["-n", "--pidfile=", "--logfile=-", *args]
+    argv = [*twistdCommand(), "-n", "--pidfile=", "--logfile=-", *args]
     if not activate:
         return spawn(testCase, argv, reactor, cwd)
     names = ":".join(f"s{i}" for i in range(len(activate)))

@@ -72,7 +72,7 @@ class BadAddressTests(SynchronousTestCase):
 
     def test_unsupportedIsValueError(self) -> None:
         """Address errors are also C{ValueError}s, so generic code can catch them."""
-        for text, exc, _ in BAD:
+        for text, _exc, _ in BAD:
             self.assertRaises(ValueError, parseProtoAddr, text)
 
     def test_nonString(self) -> None:
@@ -190,7 +190,10 @@ class SplitHostPortTests(SynchronousTestCase):
         self.assertEqual(splitHostPort("host:"), ("host", 0))
 
     def test_invalid(self) -> None:
-        """Missing port, too many colons, a bad or out-of-range port raise L{ErrInvalidNetworkAddress}."""
+        """
+        Missing port, too many colons, a bad or out-of-range port raise
+        L{ErrInvalidNetworkAddress}.
+        """
         for text in ("abc", "::1:80", "[::1]80", "h:99999", "h:-1", "h:nosuchservice"):
             self.assertRaises(ErrInvalidNetworkAddress, splitHostPort, text)
 
@@ -243,7 +246,10 @@ class AddrTests(SynchronousTestCase):
     """L{gnetcompat.Addr}: Go's C{net.Addr}."""
 
     def test_text(self) -> None:
-        """C{String()}/C{str()} give C{ip:port}, C{[ipv6]:port} or the path; C{Network()} the network."""
+        """
+        C{String()}/C{str()} give C{ip:port}, C{[ipv6]:port} or the path;
+        C{Network()} the network.
+        """
         self.assertEqual(gnet.Addr("tcp", "127.0.0.1", 80).String(), "127.0.0.1:80")
         self.assertEqual(str(gnet.Addr("udp", "::1", 53)), "[::1]:53")
         self.assertEqual(gnet.Addr("unix", "/tmp/s").String(), "/tmp/s")

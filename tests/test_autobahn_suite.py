@@ -388,7 +388,7 @@ class TLSRelayMemoryTests(SynchronousTestCase):
         The client's socket stays paused until the TLS handshake is done,
         then bytes flow unchanged both ways.
         """
-        factory, connect, clock = self.relay()
+        factory, connect, _clock = self.relay()
         inbound, plain = self.accept(factory)
         self.assertEqual(plain.producerState, "paused")
         outbound, tls = connect.complete()
@@ -448,7 +448,7 @@ class TLSRelayMemoryTests(SynchronousTestCase):
 
     def test_serverCloseClosesClientAfterBytes(self) -> None:
         """The server's close closes the client with loseConnection (bytes first)."""
-        factory, clock, inbound, plain, outbound, tls = self.joined()
+        factory, clock, inbound, plain, outbound, _tls = self.joined()
         outbound.dataReceived(b"\x88\x02\x03\xe8")
         outbound.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(plain.value(), b"\x88\x02\x03\xe8")
@@ -463,7 +463,7 @@ class TLSRelayMemoryTests(SynchronousTestCase):
         When the other side does not finish closing within closeTimeout,
         both are aborted and the timeout is recorded.
         """
-        factory, clock, inbound, plain, outbound, tls = self.joined()
+        factory, clock, inbound, _plain, _outbound, tls = self.joined()
         inbound.connectionLost(Failure(ConnectionDone()))
         self.assertTrue(tls.disconnecting)
         clock.advance(factory.closeTimeout - 0.1)

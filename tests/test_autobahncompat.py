@@ -215,6 +215,7 @@ class ProbeTests(SynchronousTestCase):
         self.assertTrue(session.upgraded)
         self.assertLess(len(vars(session._proto)), 30)
         self.assertEqual(
-            session.feed(b"\x81\x82abcd" + bytes(a ^ b for a, b in zip(b"hi", b"ab"))), [(1, b"hi")]
+            session.feed(b"\x81\x82abcd" + bytes(a ^ b for a, b in zip(b"hi", b"ab", strict=True))),
+            [(1, b"hi")],
         )
         session.connectionLost()

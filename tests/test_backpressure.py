@@ -637,7 +637,7 @@ class FlushLimitTests(SynchronousTestCase):
 
     def test_stallDrops(self) -> None:
         """No progress for C{ShutdownTimeout} seconds: the socket is aborted."""
-        conn, t, clock = self.closedConn(1000)
+        _conn, t, clock = self.closedConn(1000)
         t.offset = 10
         clock.advance(5)
         self.assertFalse(t.aborted)
@@ -648,5 +648,5 @@ class FlushLimitTests(SynchronousTestCase):
 
     def test_nothingQueued(self) -> None:
         """A close with nothing queued arms no timer."""
-        conn, t, clock = self.closedConn(0)
+        _conn, _t, clock = self.closedConn(0)
         self.assertEqual(clock.getDelayedCalls(), [])

@@ -128,7 +128,7 @@ class BrowserEchoTests(TestCase):
         permessage-deflate, and closes cleanly with 1000; the service
         allows only the page's origin, exactly as Chromium sends it.
         """
-        result, handler, _ = await self.runPage(["http://127.0.0.1:{web}"])
+        result, _handler, _ = await self.runPage(["http://127.0.0.1:{web}"])
         self.assertTrue(result["ok"], result)
         self.assertEqual(
             [c["message"] for c in result["checks"]],
@@ -154,7 +154,7 @@ class BrowserEchoTests(TestCase):
         (HTTP 403: Chromium reports close code 1006 without one echo), and
         counts one failed handshake.
         """
-        result, handler, webPort = await self.runPage(
+        result, handler, _webPort = await self.runPage(
             ["https://good.example", "https://127.0.0.1:{web}", "http://localhost:{web}"]
         )
         self.assertFalse(result["ok"], result)

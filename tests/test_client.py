@@ -371,7 +371,7 @@ class ClientEchoMatrixTests(_ClientTestCase):
 
         await threads.deferToThread(sendAll)
         echoes = await defer.gatherResults([ctx.done for _, ctx in pairs])
-        for (_, ctx), echo in zip(pairs, echoes):
+        for (_, ctx), echo in zip(pairs, echoes, strict=True):
             self.assertEqual(echo, ctx.payload)
         for c, _ in pairs:
             c.Close()
@@ -485,7 +485,10 @@ class ClientBehaviourTests(_ClientTestCase):
         await eng.whenStopped()
 
     def test_wakeImmediately(self) -> None:
-        """Wake right after Dial: the woken OnTraffic sees an empty conn (every Reader edge case)."""
+        """
+        Wake right after Dial: the woken OnTraffic sees an empty conn (every
+        Reader edge case).
+        """
         return defer.ensureDeferred(self._wakeImmediately())
 
     async def _readOnEOF(self) -> None:
@@ -586,7 +589,10 @@ class ClientBehaviourTests(_ClientTestCase):
         self.assertIsNone(c.Context())
 
     def test_safeContext(self) -> None:
-        """DialContext's value is Context and SafeContext in OnOpen; SafeContext swaps, clears on close."""
+        """
+        DialContext's value is Context and SafeContext in OnOpen; SafeContext
+        swaps, clears on close.
+        """
         return defer.ensureDeferred(self._safeContext())
 
     async def _blockingVsDeferred(self) -> None:
@@ -641,7 +647,10 @@ class ClientBehaviourTests(_ClientTestCase):
         self.assertEqual(handler.closeErrs, [None, None, None])
 
     def test_blockingVsDeferred(self) -> None:
-        """From a thread Dial/Enroll/Stop block (and raise); on the reactor thread they return Deferreds."""
+        """
+        From a thread Dial/Enroll/Stop block (and raise); on the reactor thread
+        they return Deferreds.
+        """
         return defer.ensureDeferred(self._blockingVsDeferred())
 
     async def _socketOptions(self) -> None:
@@ -681,7 +690,10 @@ class ClientBehaviourTests(_ClientTestCase):
             self.assertGreaterEqual(rcvbuf, 1 << 16)
 
     def test_socketOptions(self) -> None:
-        """No-delay (default on), keep-alive and buffer sizes apply to dialled and enrolled sockets."""
+        """
+        No-delay (default on), keep-alive and buffer sizes apply to dialled and
+        enrolled sockets.
+        """
         return defer.ensureDeferred(self._socketOptions())
 
     async def _badArguments(self) -> None:
@@ -841,5 +853,8 @@ class ClientBehaviourTests(_ClientTestCase):
         self.assertRaises(ErrEngineInShutdown, front.Register, NewNetAddrContext(None, "tcp://x:1"))
 
     def test_registerOnEngine(self) -> None:
-        """Engine.Register: ErrEmptyEngine in OnBoot, neither/None -> ErrInvalidNetworkAddress, both paths."""
+        """
+        Engine.Register: ErrEmptyEngine in OnBoot, neither/None ->
+        ErrInvalidNetworkAddress, both paths.
+        """
         return defer.ensureDeferred(self._registerOnEngine())

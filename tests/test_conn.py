@@ -125,7 +125,7 @@ class ReaderTests(SynchronousTestCase):
                 self.assertEqual(c.Peek(4), b"abcd")
                 self.assertEqual(c.Discard(4), 4)
 
-        handler, peer = self.drive(onTraffic)
+        _handler, peer = self.drive(onTraffic)
         peer.send(b"abcdef")
         peer.driver.runPending()
         peer.driver.advance(10)
@@ -244,7 +244,7 @@ class ReaderTests(SynchronousTestCase):
         def onTraffic(c: Any) -> None:
             seen.append(c.Peek(-1))
 
-        handler, peer = self.drive(onTraffic)
+        _handler, peer = self.drive(onTraffic)
         peer.send(b"abc")
         peer.driver.runPending()
         peer.driver.advance(60)
@@ -401,7 +401,7 @@ class CloseTests(SynchronousTestCase):
         handler = Recorder()
         peer = booted(handler).connect()
         peer.disconnect()
-        [(_, c, err)] = handler.closes()
+        [(_, _c, err)] = handler.closes()
         self.assertIsInstance(err, ErrEOF)
         self.assertIn("EOF", str(err))
 
@@ -410,7 +410,7 @@ class CloseTests(SynchronousTestCase):
         handler = Recorder()
         peer = booted(handler).connect()
         peer.reset()
-        [(_, c, err)] = handler.closes()
+        [(_, _c, err)] = handler.closes()
         self.assertIsInstance(err, ConnectionResetError)
         self.assertEqual(err.errno, errno.ECONNRESET)
         self.assertNotIsInstance(err, ErrEOF)
@@ -431,7 +431,7 @@ class CloseTests(SynchronousTestCase):
         driver = booted(handler)
         peer = driver.connect()
         peer.protocol.dataReceived(b"x")  # no runPending: the close is synchronous
-        [(_, c, err)] = handler.closes()
+        [(_, _c, err)] = handler.closes()
         self.assertIsNone(err)
         self.assertTrue(peer.closedByServer)
         self.assertEqual(driver.engine.CountConnections(), 0)
@@ -456,7 +456,7 @@ class CloseTests(SynchronousTestCase):
         self.assertEqual(during, [(False, 0)])
         self.assertEqual(handler.closes(), [])
         driver.runPending()
-        [(_, c, err)] = handler.closes()
+        [(_, _c, err)] = handler.closes()
         self.assertIsNone(err)
         self.assertEqual(peer.received(), b"still open")
         self.assertTrue(peer.closedByServer)
@@ -612,7 +612,10 @@ class QueuedOperationTests(SynchronousTestCase):
         self.assertEqual(calls, [(peer.conn, None, b"hello")])
 
     def test_asyncWriteCopiesMutableBuffers(self) -> None:
-        """A C{bytearray} given to C{AsyncWrite}/C{AsyncWritev} may be changed right after the call."""
+        """
+        A C{bytearray} given to C{AsyncWrite}/C{AsyncWritev} may be changed
+        right after the call.
+        """
         driver = booted(Recorder())
         peer = driver.connect()
         buf = bytearray(b"abc")
@@ -623,7 +626,10 @@ class QueuedOperationTests(SynchronousTestCase):
         self.assertEqual(peer.received(), b"abcabc")
 
     def test_asyncWriteAfterCloseGivesErrClosed(self) -> None:
-        """C{AsyncWrite}/C{AsyncWritev} on a closed conn: nothing sent, callback gets L{ErrClosed}."""
+        """
+        C{AsyncWrite}/C{AsyncWritev} on a closed conn: nothing sent, callback
+        gets L{ErrClosed}.
+        """
         driver = booted(Recorder())
         peer = driver.connect()
         conn = peer.conn
@@ -662,7 +668,10 @@ class QueuedOperationTests(SynchronousTestCase):
         self.assertEqual(calls, [(1, None)])
 
     def test_wakeShutdown(self) -> None:
-        """A woken C{OnTraffic} returning C{Shutdown}: callback gets L{ErrEngineShutdown}, engine stops."""
+        """
+        A woken C{OnTraffic} returning C{Shutdown}: callback gets
+        L{ErrEngineShutdown}, engine stops.
+        """
         handler = Recorder(OnTraffic=lambda c: gnet.Shutdown)
         driver = booted(handler)
         peer = driver.connect()
@@ -805,7 +814,10 @@ class OnOpenTests(SynchronousTestCase):
     """C{OnOpen}'s result: C{out} and the action (spec §3, §4.3)."""
 
     def test_outWrittenBeforeCloseAction(self) -> None:
-        """C{(out, Close)}: C{out} reaches the peer, then the conn closes with C{OnClose(c, None)}."""
+        """
+        C{(out, Close)}: C{out} reaches the peer, then the conn closes with
+        C{OnClose(c, None)}.
+        """
         handler = Recorder(OnOpen=lambda c: (b"bye\r\n", gnet.Close))
         driver = booted(handler)
         peer = driver.connect()
@@ -877,7 +889,10 @@ class ActionTests(SynchronousTestCase):
         self.assertFalse(driver.engine.stopping)
 
     def test_onBootShutdownAbortsStart(self) -> None:
-        """C{Shutdown} from C{OnBoot}: boot returns False, the engine is stopped, no C{OnShutdown}."""
+        """
+        C{Shutdown} from C{OnBoot}: boot returns False, the engine is stopped,
+        no C{OnShutdown}.
+        """
         handler = Recorder(OnBoot=lambda e: gnet.Shutdown)
         driver = HandlerDriver(handler)
         self.assertFalse(driver.boot())
@@ -1026,7 +1041,10 @@ class UDPConnTests(SynchronousTestCase):
         self.assertEqual(len(errors), 7)
 
     def test_sendToAddresses(self) -> None:
-        """C{SendTo} sends one datagram to an L{Addr} or a socket-address tuple; returns the length."""
+        """
+        C{SendTo} sends one datagram to an L{Addr} or a socket-address tuple;
+        returns the length.
+        """
         ns: list[int] = []
 
         def onTraffic(c: Any) -> None:

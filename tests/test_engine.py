@@ -75,7 +75,7 @@ class TickerTests(SynchronousTestCase):
 
     def test_firstTickAtBoot(self) -> None:
         """The first C{OnTick} runs right at start, before any time passes."""
-        driver, times = self.tickDriver(lambda: (5, gnet.None_))
+        _driver, times = self.tickDriver(lambda: (5, gnet.None_))
         self.assertEqual(times, [0.0])
 
     def test_delaysHonouredExactly(self) -> None:
@@ -188,7 +188,10 @@ class TickerTests(SynchronousTestCase):
         self.assertEqual(times, [0.0])
 
     def test_asyncWriteFromTick(self) -> None:
-        """C{OnTick} pushes data to connections with the thread-safe C{AsyncWrite} (gnet's push example)."""
+        """
+        C{OnTick} pushes data to connections with the thread-safe C{AsyncWrite}
+        (gnet's push example).
+        """
         conns: list[Any] = []
 
         def onTick() -> Any:
@@ -275,7 +278,10 @@ class EventLoopTests(SynchronousTestCase):
         self.assertRaises(ErrNilRunnable, self.loop.Execute, None)
 
     def test_executeShutdown(self) -> None:
-        """A runnable returning or raising L{ErrEngineShutdown} stops the engine; other errors do not."""
+        """
+        A runnable returning or raising L{ErrEngineShutdown} stops the engine;
+        other errors do not.
+        """
         self.loop.Execute(None, Runnable(ValueError("ignored")))
         self.driver.runPending()
         self.assertFalse(self.driver.engine.stopping)
@@ -360,7 +366,10 @@ class EngineStateTests(SynchronousTestCase):
         self.assertEqual(handler.names().count("shutdown"), 1)
 
     def test_emptyEngine(self) -> None:
-        """A listener-less engine is invalid: C{Validate}/C{Dup} raise L{ErrEmptyEngine}, count -1."""
+        """
+        A listener-less engine is invalid: C{Validate}/C{Dup} raise
+        L{ErrEmptyEngine}, count -1.
+        """
         eng = gnet.Engine(gnet.BuiltinEventEngine(), [])
         self.assertRaises(ErrEmptyEngine, eng.Validate)
         self.assertRaises(ErrEmptyEngine, eng.Dup)
@@ -620,7 +629,10 @@ class DupTests(LoopbackTestCase):
 
     @inlineCallbacks
     def test_singleListener(self) -> Any:
-        """One listener: C{Dup} gives a closable fd > 2 in OnBoot and OnShutdown; after stop it raises."""
+        """
+        One listener: C{Dup} gives a closable fd > 2 in OnBoot and OnShutdown;
+        after stop it raises.
+        """
         handler = DupHandler([("tcp", "127.0.0.1:0")])
         eng = yield self.serve(handler, "tcp://127.0.0.1:0")
         yield eng.Stop()
@@ -739,7 +751,7 @@ class BindTests(LoopbackTestCase):
     def test_addressInUse(self) -> Any:
         """A second engine on a port in use (no reuse options) fails to start with an OSError."""
         eng = yield self.serve(gnet.BuiltinEventEngine(), "tcp://127.0.0.1:0")
-        _, (host, port) = self.target(eng)
+        _, (_host, port) = self.target(eng)
         handler = Recorder()
         yield self.assertFailure(gnet.Serve(handler, f"tcp://127.0.0.1:{port}"), OSError)
         self.assertEqual(handler.names(), [])
@@ -942,7 +954,10 @@ class ShutdownTests(LoopbackTestCase):
 
     @inlineCallbacks
     def test_shutdownActionAfterEcho(self) -> Any:
-        """OnTraffic C{Peek(-1)}/C{Write}/C{Discard(-1)} then Shutdown: the client still gets the echo."""
+        """
+        OnTraffic C{Peek(-1)}/C{Write}/C{Discard(-1)} then Shutdown: the client
+        still gets the echo.
+        """
 
         def onTraffic(c: Any) -> Any:
             c.Write(c.Peek(-1))
@@ -967,7 +982,10 @@ class ShutdownTests(LoopbackTestCase):
 
     @inlineCallbacks
     def test_shutdownFromOnOpen(self) -> Any:
-        """OnOpen returns Shutdown: C{Dup} works in OnShutdown and raises L{ErrEngineInShutdown} after."""
+        """
+        OnOpen returns Shutdown: C{Dup} works in OnShutdown and raises
+        L{ErrEngineInShutdown} after.
+        """
         fds: list[int] = []
 
         def onShutdown(eng: Any) -> None:
@@ -985,7 +1003,10 @@ class ShutdownTests(LoopbackTestCase):
 
     @inlineCallbacks
     def test_onBootShutdown(self) -> Any:
-        """OnBoot returning Shutdown: Serve gives an already stopped engine, the port is free again."""
+        """
+        OnBoot returning Shutdown: Serve gives an already stopped engine, the
+        port is free again.
+        """
         handler = Recorder(OnBoot=lambda e: gnet.Shutdown)
         eng = yield gnet.Serve(handler, "tcp://127.0.0.1:0")
         self.assertTrue(eng.stopped)
@@ -1189,11 +1210,17 @@ class DisconnectedAsyncWriteTests(LoopbackTestCase):
         yield workers[0]
 
     def test_asyncWrite(self) -> Any:
-        """Once the peer closed, C{AsyncWrite}'s callback gets L{ErrClosed}; OnTick then shuts down."""
+        """
+        Once the peer closed, C{AsyncWrite}'s callback gets L{ErrClosed};
+        OnTick then shuts down.
+        """
         return self.runVariant(False)
 
     def test_asyncWritev(self) -> Any:
-        """Once the peer closed, C{AsyncWritev}'s callback gets L{ErrClosed}; OnTick then shuts down."""
+        """
+        Once the peer closed, C{AsyncWritev}'s callback gets L{ErrClosed};
+        OnTick then shuts down.
+        """
         return self.runVariant(True)
 
 
@@ -1404,7 +1431,10 @@ class AddressTests(LoopbackTestCase):
 
     @inlineCallbacks
     def test_unixPathRemoved(self) -> Any:
-        """A file already at the unix path is replaced; the socket file is removed after shutdown."""
+        """
+        A file already at the unix path is replaced; the socket file is removed
+        after shutdown.
+        """
         path = self.unixPath()
         with open(path, "w") as f:
             f.write("stale")
@@ -1469,7 +1499,7 @@ class EngineServiceLimitTests(TestCase):
         try:
             import resource
         except ImportError:  # pragma: no cover - not POSIX
-            raise SkipTest("no RLIMIT_NOFILE here")
+            raise SkipTest("no RLIMIT_NOFILE here") from None
         self.resource = resource
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))

@@ -221,7 +221,10 @@ class ExamplesOverSocketsTests(LoopbackTestCase):
 
     @inlineCallbacks
     def test_codec(self) -> Any:
-        """The codec example, with a batch limit of 4, answers 3 clients' batches of frames in order."""
+        """
+        The codec example, with a batch limit of 4, answers 3 clients' batches
+        of frames in order.
+        """
         eng = yield self.serve(codec.CodecServer(batchLimit=4), "tcp://127.0.0.1:0")
 
         @inlineCallbacks

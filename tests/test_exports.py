@@ -176,7 +176,10 @@ class ExportTests(SynchronousTestCase):
         self.assertEqual(undocumented, [])
 
     def test_publicMethodsDocumented(self) -> None:
-        """Every public method of the exported classes has a docstring (its own, or that of the method or interface method it implements)."""
+        """
+        Every public method of the exported classes has a docstring (its own,
+        or that of the method or interface method it implements).
+        """
         missing = []
         for name in gnetcompat.__all__:
             obj = getattr(gnetcompat, name)
@@ -211,7 +214,10 @@ class ErrorsTests(SynchronousTestCase):
     """C{gnetcompat.errors}: gnet's sentinels as exception classes."""
 
     def test_all(self) -> None:
-        """C{errors.__all__} is the pinned list; every class derives from L{GnetError} and is documented."""
+        """
+        C{errors.__all__} is the pinned list; every class derives from
+        L{GnetError} and is documented.
+        """
         self.assertEqual(sorted(errors.__all__), sorted(EXPECTED_ERRORS))
         for name in errors.__all__:
             cls = getattr(errors, name)

@@ -172,11 +172,11 @@ class SingleProcessMetricsTests(TestCase):
                     for _ in range(3)
                 ]
                 try:
-                    await poll(lambda: handler.engineStats().open == 3, "3 open")
+                    await poll(lambda h=handler: h.engineStats().open == 3, "3 open")
                 finally:
                     for s in socks:
                         s.close()
-                await poll(lambda: handler.engineStats().open == 0, "0 open")
+                await poll(lambda h=handler: h.engineStats().open == 0, "0 open")
             finally:
                 await engine.Stop()
 

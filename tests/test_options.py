@@ -91,7 +91,10 @@ class NormalizeTests(SynchronousTestCase):
     """Normalisation performed at start (spec §10.2)."""
 
     def test_bufferCaps(self) -> None:
-        """Buffer caps: <= 0 -> 64 KiB, 1..1024 -> 1024, else the next power of two (2000 -> 2048)."""
+        """
+        Buffer caps: <= 0 -> 64 KiB, 1..1024 -> 1024, else the next power of
+        two (2000 -> 2048).
+        """
         for given, expected in [
             (0, 65536),
             (-5, 65536),

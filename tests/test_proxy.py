@@ -141,7 +141,7 @@ class StreamProxyTests(TestCase):
             await connectProtocol(TCP4ClientEndpoint(_reactor(), "127.0.0.1", port), probe)
             probes.append(probe)
         echoes = await defer.gatherResults([p.echoed for p in probes])
-        for probe, echo in zip(probes, echoes):
+        for probe, echo in zip(probes, echoes, strict=True):
             self.assertEqual(echo, probe.message)
         self.assertEqual(proxy.CountConnections(), 2 * fronts, "back ends are counted")
         for probe in probes:

@@ -124,7 +124,7 @@ async def serverStats(socketPath: str, backend: str) -> dict[str, dict[str, str]
     lines = text.strip().splitlines()
     if not lines or not lines[0].startswith("# "):
         raise AssertionError(f"unexpected 'show stat' answer: {text!r}")
-    rows = csv.DictReader(io.StringIO("\n".join([lines[0][2:]] + lines[1:])))
+    rows = csv.DictReader(io.StringIO("\n".join([lines[0][2:], *lines[1:]])))
     return {
         r["svname"]: r
         for r in rows
@@ -135,7 +135,7 @@ async def serverStats(socketPath: str, backend: str) -> dict[str, dict[str, str]
 # -- WebSocket clients ------------------------------------------------------------
 
 
-class ConnectionFailed(Exception):
+class ConnectionFailed(Exception):  # noqa: N818  (a test's outcome, named for what happened)
     """The WebSocket opening handshake through the load balancer failed."""
 
 
@@ -535,7 +535,8 @@ class ScaleOutTests(unittest.TestCase):
         except AssertionError as e:
             raise AssertionError(f"{e}; stats {stats}; haproxy output:\n{lb.output}") from None
         print(
-            f"\nscale-out: lab up (namespaces, 2 hosts, haproxy, both UP) in {time.monotonic() - started:.1f} s"
+            "\nscale-out: lab up (namespaces, 2 hosts, haproxy, both UP) in "
+            f"{time.monotonic() - started:.1f} s"
         )
 
         # -- 20 clients, spread by round robin, all echoing ------------------------------

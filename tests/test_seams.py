@@ -410,7 +410,10 @@ class UDPTests(LoopbackTestCase):
 
     @inlineCallbacks
     def test_asyncWriteSendError(self) -> Any:
-        """A UDP C{AsyncWrite} that the kernel refuses (too big) raises the C{OSError} and calls back with it."""
+        """
+        A UDP C{AsyncWrite} that the kernel refuses (too big) raises the
+        C{OSError} and calls back with it.
+        """
         kept, fire = _fired()
         eng = yield self.serve(Recorder(OnTraffic=fire), "udp://127.0.0.1:0")
         client = self.udpClient(eng)

@@ -116,7 +116,8 @@ class WorkingDirectoryTests(TestCase):
                     )
                 )
         port = freePort()
-        argv = twistdCommand() + [
+        argv = [
+            *twistdCommand(),
             "-n",
             "--pidfile=",
             "--logfile=-",
@@ -150,7 +151,9 @@ from twisted.application import service
 from tests.mc_handlers import ExitsWhileLoading
 
 application = service.Application("crashloop")
-gnet.EngineService(ExitsWhileLoading(), "tcp://127.0.0.1:0", gnet.WithNumEventLoop(2)).setServiceParent(application)
+gnet.EngineService(
+    ExitsWhileLoading(), "tcp://127.0.0.1:0", gnet.WithNumEventLoop(2)
+).setServiceParent(application)
 """
 
 RUN_SCRIPT = """
@@ -187,7 +190,7 @@ class CrashLoopTests(TestCase):
         with open(os.path.join(cwd, "crash.tac"), "w") as f:
             f.write(TAC.format(root=ROOT))
         proc = spawn(
-            self, twistdCommand() + ["-n", "--pidfile=", "--logfile=-", "-y", "crash.tac"], cwd=cwd
+            self, [*twistdCommand(), "-n", "--pidfile=", "--logfile=-", "-y", "crash.tac"], cwd=cwd
         )
         code = await proc.waitForExit(90)
         self.assertIsNone(proc.exitSignal, proc.output)
@@ -246,7 +249,8 @@ class SignalTests(TestCase):
         os.makedirs(cwd)
         log = os.path.join(cwd, "twistd.log")
         port = freePort()
-        argv = twistdCommand() + [
+        argv = [
+            *twistdCommand(),
             "-n",
             "--pidfile=",
             "--logfile",

@@ -141,7 +141,10 @@ class CloseTimingTests(SynchronousTestCase):
         self.assertEqual(events, ["connectionLost " + ConnectionAborted.__name__])
 
     def test_peerCloseBeforeDeliveryWinsOnce(self) -> None:
-        """A peer close arriving before a pending server close is delivered gives one C{connectionLost}."""
+        """
+        A peer close arriving before a pending server close is delivered gives
+        one C{connectionLost}.
+        """
         events: list[str] = []
         handler = Recorder()
         driver = HandlerDriver(handler)
@@ -207,7 +210,10 @@ class MemoryReactorTests(SynchronousTestCase):
     """L{MemoryReactor}: queued thread calls and the fake clock."""
 
     def test_callFromThreadQueuedFIFO(self) -> None:
-        """C{callFromThread} queues; C{runPending} runs in order, including calls queued meanwhile."""
+        """
+        C{callFromThread} queues; C{runPending} runs in order, including calls
+        queued meanwhile.
+        """
         r = MemoryReactor()
         order: list[Any] = []
         r.callFromThread(order.append, 1)
@@ -244,7 +250,10 @@ class HandlerDriverTests(SynchronousTestCase):
         self.assertIsInstance(peer.conn, gnet.Conn)
 
     def test_disconnectAndReset(self) -> None:
-        """C{disconnect} gives OnClose an L{ErrEOF}; C{reset} a C{ConnectionResetError}, as a socket does."""
+        """
+        C{disconnect} gives OnClose an L{ErrEOF}; C{reset} a
+        C{ConnectionResetError}, as a socket does.
+        """
         handler = Recorder()
         driver = HandlerDriver(handler)
         driver.boot()
@@ -274,7 +283,10 @@ class HandlerDriverTests(SynchronousTestCase):
         self.assertTrue(peer.closedByServer)
 
     def test_peerAddresses(self) -> None:
-        """Peers get distinct ports by default; a given (host, port) is used as the remote address."""
+        """
+        Peers get distinct ports by default; a given (host, port) is used as
+        the remote address.
+        """
         driver = HandlerDriver(Recorder())
         driver.boot()
         a, b = driver.connect(), driver.connect()
@@ -320,7 +332,10 @@ class HandlerDriverTests(SynchronousTestCase):
         self.assertEqual(peer.received(), b"ab")
 
     def test_stop(self) -> None:
-        """C{stop} returns a Deferred that has fired once the engine shut down; connect then fails."""
+        """
+        C{stop} returns a Deferred that has fired once the engine shut down;
+        connect then fails.
+        """
         handler = Recorder()
         driver = HandlerDriver(handler)
         driver.boot()

@@ -364,9 +364,8 @@ class LineEcho(gnet.BuiltinEventEngine):
                 peer = (
                     st.PeerCertificates[0].subject.rfc4514_string() if st.PeerCertificates else "-"
                 )
-                c.Write(
-                    f"{st.Version} {st.NegotiatedProtocol or '-'} {st.ServerName or '-'} {peer}\n".encode()
-                )
+                proto, name = st.NegotiatedProtocol or "-", st.ServerName or "-"
+                c.Write(f"{st.Version} {proto} {name} {peer}\n".encode())
             elif line == b"async":
                 threading.Thread(target=c.AsyncWrite, args=(b"from a thread\n",)).start()
             else:
@@ -868,7 +867,7 @@ class MulticoreTests(TestCase):
 
         async def renewedOnBoth() -> bool:
             seen = await deferToThread(pids, 20)
-            names = {p: n for p, n in seen}
+            names = dict(seen)
             return len(names) == 2 and set(names.values()) == {"renewed server"}
 
         await poll(renewedOnBoth, "both workers serving the renewed certificate", timeout=20)

@@ -253,7 +253,7 @@ class DoPollCanaryTests(SynchronousTestCase):
         try:
             from twisted.internet.epollreactor import EPollReactor
         except ImportError:  # pragma: no cover - no epoll (not Linux)
-            raise SkipTest("no epoll reactor here")
+            raise SkipTest("no epoll reactor here") from None
         self.assertEqual(
             sourceHash(EPollReactor.doPoll),
             "09b62ae68ef01b4bc5eaa170827e2baf0a2a5098e7e7ce7b5e1c80cda187c827",

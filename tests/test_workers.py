@@ -195,8 +195,8 @@ class SupervisionTests(WorkersTestCase):
         self.assertEqual(len(set(pids)), 2)
         victim = eng.workerPids()[1]
         assert victim is not None
-        mine = [c for c, p in zip(clients, pids) if p == victim]
-        others = [c for c, p in zip(clients, pids) if p != victim]
+        mine = [c for c, p in zip(clients, pids, strict=True) if p == victim]
+        others = [c for c, p in zip(clients, pids, strict=True) if p != victim]
         os.kill(victim, signal.SIGKILL)
         await defer.gatherResults([c.closed for c in mine]).addTimeout(10, reactor)
         for c in others:
@@ -351,7 +351,7 @@ class EngineWideStopTests(WorkersTestCase):
             clients.append(c)
             pids.append(int(await c.request(b"pid")))
         stopper = clients[0]
-        others = [c for c, p in zip(clients, pids) if p != pids[0]]
+        others = [c for c, p in zip(clients, pids, strict=True) if p != pids[0]]
         stopper.sendLine(b"stop")
         await eng.whenStopped().addTimeout(15, reactor)
         for c in others:
@@ -577,7 +577,9 @@ class RunScriptTests(unittest.TestCase):
                 clients.append(await connect(port))
             except Exception:
                 if time.monotonic() > deadline or proto.ended.called:
-                    raise AssertionError(f"server never listened:\n{proto.output.decode()}")
+                    raise AssertionError(
+                        f"server never listened:\n{proto.output.decode()}"
+                    ) from None
                 await task.deferLater(reactor, 0.1, lambda: None)
         # wait until both workers listen (the parent logs it), then spread
         await poll(lambda: b"2 workers serving" in proto.output, 20, "both workers")

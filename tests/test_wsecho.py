@@ -562,7 +562,10 @@ def _concurrent(port: int, conns: int, perConn: int) -> list[list[bytes]]:
 
 
 def _violationIsolated(port: int) -> tuple[int | None, str]:
-    """Thread: break one connection's protocol, echo on another; return the close code and the echo."""
+    """
+    Thread: break one connection's protocol, echo on another; return the close
+    code and the echo.
+    """
     from websockets.exceptions import ConnectionClosedError
 
     with _connect(port) as good, _connect(port) as bad:
@@ -814,8 +817,10 @@ class EchoPackageTests(SynchronousTestCase):
                 elif imported.startswith("gnetcompat") and not (
                     imported.startswith("gnetcompat.echo")
                     or imported in self.PUBLIC
-                    or (imported.rpartition(".")[0] in self.PUBLIC
-                    and not imported.rpartition(".")[2].startswith("_"))
+                    or (
+                        imported.rpartition(".")[0] in self.PUBLIC
+                        and not imported.rpartition(".")[2].startswith("_")
+                    )
                 ):
                     bad.append((name, imported))
         self.assertEqual(bad, [])

@@ -305,7 +305,7 @@ class MessageTests(SynchronousTestCase):
         A ping between the fragments of a message is answered and the message
         is reassembled (B4).
         """
-        session, sink, client, clock = openSession()
+        session, sink, client, _clock = openSession()
         data = (
             client.text(b"ab", fin=False)
             + client.frame(Opcode.PING, b"hi")
@@ -319,7 +319,7 @@ class MessageTests(SynchronousTestCase):
         """
         Frames split at every byte are decoded once complete.
         """
-        session, sink, client, clock = openSession()
+        session, _sink, client, _clock = openSession()
         data = client.frame(Opcode.BINARY, b"\x00\x01" * 200) + client.text(b"x")
         got: list[Message] = []
         for i in range(len(data)):
@@ -332,7 +332,7 @@ class MessageTests(SynchronousTestCase):
         """
         sendMessage writes an unmasked frame with the given opcode.
         """
-        session, sink, client, clock = openSession()
+        session, sink, client, _clock = openSession()
         session.sendMessage(OPCODE_TEXT, b"hello")
         session.sendMessage(OPCODE_BINARY, b"\xff")
         self.assertEqual(
@@ -345,7 +345,7 @@ class MessageTests(SynchronousTestCase):
         """
         permessage-deflate is negotiated and messages round-trip through it.
         """
-        session, sink, client, clock = openSession(deflate=True)
+        session, sink, client, _clock = openSession(deflate=True)
         self.assertEqual(len(client.protocol.extensions), 1)
         client.protocol.send_text(b"compressible " * 50)
         [message] = session.feed(b"".join(client.protocol.data_to_send()))
@@ -359,7 +359,7 @@ class MessageTests(SynchronousTestCase):
         """
         With compression=False the offer is declined.
         """
-        session, sink, client, clock = openSession(
+        _session, _sink, client, _clock = openSession(
             WebSocketOptions(compression=False), deflate=True
         )
         self.assertEqual(client.protocol.extensions, [])
@@ -376,7 +376,7 @@ class FailureTests(SynchronousTestCase):
         Feed C{data}: it yields C{expected}, whose echoes go out before a Close
         frame with C{code}.
         """
-        session, sink, client, clock = openSession(WebSocketOptions(maxMessagePayloadSize=1000))
+        session, sink, client, _clock = openSession(WebSocketOptions(maxMessagePayloadSize=1000))
         messages = session.feed(data)
         self.assertEqual(messages, expected)
         self.assertEqual(session.pendingFailure[0], code)
@@ -460,7 +460,7 @@ class FailureTests(SynchronousTestCase):
         """
         A violation with no message before it sends the Close at once.
         """
-        session, sink, client, clock = openSession()
+        session, sink, client, _clock = openSession()
         self.assertEqual(session.feed(client.frame(Opcode.CONT, b"x")), [])
         self.assertIsNone(session.pendingFailure)
         self.assertEqual(closeCode(client.receive(sink.take())), 1002)
@@ -503,7 +503,7 @@ class CloseTests(SynchronousTestCase):
         """
         The peer's Close is answered with a Close and the stream is closed.
         """
-        session, sink, client, clock = openSession()
+        session, sink, client, _clock = openSession()
         self.assertEqual(session.feed(client.closeFrame(1000, "bye")), [])
         self.assertEqual(closeCode(client.receive(sink.take())), 1000)
         self.assertTrue(sink.lost)
@@ -514,7 +514,7 @@ class CloseTests(SynchronousTestCase):
         Messages in the same read as the peer's Close are returned and their
         echoes precede the close reply and the end of the stream (B5).
         """
-        session, sink, client, clock = openSession()
+        session, sink, client, _clock = openSession()
         data = client.text(b"a") + client.text(b"b") + client.closeFrame()
         messages = session.feed(data)
         self.assertEqual(messages, [Message(OPCODE_TEXT, b"a"), Message(OPCODE_TEXT, b"b")])
@@ -557,7 +557,7 @@ class CloseTests(SynchronousTestCase):
         """
         close() refuses codes an endpoint may not send.
         """
-        session, sink, client, clock = openSession()
+        session, _sink, _client, _clock = openSession()
         self.assertRaises(ValueError, session.close, 1005)
         self.assertRaises(ValueError, session.close, 2000)
 
@@ -578,7 +578,7 @@ class CloseTests(SynchronousTestCase):
         Losing the stream cancels the handshake, close and auto-ping timers;
         a second connectionLost does nothing.
         """
-        session, sink, client, clock = openSession(
+        session, _sink, client, clock = openSession(
             WebSocketOptions(autoPingInterval=10, autoPingTimeout=5)
         )
         self.assertNotEqual(clock.getDelayedCalls(), [])
@@ -594,7 +594,7 @@ class CloseTests(SynchronousTestCase):
         Auto-ping sends a ping after autoPingInterval and drops a peer that
         does not answer within autoPingTimeout.
         """
-        session, sink, client, clock = openSession(
+        _session, sink, client, clock = openSession(
             WebSocketOptions(autoPingInterval=10, autoPingTimeout=5)
         )
         clock.advance(10)
@@ -614,7 +614,7 @@ class CloseTests(SynchronousTestCase):
         )
         for _ in range(3):
             clock.advance(10)
-            [(opcode, payload)] = frames(client.receive(sink.take()))
+            [(_opcode, payload)] = frames(client.receive(sink.take()))
             session.feed(client.frame(Opcode.PONG, payload))
             clock.advance(5)
         self.assertFalse(sink.aborted or sink.lost)
@@ -633,7 +633,7 @@ class CompactTests(SynchronousTestCase):
         leftovers, and reads of the dropped settings and flags still give
         the factory's values.
         """
-        session, sink, client, clock = openSession(WebSocketOptions(maxMessagePayloadSize=1234))
+        session, _sink, client, _clock = openSession(WebSocketOptions(maxMessagePayloadSize=1234))
         proto = session._proto
         self.assertLessEqual(len(vars(proto)), 20, sorted(vars(proto)))
         for name in (
@@ -659,7 +659,7 @@ class CompactTests(SynchronousTestCase):
         """
         The per-options limits still apply after the compaction.
         """
-        session, sink, client, clock = openSession(WebSocketOptions(maxMessagePayloadSize=10))
+        session, sink, client, _clock = openSession(WebSocketOptions(maxMessagePayloadSize=10))
         self.assertEqual(session.feed(client.text(b"x" * 11)), [])
         self.assertEqual(closeCode(client.receive(sink.take())), 1009)
 
@@ -670,7 +670,7 @@ class CompactTests(SynchronousTestCase):
         """
         import txaio
 
-        session, sink, client, clock = openSession()
+        session, sink, _client, clock = openSession()
         self.patch(txaio, "call_later", clock.callLater)  # Autobahn's delay between chunks
         proto = session._proto
         self.assertNotIn("send_queue", vars(proto))
@@ -686,7 +686,7 @@ class CompactTests(SynchronousTestCase):
         Messages are delivered without Autobahn's C{"message"} event while
         nothing observes it, and with it once something does.
         """
-        session, sink, client, clock = openSession()
+        session, _sink, client, _clock = openSession()
         self.assertEqual(session.feed(client.text(b"one")), [Message(OPCODE_TEXT, b"one")])
         seen: list[tuple[bytes, bool]] = []
         session._proto.on("message", lambda payload, is_binary: seen.append((payload, is_binary)))
@@ -870,7 +870,7 @@ class TimeoutTests(SynchronousTestCase):
         """
         With the defaults, a peer that stops answering pings is dropped.
         """
-        session, sink, client, clock = openSession()
+        _session, sink, client, clock = openSession()
         clock.advance(20)
         [(opcode, _)] = frames(client.receive(sink.take()))
         self.assertEqual(opcode, Opcode.PING)
@@ -1013,7 +1013,7 @@ class InflateTests(SynchronousTestCase):
         INFLATE_STEP bytes per feed: the session is busy until the message
         is complete, and the message is intact.
         """
-        session, sink, client, clock = openSession(deflate=True)
+        session, _sink, _client, _clock = openSession(deflate=True)
         payload = bytes(15 * 1024 * 1024)
         [frame] = compressedFrames(payload)
         self.assertLess(len(frame), 64 * 1024)
@@ -1036,7 +1036,7 @@ class InflateTests(SynchronousTestCase):
         in the same read, are processed after it, in order; a Close frame's
         reply follows the messages.
         """
-        session, sink, client, clock = openSession(deflate=True)
+        session, sink, client, _clock = openSession(deflate=True)
         big = bytes(3 * 1024 * 1024)
         first, second = compressedFrames(big, fragments=2)
         got = session.feed(first + second[:10])
@@ -1056,7 +1056,7 @@ class InflateTests(SynchronousTestCase):
         Sixteen compressed 1 MiB messages in one read are not inflated in one
         feed: each feed returns at most about INFLATE_STEP more bytes.
         """
-        session, sink, client, clock = openSession(deflate=True)
+        session, _sink, client, _clock = openSession(deflate=True)
         client.protocol.send_binary(bytes(1024 * 1024))
         one = b"".join(client.protocol.data_to_send())
         # the client keeps its context: send the same message again and again
@@ -1074,7 +1074,7 @@ class InflateTests(SynchronousTestCase):
         The size limit still holds when it is reached after several steps
         (1009), and a corrupt stream is 1007.
         """
-        session, sink, client, clock = openSession(
+        session, sink, client, _clock = openSession(
             WebSocketOptions(maxMessagePayloadSize=1024 * 1024), deflate=True
         )
         [frame] = compressedFrames(bytes(2 * 1024 * 1024))
@@ -1083,6 +1083,6 @@ class InflateTests(SynchronousTestCase):
             session.feed(b"")
         self.assertFalse(session.busy)
         self.assertEqual(closeCode(client.receive(sink.take())), 1009)
-        session, sink, client, clock = openSession(deflate=True)
+        session, sink, client, _clock = openSession(deflate=True)
         session.feed(reservedBit(Frame(Opcode.BINARY, b"\xff" * 50).serialize(mask=True)))
         self.assertEqual(closeCode(client.receive(sink.take())), 1007)

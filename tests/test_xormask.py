@@ -5,6 +5,7 @@ and only gnetcompat's own WebSocket protocol uses it.
 
 from __future__ import annotations
 
+import itertools
 import os
 
 from autobahn.websocket import xormasker
@@ -37,7 +38,7 @@ class SmallMaskerTests(SynchronousTestCase):
         """Processing the payload in arbitrary chunks gives the RFC 6455 result."""
         m = SmallMasker(mask)
         points = sorted({0, len(data), *[c for c in cuts if c <= len(data)]})
-        out = b"".join(m.process(data[a:b]) for a, b in zip(points, points[1:]))
+        out = b"".join(m.process(data[a:b]) for a, b in itertools.pairwise(points))
         self.assertEqual(out, _reference(mask, data))
         self.assertEqual(m.pointer(), len(data))
 

@@ -249,7 +249,8 @@ class WebSocketEchoServer(gnet.BuiltinEventEngine):
         self.log.info("[connected-count={count}]", count=self.eng.CountConnections())
         return self.tick, gnet.None_
 
-    def OnShutdown(self, eng: Any) -> Deferred | None:
+    # gnetcompat extension: the engine waits for a returned Deferred
+    def OnShutdown(self, eng: Any) -> Deferred | None:  # type: ignore[override]
         """Going away: start a 1001 closing handshake on every WebSocket and wait for them."""
         if not self._sockets:
             self._stopPublishing(None)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import shutil
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.service import MultiService, Service
+from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
 
 import gnetcompat as gnet
@@ -73,7 +74,7 @@ class EchoService(MultiService):
     def _onHup(self, signum: int, frame: Any) -> None:
         from twisted.internet import reactor
 
-        reactor.callFromThread(
+        cast(IReactorFromThreads, reactor).callFromThread(
             self.log.info,
             "SIGHUP received: ignored (nothing to reload; SIGUSR1 reopens the --logfile, "
             "SIGTERM stops)",

@@ -72,7 +72,7 @@ _SCRIPT = """
     if (ws.readyState === 1 && input.value) { line("> " + input.value); ws.send(input.value); input.value = ""; }
   };
 })();
-"""
+"""  # noqa: E501  (the served script, kept as written: its hash is the CSP)
 
 
 def _hash(source: str) -> str:

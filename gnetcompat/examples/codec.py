@@ -39,7 +39,7 @@ def encode(body: bytes) -> bytes:
     return HEADER.pack(MAGIC, len(body)) + body
 
 
-class BadFrame(Exception):
+class BadFrame(Exception):  # noqa: N818  (the example's public name)
     """The bytes in the buffer do not start with the magic number."""
 
 

@@ -79,9 +79,7 @@ class ProxyHandler(BuiltinEventEngine):
     def registered(self, result: Any, front: Any, addr: str) -> None:
         """The back end of C{front} is open, or failed: then close the front."""
         if result.Err is not None:
-            self.log.warn(
-                "back end {addr} failed: {err}", addr=addr, err=result.Err
-            )
+            self.log.warn("back end {addr} failed: {err}", addr=addr, err=result.Err)
             if not front.closed and not self.engine.stopping:
                 front.Close()
 

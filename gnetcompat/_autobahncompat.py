@@ -385,7 +385,9 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
             self.message_data = []
             self.frame_data = []
 
-    def sendMessageWhileClosing(self, payload: bytes, isBinary: bool) -> None:
+    def sendMessageWhileClosing(
+        self, payload: bytes, isBinary: bool, doNotCompress: bool = False
+    ) -> None:
         """
         Send a data message although the connection already left the OPEN
         state (a close is held back behind the replies to messages decoded
@@ -395,7 +397,7 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
         state = self.state
         self.state = _STATE_OPEN
         try:
-            self.sendMessage(payload, isBinary)
+            self.sendMessage(payload, isBinary, doNotCompress=doNotCompress)
         finally:
             self.state = state
 

@@ -181,6 +181,12 @@ class WebSocketOptions:
     @ivar allowNullOrigin: allow the C{null} origin (sandboxed iframes,
         C{file:} pages); off by default.
     @ivar compression: accept permessage-deflate (RFC 7692) offers.
+    @ivar maxCompressSize: with permessage-deflate, messages larger than
+        this many bytes are sent uncompressed (RFC 7692 lets a sender choose
+        per message): compressing a large one is a single blocking call (a
+        16 MiB message takes tens to hundreds of milliseconds), during which
+        every other connection of the process waits.  C{0}: compress every
+        message.
     @ivar autoFragmentSize: fragment sent messages into frames of at most this
         many bytes (0: one frame per message).
     @ivar webStatus: answer a plain HTTP GET with a status page (the
@@ -207,6 +213,7 @@ class WebSocketOptions:
     allowedOrigins: list[str] = dataclasses.field(default_factory=lambda: ["*"])
     allowNullOrigin: bool = False
     compression: bool = True
+    maxCompressSize: int = 1024 * 1024
     autoFragmentSize: int = 0
     webStatus: bool = False
     server: str | None = "gnetcompat"
@@ -225,6 +232,7 @@ class WebSocketOptions:
             "autoFragmentSize",
             "autoPingSize",
             "partialMessageBudget",
+            "maxCompressSize",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -788,6 +796,7 @@ class WebSocketSession:
         self._bypass = False
         self._maxRequestHeaderSize = options.maxRequestHeaderSize
         self._keepRequest = options.keepRequest
+        self._maxCompressSize = options.maxCompressSize
         self._scanned = 0
         self.handshakeFailed = False
         self.protocolError: int | None = None
@@ -989,13 +998,18 @@ class WebSocketSession:
         if self._held is not None:
             self._bypass = True
             try:
-                proto.sendMessageWhileClosing(payload, isBinary)
+                proto.sendMessageWhileClosing(payload, isBinary, self._plain(payload))
             finally:
                 self._bypass = False
         elif proto.state == _STATE_OPEN and not self._lost:
-            proto.sendMessage(payload, isBinary)
+            proto.sendMessage(payload, isBinary, doNotCompress=self._plain(payload))
         else:
             self.log.debug("dropping a message sent on a closing WebSocket")
+
+    def _plain(self, payload: bytes) -> bool:
+        """Whether C{payload} goes out uncompressed (larger than C{maxCompressSize})."""
+        limit = self._maxCompressSize
+        return bool(limit) and len(payload) > limit
 
     def flushFailure(self) -> None:
         """

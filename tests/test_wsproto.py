@@ -355,6 +355,40 @@ class MessageTests(SynchronousTestCase):
         self.assertLess(len(out), 200)
         self.assertEqual(frames(client.receive(out)), [(Opcode.TEXT, b"compressible " * 50)])
 
+    def test_largeMessagesSentUncompressed(self) -> None:
+        """
+        With permessage-deflate, a message larger than C{maxCompressSize} is
+        sent without compression (RSV1 clear: one blocking compress call of
+        a large message would stall every other connection), a smaller one
+        compressed (RSV1 set); both arrive intact.  C{0} compresses all.
+        """
+        big = b"z" * 5000
+        session, sink, client, _clock = openSession(
+            WebSocketOptions(maxCompressSize=4096), deflate=True
+        )
+        session.sendMessage(OPCODE_BINARY, b"small " * 100)
+        small = sink.take()
+        session.sendMessage(OPCODE_BINARY, big)
+        large = sink.take()
+        self.assertTrue(small[0] & 0x40, "the small message is compressed")
+        self.assertFalse(large[0] & 0x40, "the large message goes out as it is")
+        self.assertGreater(len(large), len(big))
+        self.assertEqual(
+            frames(client.receive(small + large)),
+            [(Opcode.BINARY, b"small " * 100), (Opcode.BINARY, big)],
+        )
+        session, sink, client, _clock = openSession(
+            WebSocketOptions(maxCompressSize=0), deflate=True
+        )
+        session.sendMessage(OPCODE_BINARY, big)
+        out = sink.take()
+        self.assertTrue(out[0] & 0x40)
+        self.assertEqual(frames(client.receive(out)), [(Opcode.BINARY, big)])
+
+    def test_defaultMaxCompressSize(self) -> None:
+        """By default messages above 1 MiB are sent uncompressed."""
+        self.assertEqual(WebSocketOptions().maxCompressSize, 1024 * 1024)
+
     def test_compressionOff(self) -> None:
         """
         With compression=False the offer is declined.
@@ -742,6 +776,9 @@ class OptionsTests(SynchronousTestCase):
             ({"messageTimeout": float("inf")}, "messageTimeout"),
             ({"messageTimeout": float("nan")}, "messageTimeout"),
             ({"partialMessageBudget": -1}, "partialMessageBudget"),
+            ({"maxCompressSize": -1}, "maxCompressSize"),
+            ({"maxCompressSize": 1.5}, "maxCompressSize"),
+            ({"maxCompressSize": True}, "maxCompressSize"),
             ({"partialMessageBudget": 1024}, "partialMessageBudget"),
             ({"partialMessageBudget": 2**30, "maxMessagePayloadSize": 0}, "partialMessageBudget"),
             ({"autoPingSize": 200}, "autoPingSize"),

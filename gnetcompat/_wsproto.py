@@ -183,10 +183,12 @@ class WebSocketOptions:
     @ivar compression: accept permessage-deflate (RFC 7692) offers.
     @ivar maxCompressSize: with permessage-deflate, messages larger than
         this many bytes are sent uncompressed (RFC 7692 lets a sender choose
-        per message): compressing a large one is a single blocking call (a
-        16 MiB message takes tens to hundreds of milliseconds), during which
-        every other connection of the process waits.  C{0}: compress every
-        message.
+        per message); C{0} (the default): compress every message.  A trade:
+        compressing a large message is one blocking call (a 15 MiB echo:
+        tens to hundreds of milliseconds) during which every other
+        connection of the process waits, but an uncompressed reply to a
+        compressed message queues its full size (an echo of a deflate bomb
+        can then queue hundreds of MiB that the compressed reply would not).
     @ivar autoFragmentSize: fragment sent messages into frames of at most this
         many bytes (0: one frame per message).
     @ivar webStatus: answer a plain HTTP GET with a status page (the
@@ -213,7 +215,7 @@ class WebSocketOptions:
     allowedOrigins: list[str] = dataclasses.field(default_factory=lambda: ["*"])
     allowNullOrigin: bool = False
     compression: bool = True
-    maxCompressSize: int = 1024 * 1024
+    maxCompressSize: int = 0
     autoFragmentSize: int = 0
     webStatus: bool = False
     server: str | None = "gnetcompat"

@@ -386,8 +386,11 @@ class MessageTests(SynchronousTestCase):
         self.assertEqual(frames(client.receive(out)), [(Opcode.BINARY, big)])
 
     def test_defaultMaxCompressSize(self) -> None:
-        """By default messages above 1 MiB are sent uncompressed."""
-        self.assertEqual(WebSocketOptions().maxCompressSize, 1024 * 1024)
+        """
+        By default every message is compressed: an uncompressed echo of a
+        compressed message would queue its full size.
+        """
+        self.assertEqual(WebSocketOptions().maxCompressSize, 0)
 
     def test_compressionOff(self) -> None:
         """

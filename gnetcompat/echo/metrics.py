@@ -564,6 +564,9 @@ def _channel() -> Any:
         totalHeadersSize = MAX_HEADERS_SIZE
         maxHeaders = MAX_HEADERS
         _refused = False
+        #: the method of the request whose headers are being read (taken from
+        #: its request line here: HTTPChannel keeps it only in a private)
+        _method: bytes | None = None
 
         def _refuse(self, status: bytes, extra: bytes = b"") -> None:
             self._refused = True
@@ -578,17 +581,23 @@ def _channel() -> Any:
             self.transport.loseConnection()  # type: ignore[union-attr]
 
         def lineReceived(self, line: bytes) -> None:
-            if not self._refused:
-                super().lineReceived(line)
+            if self._refused:
+                return
+            if (
+                self._method is None and line
+            ):  # the request line (empty lines before it are skipped)
+                self._method = line.split(b" ", 1)[0]
+            super().lineReceived(line)
 
         def lineLengthExceeded(self, line: bytes) -> None:
             if not self._refused:
                 self._refuse(b"431 Request Header Fields Too Large")
 
         def allHeadersReceived(self) -> None:
-            # _command: the request line's method (HTTPChannel's own
-            # attribute; the Request learns it only once the body is in)
-            if self._command not in (b"GET", b"HEAD"):
+            # the Request learns its method only once the body is in: use
+            # the request line's, before any of the body is read
+            method, self._method = self._method, None
+            if method not in (b"GET", b"HEAD"):
                 self._refuse(b"405 Method Not Allowed", b"Allow: GET, HEAD\r\n")
             elif self.length != 0:  # a Content-Length > 0, or chunked (None)
                 self._refuse(b"413 Content Too Large")

@@ -295,6 +295,7 @@ class Conn(_Reader):
         "_bufT",
         "_readHolds",
         "_drainWatch",
+        "_whenDrained",
         "_closeTimer",
         "__weakref__",
     )
@@ -336,6 +337,8 @@ class Conn(_Reader):
         self._readHolds = 0
         #: while reading is paused for WriteBufferCap: the transport's producer
         self._drainWatch: _DrainWatcher | None = None
+        #: callbacks for when the output held back by WriteBufferCap is sent
+        self._whenDrained: list[Callable[[], object]] | None = None
         #: after a close with bytes queued: drops them after ShutdownTimeout
         self._closeTimer: Any = None
 
@@ -476,6 +479,10 @@ class Conn(_Reader):
         """The write buffer emptied while reading was paused: read again."""
         self._unwatch()
         self._releaseReading(_HOLD_WRITE)
+        waiting, self._whenDrained = self._whenDrained, None
+        if waiting and not self.closed:
+            for callback in waiting:
+                callback()
 
     def _holdReading(self, why: int) -> None:
         """Stop reading (the first of the reasons in L{_readHolds})."""
@@ -606,6 +613,21 @@ class Conn(_Reader):
         abort = getattr(self._transport, "abortConnection", None)
         if abort is not None:
             abort()
+
+    def driverWhenDrained(self, callback: Callable[[], object]) -> None:
+        """
+        Call C{callback()} once more than C{WriteBufferCap} bytes no longer
+        wait to be sent: now if they do not, else when the peer has taken
+        them (never if the connection closes first).  A layer that produces
+        output from input it already read (the WebSocket layer inflating a
+        message in steps) waits with it, so what it queues stays bounded.
+        """
+        if self._drainWatch is None or self.closed:
+            callback()
+            return
+        if self._whenDrained is None:
+            self._whenDrained = []
+        self._whenDrained.append(callback)
 
     def driverPauseReading(self) -> None:
         """

@@ -182,13 +182,14 @@ class WebSocketOptions:
         C{file:} pages); off by default.
     @ivar compression: accept permessage-deflate (RFC 7692) offers.
     @ivar maxCompressSize: with permessage-deflate, messages larger than
-        this many bytes are sent uncompressed (RFC 7692 lets a sender choose
-        per message); C{0} (the default): compress every message.  A trade:
-        compressing a large message is one blocking call (a 15 MiB echo:
+        this many bytes (default 1 MiB) are sent uncompressed (RFC 7692 lets a
+        sender choose per message); C{0}: compress every message.
+        Compressing a large message is one blocking call (a 15 MiB echo:
         tens to hundreds of milliseconds) during which every other
-        connection of the process waits, but an uncompressed reply to a
-        compressed message queues its full size (an echo of a deflate bomb
-        can then queue hundreds of MiB that the compressed reply would not).
+        connection of the process waits.  An uncompressed reply queues its
+        full size; L{gnetcompat.websocket.WebSocketConn} keeps that bounded
+        by inflating the next step of a compressed message only once the
+        replies waiting for the peer are under C{WriteBufferCap}.
     @ivar autoFragmentSize: fragment sent messages into frames of at most this
         many bytes (0: one frame per message).
     @ivar webStatus: answer a plain HTTP GET with a status page (the
@@ -215,7 +216,7 @@ class WebSocketOptions:
     allowedOrigins: list[str] = dataclasses.field(default_factory=lambda: ["*"])
     allowNullOrigin: bool = False
     compression: bool = True
-    maxCompressSize: int = 0
+    maxCompressSize: int = 1024 * 1024
     autoFragmentSize: int = 0
     webStatus: bool = False
     server: str | None = "gnetcompat"

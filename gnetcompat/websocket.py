@@ -133,14 +133,18 @@ class WebSocketConn:
         A compressed message is inflated in bounded steps: while the session
         is L{busy<WebSocketSession.busy>}, reading from
         the connection is paused and a C{Wake} brings the next step, after
-        the reactor served the other connections.
+        the reactor served the other connections and, when more than
+        C{WriteBufferCap} bytes of replies wait, after the peer took them.
         """
         conn = self.conn
         data = conn.Next(-1)
         session = self.session
         msgs = session.feed(data)
         if session.busy:
-            conn.Wake()
+            # the next step after the reactor served the others, and after
+            # the peer took our replies when they are over WriteBufferCap
+            # (an echo of inflated input must not queue without bound)
+            conn.driverWhenDrained(conn.Wake)
             if not self._readPaused:
                 self._readPaused = True
                 conn.driverPauseReading()

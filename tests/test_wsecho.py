@@ -634,6 +634,78 @@ class EchoIntegrationTests(TestCase):
         self.assertIn("permessage-deflate", headers.get("Sec-WebSocket-Extensions", ""))
         self.assertEqual(digest(echoed), digest(messages))
 
+    async def test_inflatedEchoesStayBounded(self) -> None:
+        """
+        A client sends twelve compressed 4 MiB messages of zeros (a few KiB
+        on the wire) and reads nothing for a while: the server inflates in
+        steps and, once its replies to it exceed C{WriteBufferCap}, waits for
+        the client to take them before the next step, so what it queues
+        stays near one message instead of all of them (large replies go out
+        uncompressed, C{maxCompressSize}); then every echo arrives intact.
+        """
+        import threading
+
+        from twisted.internet import reactor
+        from twisted.internet.task import LoopingCall, deferLater
+        from websockets.sync.client import connect
+
+        size, count = 4 << 20, 12
+        payload = bytes(size)
+        sent = threading.Event()
+        go = threading.Event()
+        peak = [0]
+
+        # small socket buffers on both sides, so the kernel cannot hide
+        # what the server queues
+        engine = await gnet.Serve(
+            WebSocketEchoServer(), "tcp://127.0.0.1:0", gnet.WithSocketSendBuffer(65536)
+        )
+        self.addCleanup(lambda: None if engine.stopping else engine.Stop())
+        port = engine.listeningPorts[0].getHost().port
+
+        def sample() -> None:
+            for c in engine.connections():
+                peak[0] = max(peak[0], c.OutboundBuffered())
+
+        def client() -> list[bool]:
+            import socket
+
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            sock.settimeout(10)
+            sock.connect(("127.0.0.1", port))
+            with connect(
+                f"ws://127.0.0.1:{port}/",
+                sock=sock,
+                max_size=None,
+                max_queue=1,  # the client's reader stops after one message
+                open_timeout=10,
+                close_timeout=10,
+            ) as ws:
+                for _ in range(count):
+                    ws.send(payload)
+                sent.set()
+                if not go.wait(30):
+                    raise AssertionError("never told to read")
+                return [ws.recv(timeout=30) == payload for _ in range(count)]
+
+        watching = LoopingCall(sample)
+        watching.start(0.01)
+        try:
+            result = deferToThread(client)
+            for _ in range(300):  # bounded: 30 s for the client to send
+                if sent.is_set():
+                    break
+                await deferLater(reactor, 0.1, lambda: None)
+            await deferLater(reactor, 1.5, lambda: None)  # the server works meanwhile
+            go.set()
+            got = await result
+        finally:
+            if watching.running:
+                watching.stop()
+        self.assertEqual(got, [True] * count)
+        self.assertLess(peak[0], 2 * size, f"{peak[0]} bytes queued for one client")
+
     async def test_violationClosesOnlyThatConnection(self) -> None:
         """
         A protocol violation closes its connection with 1002; another

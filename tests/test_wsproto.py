@@ -387,10 +387,11 @@ class MessageTests(SynchronousTestCase):
 
     def test_defaultMaxCompressSize(self) -> None:
         """
-        By default every message is compressed: an uncompressed echo of a
-        compressed message would queue its full size.
+        By default messages above 1 MiB go out uncompressed (what an echo
+        of inflated input queues is bounded by the WebSocket layer waiting
+        for C{WriteBufferCap}: C{tests.test_wsecho}).
         """
-        self.assertEqual(WebSocketOptions().maxCompressSize, 0)
+        self.assertEqual(WebSocketOptions().maxCompressSize, 1024 * 1024)
 
     def test_compressionOff(self) -> None:
         """

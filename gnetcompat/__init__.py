@@ -34,6 +34,7 @@ from ._tls import (
     TLSState,
     WithClientTLS,
     WithTLS,
+    installReloadOnSIGHUP,
 )
 from ._workers import ErrWorkerFailed, SupervisionPolicy
 from .client import (
@@ -98,6 +99,7 @@ __all__ = [
     "ListenSpec",
     "SupervisionPolicy",
     "parseProtoAddr",
+    "installReloadOnSIGHUP",
     "Action",
     "Addr",
     "BuiltinEventEngine",

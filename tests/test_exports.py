@@ -98,6 +98,7 @@ EXPECTED_ALL = [
     "ListenSpec",
     "SupervisionPolicy",
     "parseProtoAddr",
+    "installReloadOnSIGHUP",
 ]
 
 EXPECTED_ERRORS = [

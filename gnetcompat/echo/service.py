@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-from collections.abc import Callable
 from typing import Any, cast
 
 from twisted.application.service import MultiService, Service
@@ -21,28 +20,6 @@ import gnetcompat as gnet
 from gnetcompat.echo.limits import raiseOpenFileLimit
 
 __all__ = ["EchoService", "TLSReloadService"]
-
-
-def _reloadOnSIGHUP(reload: Callable[[], Any], reactor: Any) -> Callable[[], None]:
-    """
-    Run C{reload()} on the reactor at every C{SIGHUP}, after any handler
-    installed before (which keeps running).  Returns a function that puts
-    the previous handler back.  Main thread only.
-    """
-    previous = signal.getsignal(signal.SIGHUP)
-
-    def onHup(signum: int, frame: Any) -> None:
-        reactor.callFromThread(reload)
-        if callable(previous) and previous not in (signal.SIG_IGN, signal.SIG_DFL):
-            previous(signum, frame)
-
-    signal.signal(signal.SIGHUP, onHup)
-
-    def restore() -> None:
-        if signal.getsignal(signal.SIGHUP) is onHup:
-            signal.signal(signal.SIGHUP, previous if previous is not None else signal.SIG_DFL)
-
-    return restore
 
 
 class EchoService(MultiService):
@@ -112,7 +89,7 @@ class TLSReloadService(Service):
         super().startService()
         from twisted.internet import reactor
 
-        self._restore = _reloadOnSIGHUP(self.reload, reactor)
+        self._restore = gnet.installReloadOnSIGHUP(self.reload, reactor)
 
     def reload(self) -> list[str]:
         """Reload now (what SIGHUP does); the error messages, empty when reloaded."""

@@ -6,6 +6,7 @@ selenium (shared by the browser, status page and TLS suites).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from twisted.trial.unittest import SkipTest, TestCase
 
@@ -32,3 +33,34 @@ def _missing() -> str | None:
     except ImportError:
         return "selenium is not installed (pip install -e '.[test]')"
     return None
+
+
+#: the flags every browser test starts Chromium with (headless, no network
+#: chatter of its own, no first-run screens)
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--no-proxy-server",
+)
+
+
+def startChromium(profile: str, *extraFlags: str) -> Any:
+    """
+    A selenium driver for headless Chromium with L{CHROMIUM_FLAGS}, then
+    C{extraFlags}, and the profile directory C{profile}; the caller quits it.
+    """
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (*CHROMIUM_FLAGS, *extraFlags, f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)

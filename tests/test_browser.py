@@ -31,7 +31,7 @@ import gnetcompat as gnet
 from gnetcompat.echo import WebSocketEchoServer
 from gnetcompat.websocket import WebSocketOptions
 
-from ._browser import CHROMEDRIVER, CHROMIUM, requireBrowser
+from ._browser import requireBrowser, startChromium
 
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "browser_page.html")
 
@@ -44,28 +44,9 @@ def _runPage(url: str, profile: str) -> dict[str, Any]:
     Thread: start headless chromium, load C{url}, wait (bounded) for
     C{window.__result}, return it; always quit the browser.
     """
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.support.ui import WebDriverWait
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--no-proxy-server",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    service = Service(executable_path=CHROMEDRIVER)
-    driver = webdriver.Chrome(service=service, options=options)
+    driver = startChromium(profile)
     try:
         driver.set_page_load_timeout(30)
         driver.get(url)

@@ -27,7 +27,7 @@ from gnetcompat import tap
 from gnetcompat.echo import WebSocketEchoServer
 from gnetcompat.websocket import WebSocketOptions
 
-from ._browser import CHROMEDRIVER, CHROMIUM, requireBrowser
+from ._browser import requireBrowser, startChromium
 from ._clients import IO_TIMEOUT, echoSession, plainGet, poll, readAll
 
 
@@ -304,29 +304,10 @@ def _browse(url: str, profile: str, screenshot: str, text: str) -> dict[str, Any
     Thread: load the status page in headless chromium, type C{text} into
     the echo console, wait (bounded) for its echo, take a screenshot.
     """
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--no-proxy-server",
-        "--window-size=1024,768",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver = startChromium(profile, "--window-size=1024,768")
     try:
         driver.set_page_load_timeout(30)
         driver.get(url)

@@ -1003,31 +1003,12 @@ def _browseHttps(url: str, profile: str, text: str) -> dict[str, Any]:
     (C{--ignore-certificate-errors}: our CA is not in its store), type
     C{text} into the echo console, wait (bounded) for the echo over wss://.
     """
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from ._browser import CHROMEDRIVER, CHROMIUM
+    from ._browser import startChromium
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--no-proxy-server",
-        "--ignore-certificate-errors",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver = startChromium(profile, "--ignore-certificate-errors")
     try:
         driver.set_page_load_timeout(30)
         driver.get(url)

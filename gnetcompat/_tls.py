@@ -130,6 +130,14 @@ class _ReloadingCreator:
         return Connection(self.options.getContext(), None)
 
 
+def _checkHandshakeTimeout(what: str, t: object) -> None:
+    """@raise TLSError: C{t} is not a number of seconds in (0, L{MAX_HANDSHAKE_TIMEOUT}]."""
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= MAX_HANDSHAKE_TIMEOUT:
+        raise TLSError(
+            f"{what} handshakeTimeout: seconds in (0, {MAX_HANDSHAKE_TIMEOUT:g}], got {t!r}"
+        )
+
+
 @dataclass
 class TLSConfig:
     """
@@ -195,15 +203,7 @@ class TLSConfig:
             raise TLSError(f"TLS maximumVersion: None, 1.2 or 1.3, not {self.maximumVersion!r}")
         if self.maximumVersion is not None and self.maximumVersion < self.minimumVersion:
             raise TLSError("TLS maximumVersion is below minimumVersion")
-        t = self.handshakeTimeout
-        if (
-            isinstance(t, bool)
-            or not isinstance(t, (int, float))
-            or not 0 < t <= MAX_HANDSHAKE_TIMEOUT
-        ):
-            raise TLSError(
-                f"TLS handshakeTimeout: seconds in (0, {MAX_HANDSHAKE_TIMEOUT:g}], got {t!r}"
-            )
+        _checkHandshakeTimeout("TLS", self.handshakeTimeout)
         if isinstance(self.alpn, (str, bytes)) or not all(
             isinstance(p, str) and 0 < len(p) < 256 and p.isascii() for p in self.alpn
         ):
@@ -537,15 +537,7 @@ class ClientTLS:
 
     def check(self) -> None:
         """@raise TLSError: a bad setting or file (naming it)."""
-        t = self.handshakeTimeout
-        if (
-            isinstance(t, bool)
-            or not isinstance(t, (int, float))
-            or not 0 < t <= MAX_HANDSHAKE_TIMEOUT
-        ):
-            raise TLSError(
-                f"ClientTLS handshakeTimeout: seconds in (0, {MAX_HANDSHAKE_TIMEOUT:g}], got {t!r}"
-            )
+        _checkHandshakeTimeout("ClientTLS", self.handshakeTimeout)
         if self.creator is None:
             self.creatorFor("localhost")
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from twisted.application.service import MultiService
@@ -32,6 +34,14 @@ from gnetcompat.echo import EchoService, TLSReloadService, WebSocketEchoServer
 from gnetcompat.echo.metrics import MetricsService, metricsEndpoint
 from gnetcompat.options import MAX_BACKLOG
 from gnetcompat.websocket import WebSocketOptions
+
+_installGnetReactor: Callable[[], object] | None
+try:
+    from gnetcompat.reactor import install
+
+    _installGnetReactor = install
+except ImportError:  # pragma: no cover - no epoll (not Linux)
+    _installGnetReactor = None
 
 __all__ = [
     "Options",
@@ -274,13 +284,13 @@ def _preferGnetReactor() -> None:
     nothing chose a reactor yet: twistd without C{-r}, on Linux.  C{twistd
     -r NAME gnetecho} installs NAME before this runs and keeps it.
     """
-    import sys
-
-    if "twisted.internet.reactor" in sys.modules or not sys.platform.startswith("linux"):
+    if (
+        _installGnetReactor is None
+        or "twisted.internet.reactor" in sys.modules
+        or not sys.platform.startswith("linux")
+    ):
         return
-    from gnetcompat.reactor import install
-
-    install()
+    _installGnetReactor()
 
 
 class Options(usage.Options):

@@ -19,6 +19,7 @@ from ._action import Action, Close, None_, Shutdown
 from ._addr import Addr, ListenSpec, parseProtoAddr
 from ._conn import Conn, UDPConn
 from ._engine import Engine, EventLoop, RunnableFunc
+from ._handle import ConnHandle, Counter
 from ._handler import BuiltinEventEngine
 from ._run import (
     EngineService,
@@ -65,6 +66,7 @@ from .options import (
     TCPSocketOpt,
     WithBacklog,
     WithBindToDevice,
+    WithConnRegistry,
     WithEdgeTriggeredIO,
     WithEdgeTriggeredIOChunk,
     WithLoadBalancing,
@@ -76,6 +78,7 @@ from .options import (
     WithMulticore,
     WithNumEventLoop,
     WithOptions,
+    WithProcessWorkers,
     WithReadBufferCap,
     WithReuseAddr,
     WithReusePort,
@@ -87,6 +90,7 @@ from .options import (
     WithTCPKeepInterval,
     WithTCPNoDelay,
     WithTicker,
+    WithTickEveryWorker,
     WithUnixSocketMode,
     WithWriteBufferCap,
 )
@@ -94,7 +98,13 @@ from .options import (
 __version__ = "0.1.0"
 
 __all__ = [
-    # gnetcompat extensions: multicore supervision, address parsing
+    # gnetcompat extensions: process workers and their engine-wide API,
+    # their supervision, address parsing
+    "ConnHandle",
+    "Counter",
+    "WithConnRegistry",
+    "WithProcessWorkers",
+    "WithTickEveryWorker",
     "ErrWorkerFailed",
     "ListenSpec",
     "SupervisionPolicy",

@@ -86,6 +86,9 @@ class ConnOwner(Protocol):
     def callback(self, cb: Callable[..., Any], conn: Any, err: BaseException | None) -> None:
         """Run an asynchronous operation's callback, logging what it raises."""
 
+    def handleOf(self, conn: Any) -> Any:
+        """A new engine-wide L{gnetcompat._handle.ConnHandle} for C{conn} (C{Conn.Handle()})."""
+
 
 AsyncCallback = Callable[[Any, "BaseException | None"], Any]
 
@@ -297,6 +300,8 @@ class Conn(_Reader):
         "_drainWatch",
         "_whenDrained",
         "_closeTimer",
+        "_loop",
+        "_handle",
         "__weakref__",
     )
     log = Logger()
@@ -341,6 +346,10 @@ class Conn(_Reader):
         self._whenDrained: list[Callable[[], object]] | None = None
         #: after a close with bytes queued: drops them after ShutdownTimeout
         self._closeTimer: Any = None
+        #: the event loop the engine assigned (C{EventLoop()})
+        self._loop: Any = engine.loop
+        #: the engine-wide name, once asked for (L{Handle})
+        self._handle: Any = None
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
@@ -797,9 +806,35 @@ class Conn(_Reader):
             self._remote = fromTwisted(self._transport.getPeer(), self._network)
         return self._remote  # type: ignore[return-value]
 
+    def Handle(self) -> Any:
+        """
+        gnetcompat: this connection's engine-wide name, a
+        L{gnetcompat.ConnHandle} (gnet's old C{Gfd}), valid in every worker
+        process: C{Engine.AsyncWrite(handle, data)}, C{Engine.Close(handle)},
+        C{Engine.Wake(handle)}, C{Engine.Broadcast(data, exclude=handle)}.
+        The same handle every time; call it on the connection's loop.
+
+        @raise ErrClosed: the connection closed before it was ever asked for.
+        """
+        h = self._handle
+        if h is None:
+            if self.closed and not self._inOnClose:
+                raise ErrClosed()
+            h = self._handle = self._engine.handleOf(self)
+        return h
+
+    @property
+    def driverHandle(self) -> Any:
+        """The handle given by L{Handle} so far, or C{None}."""
+        return self._handle
+
+    def driverSetLoop(self, loop: Any) -> None:
+        """The engine assigns the connection to one of its event loops."""
+        self._loop = loop
+
     def EventLoop(self) -> Any:
-        """The loop owning this connection."""
-        return self._engine.loop
+        """The loop owning this connection (one of the engine's loops)."""
+        return self._loop
 
     # -- socket methods (any thread) -------------------------------------
 

@@ -78,6 +78,9 @@ class LoopOwner(ConnOwner, Protocol):
     def booted(self) -> bool:
         """C{OnBoot} has run."""
 
+    def pickLoop(self, key: str) -> Any:
+        """The event loop for a new connection to or from C{key} (its load balancer)."""
+
     def Validate(self) -> None:
         """gnet's C{Engine.Validate}: raise when the engine cannot be used."""
 
@@ -160,10 +163,12 @@ class _ConnectedUDPProtocol(DatagramProtocol):
     conn: _ClientUDPConn | None = None
     _udp: _ConnectedUDPTransport | None = None
 
-    def __init__(self, engine: LoopOwner, value: Any, hasValue: bool) -> None:
+    def __init__(self, engine: LoopOwner, value: Any, hasValue: bool, loop: Any = None) -> None:
         self.engine = engine
         self._value = value
         self._hasValue = hasValue
+        #: the event loop the connection joins (None: the engine picks)
+        self.loop = loop
 
     def open(self, peer: tuple) -> _ClientUDPConn:
         """The port is connected: create the Conn and run OnOpen."""
@@ -246,11 +251,13 @@ class _RegisteredProtocol(GnetProtocol):
         value: Any,
         hasValue: bool,
         applyOptions: bool,
+        loop: Any = None,
     ) -> None:
         super().__init__(engine, network)
         self._value = value
         self._hasValue = hasValue
         self._applyOptions = applyOptions
+        self.loop = loop
 
     #: a TLS dial: fires with the Conn once the handshake completed and OnOpen ran
     whenOpen: Deferred | None = None
@@ -290,9 +297,10 @@ class _OneShotFactory(Factory):
         value: Any,
         hasValue: bool,
         applyOptions: bool,
+        loop: Any = None,
     ) -> None:
         self.engine = engine
-        self.args = (network, value, hasValue, applyOptions)
+        self.args = (network, value, hasValue, applyOptions, loop)
         self.built: _RegisteredProtocol | None = None
 
     def buildProtocol(self, addr: Any) -> _RegisteredProtocol | None:
@@ -323,7 +331,12 @@ def _openedConn(engine: LoopOwner, proto: Any) -> Conn:
 
 
 def _adoptNow(
-    engine: LoopOwner, sock: socket.socket, value: Any, hasValue: bool, applyOptions: bool
+    engine: LoopOwner,
+    sock: socket.socket,
+    value: Any,
+    hasValue: bool,
+    applyOptions: bool,
+    loop: Any = None,
 ) -> Conn:
     """
     Adopt a connected socket on the reactor thread: its OnOpen runs inside
@@ -342,7 +355,7 @@ def _adoptNow(
         socket.AF_UNIX,
     ):
         network = "unix" if family == socket.AF_UNIX else "tcp"
-        factory = _OneShotFactory(engine, network, value, hasValue, False)
+        factory = _OneShotFactory(engine, network, value, hasValue, False, loop)
         reactor.adoptStreamConnection(sock.fileno(), family, factory)
         return _openedConn(engine, factory.built)
     if kind == socket.SOCK_DGRAM and family in (socket.AF_INET, socket.AF_INET6):
@@ -350,7 +363,7 @@ def _adoptNow(
             peer = sock.getpeername()
         except OSError:
             raise ErrInvalidNetConn("gnetcompat: the UDP socket is not connected") from None
-        proto = _ConnectedUDPProtocol(engine, value, hasValue)
+        proto = _ConnectedUDPProtocol(engine, value, hasValue, loop)
         port = reactor.adoptDatagramPort(
             sock.fileno(), family, proto, maxPacketSize=engine.options.ReadBufferCap
         )
@@ -387,11 +400,16 @@ def takeSocket(sock: Any) -> socket.socket:
 
 
 def adopt(
-    engine: LoopOwner, dup: socket.socket, value: Any, hasValue: bool, applyOptions: bool
+    engine: LoopOwner,
+    dup: socket.socket,
+    value: Any,
+    hasValue: bool,
+    applyOptions: bool,
+    loop: Any = None,
 ) -> Deferred:
     """L{_adoptNow} as a Deferred of the Conn; always closes C{dup}."""
     try:
-        return defer.succeed(_adoptNow(engine, dup, value, hasValue, applyOptions))
+        return defer.succeed(_adoptNow(engine, dup, value, hasValue, applyOptions, loop))
     except Exception:
         return defer.fail()
     finally:
@@ -435,11 +453,12 @@ def dial(
     value: Any,
     hasValue: bool,
     applyOptions: bool,
+    loop: Any = None,
 ) -> Deferred:
     """
     Dial C{address} over C{network} (Go's C{net.Dial} syntax) and register
-    the connection with C{engine}; a Deferred firing with the Conn once its
-    OnOpen has run.
+    the connection with C{engine} (on C{loop}, or the one its load balancer
+    picks); a Deferred firing with the Conn once its OnOpen has run.
     """
     net = network.lower() if isinstance(network, str) else network
     where = f"dial {net} {address}"
@@ -452,7 +471,7 @@ def dial(
     if net == "unix":
         if not address:
             return defer.fail(ErrInvalidNetworkAddress())
-        factory = _OneShotFactory(engine, "unix", value, hasValue, applyOptions)
+        factory = _OneShotFactory(engine, "unix", value, hasValue, applyOptions, loop)
         tls = engine.options.ClientTLS
         if tls is not None:
             wrapped = tls.wrapFactory(factory, tls.serverName or "localhost", engine.reactor)
@@ -478,8 +497,8 @@ def dial(
             except BaseException:
                 sock.close()
                 raise
-            return adopt(engine, sock, value, hasValue, applyOptions)
-        factory = _OneShotFactory(engine, "tcp", value, hasValue, applyOptions)
+            return adopt(engine, sock, value, hasValue, applyOptions, loop)
+        factory = _OneShotFactory(engine, "tcp", value, hasValue, applyOptions, loop)
         kind = TCP6ClientEndpoint if family == socket.AF_INET6 else TCP4ClientEndpoint
         ep = kind(engine.reactor, sockaddr[0], sockaddr[1])
         tls = engine.options.ClientTLS
@@ -552,7 +571,7 @@ def _checkLoop(engine: LoopOwner) -> None:
         raise ErrEngineInShutdown()
 
 
-def registerOnLoop(engine: LoopOwner, addr: Any, ctx: Context | None) -> Deferred:
+def registerOnLoop(engine: LoopOwner, addr: Any, ctx: Context | None, loop: Any = None) -> Deferred:
     """
     C{EventLoop.Register(addr, ctx)}: dial C{addr} (an L{Addr}, a Twisted
     address or a C{scheme://} string) and add the connection to the loop.
@@ -568,10 +587,14 @@ def registerOnLoop(engine: LoopOwner, addr: Any, ctx: Context | None) -> Deferre
         raise ErrInvalidNetworkAddress()
     network, address = _addrTarget(addr)
     value = FromContext(ctx)
-    return _registration(engine, lambda: dial(engine, network, address, value, True, True), None)
+    if loop is None:
+        loop = engine.pickLoop(address)
+    return _registration(
+        engine, lambda: dial(engine, network, address, value, True, True, loop), None
+    )
 
 
-def enrollOnLoop(engine: LoopOwner, sock: Any, ctx: Context | None) -> Deferred:
+def enrollOnLoop(engine: LoopOwner, sock: Any, ctx: Context | None, loop: Any = None) -> Deferred:
     """
     C{EventLoop.Enroll(sock, ctx)}: adopt a connected socket (TCP, unix or
     connected UDP) on the loop.  The caller's socket is closed at once (gnet
@@ -585,7 +608,21 @@ def enrollOnLoop(engine: LoopOwner, sock: Any, ctx: Context | None) -> Deferred:
     _checkLoop(engine)
     dup = takeSocket(sock)
     value = FromContext(ctx)
-    return _registration(engine, lambda: adopt(engine, dup, value, True, False), dup.close)
+    if loop is None:
+        loop = engine.pickLoop(_peerText(dup))
+    return _registration(engine, lambda: adopt(engine, dup, value, True, False, loop), dup.close)
+
+
+def _peerText(sock: socket.socket) -> str:
+    """A connected socket's peer as gnet's address text (the load balancer's key)."""
+    try:
+        peer = sock.getpeername()
+    except OSError:
+        return ""
+    if isinstance(peer, tuple):
+        host = f"[{peer[0]}]" if ":" in peer[0] else peer[0]
+        return f"{host}:{peer[1]}"
+    return os.fsdecode(peer) if isinstance(peer, bytes) else str(peer)
 
 
 def registerOnEngine(engine: LoopOwner, ctx: Context | None) -> Deferred:

@@ -58,6 +58,8 @@ class GnetProtocol(Protocol):
     #: C{ITransport | None}; the skin only runs once it is connected)
     transport: Any
     conn: Conn | None = None
+    #: the event loop the connection joins (None: the engine's load balancer picks)
+    loop: Any = None
     #: over TLS, until the handshake completed: its deadline
     _handshake: Any = None
 

@@ -24,7 +24,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import ReactorNotRunning
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.internet.threads import blockingCallFromThread
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python import threadable
 from twisted.python.components import registerAdapter
 from twisted.python.failure import Failure
@@ -32,6 +32,7 @@ from twisted.python.failure import Failure
 from ._addr import ListenSpec, parseProtoAddr
 from ._context import checkContext, contextTimeout
 from ._engine import Engine, globalReactor, normalizeTopology, stopFromAnyThread
+from ._logging import setupProgramLogging
 from ._protocol import GnetFactory
 from ._workers import serveMulticore
 from .errors import ErrEngineInShutdown, ErrInvalidNetworkAddress
@@ -123,13 +124,15 @@ def Serve(
     (bad address, bad option, bind failure).  C{engine.whenStopped()} fires
     when it has shut down.
 
-    With C{WithMulticore(True)} or C{WithNumEventLoop(n > 1)} it starts
-    worker processes (see L{gnetcompat._workers}), supervised by C{policy}
-    (a L{gnetcompat._workers.SupervisionPolicy}; the default when C{None}).
+    With C{WithProcessWorkers} it starts worker processes, each with its
+    own copy of the handler (see L{gnetcompat._workers}), supervised by
+    C{policy} (a L{gnetcompat._workers.SupervisionPolicy}; the default when
+    C{None}).  C{WithMulticore}/C{WithNumEventLoop} alone give event loops
+    in this process, sharing the handler, as gnet's do.
     """
     try:
         options = loadOptions(*opts)
-        if options.numLoops() > 1:
+        if options.numWorkers() > 0:
             d = serveMulticore(handler, _specs(addrs), options, reactor, policy)
             return d.addCallback(_remember, addrs)
         return defer.succeed(_remember(startEngine(handler, addrs, options, reactor), addrs))
@@ -145,8 +148,13 @@ def Rotate(handler: Any, addrs: Sequence[str], *opts: Option | Options) -> None:
     Setup errors raise at once.  Called from a thread other than a running
     reactor's, it starts the engine on the reactor and blocks that thread.
     On the reactor thread it cannot block: use L{Serve}.
+
+    Like gnet's default logger, it makes log lines visible: what the
+    program has not configured of C{twisted.logger} and C{logging} is
+    connected to standard error (see L{gnetcompat._logging}).
     """
     options = loadOptions(*opts)
+    setupProgramLogging(LogLevel.debug if _logLevelOf(options) < 0 else LogLevel.info)
     reactor = options.Reactor or globalReactor()
     if getattr(reactor, "running", False):
         if threadable.isInIOThread():
@@ -212,6 +220,17 @@ def Rotate(handler: Any, addrs: Sequence[str], *opts: Option | Options) -> None:
     if errors:
         errors[0].raiseException()
     return None
+
+
+def _logLevelOf(options: Options) -> int:
+    """gnet's level for the default logger: C{WithLogLevel}, else C{GNET_LOGGING_LEVEL}."""
+    level = options.LogLevel if isinstance(options.LogLevel, int) else 0
+    if not level:
+        try:
+            level = int(os.environ.get("GNET_LOGGING_LEVEL", "0"))
+        except ValueError:
+            level = 0
+    return level
 
 
 def _runUntilStopped(reactor: Any, eng: Any) -> None:
@@ -315,7 +334,7 @@ class EngineService(Service):
     def privilegedStartService(self) -> None:
         _installExitHook()
         options = loadOptions(*self.opts)
-        if options.numLoops() <= 1:
+        if options.numWorkers() == 0:
             specs = _specs(self.addrs)
             opts = normalizeTopology(specs, options.normalized())
             eng = Engine(self.handler, specs, opts, options.Reactor)

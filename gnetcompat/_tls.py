@@ -651,7 +651,7 @@ def checkOptions(o: Any) -> None:
     if o.TLS is not None:
         if not isinstance(o.TLS, dict):
             raise TLSError(f"TLS: set it with WithTLS(), got {o.TLS!r}")
-        multi = o.numLoops() > 1
+        multi = o.numWorkers() > 0
         for value in o.TLS.values():
             if isinstance(value, TLSConfig):
                 value.check()

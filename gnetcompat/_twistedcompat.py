@@ -37,6 +37,7 @@ from typing import Any
 
 from twisted.internet import endpoints, tcp, unix
 from twisted.internet import error as terror
+from twisted.logger import globalLogBeginner
 from twisted.python.util import untilConcludes
 
 from .errors import ErrEOF, GnetError
@@ -50,6 +51,7 @@ __all__ = [
     "doPollWithoutLogContext",
     "hasWriteBuffer",
     "keepSocketErrors",
+    "loggingBegun",
     "sendNow",
     "tlsPlaintextBuffered",
     "twistedParse",
@@ -324,3 +326,15 @@ def doPollWithoutLogContext(reactor: Any, timeout: float | None) -> None:
         selectable: Any = selectables.get(fd)
         if selectable is not None:
             drdw(selectable, fd, event)
+
+
+def loggingBegun(beginner: Any = None) -> bool:
+    """
+    Whether C{globalLogBeginner.beginLoggingTo} has been called (by twistd,
+    by the program, or by L{gnetcompat._logging}): until then Twisted keeps
+    events in a buffer and shows none.  Twisted has no public accessor: its
+    C{LogBeginner} drops C{_temporaryObserver} when logging begins.
+    """
+    if beginner is None:
+        beginner = globalLogBeginner
+    return beginner._temporaryObserver is None  # noqa: SLF001  (no public accessor; canary: tests.test_twistedcompat)

@@ -8,14 +8,14 @@ parent's (the first line of stdin) and calls L{main}.
 File descriptors: 0 the import path (one JSON line), then the pickled
 payload (read to EOF), 1/2 log lines to
 the parent, 3 the control pipe (C{ready}, C{beat}, C{shutdown}, C{fatal TEXT}),
-4 the shared counters, 5.. inherited listening sockets.  Exit status: 0 after
+4 the shared counters, 5 the bus to the other workers (L{gnetcompat._bus}),
+6.. inherited listening sockets.  Exit status: 0 after
 a graceful stop, 1 when the engine failed (C{OnBoot} raised, a bind failed),
 3 when the handler could not be loaded.
 """
 
 from __future__ import annotations
 
-import mmap
 import os
 import pickle
 import signal
@@ -29,9 +29,11 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, LogLevel, formatEvent, globalLogBeginner
 
 from ._addr import createListener
+from ._bus import SharedCounters, WorkerBus, adoptBus
 from ._engine import Engine
+from ._logging import setupProgramLogging
 from ._tls import hasTLS, installReloadOnSIGHUP, reloadAndLog
-from ._workers import loadMain, stopReactor
+from ._workers import checkMainGlobals, loadMain, mainGlobalsMessage, stopReactor
 
 installGnetReactor: Callable[[], object] | None
 try:
@@ -43,6 +45,7 @@ except ImportError:  # pragma: no cover - no epoll (not Linux)
 
 CONTROL_FD = 3
 COUNTERS_FD = 4
+BUS_FD = 5
 
 
 def _send(line: str) -> None:
@@ -117,19 +120,22 @@ class _Worker:
     def _start(self) -> None:
         p = self.payload
         eng = self.engine = Engine(self.handler, p["specs"], p["options"], self.reactor)
-        size = os.fstat(COUNTERS_FD).st_size
-        self._map = mmap.mmap(COUNTERS_FD, size)
-        view = memoryview(self._map).cast("q")
-        words = p["stride"] // 8
-        end = p["workers"] * words
-        slot = self.index * words
-        view[slot] = 0
-        eng.sharedCount = lambda: sum(view[:end:words])
+        eng.workerIndex = self.index
+        eng.workerGeneration = p["generation"]
+        eng.numWorkers = p["workers"]
+        shm = self.shm = SharedCounters(p["workers"], fd=COUNTERS_FD)
+        index = self.index
+        shm.set(index, 0)
+        eng.sharedCount = shm.total
 
         def publishCount(count: int) -> None:
-            view[slot] = count
+            shm.set(index, count)
 
         eng.setConnectionObserver(publishCount)
+        bus = WorkerBus(eng, shm)
+        adoptBus(self.reactor, BUS_FD, bus.proto)
+        os.close(BUS_FD)
+        eng.bus = bus
         eng.onShutdownRequest = self._engineStopping
         eng.tickerEnabled = bool(p["ticker"])
         listeners: list[tuple[Any, socket.socket, int]] = []
@@ -225,6 +231,9 @@ def main(argv: list[str]) -> int:
         payload = pickle.loads(sys.stdin.buffer.read())
         loadMain(payload["main"])
         handler = pickle.loads(payload["handler"])
+        missing, changed = checkMainGlobals(payload.get("mainGlobals") or {})
+        if missing:
+            raise NameError(mainGlobalsMessage(missing))
     except BaseException as e:
         traceback.print_exc()
         text = f"{type(e).__name__}: {e}".replace("\n", "\\n")
@@ -236,6 +245,17 @@ def main(argv: list[str]) -> int:
 
     minLevel = LogLevel.debug if payload["options"].LogLevel < 0 else LogLevel.info
     _startLogging(minLevel)
+    # the handler's stdlib logging records reach the parent's log too
+    setupProgramLogging(minLevel)
+    log = Logger(namespace="gnetcompat.worker")
+    for name in changed:
+        log.warn(
+            "the main script's global {name!r}, which the handler reads, has another value "
+            "here than in the parent: it was changed after the script's top level ran (under "
+            "'if __name__ == \"__main__\":'?); a worker process re-imports the script and sees "
+            "only what its top level sets. Pass the value to the handler as an attribute.",
+            name=name,
+        )
     # the global reactor: imported only now, after installGnetReactor chose it
     from twisted.internet import reactor
 

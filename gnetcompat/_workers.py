@@ -122,8 +122,9 @@ stop the parent to stop them all.
 from __future__ import annotations
 
 import collections
+import dis
+import hashlib
 import json
-import mmap
 import os
 import pickle
 import pickletools
@@ -131,6 +132,7 @@ import signal
 import socket
 import sys
 import threading
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -145,9 +147,36 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ._addr import ListenSpec, createListener, normalizeNetwork, ownsPath, splitHostPort
+from ._bus import (
+    PARENT,
+    SLOT_STRIDE,
+    BusProtocol,
+    SharedCounter,
+    SharedCounters,
+    adoptBus,
+    decode,
+    encodeAck,
+    encodeBroadcast,
+    encodeOp,
+    encodeRegistry,
+)
 from ._context import checkContext, contextTimeout
-from ._engine import closeLogger, globalReactor, makeLogger, normalizeTopology, stopFromAnyThread
+from ._engine import (
+    OP_CLOSE,
+    OP_NAMES,
+    OP_WAKE,
+    OP_WRITE,
+    bytesOf,
+    closeLogger,
+    globalReactor,
+    makeLogger,
+    normalizeTopology,
+    stopFromAnyThread,
+)
+from ._handle import MAX_COUNTERS, ConnHandle, Counter, checkCounterName
 from .errors import (
+    ErrBusOverflow,
+    ErrClosed,
     ErrEngineInShutdown,
     ErrInvalidNetworkAddress,
     ErrUnsupportedOp,
@@ -162,10 +191,6 @@ __all__ = [
     "SupervisionPolicy",
     "serveMulticore",
 ]
-
-#: bytes between two workers' counter slots (one cache line)
-SLOT_STRIDE = 64
-_SLOT_WORDS = SLOT_STRIDE // 8
 
 #: set while a worker is loading the parent's main script: Run/Serve there is a bug
 _loadingMain = False
@@ -286,6 +311,83 @@ def pickleHandler(handler: Any) -> tuple[bytes, tuple[str, str] | None]:
     return data, main
 
 
+def _globalNames(code: types.CodeType) -> set[str]:
+    """The global names C{code} (and the code nested in it) reads."""
+    names = set()
+    for ins in dis.get_instructions(code):
+        if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME") and isinstance(ins.argval, str):
+            names.add(ins.argval)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _globalNames(const)
+    return names
+
+
+def _fingerprint(value: Any) -> str | None:
+    """A digest of a plain value (to compare it across processes), or None when not comparable."""
+    if isinstance(value, (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType)):
+        return None
+    try:
+        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return None
+    return hashlib.sha256(data).hexdigest()
+
+
+def mainGlobalsOf(handler: Any, main: tuple[str, str] | None) -> dict[str, str | None]:
+    """
+    The globals of C{__main__} that the methods of C{handler}'s classes
+    defined there read, each with a L{_fingerprint} of its value: a worker
+    re-imports the script as C{__mp_main__} (without running its
+    C{if __name__ == "__main__":} block) and compares (L{checkMainGlobals}).
+    Empty when the handler needs no C{__main__}.
+    """
+    module = sys.modules.get("__main__")
+    if main is None or module is None:
+        return {}
+    names: set[str] = set()
+    for cls in type(handler).__mro__:
+        if cls.__module__ != "__main__":
+            continue
+        for value in vars(cls).values():
+            func = getattr(value, "__func__", value)
+            code = getattr(func, "__code__", None)
+            if isinstance(code, types.CodeType):
+                names |= _globalNames(code)
+    found = vars(module)
+    return {n: _fingerprint(found[n]) for n in sorted(names) if n in found}
+
+
+def checkMainGlobals(expected: dict[str, str | None]) -> tuple[list[str], list[str]]:
+    """
+    In a worker, after L{loadMain}: the names of L{mainGlobalsOf} that the
+    re-imported script lacks (set only under C{if __name__ == "__main__":}:
+    the handler would fail with C{NameError}), and those whose value
+    differs from the parent's (changed there after import).
+    """
+    module = sys.modules.get("__main__")
+    found = vars(module) if module is not None else {}
+    missing = [n for n in expected if n not in found]
+    changed = [
+        n
+        for n, fp in expected.items()
+        if n in found and fp is not None and _fingerprint(found[n]) != fp
+    ]
+    return missing, changed
+
+
+def mainGlobalsMessage(missing: list[str]) -> str:
+    """The error of a worker whose re-imported main script lacks globals the handler reads."""
+    names = ", ".join(repr(n) for n in missing)
+    return (
+        f"the handler reads the main script's global(s) {names}, which a worker process does "
+        "not have: a worker re-imports the script without running its "
+        "'if __name__ == \"__main__\":' block, where they are set. Define them at the "
+        "script's top level, or pass them to the handler as attributes (they are copied "
+        "to every worker)"
+    )
+
+
 def loadMain(main: tuple[str, str] | None) -> None:
     """In a worker: re-create the parent's C{__main__} as C{__mp_main__}."""
     global _loadingMain
@@ -339,49 +441,6 @@ class _ParentListener:
             self.sock = None
 
 
-# -- the counters ---------------------------------------------------------------
-
-
-class SharedCounters:
-    """Per-worker C{int64} slots in an inheritable shared mapping."""
-
-    def __init__(self, slots: int) -> None:
-        self.slots = slots
-        size = max(slots * SLOT_STRIDE, mmap.PAGESIZE)
-        if hasattr(os, "memfd_create"):
-            self.fd = os.memfd_create("gnetcompat-counters")
-        else:  # pragma: no cover - non-Linux
-            import tempfile
-
-            fd, path = tempfile.mkstemp(prefix="gnetcompat-counters-")
-            os.unlink(path)
-            self.fd = fd
-        os.ftruncate(self.fd, size)
-        self.size = size
-        self._map: mmap.mmap | None = mmap.mmap(self.fd, size)
-        self._view: memoryview | None = memoryview(self._map).cast("q")
-
-    def total(self) -> int:
-        """The sum over every slot."""
-        v = self._view
-        return sum(v[: self.slots * _SLOT_WORDS : _SLOT_WORDS]) if v is not None else 0
-
-    def set(self, index: int, value: int) -> None:
-        if self._view is not None:
-            self._view[index * _SLOT_WORDS] = value
-
-    def close(self) -> None:
-        if self._view is not None:
-            self._view.release()
-            self._view = None
-        if self._map is not None:
-            self._map.close()
-            self._map = None
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-
 # -- one worker process ---------------------------------------------------------
 
 #: what a worker runs (C{python -I -c BOOTSTRAP}): the import path comes as the
@@ -414,10 +473,11 @@ def workerArgv(index: int) -> list[str]:
 
 _LEVEL_NAMES = {lvl.name: lvl for lvl in LogLevel.iterconstants()}
 
-#: the child's fds: 0 payload, 1/2 output, 3 control, 4 counters, 5.. listeners
+#: the child's fds: 0 payload, 1/2 output, 3 control, 4 counters, 5 bus, 6.. listeners
 CONTROL_FD = 3
 COUNTERS_FD = 4
-FIRST_LISTENER_FD = 5
+BUS_FD = 5
+FIRST_LISTENER_FD = 6
 
 
 class _WorkerProtocol(ProcessProtocol):
@@ -519,8 +579,11 @@ class MulticoreEngine:
         self.reactor = reactor
         self.log = makeLogger(self.options)
         self.policy = policy
-        self.numWorkers = self.options.numLoops()
+        self.numWorkers = self.options.numWorkers() or 1
+        #: the parent is no worker: engine-wide operations start here as PARENT
+        self.workerIndex = PARENT
         self._payload, self._main = pickleHandler(handler)
+        self._mainGlobals = mainGlobalsOf(handler, self._main)
         self._listeners: list[_ParentListener] = []
         self._workers: list[_WorkerProtocol | None] = [None] * self.numWorkers
         self._restarts: dict[int, Any] = {}
@@ -539,6 +602,17 @@ class MulticoreEngine:
         self._spawned = False
         self._heartbeatCheck: Any = None
         self._lastCheck = 0.0
+        #: the bus (gnetcompat._bus): the parent's end of each worker's socket,
+        #: each slot's generation (a replacement gets the next), the
+        #: WithConnRegistry table, the acknowledgements a worker still owes
+        #: (target -> {(sender, request)}), the parent's own pending callbacks
+        self._buses: list[BusProtocol | None] = [None] * self.numWorkers
+        self._generations = [0] * self.numWorkers
+        self._registry: dict[tuple[int, int, int], ConnHandle] = {}
+        self._owed: list[set[tuple[int, int]]] = [set() for _ in range(self.numWorkers)]
+        self._pending: dict[int, tuple[Any, ConnHandle]] = {}
+        self._nextReq = 0
+        self._userCounters: dict[str, Counter] = {}
 
     def __repr__(self) -> str:
         state = "stopped" if self._stopped else "stopping" if self._stopping else "running"
@@ -662,6 +736,183 @@ class MulticoreEngine:
         """The pid of each worker slot (None while it is being restarted)."""
         return [w.pid if w is not None and not w.ended else None for w in self._workers]
 
+    # -- engine-wide operations (the parent's side of Engine's API) -------
+
+    def AsyncWrite(self, handle: ConnHandle, data: Any, callback: Any = None) -> None:
+        """C{Engine.AsyncWrite} from the parent: to the worker owning C{handle}."""
+        self._submit(OP_WRITE, handle, bytesOf(data, "Engine.AsyncWrite"), callback)
+
+    def AsyncWritev(self, handle: ConnHandle, bufs: Any, callback: Any = None) -> None:
+        """C{Engine.AsyncWritev} from the parent."""
+        data = b"".join(bytesOf(b, "Engine.AsyncWritev") for b in bufs)
+        self._submit(OP_WRITE, handle, data, callback)
+
+    def Close(self, handle: ConnHandle, callback: Any = None) -> None:
+        """C{Engine.Close} from the parent."""
+        self._submit(OP_CLOSE, handle, b"", callback)
+
+    def Wake(self, handle: ConnHandle, callback: Any = None) -> None:
+        """C{Engine.Wake} from the parent."""
+        self._submit(OP_WAKE, handle, b"", callback)
+
+    def Broadcast(self, data: Any, exclude: ConnHandle | None = None) -> None:
+        """C{Engine.Broadcast} from the parent: to every worker's connections."""
+        data = bytesOf(data, "Engine.Broadcast")
+        if exclude is not None and not isinstance(exclude, ConnHandle):
+            raise TypeError(f"Engine.Broadcast: exclude must be a ConnHandle, got {exclude!r}")
+        if self._stopped:
+            raise ErrEngineInShutdown()
+        frame = encodeBroadcast(data, exclude)
+        self.reactor.callFromThread(self._sendAll, frame, None)
+
+    def Conns(self) -> list[ConnHandle]:
+        """
+        The handles of every worker's connections (needs
+        L{WithConnRegistry}(True)); on the reactor thread.
+
+        @raise ErrUnsupportedOp: without the registry.
+        """
+        if not self.options.ConnRegistry:
+            raise ErrUnsupportedOp(
+                "gnetcompat: Engine.Conns() across worker processes needs WithConnRegistry(True)"
+            )
+        return list(self._registry.values())
+
+    def Counter(self, name: str) -> Counter:
+        """C{Engine.Counter}: the parent adds to a column of its own."""
+        name = checkCounterName(name)
+        c = self._userCounters.get(name)
+        if c is None:
+            if self._counters is None:
+                raise ErrEngineInShutdown()
+            if len(self._userCounters) >= MAX_COUNTERS:
+                raise ValueError(f"Engine.Counter: at most {MAX_COUNTERS} counters per engine")
+            c = SharedCounter(self._counters, name, self._counters.parentColumn)
+            self._userCounters[name] = c
+        return c
+
+    def _submit(self, op: int, handle: Any, payload: bytes, callback: Any) -> None:
+        if not isinstance(handle, ConnHandle):
+            raise TypeError(
+                f"Engine.{OP_NAMES[op]}: expected a ConnHandle (from c.Handle()), got {handle!r}"
+            )
+        if self._stopped:
+            raise ErrEngineInShutdown()
+        self.reactor.callFromThread(self._submitNow, op, handle, payload, callback)
+
+    def _submitNow(self, op: int, handle: ConnHandle, payload: bytes, callback: Any) -> None:
+        req = 0
+        if callback is not None:
+            self._nextReq += 1
+            req = self._nextReq
+        target = handle.worker
+        bus = self._buses[target] if 0 <= target < self.numWorkers else None
+        err: BaseException | None = None
+        if bus is None or self._generations[target] != handle.generation:
+            err = ErrClosed()
+        elif not bus.send(encodeOp(op, PARENT, handle, req, payload)):
+            err = ErrBusOverflow()
+        elif req:
+            self._pending[req] = (callback, handle)
+            self._owed[target].add((PARENT, req))
+            return
+        if callback is not None:
+            self._callback(callback, handle, err)
+
+    def _callback(self, callback: Any, handle: ConnHandle, err: BaseException | None) -> None:
+        try:
+            callback(handle, err)
+        except Exception:
+            self.log.failure("callback {cb!r} raised", cb=callback)
+
+    # -- the bus router -----------------------------------------------------
+
+    def _attachBus(self, index: int, sock: socket.socket) -> None:
+        """Adopt the parent's end of worker C{index}'s bus socket; replay the registry to it."""
+        proto = BusProtocol(
+            lambda frame: self._busFrame(index, proto, frame), lambda: self._busLost(index, proto)
+        )
+        proto.name = f"bus to worker {index}"
+        try:
+            adoptBus(self.reactor, sock.fileno(), proto)
+        finally:
+            sock.close()
+        self._buses[index] = proto
+        if self.options.ConnRegistry:
+            for h in self._registry.values():
+                proto.send(encodeRegistry(True, h))
+
+    def _detachBus(self, index: int) -> None:
+        """Worker C{index} is gone: fail what it owed, forget its connections, close its socket."""
+        proto, self._buses[index] = self._buses[index], None
+        owed, self._owed[index] = self._owed[index], set()
+        for sender, req in owed:
+            self._routeAck(sender, req, ErrClosed())
+        gone = [k for k in self._registry if k[0] == index]
+        for k in gone:
+            h = self._registry.pop(k)
+            self._sendAll(encodeRegistry(False, h), index)
+        if proto is not None and proto.transport is not None:
+            proto.transport.loseConnection()
+
+    def _busLost(self, index: int, proto: BusProtocol) -> None:
+        if self._buses[index] is proto:
+            self._detachBus(index)
+
+    def _sendAll(self, frame: bytes, skip: int | None) -> None:
+        for i, bus in enumerate(self._buses):
+            if bus is not None and i != skip:
+                bus.send(frame)
+
+    def _routeAck(self, sender: int, req: int, err: BaseException | None) -> None:
+        if sender == PARENT:
+            entry = self._pending.pop(req, None)
+            if entry is not None:
+                self._callback(entry[0], entry[1], err)
+            return
+        bus = self._buses[sender] if 0 <= sender < self.numWorkers else None
+        if bus is not None:
+            bus.send(encodeAck(sender, req, err))
+
+    def _busFrame(self, index: int, proto: BusProtocol, frame: bytes) -> None:
+        """Route a frame from worker C{index} (see L{gnetcompat._bus})."""
+        if self._buses[index] is not proto:
+            return
+        try:
+            msg = decode(frame)
+        except ValueError as e:
+            self.log.error("worker {index}: bad bus frame: {error}", index=index, error=str(e))
+            return
+        kind = msg[0]
+        if kind == "B":
+            self._sendAll(frame, index)
+        elif kind == "O":
+            _, op, target, handle, req, payload = msg
+            bus = self._buses[target] if 0 <= target < self.numWorkers else None
+            err: BaseException | None = None
+            if bus is None or self._generations[target] != handle.generation:
+                err = ErrClosed()
+            elif not bus.send(encodeOp(op, index, handle, req, payload)):
+                err = ErrBusOverflow()
+            elif req:
+                self._owed[target].add((index, req))
+            if err is not None and req:
+                proto.send(encodeAck(index, req, err))
+        elif kind == "A":
+            _, sender, req, err = msg
+            self._owed[index].discard((sender, req))
+            self._routeAck(sender, req, err)
+        elif kind in ("N", "X"):
+            h = msg[1]
+            if h.worker != index:  # a worker announces only its own connections
+                return
+            key = (h.worker, h.generation, h.id)
+            if kind == "N":
+                self._registry[key] = h
+            elif self._registry.pop(key, None) is None:
+                return
+            self._sendAll(frame, index)
+
     # -- start -----------------------------------------------------------
 
     def bind(self) -> None:
@@ -721,7 +972,9 @@ class MulticoreEngine:
             "specs": self.specs,
             "options": opts,
             "listeners": listeners,
-            "ticker": index == 0 and self.options.Ticker,
+            "ticker": self.options.Ticker and (index == 0 or self.options.TickEveryWorker),
+            "generation": self._generations[index],
+            "mainGlobals": self._mainGlobals,
             "heartbeat": self.policy.heartbeatInterval,
             "stride": SLOT_STRIDE,
             "ppid": os.getpid(),
@@ -732,12 +985,15 @@ class MulticoreEngine:
         self._restarts.pop(index, None)
         assert self._counters is not None
         self._counters.set(index, 0)
+        self._generations[index] += 1
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         childFDs: dict[int, Any] = {
             0: "w",
             1: "r",
             2: "r",
             CONTROL_FD: "r",
             COUNTERS_FD: self._counters.fd,
+            BUS_FD: theirs.fileno(),
         }
         inherit: dict[int, int] = {}
         for n, lst in enumerate(self._listeners):
@@ -753,10 +1009,14 @@ class MulticoreEngine:
                 proto, sys.executable, workerArgv(index), env=dict(os.environ), childFDs=childFDs
             )
         except Exception as e:
+            ours.close()
             self._workers[index] = None
             self.log.failure("could not start worker {index}", index=index)
             self._fail(ErrWorkerFailed(f"gnet: could not start worker {index}: {e}"))
             return
+        finally:
+            theirs.close()
+        self._attachBus(index, ours)
         # the bootstrap's first line: the import path, exactly the parent's
         path = [os.fspath(p) for p in sys.path if isinstance(p, (str, os.PathLike))]
         proto.transport.write(json.dumps(path).encode("ascii") + b"\n")
@@ -783,10 +1043,22 @@ class MulticoreEngine:
                 )
             elif len(self._startedOnce) == self.numWorkers and self._started is not None:
                 d, self._started = self._started, None
+                o = self.options
                 self.log.info(
-                    "multicore engine: {n} workers serving {addrs}",
+                    "process workers: {n} processes serve {addrs}, each with its own copy of "
+                    "the handler (its state is not shared; engine-wide: CountConnections, "
+                    "Counter, Broadcast, AsyncWrite/Close by ConnHandle{conns}); OnTick runs in "
+                    "{tick}",
                     n=self.numWorkers,
                     addrs=", ".join(s.text for s in self.specs),
+                    conns=", Conns" if o.ConnRegistry else "",
+                    tick=(
+                        "no worker (WithTicker is off)"
+                        if not o.Ticker
+                        else "every worker"
+                        if o.TickEveryWorker
+                        else "worker 0 only"
+                    ),
                 )
                 d.callback(self)
         elif cmd == "shutdown":
@@ -805,6 +1077,7 @@ class MulticoreEngine:
             self._counters.set(index, 0)
         if self._workers[index] is worker:
             self._workers[index] = None
+            self._detachBus(index)
         status = _status(reason)
         if self._stopping:
             lvl = LogLevel.info if reason.check(ProcessDone) else LogLevel.warn
@@ -941,6 +1214,8 @@ class MulticoreEngine:
         self._killCall = None
         self._stopHeartbeatCheck()
         self._closeListeners()
+        for index in range(self.numWorkers):
+            self._detachBus(index)
         if self._counters is not None:
             self._counters.close()
         self._stopping = self._stopped = True

@@ -48,7 +48,7 @@ from .errors import (
     ErrEngineInShutdown,
     GnetError,
 )
-from .options import Option, Options, loadOptions
+from .options import LoadBalancing, Option, Options, loadOptions
 
 __all__ = [
     "Client",
@@ -99,6 +99,8 @@ class _ClientEngine(Engine):
     def __init__(self, handler: Any, options: Options, reactor: Any) -> None:
         super().__init__(handler, [], options, reactor)
         self._loopStopped = False
+        # gnet's client always balances its loops by LeastConnections
+        self.options.LB = LoadBalancing.LeastConnections
 
     def __repr__(self) -> str:
         state = "stopped" if self._stopped else "stopping" if self._stopping else "running"
@@ -143,9 +145,10 @@ class Client:
     L{IEventHandler}.  Create it with L{NewClient}, then C{Start()},
     C{Dial()}/C{Enroll()} as often as needed, and C{Stop()}.
 
-    It runs on the reactor (one loop; C{WithMulticore}/C{WithNumEventLoop}
-    are accepted and ignored) and may share it with any number of server
-    engines.  C{engine} is the "empty" engine its callbacks receive.
+    It runs on the reactor and may share it with any number of server
+    engines; C{WithMulticore}/C{WithNumEventLoop} give it several event
+    loops on that reactor thread (connections go to the loop with the
+    fewest, as gnet's client does).  C{engine} is the "empty" engine its callbacks receive.
     """
 
     log = Logger()

@@ -40,6 +40,9 @@ __all__ = [
     "WithOptions",
     "WithMulticore",
     "WithNumEventLoop",
+    "WithProcessWorkers",
+    "WithTickEveryWorker",
+    "WithConnRegistry",
     "WithLoadBalancing",
     "WithReusePort",
     "WithReuseAddr",
@@ -132,7 +135,9 @@ class Options:
     """
     Every gnet option, with gnet's field names and defaults.
 
-    The last seven fields are gnetcompat extensions: C{Backlog} (listen
+    The last ten fields are gnetcompat extensions: C{ProcessWorkers},
+    C{TickEveryWorker} and C{ConnRegistry} (the process-worker mode, see
+    L{WithProcessWorkers}), C{Backlog} (listen
     backlog; 0 = the OS maximum, as gnet), C{ShutdownTimeout} (seconds a
     graceful shutdown waits for connections to flush before aborting them,
     and how long a closed connection's unsent bytes may make no progress
@@ -164,6 +169,9 @@ class Options:
     LogPath: str = ""
     LogLevel: int = 0
     Logger: Any = None
+    ProcessWorkers: int = 0
+    TickEveryWorker: bool = False
+    ConnRegistry: bool = False
     Backlog: int = 0
     ShutdownTimeout: float = 5.0
     UnixSocketMode: int | None = None
@@ -174,13 +182,33 @@ class Options:
     ClientTLS: Any = field(default=None, repr=False)
 
     def numLoops(self) -> int:
-        """The number of event loops (worker processes) gnet would use."""
+        """
+        The number of event loops gnet would use: C{NumEventLoop} if > 0,
+        else one per CPU with C{Multicore}, else 1; at most 256.  Without
+        process workers they are loops of this process, sharing its reactor
+        thread and the one handler (L{WithMulticore}).
+        """
         if self.NumEventLoop > 0:
             n = self.NumEventLoop
         elif self.Multicore:
             n = os.cpu_count() or 1
         else:
             n = 1
+        return min(n, _MAX_LOOPS)
+
+    def numWorkers(self) -> int:
+        """
+        The number of worker processes (L{WithProcessWorkers}): 0 (none,
+        the default: one process), the number given, or for C{True}
+        C{NumEventLoop} if > 0, else one per CPU; at most 256.
+        """
+        w = self.ProcessWorkers
+        if w is True:
+            n = self.NumEventLoop if self.NumEventLoop > 0 else (os.cpu_count() or 1)
+        elif w is False or not w:
+            return 0
+        else:
+            n = w
         return min(n, _MAX_LOOPS)
 
     def normalized(self) -> Options:
@@ -199,8 +227,21 @@ class Options:
             "LockOSThread",
             "Ticker",
             "EdgeTriggeredIO",
+            "TickEveryWorker",
+            "ConnRegistry",
         ):
             _bool(name, getattr(o, name))
+        pw = o.ProcessWorkers
+        if not isinstance(pw, bool) and (not isinstance(pw, int) or pw < 0):
+            raise ErrInvalidOption(
+                "ProcessWorkers (WithProcessWorkers): expected True, False or a number of "
+                f"worker processes (0-{_MAX_LOOPS}), got {pw!r}"
+            )
+        if not isinstance(pw, bool) and pw > _MAX_LOOPS:
+            raise ErrInvalidOption(
+                f"ProcessWorkers (WithProcessWorkers): at most {_MAX_LOOPS} worker processes, "
+                f"got {pw}"
+            )
         for name in (
             "NumEventLoop",
             "MulticastInterfaceIndex",
@@ -330,12 +371,49 @@ def WithOptions(options: Options) -> Option:
 
 
 WithMulticore = _setter("Multicore")
-WithMulticore.__doc__ = "One worker process per CPU (gnet: one loop per CPU)."
+WithMulticore.__doc__ = (
+    "One event loop per CPU, as gnet: in ONE process, sharing the one handler (on CPython "
+    "with a GIL the loops share the reactor thread; see WithProcessWorkers for parallelism)."
+)
 WithNumEventLoop = _setter("NumEventLoop")
-WithNumEventLoop.__doc__ = "The exact number of workers (overrides Multicore), at most 256."
+WithNumEventLoop.__doc__ = (
+    "The exact number of event loops (overrides Multicore), at most 256; with "
+    "WithProcessWorkers(True), the number of worker processes."
+)
 WithLoadBalancing = _setter("LB")
 WithLoadBalancing.__doc__ = (
-    "How connections are spread over workers (see the docs for what is honoured)."
+    "How connections are spread over event loops (see the docs for what is honoured)."
+)
+
+
+def WithProcessWorkers(workers: bool | int) -> Option:
+    """
+    gnetcompat: serve from worker processes, B{each with its own copy of the
+    handler} (handler state is not shared).  C{True}: one per CPU (or
+    C{NumEventLoop} if set); a number: that many (1-256); C{False}/C{0}:
+    off (the default: one process).  The engine-wide API
+    (C{Engine.Broadcast}, C{Engine.AsyncWrite(handle, ...)},
+    C{Conn.Handle()}, C{Engine.Counter}, C{CountConnections}) reaches
+    every worker; C{OnTick} runs in worker 0 (L{WithTickEveryWorker}).
+    """
+
+    def apply(o: Options) -> None:
+        o.ProcessWorkers = workers
+
+    apply.__name__ = "WithProcessWorkers"
+    return apply
+
+
+WithTickEveryWorker = _setter("TickEveryWorker")
+WithTickEveryWorker.__doc__ = (
+    "gnetcompat, process workers: call OnTick in every worker (each with its own handler) "
+    "instead of in worker 0 only."
+)
+WithConnRegistry = _setter("ConnRegistry")
+WithConnRegistry.__doc__ = (
+    "gnetcompat, process workers: every worker keeps a copy of the engine-wide table of "
+    "connection handles, so Engine.Conns() lists the connections of all workers (each "
+    "open and close is announced to every worker)."
 )
 WithReusePort = _setter("ReusePort")
 WithReusePort.__doc__ = (

@@ -93,7 +93,13 @@ EXPECTED_ALL = [
     "TLSState",
     "WithClientTLS",
     "WithTLS",
-    # multicore supervision and address parsing, for applications such as gnetcompat.echo
+    # process workers: the engine-wide API (Conn.Handle, Engine.Broadcast/Counter...)
+    "ConnHandle",
+    "Counter",
+    "WithConnRegistry",
+    "WithProcessWorkers",
+    "WithTickEveryWorker",
+    # process-worker supervision and address parsing, for applications such as gnetcompat.echo
     "ErrWorkerFailed",
     "ListenSpec",
     "SupervisionPolicy",
@@ -124,6 +130,7 @@ EXPECTED_ERRORS = [
     "ErrInvalidTimeDuration",
     "ErrInvalidURL",
     "ErrInvalidOption",
+    "ErrBusOverflow",
 ]
 
 #: gnet's message texts (spec §9) for the sentinels users compare against.

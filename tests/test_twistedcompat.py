@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import inspect
 import socket
+import sys
+import warnings
 
 from twisted.internet import abstract, endpoints, tcp, unix
 from twisted.internet.testing import StringTransport
@@ -261,3 +263,23 @@ class DoPollCanaryTests(SynchronousTestCase):
         source = inspect.getsource(EPollReactor.doPoll)
         self.assertIn("log.callWithLogger(selectable, _drdw, selectable, fd, event)", source)
         self.assertTrue(callable(_twistedcompat.doPollWithoutLogContext))
+
+
+class LoggingBegunCanaryTests(SynchronousTestCase):
+    """L{_twistedcompat.loggingBegun} reads C{LogBeginner._temporaryObserver}."""
+
+    def test_tracksBeginLoggingTo(self) -> None:
+        """
+        A fresh C{LogBeginner} has not begun; after C{beginLoggingTo} it
+        has (the private attribute still means what it meant).
+        """
+        import io
+        import types
+
+        from twisted.logger import LogBeginner, LogPublisher
+
+        fakeWarnings = types.SimpleNamespace(showwarning=warnings.showwarning)
+        beginner = LogBeginner(LogPublisher(), io.StringIO(), sys, fakeWarnings)
+        self.assertFalse(_twistedcompat.loggingBegun(beginner))
+        beginner.beginLoggingTo([lambda event: None], redirectStandardIO=False)
+        self.assertTrue(_twistedcompat.loggingBegun(beginner))

@@ -573,10 +573,11 @@ class Engine:
 
         @raise ErrUnsupportedOp: process workers without the registry.
         """
-        local = [c.Handle() for c in list(self._conns) if not c.closed]
+        local: list[ConnHandle] = [c.Handle() for c in list(self._conns) if not c.closed]
         if self.bus is None:
             return local
-        return local + self.bus.remoteHandles()
+        remote: list[ConnHandle] = self.bus.remoteHandles()
+        return local + remote
 
     def Counter(self, name: str) -> Counter:
         """

@@ -36,10 +36,12 @@ from typing import Any
 
 from twisted.logger import (
     FilteringLogObserver,
+    ILogFilterPredicate,
     ILogObserver,
     Logger,
     LogLevel,
     LogLevelFilterPredicate,
+    PredicateResult,
     STDLibLogObserver,
     formatEvent,
     globalLogBeginner,
@@ -49,7 +51,13 @@ from zope.interface import implementer
 
 from ._twistedcompat import loggingBegun
 
-__all__ = ["StdlibBridge", "setupProgramLogging", "stdlibObserver", "toStdlibLevel"]
+__all__ = [
+    "StdlibBridge",
+    "isTwistedChatter",
+    "setupProgramLogging",
+    "stdlibObserver",
+    "toStdlibLevel",
+]
 
 _TO_STDLIB = {
     LogLevel.debug: logging.DEBUG,
@@ -125,34 +133,62 @@ def stdlibObserver(target: logging.Logger) -> ILogObserver:
 _done = False
 
 
-def setupProgramLogging(level: LogLevel = LogLevel.info, stream: Any = None) -> None:
+def isTwistedChatter(event: dict[str, Any]) -> bool:
+    """
+    Twisted's own routine lines (a port starting or closing, the main loop
+    ending): info or debug from Twisted's namespaces or its legacy log.
+    gnet prints none of these; warnings and errors from Twisted still show.
+    """
+    level = event.get("log_level")
+    if level is not None and level >= LogLevel.warn:
+        return False
+    ns = event.get("log_namespace") or ""
+    return ns == "log_legacy" or ns.startswith("twisted.")
+
+
+@implementer(ILogFilterPredicate)
+class _NotChatter:
+    """Filters out L{isTwistedChatter} events."""
+
+    def __call__(self, event: dict[str, Any]) -> PredicateResult:
+        return PredicateResult.no if isTwistedChatter(event) else PredicateResult.maybe
+
+
+_notChatter = _NotChatter()
+
+
+def setupProgramLogging(
+    level: LogLevel = LogLevel.info,
+    stream: Any = None,
+    beginner: Any = None,
+    root: logging.Logger | None = None,
+) -> None:
     """
     Connect whatever logging the program has not configured (see the module
     docstring); C{level}: the lowest level shown on C{stream} (standard
-    error by default).  Once per process; later calls do nothing.
+    error by default).  Once per process; later calls do nothing
+    (C{beginner} and C{root}, Twisted's C{LogBeginner} and C{logging}'s
+    root logger, are for tests).
     """
     global _done
-    if _done:
-        return
-    _done = True
-    root = logging.getLogger()
+    if beginner is None:
+        if _done:
+            return
+        _done = True
+        beginner = globalLogBeginner
+    if root is None:
+        root = logging.getLogger()
     stdlibConfigured = bool(root.handlers)
-    if not loggingBegun():
+    if not loggingBegun(beginner):
         if stdlibConfigured:
-            observer: Any = STDLibLogObserver()
+            observer: Any = FilteringLogObserver(STDLibLogObserver(), [_notChatter])
         else:
             observer = FilteringLogObserver(
                 textFileLogObserver(stream if stream is not None else sys.stderr),
-                [LogLevelFilterPredicate(defaultLogLevel=level)],
+                [LogLevelFilterPredicate(defaultLogLevel=level), _notChatter],
             )
-        globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+        beginner.beginLoggingTo([observer], redirectStandardIO=False)
     if not stdlibConfigured:
         root.addHandler(StdlibBridge())
         if root.level == logging.WARNING:  # logging's default: the program set none
             root.setLevel(toStdlibLevel(level))
-
-
-def resetForTests() -> None:
-    """Let L{setupProgramLogging} run again (tests only)."""
-    global _done
-    _done = False

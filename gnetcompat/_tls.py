@@ -657,7 +657,7 @@ def checkOptions(o: Any) -> None:
                 value.check()
             elif multi:
                 raise TLSError(
-                    "TLS: multicore workers load the certificate themselves: give "
+                    "TLS: process workers load the certificate themselves: give "
                     "WithTLS(certFile, keyFile, ...) or a TLSConfig, not "
                     f"{type(value).__name__}"
                 )

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_workers -*-
 """
-The worker process of a multicore engine (see L{gnetcompat._workers}):
+A worker process of a process-worker engine (see L{gnetcompat._workers}):
 C{python -I -u -c BOOTSTRAP gnetcompat-worker INDEX}, started by the parent
 with C{reactor.spawnProcess}; the bootstrap sets C{sys.path} to the
 parent's (the first line of stdin) and calls L{main}.
@@ -31,7 +31,7 @@ from twisted.logger import Logger, LogLevel, formatEvent, globalLogBeginner
 from ._addr import createListener
 from ._bus import SharedCounters, WorkerBus, adoptBus
 from ._engine import Engine
-from ._logging import setupProgramLogging
+from ._logging import isTwistedChatter, setupProgramLogging
 from ._tls import hasTLS, installReloadOnSIGHUP, reloadAndLog
 from ._workers import checkMainGlobals, loadMain, mainGlobalsMessage, stopReactor
 
@@ -73,6 +73,8 @@ def _startLogging(minLevel: Any) -> None:
     def observer(event: dict) -> None:
         level = event.get("log_level")
         if level is not None and level < minLevel:
+            return
+        if isTwistedChatter(event):  # a port starting or closing: the parent says it once
             return
         try:
             text = formatEvent(event)
@@ -231,13 +233,14 @@ def main(argv: list[str]) -> int:
         payload = pickle.loads(sys.stdin.buffer.read())
         loadMain(payload["main"])
         handler = pickle.loads(payload["handler"])
-        missing, changed = checkMainGlobals(payload.get("mainGlobals") or {})
-        if missing:
-            raise NameError(mainGlobalsMessage(missing))
     except BaseException as e:
         traceback.print_exc()
         text = f"{type(e).__name__}: {e}".replace("\n", "\\n")
         _send(f"fatal cannot load the handler: {text}")
+        return 3
+    missing, changed = checkMainGlobals(payload.get("mainGlobals") or {})
+    if missing:  # the handler would raise NameError: say why, once, no traceback
+        _send(f"fatal {mainGlobalsMessage(missing)}")
         return 3
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
@@ -248,7 +251,7 @@ def main(argv: list[str]) -> int:
     # the handler's stdlib logging records reach the parent's log too
     setupProgramLogging(minLevel)
     log = Logger(namespace="gnetcompat.worker")
-    for name in changed:
+    for name in changed if payload["index"] == 0 else ():  # one line, not one per worker
         log.warn(
             "the main script's global {name!r}, which the handler reads, has another value "
             "here than in the parent: it was changed after the script's top level ran (under "

@@ -197,7 +197,7 @@ _loadingMain = False
 
 
 class ErrWorkerFailed(GnetError):
-    """The multicore engine stopped because its workers kept failing."""
+    """The process-worker engine stopped because its workers kept failing."""
 
     message = "gnet: worker processes failed"
 
@@ -295,8 +295,8 @@ def pickleHandler(handler: Any) -> tuple[bytes, tuple[str, str] | None]:
         data = pickle.dumps(handler, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as e:
         raise TypeError(
-            f"multicore mode: {what} cannot be pickled for the worker processes: {e}. "
-            "A multicore handler must be an instance of a module-level class with "
+            f"WithProcessWorkers: {what} cannot be pickled for the worker processes: {e}. "
+            "A process-worker handler must be an instance of a module-level class with "
             "picklable attributes (see gnetcompat._workers)."
         ) from e
     main = None
@@ -304,7 +304,7 @@ def pickleHandler(handler: Any) -> tuple[bytes, tuple[str, str] | None]:
         main = _mainReference()
         if main is None:
             raise TypeError(
-                f"multicore mode: {what} is defined in __main__ of a session that worker "
+                f"WithProcessWorkers: {what} is defined in __main__ of a session that worker "
                 "processes cannot re-import (python -c, interactive, or no script file); "
                 "define the handler class in a module or a script file."
             )
@@ -559,7 +559,7 @@ def _status(reason: Failure) -> str:
 @implementer(IEngine)
 class MulticoreEngine:
     """
-    The parent's view of a multicore engine: the listeners, the workers and
+    The parent's view of a process-worker engine: the listeners, the workers and
     their supervision.  It provides C{IEngine} (C{CountConnections} is
     engine-wide and read from shared memory); it never calls C{OnBoot} or
     C{OnShutdown} (each worker does).
@@ -936,7 +936,7 @@ class MulticoreEngine:
         lb = self.options.LB
         if lb != LoadBalancing.RoundRobin:
             self.log.info(
-                "WithLoadBalancing({lb}) is not applied in multicore mode: the kernel spreads "
+                "WithLoadBalancing({lb}) is not applied to process workers: the kernel spreads "
                 "connections over the worker processes",
                 lb=LoadBalancing(lb).name,
             )
@@ -956,7 +956,17 @@ class MulticoreEngine:
         return d
 
     def _payloadFor(self, index: int, inherit: dict[int, int]) -> bytes:
-        opts = replace(self.options, Logger=None, LogPath="", Reactor=None, Clock=None)
+        # one event loop per worker process; the parent keeps the logger and clock
+        opts = replace(
+            self.options,
+            Logger=None,
+            LogPath="",
+            Reactor=None,
+            Clock=None,
+            Multicore=False,
+            NumEventLoop=0,
+            ProcessWorkers=0,
+        )
         listeners: list[tuple[ListenSpec, int | None, int, ListenSpec | None]] = []
         for n, lst in enumerate(self._listeners):
             fd = FIRST_LISTENER_FD + n
@@ -1045,8 +1055,8 @@ class MulticoreEngine:
                 d, self._started = self._started, None
                 o = self.options
                 self.log.info(
-                    "process workers: {n} processes serve {addrs}, each with its own copy of "
-                    "the handler (its state is not shared; engine-wide: CountConnections, "
+                    "process workers: {n} workers serving {addrs}, each with its own copy "
+                    "of the handler (its state is not shared; engine-wide: CountConnections, "
                     "Counter, Broadcast, AsyncWrite/Close by ConnHandle{conns}); OnTick runs in "
                     "{tick}",
                     n=self.numWorkers,
@@ -1242,7 +1252,7 @@ def serveMulticore(
     policy: SupervisionPolicy | None = None,
 ) -> Deferred:
     """
-    Start a multicore engine: bind in this process, spawn
+    Start a process-worker engine: bind in this process, spawn
     C{options.numLoops()} workers.  Returns a Deferred firing with the
     L{MulticoreEngine} once every worker has booted (already stopped if the
     workers stopped it during boot), or failing with the setup error (a
@@ -1254,7 +1264,7 @@ def serveMulticore(
     if _loadingMain:
         return defer.fail(
             RuntimeError(
-                "gnetcompat: the main script starts a multicore engine when a worker imports "
+                "gnetcompat: the main script starts a process-worker engine when a worker imports "
                 "it; put Run() under 'if __name__ == \"__main__\":'"
             )
         )

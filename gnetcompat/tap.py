@@ -314,13 +314,31 @@ class Options(usage.Options):
             "(default: 9080, unless --listen is given).",
             None,
         ],
-        ["multicore", None, True, "One worker process per CPU (true/false).", _bool("multicore")],
+        [
+            "multicore",
+            None,
+            True,
+            "One worker process per CPU (true/false). Each process has its own copy of "
+            "the echo handler: it keeps no state between connections, so the processes "
+            "serve as one ([connected-count=N], the status page and the metrics are "
+            "engine-wide). A library user's gnet.WithMulticore means event loops in one "
+            "process; gnetecho uses process workers (gnet.WithProcessWorkers).",
+            _bool("multicore"),
+        ],
         [
             "num-event-loop",
             None,
             0,
             "Exact number of worker processes (0: by --multicore).",
-            _count("num-event-loop"),
+            _count("num-event-loop", 0, 256),
+        ],
+        [
+            "workers",
+            None,
+            0,
+            "Exact number of worker processes; overrides --multicore and "
+            "--num-event-loop (0: by them).",
+            _count("workers", 0, 256),
         ],
         [
             "reuseport",
@@ -614,11 +632,23 @@ class Options(usage.Options):
         o.validate()
         return o
 
+    def processWorkers(self) -> bool | int:
+        """
+        C{WithProcessWorkers}' argument: C{--workers N}, else one per CPU
+        (C{True}, or C{--num-event-loop} of them) with C{--multicore} or
+        C{--num-event-loop} above 1, else 0 (one process).
+        """
+        if self["workers"]:
+            return int(self["workers"])
+        if self["multicore"] or self["num-event-loop"] > 1:
+            return True
+        return 0
+
     def gnetOptions(self) -> list:
         """The gnet options these command-line options describe."""
         return [
-            gnet.WithMulticore(self["multicore"]),
-            gnet.WithNumEventLoop(self["num-event-loop"]),
+            gnet.WithProcessWorkers(self.processWorkers()),
+            gnet.WithNumEventLoop(self["num-event-loop"] if self.processWorkers() is True else 0),
             gnet.WithReusePort(self["reuseport"]),
             gnet.WithTicker(self["tick"] > 0),
             gnet.WithBacklog(self["backlog"]),
@@ -649,7 +679,7 @@ def makeService(options: Options) -> MultiService:
     addrs = options["addresses"]
     handler = WebSocketEchoServer(
         addr=", ".join(_describe(a, options["tls"]) for a in addrs),
-        multicore=options["multicore"] or options["num-event-loop"] > 1,
+        multicore=bool(options.processWorkers()),
         wsOptions=options["wsOptions"],
         tick=options["tick"],
         maxConnections=options["max-connections"],

@@ -311,7 +311,7 @@ class MulticoreMetricsTests(TestCase):
         """
         handler = WebSocketEchoServer(multicore=True)
         engine = await gnet.Serve(
-            handler, "tcp://127.0.0.1:0", gnet.WithNumEventLoop(2), gnet.WithReusePort(True)
+            handler, "tcp://127.0.0.1:0", gnet.WithProcessWorkers(2), gnet.WithReusePort(True)
         ).addTimeout(30, reactor)
         self.addCleanup(shutil.rmtree, handler.statsDir, True)
 

@@ -261,9 +261,9 @@ class SettingErrorTests(SynchronousTestCase):
         bad = loadOptions(gnet.WithTLS(c.serverCert, c.clientKey))
         self.assertRaises(ErrInvalidOption, bad.normalized)
         obj = tssl.CertificateOptions()
-        multi = loadOptions(gnet.WithTLS(obj), gnet.WithNumEventLoop(2))
+        multi = loadOptions(gnet.WithTLS(obj), gnet.WithProcessWorkers(2))
         e = self.assertRaises(ErrInvalidOption, multi.normalized)
-        self.assertIn("multicore workers load the certificate themselves", str(e))
+        self.assertIn("process workers load the certificate themselves", str(e))
         d = gnet.Serve(
             PidEcho(),
             "tcp://127.0.0.1:0",
@@ -842,7 +842,7 @@ class MulticoreTests(TestCase):
         eng = await gnet.Serve(
             PidEcho(),
             "tcp://127.0.0.1:0",
-            gnet.WithNumEventLoop(2),
+            gnet.WithProcessWorkers(2),
             gnet.WithReusePort(True),
             gnet.WithTLS(c.serverCert, c.serverKey),
         ).addTimeout(30, reactor)
@@ -901,7 +901,7 @@ class TwistdTests(TestCase):
                 c.serverKey,
             ],
         )
-        await proc.waitFor(r"multicore engine: 2 workers serving", 30)
+        await proc.waitFor(r"process workers: 2 workers serving", 30)
         self.assertIn("(TLS)", proc.output)
 
         def echo(url: str) -> tuple[str, str]:
@@ -977,7 +977,7 @@ class TwistdTests(TestCase):
                 f":extraCertChain={c.caCert}",
             ],
         )
-        await proc.waitFor(r"multicore engine: 2 workers serving", 30)
+        await proc.waitFor(r"process workers: 2 workers serving", 30)
 
         def run() -> list:
             from websockets.sync.client import connect

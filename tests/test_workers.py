@@ -134,7 +134,7 @@ class SpreadAndCountTests(WorkersTestCase):
         both workers, and CountConnections is engine-wide both in the parent
         and inside a worker's OnTraffic, following closes.
         """
-        eng = await self.serve(PidEcho(), gnet.WithNumEventLoop(2), gnet.WithReusePort(True))
+        eng = await self.serve(PidEcho(), gnet.WithProcessWorkers(2), gnet.WithReusePort(True))
         verifyObject(IEngine, eng)
         [(host, port)] = eng.addresses
         self.assertEqual(host, "127.0.0.1")
@@ -162,7 +162,7 @@ class SpreadAndCountTests(WorkersTestCase):
         Without ReusePort the workers accept on the parent's one socket
         (which Dup duplicates); concurrent connections reach both workers.
         """
-        eng = await self.serve(PidEcho(openDelay=0.02), gnet.WithNumEventLoop(2))
+        eng = await self.serve(PidEcho(openDelay=0.02), gnet.WithProcessWorkers(2))
         [(_, port)] = eng.addresses
         fd = eng.Dup()
         try:
@@ -184,7 +184,7 @@ class SupervisionTests(WorkersTestCase):
         echoing, new connections succeed, the slot gets a new process and
         the count forgets the dead worker's connections.
         """
-        eng = await self.serve(PidEcho(), gnet.WithNumEventLoop(2), gnet.WithReusePort(True))
+        eng = await self.serve(PidEcho(), gnet.WithProcessWorkers(2), gnet.WithReusePort(True))
         [(_, port)] = eng.addresses
         clients: list[LineClient] = []
         pids: list[int] = []
@@ -217,7 +217,7 @@ class SupervisionTests(WorkersTestCase):
         """
         policy = SupervisionPolicy(initialBackoff=0.05, heartbeatTimeout=2.0)
         eng = await self.serve(
-            PidEcho(), gnet.WithNumEventLoop(2), gnet.WithReusePort(True), policy=policy
+            PidEcho(), gnet.WithProcessWorkers(2), gnet.WithReusePort(True), policy=policy
         )
         [(_, port)] = eng.addresses
         victim = eng.workerPids()[1]
@@ -263,7 +263,7 @@ class SupervisionTests(WorkersTestCase):
         d = serveMulticore(
             CrashOnBoot(),
             [parseProtoAddr("tcp://127.0.0.1:0")],
-            loadOptions(gnet.WithNumEventLoop(2)),
+            loadOptions(gnet.WithProcessWorkers(2)),
             reactor,
             policy,
         )
@@ -280,7 +280,7 @@ class SupervisionTests(WorkersTestCase):
         d = serveMulticore(
             FailsToLoad(),
             [parseProtoAddr("tcp://127.0.0.1:0")],
-            loadOptions(gnet.WithNumEventLoop(2)),
+            loadOptions(gnet.WithProcessWorkers(2)),
             reactor,
         )
         err = await self.assertFailure(d.addTimeout(30, reactor), ErrWorkerFailed)
@@ -302,7 +302,7 @@ class ImportPathTests(WorkersTestCase):
         old = os.environ.get("PYTHONPATH")
         os.environ["PYTHONPATH"] = planted
         try:
-            eng = await self.serve(PidEcho(), gnet.WithNumEventLoop(2))
+            eng = await self.serve(PidEcho(), gnet.WithProcessWorkers(2))
         finally:
             if old is None:
                 del os.environ["PYTHONPATH"]
@@ -325,7 +325,7 @@ class EngineWideStopTests(WorkersTestCase):
         """
         notes = self.mktemp()
         eng = await self.serve(
-            PidEcho(notes=notes, tickStop=True), gnet.WithNumEventLoop(2), gnet.WithTicker(True)
+            PidEcho(notes=notes, tickStop=True), gnet.WithProcessWorkers(2), gnet.WithTicker(True)
         )
         await eng.whenStopped().addTimeout(15, reactor)
         with open(notes) as f:
@@ -342,7 +342,7 @@ class EngineWideStopTests(WorkersTestCase):
         A Shutdown action in one worker's OnTraffic stops all workers; the
         other worker's clients get their OnClose goodbye and EOF.
         """
-        eng = await self.serve(PidEcho(), gnet.WithNumEventLoop(2), gnet.WithReusePort(True))
+        eng = await self.serve(PidEcho(), gnet.WithProcessWorkers(2), gnet.WithReusePort(True))
         [(_, port)] = eng.addresses
         clients: list[LineClient] = []
         pids: list[int] = []
@@ -372,7 +372,7 @@ class EngineWideStopTests(WorkersTestCase):
         port = tcp.getsockname()[1]
         eng = await self.serve(
             PidEcho(openDelay=0.02),
-            gnet.WithNumEventLoop(2),
+            gnet.WithProcessWorkers(2),
             gnet.WithReusePort(True),
             addr=f"fd://{tcp.fileno()}",
         )
@@ -397,7 +397,7 @@ class EngineWideStopTests(WorkersTestCase):
         unix.bind(path)
         unix.listen(64)
         self.addCleanup(unix.close)
-        eng = await self.serve(PidEcho(), gnet.WithNumEventLoop(2), addr=f"fd://{unix.fileno()}")
+        eng = await self.serve(PidEcho(), gnet.WithProcessWorkers(2), addr=f"fd://{unix.fileno()}")
         self.assertEqual(eng.addresses, [path])
         c = await connectProtocol(UNIXClientEndpoint(reactor, path, timeout=5), LineClient())
         self.assertIn(int(await c.request(b"pid")), eng.workerPids())
@@ -411,7 +411,7 @@ class EngineWideStopTests(WorkersTestCase):
         per worker; both answer in multicore mode.
         """
         path = os.path.join(tempfile.mkdtemp(), "s.sock")
-        eng = await self.serve(PidEcho(), gnet.WithNumEventLoop(2), addr=f"unix://{path}")
+        eng = await self.serve(PidEcho(), gnet.WithProcessWorkers(2), addr=f"unix://{path}")
         self.assertEqual(eng.addresses, [path])
         c = await connectProtocol(UNIXClientEndpoint(reactor, path, timeout=5), LineClient())
         self.assertIn(int(await c.request(b"pid")), eng.workerPids())
@@ -429,7 +429,7 @@ class EngineWideStopTests(WorkersTestCase):
                 if not self.got.called:
                     self.got.callback(data)
 
-        eng = await self.serve(PidEcho(), gnet.WithNumEventLoop(2), addr="udp://127.0.0.1:0")
+        eng = await self.serve(PidEcho(), gnet.WithProcessWorkers(2), addr="udp://127.0.0.1:0")
         [(host, port)] = eng.addresses
         proto = Udp()
         p = reactor.listenUDP(0, proto, interface="127.0.0.1")
@@ -459,10 +459,10 @@ class StartErrorTests(unittest.TestCase):
         TypeError naming it; nothing stays bound.
         """
         for handler in (_Unpicklable(), _localHandler()):
-            d = gnet.Serve(handler, "tcp://127.0.0.1:0", gnet.WithNumEventLoop(2))
+            d = gnet.Serve(handler, "tcp://127.0.0.1:0", gnet.WithProcessWorkers(2))
             err = self.failureResultOf(d, TypeError).value
             self.assertIn(type(handler).__qualname__, str(err))
-            self.assertIn("multicore", str(err))
+            self.assertIn("WithProcessWorkers", str(err))
 
     def test_mainOfInteractiveSessionRejected(self) -> None:
         """
@@ -477,7 +477,7 @@ class StartErrorTests(unittest.TestCase):
             import gnetcompat as gnet
             class H(gnet.BuiltinEventEngine):
                 pass
-            d = gnet.Serve(H(), "tcp://127.0.0.1:0", gnet.WithNumEventLoop(2))
+            d = gnet.Serve(H(), "tcp://127.0.0.1:0", gnet.WithProcessWorkers(2))
             d.addErrback(lambda f: print(f.type.__name__, f.value))
             """
         )
@@ -523,7 +523,7 @@ class Goodbye(gnet.BuiltinEventEngine):
 if __name__ == "__main__":
     from twisted.logger import globalLogBeginner, textFileLogObserver
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])
-    gnet.Run(Goodbye(), "tcp://127.0.0.1:" + sys.argv[1], gnet.WithNumEventLoop(2),
+    gnet.Run(Goodbye(), "tcp://127.0.0.1:" + sys.argv[1], gnet.WithProcessWorkers(2),
              gnet.WithReusePort(True))
     print("RUN RETURNED", flush=True)
 """
@@ -598,3 +598,88 @@ class RunScriptTests(unittest.TestCase):
         self.assertIn("[worker 0]", out)
         for pid in pids:
             self.assertIn(f"(pid {pid}) exited: exit status 0", out)
+
+
+MAIN_GLOBAL_SCRIPT = """
+import sys
+sys.path.insert(0, {root!r})
+import gnetcompat as gnet
+{toplevel}
+
+class Http(gnet.BuiltinEventEngine):
+    # gnet-examples' http: a response prepared in main() before Run
+    def OnTraffic(self, c):
+        c.Next(-1)
+        c.Write(response)
+        return gnet.None_
+
+
+if __name__ == "__main__":
+    response = b"HTTP/1.1 200 OK\\r\\nContent-Length: 12\\r\\n\\r\\nHello World!"
+    try:
+        gnet.Run(Http(), "tcp://127.0.0.1:" + sys.argv[1], gnet.WithProcessWorkers(2))
+    except Exception as e:
+        print("RUN RAISED", type(e).__name__, flush=True)
+        sys.exit(1)
+"""
+
+
+class MainGlobalsTests(unittest.TestCase):
+    """
+    State a worker needs but cannot have: a global the handler reads that
+    the script sets only under C{if __name__ == "__main__":} (gnet-examples'
+    http prepares its response there).  A worker re-imports the script
+    without that block, so it fails loudly instead of serving wrong answers.
+    """
+
+    timeout = 60
+
+    async def runScript(self, toplevel: str) -> tuple[Any, str, int]:
+        path = os.path.abspath(self.mktemp() + "-dir")
+        os.makedirs(path)
+        script = os.path.join(path, "httpserver.py")
+        with open(script, "w") as f:
+            f.write(MAIN_GLOBAL_SCRIPT.format(root=ROOT, toplevel=toplevel))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        proto = _Script()
+        proc = reactor.spawnProcess(
+            proto, sys.executable, [sys.executable, script, str(port)], env=os.environ
+        )
+
+        def cleanup() -> Any:
+            if not proto.ended.called:
+                proc.signalProcess("KILL")
+                return proto.ended
+
+        self.addCleanup(cleanup)
+        return proto, script, port
+
+    async def test_missingGlobalStopsTheStart(self) -> None:
+        """
+        A global defined only under the main guard: the start fails, C{Run}
+        raises L{ErrWorkerFailed}, and the log names the global and the fix.
+        """
+        proto, _, _ = await self.runScript("")
+        reason = await proto.ended.addTimeout(45, reactor)
+        out = proto.output.decode()
+        self.assertEqual(getattr(reason, "exitCode", None), 1, out)
+        self.assertIn("RUN RAISED ErrWorkerFailed", out)
+        self.assertIn("'response'", out)
+        self.assertIn('if __name__ == "__main__":', out)
+
+    async def test_changedGlobalWarns(self) -> None:
+        """
+        A global defined at the top level but changed under the main guard:
+        the workers serve (with the top-level value) and one warning names it.
+        """
+        proto, _, _ = await self.runScript('response = b"placeholder"')
+        await poll(lambda: b"2 workers serving" in proto.output, 30, "both workers")
+        out = proto.output.decode()
+        warnings = [line for line in out.splitlines() if "'response'" in line]
+        self.assertEqual(len(warnings), 1, out)
+        self.assertIn("#warn]", warnings[0])
+        proto.transport.signalProcess("TERM")
+        reason = await proto.ended.addTimeout(30, reactor)
+        self.assertEqual(getattr(reason, "exitCode", None), 0, proto.output.decode())

@@ -1062,6 +1062,10 @@ class UDPConn(_Reader):
         """The loop that received the datagram."""
         return self._engine.loop
 
+    def Handle(self) -> Any:
+        """A datagram is no connection: L{ErrUnsupportedOp}."""
+        raise ErrUnsupportedOp()
+
     def Fd(self) -> int:
         """The listening socket's descriptor (shared by every datagram)."""
         fd: int = self._port.fileno()

@@ -1,15 +1,18 @@
 # -*- test-case-name: tests.test_workers -*-
 """
-Multicore mode: one worker process per event loop, each with its own
-reactor and its own handler instance, supervised by the calling process.
+Process workers (L{WithProcessWorkers}): one worker process per CPU (or
+as many as asked), each with its own reactor and B{its own copy of the
+handler}, supervised by the calling process.
 
-C{Serve}/C{Run}/C{Rotate}/L{EngineService} come here when
-C{WithMulticore(True)} or C{WithNumEventLoop(n > 1)} asks for more than one
-loop.  The calling process (the I{parent}) never serves connections: it
-binds the listeners, starts C{n} fresh interpreters with
-C{reactor.spawnProcess} (never C{fork}: under twistd the reactor already
-exists), supervises them and stands for the engine (L{MulticoreEngine}, an
-C{IEngine}).
+This is the explicit parallel mode.  C{WithMulticore}/C{WithNumEventLoop}
+alone keep gnet's meaning instead (event loops in one process sharing the
+one handler: L{gnetcompat._engine.Engine.loops}).  C{Serve}/C{Run}/
+C{Rotate}/L{EngineService} come here when C{WithProcessWorkers} asks for
+workers.  The calling process (the I{parent}) never serves connections: it
+binds the listeners, starts the workers with C{reactor.spawnProcess} (never
+C{fork}: under twistd the reactor already exists), supervises them, routes
+the engine-wide operations between them (L{gnetcompat._bus}) and stands for
+the engine (L{MulticoreEngine}, an C{IEngine}).
 
 A worker runs C{python -I -u -c BOOTSTRAP} (L{workerArgv}): isolated from
 C{PYTHON*} variables, the user site directory and the working directory;
@@ -56,8 +59,15 @@ Engine-wide state
   trip.  The parent zeroes the slot of a worker that died.  The sum is not a
   snapshot across workers (gnet's per-loop atomics are not either).
 - C{OnBoot}/C{OnShutdown} run in every worker, B{not} in the parent.
-- C{OnTick} runs in worker 0 only; when worker 0 is replaced, its
-  replacement ticks.
+- C{OnTick} runs in worker 0 only (when worker 0 is replaced, its
+  replacement ticks), or in every worker with C{WithTickEveryWorker(True)}.
+- The engine-wide API: C{Conn.Handle()}, C{Engine.AsyncWrite/AsyncWritev/
+  Close/Wake(handle)}, C{Engine.Broadcast}, C{Engine.Conns()} (with
+  C{WithConnRegistry(True)}) and C{Engine.Counter}; each worker has one
+  stream socket to the parent (its fd 5), which routes (L{gnetcompat._bus}).
+  A worker's handles carry its generation, so a replacement's connections
+  are never reached with a dead worker's handles; the operations a dead
+  worker had not acknowledged are answered C{ErrClosed}.
 - A C{Shutdown} action or C{Stop()} in any worker sends C{shutdown} on the
   worker's control pipe (its fd 3); the parent then stops every other
   worker.  Stopping the parent (C{Stop()}, C{SIGTERM}/C{SIGINT} under C{Run}
@@ -112,9 +122,12 @@ once with a C{TypeError} naming the handler.  State is not shared between
 workers.  The C{Logger}/C{LogPath}, C{Reactor} and C{Clock} options stay in
 the parent (workers log through it and use their own reactor and clock).
 The parent must run its reactor (C{Run} does) for workers to be spawned and
-supervised; like the single-process engine, a plain script sees log lines
-(the workers' included) only once it starts a log observer or passes
-C{WithLogger}/C{WithLogPath}.  A worker stopped on its own by a signal
+supervised; a plain script calling C{Run} sees every log line, the
+workers' included (L{gnetcompat._logging}).  A global of the main script
+that the handler's methods read and that a worker's re-import lacks (set
+under C{if __name__ == "__main__":}) stops the start with an error naming
+it (L{mainGlobalsOf}, L{checkMainGlobals}); one whose value differs is
+named in a warning.  A worker stopped on its own by a signal
 (C{kill -TERM} of one worker) counts as an unexpected exit and is replaced:
 stop the parent to stop them all.
 """

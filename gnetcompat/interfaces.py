@@ -120,6 +120,37 @@ class IEngine(Interface):
         raises L{ErrEngineInShutdown}.
         """
 
+    # gnetcompat extensions: the engine-wide API (the same in one process
+    # and across process workers; see README "Multicore")
+
+    def AsyncWrite(handle: object, data: bytes, callback: object = None) -> None:
+        """
+        C{c.AsyncWrite(data)} for the connection named by C{handle} (from
+        C{c.Handle()}), in whichever worker process owns it; from any thread.
+        C{callback(handle, err)} runs in this process afterwards.
+        """
+
+    def AsyncWritev(handle: object, bufs: list[bytes], callback: object = None) -> None:
+        """C{c.AsyncWritev(bufs)} by handle, as C{AsyncWrite}."""
+
+    def Close(handle: object, callback: object = None) -> None:
+        """C{c.CloseWithCallback(...)} by handle, as C{AsyncWrite}."""
+
+    def Wake(handle: object, callback: object = None) -> None:
+        """C{c.Wake(...)} by handle, as C{AsyncWrite}."""
+
+    def Broadcast(data: bytes, exclude: object = None) -> None:
+        """Write C{data} to every connection of the engine (every worker) but C{exclude}."""
+
+    def Conns() -> list[object]:
+        """
+        The handles of every live connection (across process workers only
+        with C{WithConnRegistry(True)}, else L{ErrUnsupportedOp}).
+        """
+
+    def Counter(name: str) -> object:
+        """The engine-wide counter C{name} (C{Add(n)}, C{Value()})."""
+
 
 class IEventLoop(Interface):
     """The loop owning a connection (gnet's C{Conn.EventLoop()})."""
@@ -227,6 +258,13 @@ class IConn(Interface):
 
     def EventLoop() -> IEventLoop:
         """The loop owning this connection."""
+
+    def Handle() -> object:
+        """
+        gnetcompat: the connection's engine-wide name (a C{ConnHandle}),
+        valid in every worker process; L{ErrUnsupportedOp} for a server-side
+        UDP datagram (it is no connection).
+        """
 
     def Fd() -> int:
         """The socket's descriptor."""

@@ -17,7 +17,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ._action import Action, splitPair, toAction
-from ._conn import Conn, ConnOwner, UDPConn
+from ._conn import Conn, ConnOwner, UDPConn, ownBytes
 from ._tls import awaitHandshake, rawTransport
 from ._twistedcompat import keepSocketErrors
 
@@ -101,12 +101,14 @@ class GnetProtocol(Protocol):
         eng.connAdded(conn, self)
         try:
             out, action = splitPair(eng.handler.OnOpen(conn), "OnOpen")
+            if out is not None and type(out) is not bytes:
+                out = ownBytes(out, "OnOpen's out")  # (a copy: the handler may reuse it)
         except Exception:
             eng.log.failure("OnOpen raised; closing {conn!r}", conn=conn)
             conn.driverCloseLocal(propagate=True)
             return
         if out and not conn.closed:
-            conn.driverWrite(bytes(out))
+            conn.driverWrite(out)
         if action:
             conn.driverApply(action)
 

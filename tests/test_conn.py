@@ -9,6 +9,7 @@ time, no global reactor.
 
 from __future__ import annotations
 
+import array
 import errno
 import io
 from collections.abc import Callable
@@ -391,6 +392,191 @@ class WriteTests(SynchronousTestCase):
         peer.send(b"x")
         self.assertEqual(results, [3, 2])
         self.assertEqual(peer.received(), b"bye!!")
+
+
+class BytesLikeWriteTests(SynchronousTestCase):
+    """
+    Issue 18 item 1: every write API takes any bytes-like object with Go's
+    C{Write([]byte)} semantics (the bytes are taken at the call; changing
+    the buffer afterwards changes nothing sent), returns its byte count,
+    and refuses what is not bytes-like with a C{TypeError} naming it.
+    """
+
+    def recordWrites(self, peer: Any) -> list[Any]:
+        """The objects the server hands its transport, as handed (not copied)."""
+        handed: list[Any] = []
+        t = peer.transport
+        write, writeSequence = t.write, t.writeSequence
+        t.write = lambda data: (handed.append(data), write(data))
+        t.writeSequence = lambda seq: (handed.extend(seq), writeSequence(seq))
+        return handed
+
+    def test_mutatedAfterWriteInOnTraffic(self) -> None:
+        """
+        The issue's case: C{c.Write(buf)}, then C{buf[:] = ...}, then
+        C{c.Write(buf)} inside C{OnTraffic} sends the first content, then the
+        second (the corked write used to keep the buffer itself).
+        """
+
+        def onTraffic(c: Any) -> None:
+            c.Discard(-1)
+            buf = bytearray(b"AAAA\n")
+            c.Write(buf)
+            buf[:] = b"BBBB\n"
+            c.Write(buf)
+            view = memoryview(buf)
+            c.Write(view[:2])
+            buf[:2] = b"CC"
+            c.Writev([buf, view[2:]])
+            buf[:] = b"DDDD\n"
+
+        peer = booted(Recorder(OnTraffic=onTraffic)).connect()
+        peer.send(b"x")
+        self.assertEqual(peer.received(), b"AAAA\nBBBB\nBBCCBB\nBB\n")
+
+    def test_codecBufferReusedAfterWrite(self) -> None:
+        """
+        gnet-examples' HTTP codec appends replies to one buffer, writes it
+        and empties it for the next read: the write keeps its content, and
+        emptying a buffer written through a C{memoryview} is not refused.
+        """
+        out = bytearray()
+
+        def onTraffic(c: Any) -> None:
+            for _ in range(c.Next(-1).count(b";")):
+                out.extend(b"ok;")
+            c.Write(memoryview(out) if len(out) > 3 else out)
+            del out[:]
+
+        peer = booted(Recorder(OnTraffic=onTraffic)).connect()
+        peer.send(b"a;")
+        peer.send(b"b;c;")
+        self.assertEqual(peer.received(), b"ok;ok;ok;")
+        self.assertFalse(peer.closedByServer)
+
+    def test_mutatedAfterWriteOutsideOnTraffic(self) -> None:
+        """
+        Outside C{OnTraffic} (from C{OnTick}, a callback) the transport is
+        handed immutable C{bytes} with the content at the call, as Twisted's
+        transports require; C{bytes} themselves are handed on, not copied.
+        """
+        driver = booted(Recorder())
+        peer = driver.connect()
+        handed = self.recordWrites(peer)
+        buf = bytearray(b"abc")
+        self.assertEqual(peer.conn.Write(buf), 3)
+        buf[:] = b"xyz"
+        self.assertEqual(peer.conn.Writev([buf, bytearray(b"!")]), 4)
+        buf[:] = b"---"
+        data = b"kept as is"
+        peer.conn.Write(data)
+        self.assertEqual(handed, [b"abc", b"xyz", b"!", data])
+        self.assertEqual([type(h) for h in handed], [bytes] * 4)
+        self.assertIs(handed[-1], data)
+
+    def test_asyncWriteTakesTheBytesAtTheCall(self) -> None:
+        """C{AsyncWrite}/C{AsyncWritev} of a C{memoryview} send what it showed at the call."""
+        driver = booted(Recorder())
+        peer = driver.connect()
+        buf = bytearray(b"abcd")
+        peer.conn.AsyncWrite(memoryview(buf)[1:3])
+        peer.conn.AsyncWritev([memoryview(buf), array.array("B", b"!")])
+        buf[:] = b"wxyz"
+        driver.runPending()
+        self.assertEqual(peer.received(), b"bcabcd!")
+
+    def test_byteCountOfViews(self) -> None:
+        """
+        The writes return the number of bytes: a C{memoryview} of 16-bit
+        items or of two dimensions counts its bytes, not its items, and its
+        raw bytes are sent; an C{array.array} is bytes-like too.
+        """
+        counts: list[int] = []
+        words = array.array("H", [0x0102, 0x0304])
+        grid = memoryview(bytearray(b"abcdef")).cast("B", (2, 3))
+
+        def onTraffic(c: Any) -> None:
+            c.Discard(-1)
+            counts.append(c.Write(memoryview(words)))
+            counts.append(c.Write(grid))
+            counts.append(c.Writev([words, grid]))
+            counts.append(c.Write(memoryview(b"0123456789")[::3]))
+
+        peer = booted(Recorder(OnTraffic=onTraffic)).connect()
+        peer.send(b"x")
+        self.assertEqual(counts, [4, 6, 10, 4])
+        raw = words.tobytes()
+        self.assertEqual(peer.received(), raw + b"abcdef" + raw + b"abcdef" + b"0369")
+
+    def test_notBytesLikeRefused(self) -> None:
+        """
+        C{str}, C{int}, C{None} or a single buffer given to a gather write
+        raise C{TypeError} naming the method and the type, and send nothing
+        (C{bytes(5)} used to send five NULs).
+        """
+        driver = booted(Recorder())
+        peer = driver.connect()
+        c = peer.conn
+        cases: list[tuple[Callable[..., Any], Any, str, str]] = [
+            (c.Write, "text", "Conn.Write", "str"),
+            (c.Write, 5, "Conn.Write", "int"),
+            (c.Write, None, "Conn.Write", "NoneType"),
+            (c.Writev, [b"ok", "text"], "Conn.Writev", "str"),
+            (c.Writev, b"ab", "Conn.Writev", "bytes"),
+            (c.AsyncWrite, 5, "Conn.AsyncWrite", "int"),
+            (c.AsyncWritev, [None], "Conn.AsyncWritev", "NoneType"),
+            (c.driverWrite, 5, "Conn.driverWrite", "int"),
+            (c.driverWriteSequence, [5], "Conn.driverWriteSequence", "int"),
+        ]
+        for method, arg, name, typeName in cases:
+            e = self.assertRaises(TypeError, method, arg)
+            self.assertIn(name, str(e))
+            self.assertIn(f"not {typeName}", str(e))
+        driver.runPending()
+        self.assertEqual(peer.received(), b"")
+        self.assertFalse(peer.closedByServer)
+
+    def test_onOpenOut(self) -> None:
+        """
+        C{OnOpen}'s C{out} may be any bytes-like object (sent as it was when
+        C{OnOpen} returned); a non-bytes-like one is an error naming
+        C{OnOpen}, never NUL bytes on the wire.
+        """
+        greeting = bytearray(b"hello")
+
+        def onOpen(c: Any) -> Any:
+            return memoryview(greeting), None
+
+        driver = booted(Recorder(OnOpen=onOpen))
+        peer = driver.connect()
+        greeting[:] = b"HELLO"
+        self.assertEqual(peer.received(), b"hello")
+        bad = booted(Recorder(OnOpen=lambda c: (5, None))).connect()
+        self.assertEqual(bad.received(), b"")
+        errors = self.flushLoggedErrors(TypeError)
+        self.assertEqual(len(errors), 1)
+        self.assertIn("OnOpen", str(errors[0].value))
+
+    def test_udpWrites(self) -> None:
+        """
+        A datagram's C{Write}, C{SendTo} and C{AsyncWrite} take any
+        bytes-like object, return its byte count and refuse a C{str}.
+        """
+        counts: list[Any] = []
+        words = array.array("H", [1, 2, 3])
+
+        def onTraffic(c: Any) -> None:
+            counts.append(c.Write(memoryview(words)))
+            counts.append(c.SendTo(bytearray(b"to"), c.RemoteAddr()))
+            c.AsyncWrite(bytearray(b"async"))
+            counts.append(str(self.assertRaises(TypeError, c.Write, "text")))
+
+        driver = booted(Recorder(OnTraffic=onTraffic), address="udp://127.0.0.1:9000")
+        sent = driver.datagram(b"x")
+        peer = ("127.0.0.1", 40000)
+        self.assertEqual(sent, [(words.tobytes(), peer), (b"to", peer), (b"async", peer)])
+        self.assertEqual(counts[:2], [6, 2])
+        self.assertIn("UDPConn.Write", counts[2])
 
 
 class CloseTests(SynchronousTestCase):

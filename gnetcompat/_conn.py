@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IPullProducer, IReactorTime
 from twisted.logger import Logger
+from twisted.python import threadable
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -37,6 +38,7 @@ from .errors import (
     ErrEOF,
     ErrInvalidNetworkAddress,
     ErrInvalidTimeDuration,
+    ErrNotOnEventLoop,
     ErrShortBuffer,
     ErrUnsupportedOp,
 )
@@ -92,6 +94,8 @@ class ConnOwner(Protocol):
 AsyncCallback = Callable[[Any, "BaseException | None"], Any]
 
 _EMPTY = b""
+#: the calling thread's identifier (the loop-thread check of the writes)
+_getIdent = threading.get_ident
 #: reasons for a Conn to stop reading (bits of C{Conn._readHolds})
 _HOLD_WRITE = 1
 _HOLD_DRIVER = 2
@@ -339,6 +343,7 @@ class Conn(_Reader):
         "_drainWatch",
         "_whenDrained",
         "_closeTimer",
+        "_loop",
         "__weakref__",
     )
     log = Logger()
@@ -383,6 +388,9 @@ class Conn(_Reader):
         self._whenDrained: list[Callable[[], object]] | None = None
         #: after a close with bytes queued: drops them after ShutdownTimeout
         self._closeTimer: Any = None
+        #: the thread of the connection's event loop: the one its transport
+        #: connects on (connectionMade); see L{_offLoop}
+        self._loop = _getIdent()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
@@ -395,9 +403,13 @@ class Conn(_Reader):
         Send C{data}, any bytes-like object: bytes are queued in order and
         sent by the reactor.  A mutable buffer is copied now, so changing it
         after the call changes nothing sent (Go's C{Write} copies too).
+        Loop-only: call it from the connection's callbacks (or OnTick, an
+        async callback, a runnable), on the reactor thread.
 
         @return: the number of bytes (C{nbytes} of a C{memoryview}).
         @raise ErrClosed: the connection is closed.
+        @raise ErrNotOnEventLoop: called from another thread (use
+            C{AsyncWrite}).
         @raise TypeError: C{data} is not bytes-like.
         """
         if type(data) is not bytes:
@@ -405,25 +417,57 @@ class Conn(_Reader):
         if self.closed and not self._inOnClose:
             raise ErrClosed()
         cork = self._cork
-        if cork is not None:
+        if cork is not None:  # inside this conn's OnTraffic: on its loop
             cork.append(data)
-        elif sendNow(self._transport, self._sock, data):
-            self._queued()
+        else:
+            if _getIdent() != self._loop:
+                self._offLoop("Write", "AsyncWrite(data, callback)")
+            if sendNow(self._transport, self._sock, data):
+                self._queued()
         return len(data)
 
     def Writev(self, bufs: Iterable[bytes | bytearray | memoryview]) -> int:
         """
         Gather write of every buffer (any bytes-like objects, copied as
-        C{Write} copies) in order; returns the total length.
+        C{Write} copies) in order; returns the total length.  Loop-only.
 
         @raise ErrClosed: the connection is closed (not inside C{OnClose}).
+        @raise ErrNotOnEventLoop: called from another thread (use
+            C{AsyncWritev}).
         @raise TypeError: C{bufs} is not an iterable of bytes-like objects.
         """
         owned = _ownSequence(bufs, "Conn.Writev")
         if self.closed and not self._inOnClose:
             raise ErrClosed()
+        if self._cork is None and _getIdent() != self._loop:
+            self._offLoop("Writev", "AsyncWritev(bufs, callback)")
         self._sendSequence(owned)
         return sum(map(len, owned))
+
+    def _offLoop(self, method: str, instead: str) -> None:
+        """
+        The slow path of the loop-thread check of C{method}: the caller is
+        not on the thread recorded in C{_loop}.  That thread is where the
+        transport connected, i.e. the reactor's, except for a socket adopted
+        before the reactor ran (C{Client.Enroll}) on a thread that then did
+        not run it: once the reactor runs, its thread (Twisted's I/O thread)
+        is the loop, and is recorded.  Any other thread is refused.
+
+        Skipped while the connection's own C{OnTraffic} runs (its writes
+        are corked; the check would cost a third of a C{Write} there), so a
+        stray thread is caught on every write except one that lands inside
+        that window.
+
+        @raise ErrNotOnEventLoop: naming the thread and the method to use.
+        """
+        ident = _getIdent()
+        if getattr(self._engine.reactor, "running", False) and threadable.ioThread == ident:
+            self._loop = ident
+            return
+        raise ErrNotOnEventLoop(
+            f"gnet: Conn.{method} called from thread {threading.current_thread().name!r}, "
+            f"not the connection's event loop: use c.{instead} from other threads"
+        )
 
     def SendTo(self, data: bytes, addr: Any) -> int:
         """Only for UDP: stream connections raise L{ErrUnsupportedOp}."""

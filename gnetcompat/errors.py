@@ -33,6 +33,7 @@ __all__ = [
     "ErrInvalidTimeDuration",
     "ErrInvalidURL",
     "ErrInvalidOption",
+    "ErrNotOnEventLoop",
 ]
 
 
@@ -196,3 +197,16 @@ class ErrInvalidTimeDuration(ErrInvalidOption):
     """
 
     message = "invalid time duration"
+
+
+class ErrNotOnEventLoop(GnetError, RuntimeError):
+    """
+    gnetcompat: a loop-only C{Conn} method (C{Write}, C{Writev},
+    C{ReadFrom}) was called from a thread other than the one running the
+    connection's event loop (the reactor thread).  In Go this is a data
+    race; here it is refused.  From other threads use C{c.AsyncWrite(data,
+    callback)} / C{c.AsyncWritev(bufs, callback)}, which queue the write on
+    the loop.
+    """
+
+    message = "gnet: loop-only method called from outside the connection's event loop"

@@ -145,9 +145,10 @@ class IConn(Interface):
     One connection, with gnet's Reader, Writer and Socket methods.
 
     Loop-only methods (readers, C{Write}, contexts, addresses) must be called
-    on the reactor thread; C{AsyncWrite*}, C{Wake}, C{Close*}, the safe
-    context and the socket methods are safe from any thread, and the queued
-    ones keep FIFO order.  Every write takes
+    on the reactor thread (C{Write}, C{Writev} and C{ReadFrom} raise
+    L{gnetcompat.errors.ErrNotOnEventLoop} elsewhere); C{AsyncWrite*},
+    C{Wake}, C{Close*}, the safe context and the socket methods are safe
+    from any thread, and the queued ones keep FIFO order.  Every write takes
     any bytes-like object and copies a mutable one at the call, as Go's
     C{Write([]byte)} does.
     """

@@ -12,9 +12,14 @@ from __future__ import annotations
 import array
 import errno
 import io
+import threading
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet.address import IPv4Address
+from twisted.internet.interfaces import IProtocolFactory
+from twisted.internet.testing import StringTransport
+from twisted.python import threadable
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -896,6 +901,136 @@ class QueuedOperationTests(SynchronousTestCase):
         driver.engine.Stop()
         driver.runPending()
         self.assertEqual(calls, [])
+
+
+def inThread(fn: Callable[[], Any], name: str = "worker-1") -> Any:
+    """
+    Run C{fn} in a real thread named C{name}; return what it returned or
+    the exception it raised (the join is bounded).
+    """
+    out: list[Any] = []
+
+    def run() -> None:
+        try:
+            out.append(fn())
+        except BaseException as e:
+            out.append(e)
+
+    t = threading.Thread(target=run, name=name)
+    t.start()
+    t.join(10)
+    if t.is_alive():
+        raise AssertionError(f"thread {name} did not finish")
+    return out[0]
+
+
+class LoopThreadTests(SynchronousTestCase):
+    """
+    Issue 18 item 5: the loop-only writes (C{Write}, C{Writev}, and
+    C{ReadFrom} through C{Write}) called from a thread other than the
+    connection's event loop raise L{ErrNotOnEventLoop} pointing at
+    C{AsyncWrite}, and send nothing; the loop's own callers are unaffected.
+    """
+
+    def test_writeFromAnotherThreadRefused(self) -> None:
+        """
+        C{Write}, C{Writev} and C{ReadFrom} from a real thread raise
+        L{ErrNotOnEventLoop} (a L{GnetError}) naming the method, the thread
+        and the asynchronous method to use; nothing is sent or queued.
+        """
+        driver = booted(Recorder())
+        peer = driver.connect()
+        c = peer.conn
+        write = inThread(lambda: c.Write(b"x"), "pusher")
+        writev = inThread(lambda: c.Writev([b"x"]))
+        readFrom = inThread(lambda: c.ReadFrom(io.BytesIO(b"x")))
+        for err in (write, writev, readFrom):
+            self.assertIsInstance(err, gnet.ErrNotOnEventLoop)
+            self.assertIsInstance(err, gnet.GnetError)
+        self.assertEqual(
+            str(write),
+            "gnet: Conn.Write called from thread 'pusher', not the connection's event loop:"
+            " use c.AsyncWrite(data, callback) from other threads",
+        )
+        self.assertIn("Conn.Writev", str(writev))
+        self.assertIn("c.AsyncWritev(bufs, callback)", str(writev))
+        driver.runPending()
+        self.assertEqual(peer.received(), b"")
+        self.assertFalse(peer.closedByServer)
+
+    def test_asyncWriteFromAnotherThread(self) -> None:
+        """C{AsyncWrite}/C{AsyncWritev} from a real thread are queued and sent on the loop."""
+        driver = booted(Recorder())
+        peer = driver.connect()
+        c = peer.conn
+        self.assertIsNone(inThread(lambda: c.AsyncWrite(b"a")))
+        self.assertIsNone(inThread(lambda: c.AsyncWritev([b"b", b"c"])))
+        driver.runPending()
+        self.assertEqual(peer.received(), b"abc")
+
+    def test_loopCallersUnaffected(self) -> None:
+        """
+        On the loop thread every caller may write: C{OnOpen}, C{OnTraffic},
+        C{OnTick}, a runnable, an async callback and C{OnClose}.
+        """
+        conns: list[Any] = []
+
+        def onTick() -> Any:
+            for c in conns:
+                c.Write(b"tick;")
+            return 10, None
+
+        handler = Recorder(
+            OnOpen=lambda c: conns.append(c) or (b"open;", None),
+            OnTraffic=lambda c: c.Write(c.Next(-1)) and None,
+            OnTick=onTick,
+            OnClose=lambda c, err: c.Write(b"close;"),
+        )
+        driver = booted(handler, gnet.WithTicker(True))
+        peer = driver.connect()
+        peer.send(b"echo;")
+        driver.advance(10)
+        c = peer.conn
+        c.EventLoop().Execute(None, gnet.RunnableFunc(lambda ctx: c.Write(b"run;")))
+        c.AsyncWrite(b"async;", lambda conn, err: conn.Write(b"cb;"))
+        driver.runPending()
+        c.CloseWithCallback(None)
+        driver.runPending()
+        self.assertEqual(peer.received(), b"open;echo;tick;run;async;cb;close;")
+
+    def test_adoptedBeforeTheReactorRanElsewhere(self) -> None:
+        """
+        A connection whose transport connected on another thread before the
+        reactor ran (C{Client.Enroll} before C{reactor.run()} in a thread)
+        belongs to the thread that runs the reactor once it runs: writes from
+        there work, writes from the thread that adopted it are refused.
+        """
+        driver = booted(Recorder())
+        peer = inThread(driver.connect, "adopter")
+        # the reactor (running: MemoryReactor says so) is run by this thread
+        self.patch(threadable, "ioThread", threading.get_ident())
+        self.assertEqual(peer.conn.Write(b"loop;"), 5)
+        self.assertIsInstance(
+            inThread(lambda: peer.conn.Write(b"x"), "adopter"), gnet.ErrNotOnEventLoop
+        )
+        self.assertEqual(peer.received(), b"loop;")
+
+    def test_adapterPath(self) -> None:
+        """
+        A connection served through C{IProtocolFactory(handler)} (any
+        Twisted endpoint) has the same check: its loop is the thread its
+        transport connected on.
+        """
+        factory = IProtocolFactory(Recorder(OnOpen=lambda c: (b"hi;", None)))
+        factory.doStart()
+        self.addCleanup(factory.doStop)
+        proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        conn = proto.conn
+        self.assertEqual(conn.Write(b"ok;"), 3)
+        self.assertIsInstance(inThread(lambda: conn.Write(b"x")), gnet.ErrNotOnEventLoop)
+        self.assertEqual(transport.value(), b"hi;ok;")
 
 
 class ContextAndAddressTests(SynchronousTestCase):

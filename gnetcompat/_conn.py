@@ -198,7 +198,10 @@ class _Reader:
         """
         Return and consume the next C{n} bytes, or all of them for C{n <= 0}.
 
-        @raise ErrShortBuffer: fewer than C{n} bytes are buffered (nothing is consumed).
+        @raise ErrShortBuffer: fewer than C{n} bytes are buffered (nothing is
+            consumed; C{requested} and C{buffered} say how many).  Left to
+            escape C{OnTraffic}, it means "wait for more data", as Go's
+            C{if err != nil { return gnet.None }}.
         """
         buf, off = self._in, self._off
         avail = len(buf) - off
@@ -208,7 +211,7 @@ class _Reader:
                 return buf
             return bytes(buf[off:])
         if n > avail:
-            raise ErrShortBuffer()
+            raise ErrShortBuffer(requested=n, buffered=avail)
         self._off = off + n
         return bytes(buf[off : off + n])
 
@@ -216,7 +219,7 @@ class _Reader:
         """
         Return the next C{n} bytes (all for C{n <= 0}) without consuming.
 
-        @raise ErrShortBuffer: fewer than C{n} bytes are buffered.
+        @raise ErrShortBuffer: fewer than C{n} bytes are buffered (see L{Next}).
         """
         buf, off = self._in, self._off
         avail = len(buf) - off
@@ -225,7 +228,7 @@ class _Reader:
                 return buf
             return bytes(buf[off:])
         if n > avail:
-            raise ErrShortBuffer()
+            raise ErrShortBuffer(requested=n, buffered=avail)
         return bytes(buf[off : off + n])
 
     def Discard(self, n: int = -1) -> int:
@@ -249,7 +252,7 @@ class _Reader:
             return 0
         avail = len(self._in) - self._off
         if avail == 0:
-            raise ErrShortBuffer()
+            raise ErrShortBuffer(requested=want, buffered=0)
         n = min(want, avail)
         p[:n] = self._in[self._off : self._off + n]
         self._off += n
@@ -344,6 +347,7 @@ class Conn(_Reader):
         "_whenDrained",
         "_closeTimer",
         "_loop",
+        "_shortLogged",
         "__weakref__",
     )
     log = Logger()
@@ -391,6 +395,8 @@ class Conn(_Reader):
         #: the thread of the connection's event loop: the one its transport
         #: connects on (connectionMade); see L{_offLoop}
         self._loop = _getIdent()
+        #: an ErrShortBuffer escaping OnTraffic was logged once already
+        self._shortLogged = False
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
@@ -770,6 +776,10 @@ class Conn(_Reader):
             self._cork = []
         try:
             action = self._handler.OnTraffic(self)
+        except ErrShortBuffer as e:
+            # Go's "if err != nil { return gnet.None }": wait for more data
+            self._shortBuffer(e)
+            action = None
         except Exception:
             self._engine.log.failure("OnTraffic raised; closing {conn!r}", conn=self)
             self.driverCloseLocal(propagate=True)
@@ -783,6 +793,22 @@ class Conn(_Reader):
         if action:
             return self.driverApply(toAction(action))
         return None
+
+    def _shortBuffer(self, e: ErrShortBuffer) -> None:
+        """
+        An L{ErrShortBuffer} escaped C{OnTraffic}: no action, the unread
+        bytes stay buffered (what the handler consumed before stays
+        consumed), and the first time per connection one debug line.
+        """
+        if not self._shortLogged:
+            self._shortLogged = True
+            self._engine.log.debug(
+                "OnTraffic of {conn!r} stopped at a short buffer ({requested} bytes"
+                " asked for, {buffered} buffered): waiting for more data",
+                conn=self,
+                requested=e.requested,
+                buffered=e.buffered,
+            )
 
     def driverApply(self, action: Action) -> BaseException | None:
         """Apply a callback's action (Close, Shutdown); the result for a callback."""

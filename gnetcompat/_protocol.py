@@ -20,6 +20,7 @@ from ._action import Action, splitPair, toAction
 from ._conn import Conn, ConnOwner, UDPConn, ownBytes
 from ._tls import awaitHandshake, rawTransport
 from ._twistedcompat import keepSocketErrors
+from .errors import ErrShortBuffer
 
 
 class ProtocolOwner(ConnOwner, TypingProtocol):
@@ -176,6 +177,8 @@ class GnetDatagramProtocol(DatagramProtocol):
 
     log = Logger()
     noisy = False
+    #: an ErrShortBuffer escaping OnTraffic was logged once already
+    _shortLogged = False
 
     def __init__(self, engine: ProtocolOwner) -> None:
         self.engine = engine
@@ -187,6 +190,16 @@ class GnetDatagramProtocol(DatagramProtocol):
         conn = UDPConn(eng, self.transport, data, addr)
         try:
             action = toAction(eng.handler.OnTraffic(conn))
+        except ErrShortBuffer:
+            # a datagram shorter than the handler expects: dropped, as Go's
+            # "if err != nil { return gnet.None }" drops it (one debug line)
+            if not self._shortLogged:
+                self._shortLogged = True
+                eng.log.debug(
+                    "OnTraffic stopped at a short buffer in a datagram from {addr}: dropped",
+                    addr=addr,
+                )
+            action = Action.NONE
         except Exception:
             eng.log.failure("OnTraffic raised for a datagram from {addr}", addr=addr)
             return

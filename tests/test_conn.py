@@ -19,6 +19,7 @@ from typing import Any
 from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.internet.testing import StringTransport
+from twisted.logger import Logger, LogLevel, formatEvent
 from twisted.python import threadable
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -284,6 +285,158 @@ class ReaderTests(SynchronousTestCase):
         self.assertEqual(peer.conn.InboundBuffered(), 0)
         peer.protocol.dataReceived(b"late")
         self.assertEqual(handler.traffic(), 1)
+
+
+class ShortBufferTests(SynchronousTestCase):
+    """
+    Issue 18 item 9: an L{ErrShortBuffer} escaping C{OnTraffic} is Go's
+    C{if err != nil { return gnet.None }}: wait for more data, the
+    connection kept, no error logged.
+    """
+
+    def frameEcho(self) -> tuple[HandlerDriver, list[bytes], list[Any]]:
+        """
+        A driver whose handler answers length-prefixed frames the way a
+        ported gnet codec reads them: C{Peek(4)} the header, C{Next(4 + n)}
+        the frame, no try/except.  Returns the driver, the bodies seen and
+        the engine's log events.
+        """
+        bodies: list[bytes] = []
+        events: list[Any] = []
+
+        def onTraffic(c: Any) -> None:
+            while True:
+                hdr = c.Peek(4)
+                n = int.from_bytes(hdr, "big")
+                frame = c.Next(4 + n)
+                bodies.append(frame[4:])
+                c.Write(frame[4:].upper())
+
+        driver = booted(
+            Recorder(OnTraffic=onTraffic), gnet.WithLogger(Logger(observer=events.append))
+        )
+        return driver, bodies, events
+
+    def test_frameSplitOverReads(self) -> None:
+        """
+        Frames split inside the header and inside the body, over several
+        reads, are all answered; the connection stays open, nothing is
+        logged above debug, and one debug line is logged for the connection.
+        """
+        driver, bodies, events = self.frameEcho()
+        peer = driver.connect()
+        stream = b"".join(
+            len(b).to_bytes(4, "big") + b for b in (b"one", b"", b"three", b"x" * 300)
+        )
+        for piece in (
+            stream[:2],
+            stream[2:5],
+            stream[5:9],
+            stream[9:20],
+            stream[20:21],
+            stream[21:],
+        ):
+            peer.send(piece)
+        self.assertEqual(bodies, [b"one", b"", b"three", b"x" * 300])
+        self.assertEqual(peer.received(), b"ONETHREE" + b"X" * 300)
+        self.assertFalse(peer.closedByServer)
+        self.assertEqual(peer.conn.InboundBuffered(), 0)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        levels = [e["log_level"] for e in events]
+        self.assertEqual(levels, [LogLevel.debug])
+        self.assertIn("short buffer", formatEvent(events[0]))
+
+    def test_oneDebugLinePerConnection(self) -> None:
+        """Each connection logs the short-buffer wait at most once, at debug level."""
+        driver, bodies, events = self.frameEcho()
+        first, second = driver.connect(), driver.connect()
+        for peer in (first, second, first, second):
+            peer.send(b"\x00\x00")
+            peer.send(b"\x00\x01")
+            peer.send(b"z")
+        self.assertEqual(bodies, [b"z"] * 4)
+        self.assertEqual([e["log_level"] for e in events], [LogLevel.debug] * 2)
+
+    def test_writesBeforeTheShortBufferAreSent(self) -> None:
+        """What C{OnTraffic} wrote before the short read goes out, as after C{return None}."""
+
+        def onTraffic(c: Any) -> None:
+            c.Write(b"seen ")
+            c.Next(10)
+
+        peer = booted(Recorder(OnTraffic=onTraffic)).connect()
+        peer.send(b"abc")
+        self.assertEqual(peer.received(), b"seen ")
+        self.assertEqual(peer.conn.InboundBuffered(), 3)
+        self.assertFalse(peer.closedByServer)
+
+    def test_attributes(self) -> None:
+        """
+        L{ErrShortBuffer} says how many bytes were asked for and how many
+        were buffered; its text stays gnet's C{short buffer}.
+        """
+        errs: list[Any] = []
+
+        def onTraffic(c: Any) -> None:
+            for call in (lambda: c.Next(10), lambda: c.Peek(7)):
+                try:
+                    call()
+                except ErrShortBuffer as e:
+                    errs.append((e.requested, e.buffered, str(e)))
+            c.Discard(-1)
+            try:
+                c.Read(bytearray(5))
+            except ErrShortBuffer as e:
+                errs.append((e.requested, e.buffered, str(e)))
+
+        booted(Recorder(OnTraffic=onTraffic)).connect().send(b"abc")
+        self.assertEqual(
+            errs, [(10, 3, "short buffer"), (7, 3, "short buffer"), (5, 0, "short buffer")]
+        )
+        self.assertIsInstance(ErrShortBuffer(), gnet.GnetError)
+        self.assertEqual((ErrShortBuffer().requested, ErrShortBuffer().buffered), (None, None))
+
+    def test_wakeCallbackGetsNone(self) -> None:
+        """A C{Wake} whose C{OnTraffic} stops at a short buffer calls back with C{None}."""
+        driver = booted(Recorder(OnTraffic=lambda c: c.Next(4)))
+        peer = driver.connect()
+        results: list[Any] = []
+        peer.conn.Wake(lambda c, err: results.append(err))
+        driver.runPending()
+        self.assertEqual(results, [None])
+        self.assertFalse(peer.closedByServer)
+
+    def test_otherErrorsStillClose(self) -> None:
+        """Only L{ErrShortBuffer} means "wait": another L{GnetError} still closes, logged."""
+
+        def onTraffic(c: Any) -> None:
+            raise ErrUnsupportedOp()
+
+        peer = booted(Recorder(OnTraffic=onTraffic)).connect()
+        peer.send(b"x")
+        self.assertEqual(len(self.flushLoggedErrors(ErrUnsupportedOp)), 1)
+        self.assertTrue(peer.closedByServer)
+
+    def test_shortDatagramDropped(self) -> None:
+        """
+        A datagram shorter than the handler's C{Next(n)} is dropped quietly
+        (nothing sent, nothing logged above debug); the next one is served.
+        """
+        events: list[Any] = []
+
+        def onTraffic(c: Any) -> None:
+            c.Write(c.Next(4))
+
+        driver = booted(
+            Recorder(OnTraffic=onTraffic),
+            gnet.WithLogger(Logger(observer=events.append)),
+            address="udp://127.0.0.1:9000",
+        )
+        self.assertEqual(driver.datagram(b"ab"), [])
+        self.assertEqual(driver.datagram(b"ab"), [])
+        self.assertEqual(driver.datagram(b"abcd"), [(b"abcd", ("127.0.0.1", 40000))])
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual([e["log_level"] for e in events], [LogLevel.debug])
 
 
 class WriteTests(SynchronousTestCase):

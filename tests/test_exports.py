@@ -99,6 +99,8 @@ EXPECTED_ALL = [
     "SupervisionPolicy",
     "parseProtoAddr",
     "installReloadOnSIGHUP",
+    # a loop-only Conn method called from another thread (issue 18)
+    "ErrNotOnEventLoop",
 ]
 
 EXPECTED_ERRORS = [
@@ -124,6 +126,7 @@ EXPECTED_ERRORS = [
     "ErrInvalidTimeDuration",
     "ErrInvalidURL",
     "ErrInvalidOption",
+    "ErrNotOnEventLoop",
 ]
 
 #: gnet's message texts (spec §9) for the sentinels users compare against.

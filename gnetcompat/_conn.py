@@ -346,7 +346,7 @@ class Conn(_Reader):
         "_drainWatch",
         "_whenDrained",
         "_closeTimer",
-        "_loop",
+        "_loopThread",
         "_shortLogged",
         "__weakref__",
     )
@@ -394,7 +394,7 @@ class Conn(_Reader):
         self._closeTimer: Any = None
         #: the thread of the connection's event loop: the one its transport
         #: connects on (connectionMade); see L{_offLoop}
-        self._loop = _getIdent()
+        self._loopThread = _getIdent()
         #: an ErrShortBuffer escaping OnTraffic was logged once already
         self._shortLogged = False
 
@@ -426,7 +426,7 @@ class Conn(_Reader):
         if cork is not None:  # inside this conn's OnTraffic: on its loop
             cork.append(data)
         else:
-            if _getIdent() != self._loop:
+            if _getIdent() != self._loopThread:
                 self._offLoop("Write", "AsyncWrite(data, callback)")
             if sendNow(self._transport, self._sock, data):
                 self._queued()
@@ -445,7 +445,7 @@ class Conn(_Reader):
         owned = _ownSequence(bufs, "Conn.Writev")
         if self.closed and not self._inOnClose:
             raise ErrClosed()
-        if self._cork is None and _getIdent() != self._loop:
+        if self._cork is None and _getIdent() != self._loopThread:
             self._offLoop("Writev", "AsyncWritev(bufs, callback)")
         self._sendSequence(owned)
         return sum(map(len, owned))
@@ -453,7 +453,7 @@ class Conn(_Reader):
     def _offLoop(self, method: str, instead: str) -> None:
         """
         The slow path of the loop-thread check of C{method}: the caller is
-        not on the thread recorded in C{_loop}.  That thread is where the
+        not on the thread recorded in C{_loopThread}.  That thread is where the
         transport connected, i.e. the reactor's, except for a socket adopted
         before the reactor ran (C{Client.Enroll}) on a thread that then did
         not run it: once the reactor runs, its thread (Twisted's I/O thread)
@@ -468,7 +468,7 @@ class Conn(_Reader):
         """
         ident = _getIdent()
         if getattr(self._engine.reactor, "running", False) and threadable.ioThread == ident:
-            self._loop = ident
+            self._loopThread = ident
             return
         raise ErrNotOnEventLoop(
             f"gnet: Conn.{method} called from thread {threading.current_thread().name!r}, "

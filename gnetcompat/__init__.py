@@ -51,7 +51,7 @@ from .client import (
     NewNetConnContext,
     RegisteredResult,
 )
-from .errors import GnetError
+from .errors import ErrNotOnEventLoop, GnetError
 from .interfaces import IAddr, IConn, IEngine, IEventHandler, IEventLoop
 from .options import (
     LeastConnections,
@@ -120,6 +120,7 @@ __all__ = [
     "Engine",
     "EngineService",
     "ErrClientNotStarted",
+    "ErrNotOnEventLoop",
     "EventLoop",
     "FromContext",
     "FromNetAddrContext",

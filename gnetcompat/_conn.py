@@ -5,7 +5,9 @@ L{Conn}: gnet's connection object over a Twisted transport.
 All gnet semantics of the inbound buffer, writes, queued operations, the
 close sequence and contexts live here; L{gnetcompat._protocol} only forwards
 Twisted's events.  Bytes are C{bytes} copies, so the aliasing hazards of gnet's
-slices do not exist.
+slices do not exist: what the Reader methods return is the caller's, and every
+write takes any bytes-like object and copies a mutable one (L{ownBytes}), as
+Go's C{Write([]byte)} copies into the outbound buffer.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IPullProducer, IReactorTime
 from twisted.logger import Logger
+from twisted.python import threadable
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -35,6 +38,7 @@ from .errors import (
     ErrEOF,
     ErrInvalidNetworkAddress,
     ErrInvalidTimeDuration,
+    ErrNotOnEventLoop,
     ErrShortBuffer,
     ErrUnsupportedOp,
 )
@@ -93,6 +97,8 @@ class ConnOwner(Protocol):
 AsyncCallback = Callable[[Any, "BaseException | None"], Any]
 
 _EMPTY = b""
+#: the calling thread's identifier (the loop-thread check of the writes)
+_getIdent = threading.get_ident
 #: reasons for a Conn to stop reading (bits of C{Conn._readHolds})
 _HOLD_WRITE = 1
 _HOLD_DRIVER = 2
@@ -114,6 +120,46 @@ def _isIP(host: object) -> bool:
     except ValueError:
         return False
     return True
+
+
+def ownBytes(data: Any, what: str) -> bytes:
+    """
+    C{data}, a bytes-like object, as C{bytes} the caller can no longer
+    change: C{bytes} itself unchanged (never copied), a C{bytearray},
+    C{memoryview} (any format or shape, as its raw bytes), C{array.array}
+    or other buffer copied now.  The writes call it only for what is not
+    exactly C{bytes} (C{type(data) is not bytes}), so the common case costs
+    one type check.
+
+    @param what: the caller, for the error (C{Conn.Write}, C{OnOpen}, ...).
+    @raise TypeError: C{data} is not bytes-like (C{str}, C{int}, C{None},
+        a list...): Go would not compile it, and C{bytes(5)}-style coercion
+        would send garbage.
+    """
+    if isinstance(data, bytes):
+        return data
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise TypeError(
+            f"{what} takes a bytes-like object (bytes, bytearray, memoryview, "
+            f"array), not {type(data).__name__}"
+        ) from None
+    with view:
+        return view.tobytes()
+
+
+def _ownSequence(bufs: Any, what: str) -> list[bytes]:
+    """
+    The buffers of a gather write as a list of C{bytes} (L{ownBytes} for
+    each one that is not C{bytes}).
+
+    @raise TypeError: C{bufs} is itself one buffer or a string (a gather
+        write takes a list of them), or one of its items is not bytes-like.
+    """
+    if isinstance(bufs, (bytes, bytearray, memoryview, str)):
+        raise TypeError(f"{what} takes a list of bytes-like objects, not {type(bufs).__name__}")
+    return [b if type(b) is bytes else ownBytes(b, what) for b in bufs]
 
 
 def peerError(reason: Failure | None) -> BaseException:
@@ -155,7 +201,10 @@ class _Reader:
         """
         Return and consume the next C{n} bytes, or all of them for C{n <= 0}.
 
-        @raise ErrShortBuffer: fewer than C{n} bytes are buffered (nothing is consumed).
+        @raise ErrShortBuffer: fewer than C{n} bytes are buffered (nothing is
+            consumed; C{requested} and C{buffered} say how many).  Left to
+            escape C{OnTraffic}, it means "wait for more data", as Go's
+            C{if err != nil { return gnet.None }}.
         """
         buf, off = self._in, self._off
         avail = len(buf) - off
@@ -165,7 +214,7 @@ class _Reader:
                 return buf
             return bytes(buf[off:])
         if n > avail:
-            raise ErrShortBuffer()
+            raise ErrShortBuffer(requested=n, buffered=avail)
         self._off = off + n
         return bytes(buf[off : off + n])
 
@@ -173,7 +222,7 @@ class _Reader:
         """
         Return the next C{n} bytes (all for C{n <= 0}) without consuming.
 
-        @raise ErrShortBuffer: fewer than C{n} bytes are buffered.
+        @raise ErrShortBuffer: fewer than C{n} bytes are buffered (see L{Next}).
         """
         buf, off = self._in, self._off
         avail = len(buf) - off
@@ -182,7 +231,7 @@ class _Reader:
                 return buf
             return bytes(buf[off:])
         if n > avail:
-            raise ErrShortBuffer()
+            raise ErrShortBuffer(requested=n, buffered=avail)
         return bytes(buf[off : off + n])
 
     def Discard(self, n: int = -1) -> int:
@@ -206,7 +255,7 @@ class _Reader:
             return 0
         avail = len(self._in) - self._off
         if avail == 0:
-            raise ErrShortBuffer()
+            raise ErrShortBuffer(requested=want, buffered=0)
         n = min(want, avail)
         p[:n] = self._in[self._off : self._off + n]
         self._off += n
@@ -302,6 +351,8 @@ class Conn(_Reader):
         "_closeTimer",
         "_loop",
         "_handle",
+        "_loopThread",
+        "_shortLogged",
         "__weakref__",
     )
     log = Logger()
@@ -350,6 +401,11 @@ class Conn(_Reader):
         self._loop: Any = engine.loop
         #: the engine-wide name, once asked for (L{Handle})
         self._handle: Any = None
+        #: the thread of the connection's event loop: the one its transport
+        #: connects on (connectionMade); see L{_offLoop}
+        self._loopThread = _getIdent()
+        #: an ErrShortBuffer escaping OnTraffic was logged once already
+        self._shortLogged = False
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
@@ -357,29 +413,76 @@ class Conn(_Reader):
 
     # -- writing ---------------------------------------------------------
 
-    def Write(self, data: bytes) -> int:
+    def Write(self, data: bytes | bytearray | memoryview) -> int:
         """
-        Send C{data}.  Bytes are queued in order and sent by the reactor;
-        returns C{len(data)}.
+        Send C{data}, any bytes-like object: bytes are queued in order and
+        sent by the reactor.  A mutable buffer is copied now, so changing it
+        after the call changes nothing sent (Go's C{Write} copies too).
+        Loop-only: call it from the connection's callbacks (or OnTick, an
+        async callback, a runnable), on the reactor thread.
 
+        @return: the number of bytes (C{nbytes} of a C{memoryview}).
         @raise ErrClosed: the connection is closed.
+        @raise ErrNotOnEventLoop: called from another thread (use
+            C{AsyncWrite}).
+        @raise TypeError: C{data} is not bytes-like.
         """
+        if type(data) is not bytes:
+            data = ownBytes(data, "Conn.Write")
         if self.closed and not self._inOnClose:
             raise ErrClosed()
-        self._send(data)
+        cork = self._cork
+        if cork is not None:  # inside this conn's OnTraffic: on its loop
+            cork.append(data)
+        else:
+            if _getIdent() != self._loopThread:
+                self._offLoop("Write", "AsyncWrite(data, callback)")
+            if sendNow(self._transport, self._sock, data):
+                self._queued()
         return len(data)
 
-    def Writev(self, bufs: Iterable[bytes]) -> int:
+    def Writev(self, bufs: Iterable[bytes | bytearray | memoryview]) -> int:
         """
-        Gather write of every buffer in order; returns the total length.
+        Gather write of every buffer (any bytes-like objects, copied as
+        C{Write} copies) in order; returns the total length.  Loop-only.
 
         @raise ErrClosed: the connection is closed (not inside C{OnClose}).
+        @raise ErrNotOnEventLoop: called from another thread (use
+            C{AsyncWritev}).
+        @raise TypeError: C{bufs} is not an iterable of bytes-like objects.
         """
+        owned = _ownSequence(bufs, "Conn.Writev")
         if self.closed and not self._inOnClose:
             raise ErrClosed()
-        bufs = list(bufs)
-        self._sendSequence(bufs)
-        return sum(len(b) for b in bufs)
+        if self._cork is None and _getIdent() != self._loopThread:
+            self._offLoop("Writev", "AsyncWritev(bufs, callback)")
+        self._sendSequence(owned)
+        return sum(map(len, owned))
+
+    def _offLoop(self, method: str, instead: str) -> None:
+        """
+        The slow path of the loop-thread check of C{method}: the caller is
+        not on the thread recorded in C{_loopThread}.  That thread is where the
+        transport connected, i.e. the reactor's, except for a socket adopted
+        before the reactor ran (C{Client.Enroll}) on a thread that then did
+        not run it: once the reactor runs, its thread (Twisted's I/O thread)
+        is the loop, and is recorded.  Any other thread is refused.
+
+        Skipped while the connection's own C{OnTraffic} runs (its writes
+        are corked; the check would cost a third of a C{Write} there), so a
+        stray thread is caught on every write except one that lands inside
+        that window.
+
+        @raise ErrNotOnEventLoop: naming the thread and the method to use.
+        """
+        ident = _getIdent()
+        if getattr(self._engine.reactor, "running", False) and threadable.ioThread == ident:
+            self._loopThread = ident
+            return
+        raise ErrNotOnEventLoop(
+            f"gnet: Conn.{method} called from thread {threading.current_thread().name!r}, "
+            f"not the connection's event loop: use c.{instead} from other threads"
+        )
 
     def SendTo(self, data: bytes, addr: Any) -> int:
         """Only for UDP: stream connections raise L{ErrUnsupportedOp}."""
@@ -427,7 +530,10 @@ class Conn(_Reader):
         callback wrote so far and goes out when it returns (one send for
         all the replies to a read, as Twisted's own buffering would give,
         without its extra epoll calls); otherwise at once (L{sendNow}).
+        C{data} may be any bytes-like object (copied unless C{bytes}).
         """
+        if type(data) is not bytes:
+            data = ownBytes(data, "Conn.driverWrite")
         cork = self._cork
         if cork is not None:
             cork.append(data)
@@ -435,7 +541,7 @@ class Conn(_Reader):
             self._queued()
 
     def _sendSequence(self, bufs: list[bytes]) -> None:
-        """L{_send} for a gather write."""
+        """L{_send} for a gather write (every buffer C{bytes}: see L{_ownSequence})."""
         cork = self._cork
         if cork is not None:
             cork.extend(bufs)
@@ -538,15 +644,17 @@ class Conn(_Reader):
         """
         Queue a write from any thread; C{callback(c, err)} runs on the
         reactor after it (C{err} is L{ErrClosed} when the connection had
-        closed).  Mutable buffers are copied now.
+        closed).  Any bytes-like object; mutable buffers are copied now.
+
+        @raise TypeError: C{data} is not bytes-like.
         """
-        if not isinstance(data, bytes):
-            data = bytes(data)
+        if type(data) is not bytes:
+            data = ownBytes(data, "Conn.AsyncWrite")
         self._queue(self._asyncWrite, data, callback, False)
 
     def AsyncWritev(self, bufs: Iterable[bytes], callback: AsyncCallback | None = None) -> None:
         """Queue a gather write from any thread, as C{AsyncWrite}."""
-        self._queue(self._asyncWrite, [bytes(b) for b in bufs], callback, True)
+        self._queue(self._asyncWrite, _ownSequence(bufs, "Conn.AsyncWritev"), callback, True)
 
     def _asyncWrite(self, data: Any, callback: AsyncCallback | None, vector: bool) -> None:
         if self._droppedByShutdown():
@@ -605,14 +713,18 @@ class Conn(_Reader):
     # top of a Conn (the WebSocket layer) call, so none of them reads
     # Conn's privates.  driverFeed/driverTraffic/driverLost/driverApply/
     # driverCloseLocal are defined where their logic lives (below and in
-    # _Reader); the two writes are the write path itself, not wrappers (the
-    # per-message path gets no extra call).
+    # _Reader); driverWrite is the write path itself, not a wrapper (the
+    # per-message path gets no extra call); driverWriteSequence takes the
+    # buffers' bytes first.
 
     #: C{driverWrite(data)}: write C{data} in order (joined with what the
-    #: running C{OnTraffic} wrote; otherwise sent at once)
+    #: running C{OnTraffic} wrote; otherwise sent at once); any bytes-like
+    #: object, copied unless C{bytes}
     driverWrite = _send
-    #: C{driverWriteSequence(bufs)}: write every buffer in order, as L{driverWrite}
-    driverWriteSequence = _sendSequence
+
+    def driverWriteSequence(self, bufs: Iterable[bytes | bytearray | memoryview]) -> None:
+        """Write every buffer in order, as C{driverWrite}; mutable ones are copied now."""
+        self._sendSequence(_ownSequence(bufs, "Conn.driverWriteSequence"))
 
     def driverAbort(self) -> None:
         """Close now (C{OnClose} runs) and drop what is queued: a protocol failure."""
@@ -673,6 +785,10 @@ class Conn(_Reader):
             self._cork = []
         try:
             action = self._handler.OnTraffic(self)
+        except ErrShortBuffer as e:
+            # Go's "if err != nil { return gnet.None }": wait for more data
+            self._shortBuffer(e)
+            action = None
         except Exception:
             self._engine.log.failure("OnTraffic raised; closing {conn!r}", conn=self)
             self.driverCloseLocal(propagate=True)
@@ -686,6 +802,22 @@ class Conn(_Reader):
         if action:
             return self.driverApply(toAction(action))
         return None
+
+    def _shortBuffer(self, e: ErrShortBuffer) -> None:
+        """
+        An L{ErrShortBuffer} escaped C{OnTraffic}: no action, the unread
+        bytes stay buffered (what the handler consumed before stays
+        consumed), and the first time per connection one debug line.
+        """
+        if not self._shortLogged:
+            self._shortLogged = True
+            self._engine.log.debug(
+                "OnTraffic of {conn!r} stopped at a short buffer ({requested} bytes"
+                " asked for, {buffered} buffered): waiting for more data",
+                conn=self,
+                requested=e.requested,
+                buffered=e.buffered,
+            )
 
     def driverApply(self, action: Action) -> BaseException | None:
         """Apply a callback's action (Close, Shutdown); the result for a callback."""
@@ -958,8 +1090,12 @@ class UDPConn(_Reader):
         """
         Send one datagram to the sender of this datagram, at once (any thread).
 
+        @return: the number of bytes.
         @raise OSError: the send failed (e.g. C{EMSGSIZE}).
+        @raise TypeError: C{data} is not bytes-like.
         """
+        if type(data) is not bytes:
+            data = ownBytes(data, "UDPConn.Write")
         self._port.socket.sendto(data, self._peer)
         return len(data)
 
@@ -968,7 +1104,10 @@ class UDPConn(_Reader):
         Send one datagram to C{addr} (an L{Addr} or a socket address tuple).
 
         @raise ErrInvalidNetworkAddress: C{addr} is C{None} or not an address.
+        @raise TypeError: C{data} is not bytes-like.
         """
+        if type(data) is not bytes:
+            data = ownBytes(data, "UDPConn.SendTo")
         if isinstance(addr, Addr) and addr.network == "udp":
             target = addr.sockaddr()
         elif isinstance(addr, tuple) and len(addr) >= 2 and _isIP(addr[0]):
@@ -1003,6 +1142,8 @@ class UDPConn(_Reader):
         eng = self._engine
         if eng.stopped:
             raise ErrEngineInShutdown()
+        if type(data) is not bytes:
+            data = ownBytes(data, "UDPConn.AsyncWrite")
         err: OSError | None = None
         try:
             self._port.socket.sendto(data, self._peer)

@@ -41,7 +41,7 @@ from twisted.python.failure import Failure
 
 from ._action import splitPair
 from ._addr import Addr, applyKeepAlive, parseProtoAddr, splitHostPort
-from ._conn import Conn, ConnOwner
+from ._conn import Conn, ConnOwner, ownBytes
 from ._context import (
     Context,
     FromContext,
@@ -182,13 +182,15 @@ class _ConnectedUDPProtocol(DatagramProtocol):
         try:
             out: Any
             out, action = splitPair(eng.handler.OnOpen(conn), "OnOpen")
+            if out is not None and type(out) is not bytes:
+                out = ownBytes(out, "OnOpen's out")
         except Exception:
             eng.log.failure("OnOpen raised; closing {conn!r}", conn=conn)
             conn.driverCloseLocal(propagate=True)
             return conn
         if out and not conn.closed:
             try:
-                t.write(bytes(out))
+                t.write(out)
             except Exception:
                 eng.log.failure("sending the OnOpen datagram failed")
         if action:

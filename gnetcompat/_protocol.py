@@ -17,9 +17,10 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ._action import Action, splitPair, toAction
-from ._conn import Conn, ConnOwner, UDPConn
+from ._conn import Conn, ConnOwner, UDPConn, ownBytes
 from ._tls import awaitHandshake, rawTransport
 from ._twistedcompat import keepSocketErrors
+from .errors import ErrShortBuffer
 
 
 class ProtocolOwner(ConnOwner, TypingProtocol):
@@ -103,12 +104,14 @@ class GnetProtocol(Protocol):
         eng.connAdded(conn, self)
         try:
             out, action = splitPair(eng.handler.OnOpen(conn), "OnOpen")
+            if out is not None and type(out) is not bytes:
+                out = ownBytes(out, "OnOpen's out")  # (a copy: the handler may reuse it)
         except Exception:
             eng.log.failure("OnOpen raised; closing {conn!r}", conn=conn)
             conn.driverCloseLocal(propagate=True)
             return
         if out and not conn.closed:
-            conn.driverWrite(bytes(out))
+            conn.driverWrite(out)
         if action:
             conn.driverApply(action)
 
@@ -176,6 +179,8 @@ class GnetDatagramProtocol(DatagramProtocol):
 
     log = Logger()
     noisy = False
+    #: an ErrShortBuffer escaping OnTraffic was logged once already
+    _shortLogged = False
 
     def __init__(self, engine: ProtocolOwner) -> None:
         self.engine = engine
@@ -187,6 +192,16 @@ class GnetDatagramProtocol(DatagramProtocol):
         conn = UDPConn(eng, self.transport, data, addr)
         try:
             action = toAction(eng.handler.OnTraffic(conn))
+        except ErrShortBuffer:
+            # a datagram shorter than the handler expects: dropped, as Go's
+            # "if err != nil { return gnet.None }" drops it (one debug line)
+            if not self._shortLogged:
+                self._shortLogged = True
+                eng.log.debug(
+                    "OnTraffic stopped at a short buffer in a datagram from {addr}: dropped",
+                    addr=addr,
+                )
+            action = Action.NONE
         except Exception:
             eng.log.failure("OnTraffic raised for a datagram from {addr}", addr=addr)
             return

@@ -34,6 +34,7 @@ __all__ = [
     "ErrInvalidURL",
     "ErrInvalidOption",
     "ErrBusOverflow",
+    "ErrNotOnEventLoop",
 ]
 
 
@@ -153,9 +154,26 @@ class ErrShortBuffer(GnetError):
     """
     A Reader method asked for more bytes than are buffered (Go's
     C{io.ErrShortBuffer}); nothing was consumed.
+
+    Go's C{buf, err := c.Next(n); if err != nil { return gnet.None }} is, in
+    Python, to let it escape C{OnTraffic}: an C{ErrShortBuffer} raised out of
+    C{OnTraffic} means "wait for more data" (no action, the unread bytes stay
+    buffered for the next call, one debug line per connection), not a
+    handler failure.  Catch it to act on it yourself.
+
+    @ivar requested: the number of bytes asked for (C{len(p)} for C{Read}),
+        or C{None} when not known.
+    @ivar buffered: the number of bytes that were buffered, or C{None}.
     """
 
     message = "short buffer"
+
+    def __init__(
+        self, *args: object, requested: int | None = None, buffered: int | None = None
+    ) -> None:
+        super().__init__(*args)
+        self.requested = requested
+        self.buffered = buffered
 
 
 class ErrClosed(GnetError):
@@ -207,3 +225,16 @@ class ErrInvalidTimeDuration(ErrInvalidOption):
     """
 
     message = "invalid time duration"
+
+
+class ErrNotOnEventLoop(GnetError, RuntimeError):
+    """
+    gnetcompat: a loop-only C{Conn} method (C{Write}, C{Writev},
+    C{ReadFrom}) was called from a thread other than the one running the
+    connection's event loop (the reactor thread).  In Go this is a data
+    race; here it is refused.  From other threads use C{c.AsyncWrite(data,
+    callback)} / C{c.AsyncWritev(bufs, callback)}, which queue the write on
+    the loop.
+    """
+
+    message = "gnet: loop-only method called from outside the connection's event loop"

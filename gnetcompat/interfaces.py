@@ -176,9 +176,12 @@ class IConn(Interface):
     One connection, with gnet's Reader, Writer and Socket methods.
 
     Loop-only methods (readers, C{Write}, contexts, addresses) must be called
-    on the reactor thread; C{AsyncWrite*}, C{Wake}, C{Close*}, the safe
-    context and the socket methods are safe from any thread, and the queued
-    ones keep FIFO order.
+    on the reactor thread (C{Write}, C{Writev} and C{ReadFrom} raise
+    L{gnetcompat.errors.ErrNotOnEventLoop} elsewhere); C{AsyncWrite*},
+    C{Wake}, C{Close*}, the safe context and the socket methods are safe
+    from any thread, and the queued ones keep FIFO order.  Every write takes
+    any bytes-like object and copies a mutable one at the call, as Go's
+    C{Write([]byte)} does.
     """
 
     def Read(p: bytearray) -> int:
@@ -206,10 +209,13 @@ class IConn(Interface):
         """Drain every readable byte into C{w} (a Conn or a file-like object)."""
 
     def Write(data: bytes) -> int:
-        """Send C{data} (buffered in order); returns C{len(data)}."""
+        """
+        Send C{data}, any bytes-like object (buffered in order, copied if
+        mutable); returns its number of bytes.
+        """
 
     def Writev(bufs: list[bytes]) -> int:
-        """Gather write; returns the total length."""
+        """Gather write of bytes-like objects; returns the total number of bytes."""
 
     def SendTo(data: bytes, addr: IAddr) -> int:
         """UDP only: one datagram to C{addr}."""

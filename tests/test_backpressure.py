@@ -11,6 +11,9 @@ and the process's descriptors return to their baseline.
 Item 2: C{WriteBufferCap} is how much outbound data may wait before reading
 pauses; C{ReadBufferCap} is only the read size.
 
+Issue 18 item 1: a C{bytearray}/C{memoryview} write that the kernel takes
+only in part is queued whole and intact for a peer that reads late.
+
 Every client runs in a thread with blocking sockets and deadlines, so the
 reactor never blocks and no wait is unbounded.
 """
@@ -478,6 +481,186 @@ class WriteBufferCapTests(_Serving):
 
         self.assertEqual((yield threads.deferToThread(drainThenEcho)), b"ping")
         self.assertTrue(reading())
+
+
+def readExactly(s: socket.socket, n: int, timeout: float) -> bytes:
+    """Read C{n} bytes from C{s}, or what came before EOF or C{timeout}."""
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    got = 0
+    while got < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        s.settimeout(left)
+        try:
+            data = s.recv(min(n - got, 1 << 20))
+        except (TimeoutError, ConnectionResetError):
+            break
+        if not data:
+            break
+        chunks.append(data)
+        got += len(data)
+    return b"".join(chunks)
+
+
+class MutableBufferWriter(gnet.BuiltinEventEngine):
+    """
+    On C{go}: writes C{size} bytes of C{a} from a C{bytearray} inside
+    C{OnTraffic} and overwrites the buffer right after, then (from a
+    runnable: on the loop, outside C{OnTraffic}) C{size} bytes of C{b}
+    through a C{memoryview}, overwritten likewise; C{written} is set after
+    both.  Answers C{ping} with C{pong}.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.written = threading.Event()
+
+    def OnTraffic(self, c: Any) -> Any:
+        data = c.Next(-1)
+        if data == b"ping":
+            c.Write(b"pong")
+            return gnet.None_
+        first = bytearray(b"a" * self.size)
+        c.Write(first)
+        first[:] = b"?" * self.size
+
+        def later(ctx: Any) -> None:
+            try:
+                second = bytearray(b"b" * self.size)
+                c.Write(memoryview(second))
+                second[:] = b"?" * self.size
+            finally:
+                self.written.set()
+
+        c.EventLoop().Execute(None, gnet.RunnableFunc(later))
+        return gnet.None_
+
+
+#: the request and response of L{PipelinedHTTP} (gnet-examples' HTTP server)
+REQUEST = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nServer: gnet\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: 13\r\n\r\nHello, World!"
+)
+
+
+class PipelinedHTTP(gnet.BuiltinEventEngine):
+    """
+    A port of gnet-examples' pipelined HTTP server: each connection's
+    context is a codec buffer; C{OnTraffic} appends one response per
+    complete request, writes the buffer with one C{Write} (a C{bytearray},
+    every other read a C{memoryview} of it) and empties it for the next
+    read, as the Go code does with C{hc.buf = hc.buf[:0]}.
+    """
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def OnOpen(self, c: Any) -> Any:
+        c.SetContext(bytearray())
+        return None, gnet.None_
+
+    def OnTraffic(self, c: Any) -> Any:
+        out = c.Context()
+        data = c.Peek(-1)
+        end = data.rfind(b"\r\n\r\n")
+        if end < 0:
+            return gnet.None_
+        c.Discard(end + 4)
+        for _ in range(data.count(b"\r\n\r\n", 0, end + 4)):
+            out += RESPONSE
+        self.reads += 1
+        c.Write(memoryview(out) if self.reads % 2 else out)
+        del out[:]
+        return gnet.None_
+
+
+def pipelineThenRead(addr: Any, requests: int, timeout: float) -> tuple[bytes, bytes]:
+    """
+    Send C{requests} pipelined requests before reading anything (small
+    receive buffer), then read all the answers; then one more request on
+    the same connection.  Returns (the answers, the last answer).
+    """
+    s = smallClient(addr)
+    try:
+        s.sendall(REQUEST * requests)
+        answers = readExactly(s, len(RESPONSE) * requests, timeout)
+        s.sendall(REQUEST)
+        return answers, readExactly(s, len(RESPONSE), timeout)
+    finally:
+        s.close()
+
+
+class MutableBufferWriteTests(_Serving):
+    """
+    Issue 18 item 1 over real sockets: a write of a C{bytearray} or
+    C{memoryview} that the kernel takes only in part is queued (as C{bytes})
+    and sent whole, unaffected by later changes to the buffer, and the
+    connection stays up (Twisted's transports used to refuse the rest with
+    C{TypeError: Data must be bytes} and drop the connection).
+    """
+
+    @inlineCallbacks
+    def test_bigMutableBuffersToALateReader(self) -> Any:
+        """
+        8 MiB from a C{bytearray} in C{OnTraffic} and 8 MiB through a
+        C{memoryview} outside it, both more than the socket buffers hold,
+        both overwritten right after the call, reach a peer that reads only
+        once both were written, intact and in order; the connection then
+        still answers.
+        """
+        handler = MutableBufferWriter(BIG)
+        eng = yield self.serve(handler, "tcp://127.0.0.1:0", gnet.WithSocketSendBuffer(4096))
+        host = eng.listeningPorts[0].getHost()
+
+        def lateRead() -> tuple[bytes, bytes]:
+            s = smallClient((host.host, host.port))
+            try:
+                s.sendall(b"go")
+                if not handler.written.wait(15):
+                    raise AssertionError("the server never wrote both buffers")
+                data = readExactly(s, 2 * BIG, 30)
+                s.sendall(b"ping")
+                return data, readExactly(s, 4, 15)
+            finally:
+                s.close()
+
+        data, pong = yield threads.deferToThread(lateRead)
+        self.assertEqual(len(data), 2 * BIG)
+        self.assertTrue(data == b"a" * BIG + b"b" * BIG, "the bytes sent are not the ones written")
+        self.assertEqual(pong, b"pong")
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    @inlineCallbacks
+    def test_pipelinedHTTPLateReader(self) -> Any:
+        """
+        The issue's case: 50,000 pipelined HTTP requests sent before the
+        client reads anything, answered with C{bytearray}/C{memoryview}
+        writes of a reused codec buffer through small socket buffers: all
+        50,000 answers arrive intact and the connection is kept.  (The
+        server's C{WriteBufferCap} is raised so that it keeps reading a
+        client that sends everything before reading; with the default it
+        would push back, which L{WriteBufferCapTests} covers.)
+        """
+        handler = PipelinedHTTP()
+        eng = yield self.serve(
+            handler,
+            "tcp://127.0.0.1:0",
+            gnet.WithWriteBufferCap(64 * _MIB),
+            gnet.WithSocketSendBuffer(4096),
+        )
+        host = eng.listeningPorts[0].getHost()
+        requests = 50_000
+        answers, last = yield threads.deferToThread(
+            pipelineThenRead, (host.host, host.port), requests, 30
+        )
+        self.assertEqual(len(answers), len(RESPONSE) * requests)
+        self.assertTrue(answers == RESPONSE * requests, "the answers are not intact")
+        self.assertEqual(last, RESPONSE)
+        self.assertGreater(handler.reads, 1)
+        self.assertEqual(self.flushLoggedErrors(), [])
 
 
 class WebSocketCloseTests(TestCase):

@@ -9,11 +9,18 @@ time, no global reactor.
 
 from __future__ import annotations
 
+import array
 import errno
 import io
+import threading
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet.address import IPv4Address
+from twisted.internet.interfaces import IProtocolFactory
+from twisted.internet.testing import StringTransport
+from twisted.logger import Logger, LogLevel, formatEvent
+from twisted.python import threadable
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -280,6 +287,158 @@ class ReaderTests(SynchronousTestCase):
         self.assertEqual(handler.traffic(), 1)
 
 
+class ShortBufferTests(SynchronousTestCase):
+    """
+    Issue 18 item 9: an L{ErrShortBuffer} escaping C{OnTraffic} is Go's
+    C{if err != nil { return gnet.None }}: wait for more data, the
+    connection kept, no error logged.
+    """
+
+    def frameEcho(self) -> tuple[HandlerDriver, list[bytes], list[Any]]:
+        """
+        A driver whose handler answers length-prefixed frames the way a
+        ported gnet codec reads them: C{Peek(4)} the header, C{Next(4 + n)}
+        the frame, no try/except.  Returns the driver, the bodies seen and
+        the engine's log events.
+        """
+        bodies: list[bytes] = []
+        events: list[Any] = []
+
+        def onTraffic(c: Any) -> None:
+            while True:
+                hdr = c.Peek(4)
+                n = int.from_bytes(hdr, "big")
+                frame = c.Next(4 + n)
+                bodies.append(frame[4:])
+                c.Write(frame[4:].upper())
+
+        driver = booted(
+            Recorder(OnTraffic=onTraffic), gnet.WithLogger(Logger(observer=events.append))
+        )
+        return driver, bodies, events
+
+    def test_frameSplitOverReads(self) -> None:
+        """
+        Frames split inside the header and inside the body, over several
+        reads, are all answered; the connection stays open, nothing is
+        logged above debug, and one debug line is logged for the connection.
+        """
+        driver, bodies, events = self.frameEcho()
+        peer = driver.connect()
+        stream = b"".join(
+            len(b).to_bytes(4, "big") + b for b in (b"one", b"", b"three", b"x" * 300)
+        )
+        for piece in (
+            stream[:2],
+            stream[2:5],
+            stream[5:9],
+            stream[9:20],
+            stream[20:21],
+            stream[21:],
+        ):
+            peer.send(piece)
+        self.assertEqual(bodies, [b"one", b"", b"three", b"x" * 300])
+        self.assertEqual(peer.received(), b"ONETHREE" + b"X" * 300)
+        self.assertFalse(peer.closedByServer)
+        self.assertEqual(peer.conn.InboundBuffered(), 0)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        levels = [e["log_level"] for e in events]
+        self.assertEqual(levels, [LogLevel.debug])
+        self.assertIn("short buffer", formatEvent(events[0]))
+
+    def test_oneDebugLinePerConnection(self) -> None:
+        """Each connection logs the short-buffer wait at most once, at debug level."""
+        driver, bodies, events = self.frameEcho()
+        first, second = driver.connect(), driver.connect()
+        for peer in (first, second, first, second):
+            peer.send(b"\x00\x00")
+            peer.send(b"\x00\x01")
+            peer.send(b"z")
+        self.assertEqual(bodies, [b"z"] * 4)
+        self.assertEqual([e["log_level"] for e in events], [LogLevel.debug] * 2)
+
+    def test_writesBeforeTheShortBufferAreSent(self) -> None:
+        """What C{OnTraffic} wrote before the short read goes out, as after C{return None}."""
+
+        def onTraffic(c: Any) -> None:
+            c.Write(b"seen ")
+            c.Next(10)
+
+        peer = booted(Recorder(OnTraffic=onTraffic)).connect()
+        peer.send(b"abc")
+        self.assertEqual(peer.received(), b"seen ")
+        self.assertEqual(peer.conn.InboundBuffered(), 3)
+        self.assertFalse(peer.closedByServer)
+
+    def test_attributes(self) -> None:
+        """
+        L{ErrShortBuffer} says how many bytes were asked for and how many
+        were buffered; its text stays gnet's C{short buffer}.
+        """
+        errs: list[Any] = []
+
+        def onTraffic(c: Any) -> None:
+            for call in (lambda: c.Next(10), lambda: c.Peek(7)):
+                try:
+                    call()
+                except ErrShortBuffer as e:
+                    errs.append((e.requested, e.buffered, str(e)))
+            c.Discard(-1)
+            try:
+                c.Read(bytearray(5))
+            except ErrShortBuffer as e:
+                errs.append((e.requested, e.buffered, str(e)))
+
+        booted(Recorder(OnTraffic=onTraffic)).connect().send(b"abc")
+        self.assertEqual(
+            errs, [(10, 3, "short buffer"), (7, 3, "short buffer"), (5, 0, "short buffer")]
+        )
+        self.assertIsInstance(ErrShortBuffer(), gnet.GnetError)
+        self.assertEqual((ErrShortBuffer().requested, ErrShortBuffer().buffered), (None, None))
+
+    def test_wakeCallbackGetsNone(self) -> None:
+        """A C{Wake} whose C{OnTraffic} stops at a short buffer calls back with C{None}."""
+        driver = booted(Recorder(OnTraffic=lambda c: c.Next(4)))
+        peer = driver.connect()
+        results: list[Any] = []
+        peer.conn.Wake(lambda c, err: results.append(err))
+        driver.runPending()
+        self.assertEqual(results, [None])
+        self.assertFalse(peer.closedByServer)
+
+    def test_otherErrorsStillClose(self) -> None:
+        """Only L{ErrShortBuffer} means "wait": another L{GnetError} still closes, logged."""
+
+        def onTraffic(c: Any) -> None:
+            raise ErrUnsupportedOp()
+
+        peer = booted(Recorder(OnTraffic=onTraffic)).connect()
+        peer.send(b"x")
+        self.assertEqual(len(self.flushLoggedErrors(ErrUnsupportedOp)), 1)
+        self.assertTrue(peer.closedByServer)
+
+    def test_shortDatagramDropped(self) -> None:
+        """
+        A datagram shorter than the handler's C{Next(n)} is dropped quietly
+        (nothing sent, nothing logged above debug); the next one is served.
+        """
+        events: list[Any] = []
+
+        def onTraffic(c: Any) -> None:
+            c.Write(c.Next(4))
+
+        driver = booted(
+            Recorder(OnTraffic=onTraffic),
+            gnet.WithLogger(Logger(observer=events.append)),
+            address="udp://127.0.0.1:9000",
+        )
+        self.assertEqual(driver.datagram(b"ab"), [])
+        self.assertEqual(driver.datagram(b"ab"), [])
+        self.assertEqual(driver.datagram(b"abcd"), [(b"abcd", ("127.0.0.1", 40000))])
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual([e["log_level"] for e in events], [LogLevel.debug])
+
+
 class WriteTests(SynchronousTestCase):
     """C{Write}, C{Writev}, C{ReadFrom}, C{Flush}, C{SendTo} on stream connections."""
 
@@ -391,6 +550,191 @@ class WriteTests(SynchronousTestCase):
         peer.send(b"x")
         self.assertEqual(results, [3, 2])
         self.assertEqual(peer.received(), b"bye!!")
+
+
+class BytesLikeWriteTests(SynchronousTestCase):
+    """
+    Issue 18 item 1: every write API takes any bytes-like object with Go's
+    C{Write([]byte)} semantics (the bytes are taken at the call; changing
+    the buffer afterwards changes nothing sent), returns its byte count,
+    and refuses what is not bytes-like with a C{TypeError} naming it.
+    """
+
+    def recordWrites(self, peer: Any) -> list[Any]:
+        """The objects the server hands its transport, as handed (not copied)."""
+        handed: list[Any] = []
+        t = peer.transport
+        write, writeSequence = t.write, t.writeSequence
+        t.write = lambda data: (handed.append(data), write(data))
+        t.writeSequence = lambda seq: (handed.extend(seq), writeSequence(seq))
+        return handed
+
+    def test_mutatedAfterWriteInOnTraffic(self) -> None:
+        """
+        The issue's case: C{c.Write(buf)}, then C{buf[:] = ...}, then
+        C{c.Write(buf)} inside C{OnTraffic} sends the first content, then the
+        second (the corked write used to keep the buffer itself).
+        """
+
+        def onTraffic(c: Any) -> None:
+            c.Discard(-1)
+            buf = bytearray(b"AAAA\n")
+            c.Write(buf)
+            buf[:] = b"BBBB\n"
+            c.Write(buf)
+            view = memoryview(buf)
+            c.Write(view[:2])
+            buf[:2] = b"CC"
+            c.Writev([buf, view[2:]])
+            buf[:] = b"DDDD\n"
+
+        peer = booted(Recorder(OnTraffic=onTraffic)).connect()
+        peer.send(b"x")
+        self.assertEqual(peer.received(), b"AAAA\nBBBB\nBBCCBB\nBB\n")
+
+    def test_codecBufferReusedAfterWrite(self) -> None:
+        """
+        gnet-examples' HTTP codec appends replies to one buffer, writes it
+        and empties it for the next read: the write keeps its content, and
+        emptying a buffer written through a C{memoryview} is not refused.
+        """
+        out = bytearray()
+
+        def onTraffic(c: Any) -> None:
+            for _ in range(c.Next(-1).count(b";")):
+                out.extend(b"ok;")
+            c.Write(memoryview(out) if len(out) > 3 else out)
+            del out[:]
+
+        peer = booted(Recorder(OnTraffic=onTraffic)).connect()
+        peer.send(b"a;")
+        peer.send(b"b;c;")
+        self.assertEqual(peer.received(), b"ok;ok;ok;")
+        self.assertFalse(peer.closedByServer)
+
+    def test_mutatedAfterWriteOutsideOnTraffic(self) -> None:
+        """
+        Outside C{OnTraffic} (from C{OnTick}, a callback) the transport is
+        handed immutable C{bytes} with the content at the call, as Twisted's
+        transports require; C{bytes} themselves are handed on, not copied.
+        """
+        driver = booted(Recorder())
+        peer = driver.connect()
+        handed = self.recordWrites(peer)
+        buf = bytearray(b"abc")
+        self.assertEqual(peer.conn.Write(buf), 3)
+        buf[:] = b"xyz"
+        self.assertEqual(peer.conn.Writev([buf, bytearray(b"!")]), 4)
+        buf[:] = b"---"
+        data = b"kept as is"
+        peer.conn.Write(data)
+        self.assertEqual(handed, [b"abc", b"xyz", b"!", data])
+        self.assertEqual([type(h) for h in handed], [bytes] * 4)
+        self.assertIs(handed[-1], data)
+
+    def test_asyncWriteTakesTheBytesAtTheCall(self) -> None:
+        """C{AsyncWrite}/C{AsyncWritev} of a C{memoryview} send what it showed at the call."""
+        driver = booted(Recorder())
+        peer = driver.connect()
+        buf = bytearray(b"abcd")
+        peer.conn.AsyncWrite(memoryview(buf)[1:3])
+        peer.conn.AsyncWritev([memoryview(buf), array.array("B", b"!")])
+        buf[:] = b"wxyz"
+        driver.runPending()
+        self.assertEqual(peer.received(), b"bcabcd!")
+
+    def test_byteCountOfViews(self) -> None:
+        """
+        The writes return the number of bytes: a C{memoryview} of 16-bit
+        items or of two dimensions counts its bytes, not its items, and its
+        raw bytes are sent; an C{array.array} is bytes-like too.
+        """
+        counts: list[int] = []
+        words = array.array("H", [0x0102, 0x0304])
+        grid = memoryview(bytearray(b"abcdef")).cast("B", (2, 3))
+
+        def onTraffic(c: Any) -> None:
+            c.Discard(-1)
+            counts.append(c.Write(memoryview(words)))
+            counts.append(c.Write(grid))
+            counts.append(c.Writev([words, grid]))
+            counts.append(c.Write(memoryview(b"0123456789")[::3]))
+
+        peer = booted(Recorder(OnTraffic=onTraffic)).connect()
+        peer.send(b"x")
+        self.assertEqual(counts, [4, 6, 10, 4])
+        raw = words.tobytes()
+        self.assertEqual(peer.received(), raw + b"abcdef" + raw + b"abcdef" + b"0369")
+
+    def test_notBytesLikeRefused(self) -> None:
+        """
+        C{str}, C{int}, C{None} or a single buffer given to a gather write
+        raise C{TypeError} naming the method and the type, and send nothing
+        (C{bytes(5)} used to send five NULs).
+        """
+        driver = booted(Recorder())
+        peer = driver.connect()
+        c = peer.conn
+        cases: list[tuple[Callable[..., Any], Any, str, str]] = [
+            (c.Write, "text", "Conn.Write", "str"),
+            (c.Write, 5, "Conn.Write", "int"),
+            (c.Write, None, "Conn.Write", "NoneType"),
+            (c.Writev, [b"ok", "text"], "Conn.Writev", "str"),
+            (c.Writev, b"ab", "Conn.Writev", "bytes"),
+            (c.AsyncWrite, 5, "Conn.AsyncWrite", "int"),
+            (c.AsyncWritev, [None], "Conn.AsyncWritev", "NoneType"),
+            (c.driverWrite, 5, "Conn.driverWrite", "int"),
+            (c.driverWriteSequence, [5], "Conn.driverWriteSequence", "int"),
+        ]
+        for method, arg, name, typeName in cases:
+            e = self.assertRaises(TypeError, method, arg)
+            self.assertIn(name, str(e))
+            self.assertIn(f"not {typeName}", str(e))
+        driver.runPending()
+        self.assertEqual(peer.received(), b"")
+        self.assertFalse(peer.closedByServer)
+
+    def test_onOpenOut(self) -> None:
+        """
+        C{OnOpen}'s C{out} may be any bytes-like object (sent as it was when
+        C{OnOpen} returned); a non-bytes-like one is an error naming
+        C{OnOpen}, never NUL bytes on the wire.
+        """
+        greeting = bytearray(b"hello")
+
+        def onOpen(c: Any) -> Any:
+            return memoryview(greeting), None
+
+        driver = booted(Recorder(OnOpen=onOpen))
+        peer = driver.connect()
+        greeting[:] = b"HELLO"
+        self.assertEqual(peer.received(), b"hello")
+        bad = booted(Recorder(OnOpen=lambda c: (5, None))).connect()
+        self.assertEqual(bad.received(), b"")
+        errors = self.flushLoggedErrors(TypeError)
+        self.assertEqual(len(errors), 1)
+        self.assertIn("OnOpen", str(errors[0].value))
+
+    def test_udpWrites(self) -> None:
+        """
+        A datagram's C{Write}, C{SendTo} and C{AsyncWrite} take any
+        bytes-like object, return its byte count and refuse a C{str}.
+        """
+        counts: list[Any] = []
+        words = array.array("H", [1, 2, 3])
+
+        def onTraffic(c: Any) -> None:
+            counts.append(c.Write(memoryview(words)))
+            counts.append(c.SendTo(bytearray(b"to"), c.RemoteAddr()))
+            c.AsyncWrite(bytearray(b"async"))
+            counts.append(str(self.assertRaises(TypeError, c.Write, "text")))
+
+        driver = booted(Recorder(OnTraffic=onTraffic), address="udp://127.0.0.1:9000")
+        sent = driver.datagram(b"x")
+        peer = ("127.0.0.1", 40000)
+        self.assertEqual(sent, [(words.tobytes(), peer), (b"to", peer), (b"async", peer)])
+        self.assertEqual(counts[:2], [6, 2])
+        self.assertIn("UDPConn.Write", counts[2])
 
 
 class CloseTests(SynchronousTestCase):
@@ -710,6 +1054,136 @@ class QueuedOperationTests(SynchronousTestCase):
         driver.engine.Stop()
         driver.runPending()
         self.assertEqual(calls, [])
+
+
+def inThread(fn: Callable[[], Any], name: str = "worker-1") -> Any:
+    """
+    Run C{fn} in a real thread named C{name}; return what it returned or
+    the exception it raised (the join is bounded).
+    """
+    out: list[Any] = []
+
+    def run() -> None:
+        try:
+            out.append(fn())
+        except BaseException as e:
+            out.append(e)
+
+    t = threading.Thread(target=run, name=name)
+    t.start()
+    t.join(10)
+    if t.is_alive():
+        raise AssertionError(f"thread {name} did not finish")
+    return out[0]
+
+
+class LoopThreadTests(SynchronousTestCase):
+    """
+    Issue 18 item 5: the loop-only writes (C{Write}, C{Writev}, and
+    C{ReadFrom} through C{Write}) called from a thread other than the
+    connection's event loop raise L{ErrNotOnEventLoop} pointing at
+    C{AsyncWrite}, and send nothing; the loop's own callers are unaffected.
+    """
+
+    def test_writeFromAnotherThreadRefused(self) -> None:
+        """
+        C{Write}, C{Writev} and C{ReadFrom} from a real thread raise
+        L{ErrNotOnEventLoop} (a L{GnetError}) naming the method, the thread
+        and the asynchronous method to use; nothing is sent or queued.
+        """
+        driver = booted(Recorder())
+        peer = driver.connect()
+        c = peer.conn
+        write = inThread(lambda: c.Write(b"x"), "pusher")
+        writev = inThread(lambda: c.Writev([b"x"]))
+        readFrom = inThread(lambda: c.ReadFrom(io.BytesIO(b"x")))
+        for err in (write, writev, readFrom):
+            self.assertIsInstance(err, gnet.ErrNotOnEventLoop)
+            self.assertIsInstance(err, gnet.GnetError)
+        self.assertEqual(
+            str(write),
+            "gnet: Conn.Write called from thread 'pusher', not the connection's event loop:"
+            " use c.AsyncWrite(data, callback) from other threads",
+        )
+        self.assertIn("Conn.Writev", str(writev))
+        self.assertIn("c.AsyncWritev(bufs, callback)", str(writev))
+        driver.runPending()
+        self.assertEqual(peer.received(), b"")
+        self.assertFalse(peer.closedByServer)
+
+    def test_asyncWriteFromAnotherThread(self) -> None:
+        """C{AsyncWrite}/C{AsyncWritev} from a real thread are queued and sent on the loop."""
+        driver = booted(Recorder())
+        peer = driver.connect()
+        c = peer.conn
+        self.assertIsNone(inThread(lambda: c.AsyncWrite(b"a")))
+        self.assertIsNone(inThread(lambda: c.AsyncWritev([b"b", b"c"])))
+        driver.runPending()
+        self.assertEqual(peer.received(), b"abc")
+
+    def test_loopCallersUnaffected(self) -> None:
+        """
+        On the loop thread every caller may write: C{OnOpen}, C{OnTraffic},
+        C{OnTick}, a runnable, an async callback and C{OnClose}.
+        """
+        conns: list[Any] = []
+
+        def onTick() -> Any:
+            for c in conns:
+                c.Write(b"tick;")
+            return 10, None
+
+        handler = Recorder(
+            OnOpen=lambda c: conns.append(c) or (b"open;", None),
+            OnTraffic=lambda c: c.Write(c.Next(-1)) and None,
+            OnTick=onTick,
+            OnClose=lambda c, err: c.Write(b"close;"),
+        )
+        driver = booted(handler, gnet.WithTicker(True))
+        peer = driver.connect()
+        peer.send(b"echo;")
+        driver.advance(10)
+        c = peer.conn
+        c.EventLoop().Execute(None, gnet.RunnableFunc(lambda ctx: c.Write(b"run;")))
+        c.AsyncWrite(b"async;", lambda conn, err: conn.Write(b"cb;"))
+        driver.runPending()
+        c.CloseWithCallback(None)
+        driver.runPending()
+        self.assertEqual(peer.received(), b"open;echo;tick;run;async;cb;close;")
+
+    def test_adoptedBeforeTheReactorRanElsewhere(self) -> None:
+        """
+        A connection whose transport connected on another thread before the
+        reactor ran (C{Client.Enroll} before C{reactor.run()} in a thread)
+        belongs to the thread that runs the reactor once it runs: writes from
+        there work, writes from the thread that adopted it are refused.
+        """
+        driver = booted(Recorder())
+        peer = inThread(driver.connect, "adopter")
+        # the reactor (running: MemoryReactor says so) is run by this thread
+        self.patch(threadable, "ioThread", threading.get_ident())
+        self.assertEqual(peer.conn.Write(b"loop;"), 5)
+        self.assertIsInstance(
+            inThread(lambda: peer.conn.Write(b"x"), "adopter"), gnet.ErrNotOnEventLoop
+        )
+        self.assertEqual(peer.received(), b"loop;")
+
+    def test_adapterPath(self) -> None:
+        """
+        A connection served through C{IProtocolFactory(handler)} (any
+        Twisted endpoint) has the same check: its loop is the thread its
+        transport connected on.
+        """
+        factory = IProtocolFactory(Recorder(OnOpen=lambda c: (b"hi;", None)))
+        factory.doStart()
+        self.addCleanup(factory.doStop)
+        proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        conn = proto.conn
+        self.assertEqual(conn.Write(b"ok;"), 3)
+        self.assertIsInstance(inThread(lambda: conn.Write(b"x")), gnet.ErrNotOnEventLoop)
+        self.assertEqual(transport.value(), b"hi;ok;")
 
 
 class ContextAndAddressTests(SynchronousTestCase):

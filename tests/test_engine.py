@@ -741,6 +741,60 @@ class ConnAPITests(LoopbackTestCase):
         self.assertEqual(handler.problems.items, [])
 
 
+class ThreadPusher(gnet.BuiltinEventEngine):
+    """
+    On each read, hands the data to a real thread that first tries
+    C{c.Write} (refused there: C{refused} records the error), then echoes
+    it with C{c.AsyncWrite}; C{OnTick} and C{OnClose} write on the loop.
+    """
+
+    def __init__(self) -> None:
+        self.refused: list[BaseException] = []
+        self.conns: list[Any] = []
+
+    def OnOpen(self, c: Any) -> Any:
+        self.conns.append(c)
+        return None, gnet.None_
+
+    def OnTick(self) -> Any:
+        for c in self.conns:
+            if not c.closed:
+                c.Write(b"")  # on the reactor thread: allowed
+        return 0.05, gnet.None_
+
+    def OnTraffic(self, c: Any) -> Any:
+        data = c.Next(-1)
+
+        def push() -> None:
+            try:
+                c.Write(data)
+            except gnet.ErrNotOnEventLoop as e:
+                self.refused.append(e)
+            c.AsyncWrite(data, None)
+
+        reactor.callInThread(push)
+        return gnet.None_
+
+
+class LoopThreadTests(LoopbackTestCase):
+    """Issue 18 item 5 on the real reactor: its thread is the loop, any other is refused."""
+
+    @inlineCallbacks
+    def test_writeFromThreadPool(self) -> Any:
+        """
+        C{c.Write} from a reactor pool thread raises L{ErrNotOnEventLoop}
+        (the data is not sent twice); C{AsyncWrite} from there echoes;
+        C{OnTick}'s writes on the reactor thread are accepted.
+        """
+        handler = ThreadPusher()
+        eng = yield self.serve(handler, "tcp://127.0.0.1:0", gnet.WithTicker(True))
+        client = yield self.echoOnce(eng, b"first")
+        client.transport.write(b"second")
+        self.assertEqual((yield client.read(6)), b"second")
+        self.assertEqual(len(handler.refused), 2)
+        self.assertIn("use c.AsyncWrite(data, callback)", str(handler.refused[0]))
+
+
 # -- bind errors ------------------------------------------------------------------
 
 

@@ -105,6 +105,8 @@ EXPECTED_ALL = [
     "SupervisionPolicy",
     "parseProtoAddr",
     "installReloadOnSIGHUP",
+    # a loop-only Conn method called from another thread (issue 18)
+    "ErrNotOnEventLoop",
 ]
 
 EXPECTED_ERRORS = [
@@ -131,6 +133,7 @@ EXPECTED_ERRORS = [
     "ErrInvalidURL",
     "ErrInvalidOption",
     "ErrBusOverflow",
+    "ErrNotOnEventLoop",
 ]
 
 #: gnet's message texts (spec §9) for the sentinels users compare against.

@@ -17,10 +17,12 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.internet.testing import StringTransport
 from twisted.logger import Logger, LogLevel, formatEvent
 from twisted.python import threadable
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -1180,6 +1182,8 @@ class LoopThreadTests(SynchronousTestCase):
         proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
         transport = StringTransport()
         proto.makeConnection(transport)
+        # gone before the factory stops: its drain would wait on the global reactor
+        self.addCleanup(proto.connectionLost, Failure(ConnectionDone()))
         conn = proto.conn
         self.assertEqual(conn.Write(b"ok;"), 3)
         self.assertIsInstance(inThread(lambda: conn.Write(b"x")), gnet.ErrNotOnEventLoop)

@@ -37,7 +37,7 @@ from zope.interface import implementer
 
 from ._action import Action, splitPair, toAction
 from ._addr import ListenSpec, createListener, normalizeNetwork, ownsPath, somaxconn
-from ._conn import Conn
+from ._conn import Conn, ownBytes
 from ._context import checkContext, contextTimeout
 from ._dial import enrollOnLoop, registerOnEngine, registerOnLoop
 from ._handle import MAX_COUNTERS, ConnHandle, Counter, LocalCounter, checkCounterName
@@ -526,13 +526,13 @@ class Engine:
         @raise TypeError: C{handle} is not a L{ConnHandle}, C{data} not bytes-like.
         @raise ErrEngineInShutdown: the engine has stopped.
         """
-        self._submit(OP_WRITE, handle, bytesOf(data, "Engine.AsyncWrite"), callback)
+        self._submit(OP_WRITE, handle, ownBytes(data, "Engine.AsyncWrite"), callback)
 
     def AsyncWritev(
         self, handle: ConnHandle, bufs: Iterable[Any], callback: Callable[..., Any] | None = None
     ) -> None:
         """gnetcompat: C{c.AsyncWritev(bufs)} by handle, as L{AsyncWrite}."""
-        data = [bytesOf(b, "Engine.AsyncWritev") for b in bufs]
+        data = [ownBytes(b, "Engine.AsyncWritev") for b in bufs]
         self._submit(OP_WRITEV, handle, data, callback)
 
     def Close(self, handle: ConnHandle, callback: Callable[..., Any] | None = None) -> None:
@@ -557,7 +557,7 @@ class Engine:
         @raise TypeError: C{data} is not bytes-like or C{exclude} not a handle.
         @raise ErrEngineInShutdown: the engine has stopped.
         """
-        data = bytesOf(data, "Engine.Broadcast")
+        data = ownBytes(data, "Engine.Broadcast")
         if exclude is not None and not isinstance(exclude, ConnHandle):
             raise TypeError(f"Engine.Broadcast: exclude must be a ConnHandle, got {exclude!r}")
         if self._stopped:
@@ -1012,22 +1012,6 @@ class Engine:
 #: the engine-wide operations on a handle (L{Engine._submit}, the bus)
 OP_WRITE, OP_WRITEV, OP_CLOSE, OP_WAKE = 1, 2, 3, 4
 OP_NAMES = {OP_WRITE: "AsyncWrite", OP_WRITEV: "AsyncWritev", OP_CLOSE: "Close", OP_WAKE: "Wake"}
-
-
-def bytesOf(data: Any, what: str) -> bytes:
-    """
-    C{data} as immutable C{bytes}: C{bytes} as is, any other bytes-like
-    object copied (so a later change of a C{bytearray} does not change what
-    is sent), anything else a C{TypeError} naming C{what}.
-    """
-    if type(data) is bytes:
-        return data
-    try:
-        return memoryview(data).tobytes()
-    except TypeError:
-        raise TypeError(
-            f"{what}: expected a bytes-like object, got {type(data).__name__}"
-        ) from None
 
 
 def loopThreadsReason() -> str:

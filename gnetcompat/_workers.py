@@ -173,13 +173,13 @@ from ._bus import (
     encodeOp,
     encodeRegistry,
 )
+from ._conn import ownBytes
 from ._context import checkContext, contextTimeout
 from ._engine import (
     OP_CLOSE,
     OP_NAMES,
     OP_WAKE,
     OP_WRITE,
-    bytesOf,
     closeLogger,
     globalReactor,
     makeLogger,
@@ -753,11 +753,11 @@ class MulticoreEngine:
 
     def AsyncWrite(self, handle: ConnHandle, data: Any, callback: Any = None) -> None:
         """C{Engine.AsyncWrite} from the parent: to the worker owning C{handle}."""
-        self._submit(OP_WRITE, handle, bytesOf(data, "Engine.AsyncWrite"), callback)
+        self._submit(OP_WRITE, handle, ownBytes(data, "Engine.AsyncWrite"), callback)
 
     def AsyncWritev(self, handle: ConnHandle, bufs: Any, callback: Any = None) -> None:
         """C{Engine.AsyncWritev} from the parent."""
-        data = b"".join(bytesOf(b, "Engine.AsyncWritev") for b in bufs)
+        data = b"".join(ownBytes(b, "Engine.AsyncWritev") for b in bufs)
         self._submit(OP_WRITE, handle, data, callback)
 
     def Close(self, handle: ConnHandle, callback: Any = None) -> None:
@@ -770,7 +770,7 @@ class MulticoreEngine:
 
     def Broadcast(self, data: Any, exclude: ConnHandle | None = None) -> None:
         """C{Engine.Broadcast} from the parent: to every worker's connections."""
-        data = bytesOf(data, "Engine.Broadcast")
+        data = ownBytes(data, "Engine.Broadcast")
         if exclude is not None and not isinstance(exclude, ConnHandle):
             raise TypeError(f"Engine.Broadcast: exclude must be a ConnHandle, got {exclude!r}")
         if self._stopped:

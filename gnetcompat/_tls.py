@@ -108,6 +108,50 @@ def _certificates(what: str, path: str) -> list:
         raise TLSError(f"TLS {what} {path!r}: not a valid certificate: {e}") from None
 
 
+_alpnRefusal: type | None = None
+
+
+def _noApplicationProtocol() -> type:
+    """
+    The exception our ALPN selection raises when the client offers none of
+    our protocols: an C{OpenSSL.SSL.Error}, so Twisted's TLS protocol
+    treats it as the failed handshake it is (pyOpenSSL re-raises an
+    exception of the callback from the handshake; no log line).
+    """
+    global _alpnRefusal
+    if _alpnRefusal is None:
+        from OpenSSL import SSL
+
+        class NoApplicationProtocol(SSL.Error):
+            """The client offered none of the ALPN protocols we serve."""
+
+        _alpnRefusal = NoApplicationProtocol
+    return _alpnRefusal
+
+
+def _selectALPN(context: Any, protocols: Sequence[bytes]) -> None:
+    """
+    Replace Twisted's ALPN selection on C{context} (public pyOpenSSL API):
+    the first of C{protocols} the client offers, else a fatal
+    C{no_application_protocol} alert (120), as RFC 7301 section 3.2 says.
+    Twisted's callback answers an empty selection, which OpenSSL fails
+    with C{internal_error}.  (A client that offers no ALPN at all is served
+    without it, as before.)
+    """
+    ours = list(protocols)
+
+    def select(conn: Any, offered: list[bytes]) -> bytes:
+        for p in ours:
+            if p in offered:
+                return p
+        # raised from the callback: pyOpenSSL answers SSL_TLSEXT_ERR_ALERT_FATAL,
+        # which OpenSSL sends as no_application_protocol; the argument has
+        # the shape of OpenSSL's error queue, which Twisted reads
+        raise _noApplicationProtocol()([("SSL routines", "", "no application protocol")])
+
+    context.set_alpn_select_callback(select)
+
+
 def _version(name: str) -> Any:
     from twisted.internet.ssl import TLSVersion
 
@@ -259,7 +303,9 @@ class TLSConfig:
                 enableSessionTickets=bool(self.sessions),
                 **kw,
             )
-            options.getContext()
+            context = options.getContext()
+            if self.alpn:
+                _selectALPN(context, kw["acceptableProtocols"])
         except SSL.Error:
             raise TLSError(
                 f"TLS private key file {keyFile!r} does not match the certificate in "

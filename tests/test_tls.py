@@ -476,6 +476,45 @@ class ServerTests(TestCase):
         self.assertEqual(out, [b"hello\n", "untrusted", True, b"still\n"])
         self.assertEqual(len(handler.opened), 1)
 
+    async def test_alpnNoOverlap(self) -> None:
+        """
+        A client offering only C{h2} in ALPN to a server offering
+        C{http/1.1} gets RFC 7301's fatal C{no_application_protocol} alert
+        (it got C{internal_error}), never reaches the handler, and nothing
+        is logged at warning or above; a client offering C{h2} and
+        C{http/1.1} negotiates C{http/1.1}, and one offering no ALPN is
+        served without it.
+        """
+        from twisted.logger import LogLevel, globalLogPublisher
+
+        events: list[dict] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        c = self.certs
+        handler = LineEcho()
+        _, port = await self.serve(
+            handler, gnet.WithTLS(c.serverCert, c.serverKey, alpn=["http/1.1"])
+        )
+
+        def run() -> list:
+            out: list = []
+            try:
+                tlsConnect(port, c.caCert, alpn=["h2"]).close()
+                out.append("accepted?!")
+            except ssl.SSLError as e:
+                out.append("no application protocol" in str(e).lower() or str(e))
+            for alpn in (["h2", "http/1.1"], None):
+                s = tlsConnect(port, c.caCert, alpn=alpn)
+                out.append((s.selected_alpn_protocol(), readLine(s)))
+                s.close()
+            return out
+
+        out = await deferToThread(run)
+        self.assertEqual(out, [True, ("http/1.1", b"hello\n"), (None, b"hello\n")])
+        self.assertEqual(len(handler.opened), 2)
+        loud = [e for e in events if e.get("log_level", LogLevel.info) >= LogLevel.warn]
+        self.assertEqual(loud, [])
+
     async def test_noDirectSendUnderTLS(self) -> None:
         """
         OnOpen's greeting and an AsyncWrite from another thread (the paths

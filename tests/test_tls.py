@@ -8,6 +8,7 @@ C{Client}, multicore workers, certificate reload, and C{twistd gnetecho}.
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import signal
@@ -49,13 +50,13 @@ def certsFor(case: Any) -> Certs:
 
 
 async def poll(check: Any, what: str, timeout: float = 15.0) -> Any:
-    """Wait (bounded) until C{check()} is truthy (it may return a Deferred)."""
+    """Wait (bounded) until C{check()} is truthy (it may return a Deferred or a coroutine)."""
     from twisted.internet.task import deferLater
 
     deadline = time.monotonic() + timeout
     while True:
         value = check()
-        if isinstance(value, Deferred):
+        if isinstance(value, Deferred) or inspect.iscoroutine(value):
             value = await value
         if value:
             return value
@@ -212,6 +213,32 @@ class SettingErrorTests(SynchronousTestCase):
         self.check("extraCertChain file", c.serverCert, c.serverKey, extraCertChain=c.serverKey)
         self.check("clientCA file", c.serverCert, c.serverKey, clientCA=missing)
 
+    def test_notRegularFiles(self) -> None:
+        """
+        A FIFO, a character device (C{/dev/zero}) and a directory in place
+        of a certificate or key are refused at once, naming the kind of
+        file: the FIFO is opened without waiting for a writer (it used to
+        block the reactor for ever, on C{SIGHUP} too), the device without
+        reading a byte.  (A watchdog timer turns a blocking open into a
+        failure instead of a hung test run.)
+        """
+        c = self.certs
+        fifo = os.path.join(c.directory, "cert.fifo")
+        os.mkfifo(fifo)
+
+        def watchdog(signum: int, frame: Any) -> None:
+            raise TimeoutError("reading the TLS files blocked")
+
+        previous = signal.signal(signal.SIGALRM, watchdog)
+        self.addCleanup(signal.signal, signal.SIGALRM, previous)
+        self.addCleanup(signal.setitimer, signal.ITIMER_REAL, 0)
+        signal.setitimer(signal.ITIMER_REAL, 10)
+        self.check(f"certificate file {fifo!r}: a FIFO, not a regular file", fifo, c.serverKey)
+        self.check(f"private key file {fifo!r}: a FIFO, not a regular file", c.serverCert, fifo)
+        self.check("'/dev/zero': a character device, not a regular file", "/dev/zero")
+        self.check(f"{c.directory!r}: a directory, not a regular file", c.directory)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
     def test_noCertificate(self) -> None:
         """
         C{WithTLS()} without a certificate is refused at once with an
@@ -273,15 +300,31 @@ class SettingErrorTests(SynchronousTestCase):
         self.assertIn("not one of the engine's tcp/unix addresses", str(f.value))
 
     def test_picklesPaths(self) -> None:
-        """A loaded TLSConfig pickles as paths only (each worker loads its own)."""
+        """
+        A loaded TLSConfig pickles as paths with the validated bytes of
+        its files, no OpenSSL object; the copy (a worker's) builds its
+        context from those bytes, not from the disk: the files may be
+        broken by then.  L{_tls.staleFiles} names the files whose bytes on
+        disk differ from the validated ones.
+        """
         import pickle
 
-        cfg = gnet.TLSConfig(self.certs.serverCert, self.certs.serverKey)
+        c = self.certs
+        cfg = gnet.TLSConfig(c.serverCert, c.serverKey)
         cfg.check()
         self.assertIsNotNone(cfg._creator)
+        options = loadOptions(gnet.WithTLS(cfg))
+        self.assertEqual(_tls.staleFiles(options), [])
         copy = pickle.loads(pickle.dumps(cfg))
         self.assertIsNone(copy._creator)
         self.assertEqual(copy, cfg)
+        for path in (c.serverCert, c.serverKey):
+            with open(path, "wb") as f:
+                f.write(b"renewal in progress")
+        self.assertEqual(_tls.staleFiles(options), [c.serverCert, c.serverKey])
+        copy.check()
+        self.assertIsNotNone(copy._creator)
+        self.assertRaises(ErrInvalidOption, gnet.TLSConfig(c.serverCert, c.serverKey).check)
 
 
 class TapOptionTests(SynchronousTestCase):
@@ -912,6 +955,61 @@ class MulticoreTests(TestCase):
         await poll(renewedOnBoth, "both workers serving the renewed certificate", timeout=20)
 
 
+    async def test_replacementUsesValidatedCertificate(self) -> None:
+        """
+        With the certificate and key files on disk made unloadable (a
+        renewal written in place, half done), a killed worker's
+        replacement starts and serves TLS with the certificate the parent
+        validated last (handed over, not read from disk); the parent logs
+        one warning naming the changed files; the engine keeps running
+        and both workers serve.  (Each replacement used to re-read the
+        files, fail at start, and five failures stopped the engine.)
+        """
+        from twisted.logger import Logger, formatEvent
+
+        events: list[dict] = []
+        c = certsFor(self)
+        eng = await gnet.Serve(
+            PidEcho(),
+            "tcp://127.0.0.1:0",
+            gnet.WithNumEventLoop(2),
+            gnet.WithReusePort(True),
+            gnet.WithTLS(c.serverCert, c.serverKey),
+            gnet.WithLogger(Logger(observer=events.append)),
+        ).addTimeout(30, reactor)
+        self.addCleanup(lambda: None if eng.stopping else eng.Stop().addTimeout(20, reactor))
+        [(_, port)] = eng.addresses
+        for path in (c.serverCert, c.serverKey):
+            with open(path, "wb") as f:
+                f.write(b"-----BEGIN CERTIFICATE-----\nrenewal in progr")
+        victim = eng.workerPids()[1]
+        os.kill(victim, signal.SIGKILL)
+
+        def logged(needle: str) -> list[str]:
+            return [formatEvent(e) for e in events if needle in formatEvent(e)]
+
+        await poll(lambda: logged("worker 1 restarted"), "the replacement of worker 1", 30)
+        self.assertNotIn(victim, eng.workerPids())
+        self.assertFalse(eng.stopping)
+        [warning] = logged("changed on disk")
+        self.assertIn(c.serverCert, warning)
+        self.assertIn(c.serverKey, warning)
+        self.assertEqual(logged("died unexpectedly")[1:], [])
+
+        def pids(n: int) -> list:
+            out = []
+            for _ in range(n):
+                s = tlsConnect(port, c.caCert)
+                s.sendall(b"pid\n")
+                out.append((int(readLine(s)), peerCN(s.getpeercert(True))))
+                s.close()
+            return out
+
+        seen = await deferToThread(pids, 30)
+        self.assertEqual({p for p, _ in seen}, set(eng.workerPids()))
+        self.assertEqual({n for _, n in seen}, {"gnetcompat test server"})
+
+
 class TwistdTests(TestCase):
     """The real C{twistd -n gnetecho} with TLS."""
 
@@ -994,6 +1092,56 @@ class TwistdTests(TestCase):
         )
         self.assertFalse(proc.exited)
         await proc.terminate()
+
+    async def test_sighupFifoNeverBlocks(self) -> None:
+        """
+        A FIFO put in place of the certificate, then C{SIGHUP}: twistd
+        refuses it at once ("a FIFO, not a regular file"), keeps the
+        current certificate, keeps serving wss://, and a later C{SIGTERM}
+        stops it cleanly.  (Opening the FIFO used to block the parent's
+        reactor for ever: no supervision, and SIGTERM did nothing.)
+        """
+        c = certsFor(self)
+        port = freePort()
+        proc = spawnTwistd(
+            self,
+            [
+                "gnetecho",
+                "--port",
+                str(port),
+                "--num-event-loop",
+                "2",
+                "--tls-cert",
+                c.serverCert,
+                "--tls-key",
+                c.serverKey,
+            ],
+        )
+        await proc.waitFor(r"multicore engine: 2 workers serving", 30)
+        os.unlink(c.serverCert)
+        os.mkfifo(c.serverCert)
+        proc.signal(signal.SIGHUP)
+        await proc.waitFor(
+            r"TLS reload failed, keeping the current certificate: .*a FIFO, not a regular file", 15
+        )
+
+        def echo() -> tuple[str, str]:
+            from websockets.sync.client import connect
+
+            with connect(
+                f"wss://localhost:{port}/",
+                ssl=c.clientContext(),
+                open_timeout=IO_TIMEOUT,
+                close_timeout=3,
+            ) as ws:
+                ws.send("after the FIFO")
+                return ws.recv(timeout=IO_TIMEOUT), peerCN(ws.socket.getpeercert(True))
+
+        self.assertEqual(await deferToThread(echo), ("after the FIFO", "gnetcompat test server"))
+        proc.signal(signal.SIGHUP)
+        await proc.waitFor(r"(?s)a FIFO, not a regular file.*a FIFO, not a regular file", 15)
+        await proc.terminate(20)
+        self.assertTrue(proc.endedCleanlyOnTerm, (proc.exitCode, proc.exitSignal, proc.output))
 
     async def test_sslListenMulticore(self) -> None:
         """

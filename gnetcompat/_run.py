@@ -74,11 +74,13 @@ def _remember(eng: Any, addrs: str | Sequence[str]) -> Any:
     for name in names:
         _registry[name] = eng
 
-    def forget(result: Any) -> Any:
+    def forget(_: Any) -> None:
+        # whatever the outcome: an engine failure is reported by whoever
+        # waits on its own whenStopped(); returning it here left an
+        # "Unhandled error in Deferred" (a critical traceback) behind
         for name in names:
             if _registry.get(name) is eng:
                 del _registry[name]
-        return result
 
     eng.whenStopped().addBoth(forget)
     return eng

@@ -37,6 +37,7 @@ from ._addr import createListener
 from ._engine import Engine
 from ._tls import hasTLS, installReloadOnSIGHUP, reloadAndLog
 from ._workers import loadMain, stopReactor
+from .errors import GnetError
 
 installGnetReactor: Callable[[], object] | None
 try:
@@ -224,6 +225,12 @@ def _startLogging(minLevel: Any) -> _LogPipe:
     return pipe
 
 
+def _oneLine(e: BaseException) -> str:
+    """C{e} as one log line: our errors by their message, others with their type."""
+    text = str(e) if isinstance(e, GnetError) and str(e) else f"{type(e).__name__}: {e}"
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
 class _Worker:
     """One worker: an L{Engine} on this process's reactor, wired to the parent."""
 
@@ -244,8 +251,15 @@ class _Worker:
     def start(self) -> None:
         try:
             self._start()
-        except BaseException:
-            self.log.failure("worker {index} failed to start", index=self.index)
+        except BaseException as e:
+            # one line for the parent's log (a crash loop repeats it); the
+            # traceback only with --log-level debug
+            self.log.error(
+                "worker {index} failed to start: {error}", index=self.index, error=_oneLine(e)
+            )
+            self.log.failure(
+                "worker {index} failed to start", index=self.index, level=LogLevel.debug
+            )
             self.exitCode = 1
             self._stopReactor()
 

@@ -156,6 +156,23 @@ gnet.EngineService(
 ).setServiceParent(application)
 """
 
+CRASH_LATER_TAC = """
+import sys
+sys.path.insert(0, {root!r})
+import gnetcompat as gnet
+from gnetcompat._workers import SupervisionPolicy
+from twisted.application import service
+from tests.mc_handlers import BootsUntilMarked
+
+application = service.Application("crashlater")
+gnet.EngineService(
+    BootsUntilMarked({marker!r}, {notes!r}),
+    "tcp://127.0.0.1:0",
+    gnet.WithNumEventLoop(2),
+    policy=SupervisionPolicy(initialBackoff=0.1, maxBackoff=0.2),
+).setServiceParent(application)
+"""
+
 RUN_SCRIPT = """
 import sys
 sys.path.insert(0, {root!r})
@@ -199,6 +216,46 @@ class CrashLoopTests(TestCase):
         self.assertEqual(len(lines), 1, proc.output)
         self.assertIn("crashed 5 times", lines[0])
         self.assertNotIn("Traceback", proc.output)
+
+    async def test_crashLoopAfterStartLogsOneCriticalLine(self) -> None:
+        """
+        A crash loop that begins after the engine served (both workers
+        booted, then every replacement's C{OnBoot} raises) ends twistd
+        with status 1 and exactly one critical line, without a traceback:
+        the kill is one error line, each failed start one error line from
+        the worker plus the parent's "died unexpectedly", then one
+        "crashed 5 times".  (The
+        worker logged its traceback at critical level, and an "Unhandled
+        error in Deferred" followed the intended line.)
+        """
+        cwd = os.path.abspath(self.mktemp())
+        os.makedirs(cwd)
+        marker, notes = os.path.join(cwd, "broken"), os.path.join(cwd, "notes")
+        with open(os.path.join(cwd, "crash.tac"), "w") as f:
+            f.write(CRASH_LATER_TAC.format(root=ROOT, marker=marker, notes=notes))
+        proc = spawn(
+            self, [*twistdCommand(), "-n", "--pidfile=", "--logfile=-", "-y", "crash.tac"], cwd=cwd
+        )
+        await proc.waitFor(r"2 workers serving", 40)
+        with open(notes) as f:
+            pids = [int(line.split()[1]) for line in f if line.startswith("boot ")]
+        open(marker, "w").close()
+        os.kill(pids[0], signal.SIGKILL)
+        code = await proc.waitForExit(60)
+        self.assertIsNone(proc.exitSignal, proc.output)
+        self.assertEqual(code, 1, proc.output)
+        lines = proc.output.splitlines()
+        critical = [ln for ln in lines if "#critical]" in ln]
+        self.assertEqual(len(critical), 1, proc.output)
+        self.assertIn("crashed 5 times", critical[0])
+        # the kill, then four failed starts (one line each, plus the
+        # parent's), then the line giving up
+        errors = [ln for ln in lines if "#error]" in ln]
+        reasons = [ln for ln in errors if "failed to start: RuntimeError: this handler" in ln]
+        self.assertEqual(len(reasons), 4, proc.output)
+        self.assertEqual(len(errors), 1 + 2 * 4 + 1, proc.output)
+        for bad in ("Traceback", "Unhandled"):
+            self.assertNotIn(bad, proc.output)
 
     async def test_runRaises(self) -> None:
         """

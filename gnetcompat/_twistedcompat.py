@@ -24,8 +24,9 @@ C{FileDescriptor} (L{writeBacklog}, L{sendNow}'s direct send, behind the
 capability check L{hasWriteBuffer}, with C{transport.write} as the public
 fallback), the TLS protocol's plaintext buffer (L{tlsPlaintextBuffered}),
 the endpoint-description parser (L{twistedParse}), the adoption of a
-listening unix socket (L{adoptUnixPortKeepingFile}) and the epoll reactor's
-C{doPoll} (L{doPollWithoutLogContext}, for L{gnetcompat.reactor}).
+listening unix socket (L{adoptUnixPortKeepingFile}), the epoll reactor's
+C{doPoll} (L{doPollWithoutLogContext}, for L{gnetcompat.reactor}) and the
+signal a reactor stopped for (L{forgetExitSignal}).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ __all__ = [
     "builtinError",
     "directSocket",
     "doPollWithoutLogContext",
+    "forgetExitSignal",
     "hasWriteBuffer",
     "keepSocketErrors",
     "sendNow",
@@ -324,3 +326,22 @@ def doPollWithoutLogContext(reactor: Any, timeout: float | None) -> None:
         selectable: Any = selectables.get(fd)
         if selectable is not None:
             drdw(selectable, fd, event)
+
+
+# -- the signal twistd re-raises ------------------------------------------------------
+
+
+def forgetExitSignal(reactor: Any) -> None:
+    """
+    Let a process that stopped gracefully on C{SIGTERM}/C{SIGINT} exit with
+    status 0.  Twisted's reactor notes the signal that stopped it
+    (C{ReactorBase.sigTerm}/C{sigInt} set C{_exitSignal}), and twistd
+    (C{ApplicationRunner.startReactor}, then C{twistd.runApp}) re-raises
+    it once shut down, so the process ends "killed by SIGTERM" (a shell
+    says 143) even after a clean drain.  Clearing the attribute once the
+    engine drained makes twistd end normally instead; a reactor without
+    the attribute is left alone.  (A stop that did not drain cleanly keeps
+    Twisted's behaviour.)
+    """
+    if getattr(reactor, "_exitSignal", None) is not None:
+        reactor._exitSignal = None  # noqa: SLF001  (no public way; canary: tests.test_twistedcompat)

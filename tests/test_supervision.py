@@ -14,6 +14,7 @@ import signal
 import sys
 import textwrap
 import time
+from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
@@ -190,6 +191,20 @@ if __name__ == "__main__":
 """
 
 
+RUN_ECHO_SCRIPT = """
+import sys
+sys.path.insert(0, {root!r})
+from twisted.logger import globalLogBeginner, textFileLogObserver
+import gnetcompat as gnet
+from gnetcompat.echo import WebSocketEchoServer
+
+if __name__ == "__main__":
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])
+    gnet.Run(WebSocketEchoServer(multicore=False), "tcp://127.0.0.1:{port}")
+    print("RUN RETURNED", flush=True)
+"""
+
+
 class CrashLoopTests(TestCase):
     """Workers that can never start stop the whole process with a failure status."""
 
@@ -295,6 +310,52 @@ class SignalTests(TestCase):
         self.assertNotIn("died unexpectedly", proc.output)
         await proc.terminate(20)
         self.assertTrue(proc.endedCleanlyOnTerm, (proc.exitCode, proc.exitSignal, proc.output))
+
+    async def test_exitStatusZeroAfterGracefulStop(self) -> None:
+        """
+        C{twistd gnetecho} stopped by SIGTERM or SIGINT, single-process and
+        with two workers, drains (a WebSocket open at the time gets its
+        1001) and exits with status 0, not killed by the signal (twistd
+        re-raised it: 143/130 in a shell); a script blocked in C{Run}
+        exits 0 on SIGINT too.
+        """
+        from websockets.sync.client import connect
+
+        def held(port: int) -> Any:
+            return connect(f"ws://127.0.0.1:{port}/", open_timeout=10, close_timeout=10)
+
+        def closeCode(ws: Any) -> int | None:
+            try:
+                ws.recv(timeout=10)
+            except Exception:
+                pass
+            return ws.close_code
+
+        for loops in ("1", "2"):
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                port = freePort()
+                proc = spawnTwistd(
+                    self, ["gnetecho", "--port", str(port), "--num-event-loop", loops]
+                )
+                await proc.waitFor(LISTENING if loops == "1" else r"2 workers serving", 40)
+                ws = await deferToThread(held, port)
+                proc.signal(sig)
+                self.assertEqual(await deferToThread(closeCode, ws), 1001)
+                code = await proc.waitForExit(30)
+                self.assertEqual(
+                    (code, proc.exitSignal), (0, None), (loops, sig, proc.output[-2000:])
+                )
+        cwd = os.path.abspath(self.mktemp())
+        os.makedirs(cwd)
+        script = os.path.join(cwd, "server.py")
+        port = freePort()
+        with open(script, "w") as f:
+            f.write(RUN_ECHO_SCRIPT.format(root=ROOT, port=port))
+        proc = spawn(self, [sys.executable, script], cwd=cwd)
+        await proc.waitFor(LISTENING, 30)
+        proc.signal(signal.SIGINT)
+        self.assertEqual(await proc.waitForExit(30), 0, proc.output)
+        self.assertIn("RUN RETURNED", proc.output)
 
     async def test_sigusr1ReopensLogFile(self) -> None:
         """

@@ -21,6 +21,7 @@ from gnetcompat._twistedcompat import (
     _Client,
     _Server,
     directSocket,
+    forgetExitSignal,
     hasWriteBuffer,
     keepSocketErrors,
     sendNow,
@@ -261,3 +262,43 @@ class DoPollCanaryTests(SynchronousTestCase):
         source = inspect.getsource(EPollReactor.doPoll)
         self.assertIn("log.callWithLogger(selectable, _drdw, selectable, fd, event)", source)
         self.assertTrue(callable(_twistedcompat.doPollWithoutLogContext))
+
+
+class ExitSignalCanaryTests(SynchronousTestCase):
+    """How twistd re-raises the stopping signal, which L{forgetExitSignal} clears."""
+
+    def test_twistdReraisesTheReactorsSignal(self) -> None:
+        """
+        The reactor notes the signal it stopped for in C{_exitSignal}
+        (C{None} by default), twistd copies it from the reactor after the
+        run and re-raises it: clearing the attribute before the reactor's
+        run ends is what makes twistd exit normally.
+        """
+        from twisted.application import app
+        from twisted.internet.base import ReactorBase
+        from twisted.scripts import twistd
+
+        self.assertIsNone(ReactorBase._exitSignal)
+        for handler in (ReactorBase.sigTerm, ReactorBase.sigInt):
+            self.assertIn("self._exitSignal = number", inspect.getsource(handler))
+        self.assertIn(
+            "self._exitSignal = reactor._exitSignal",
+            inspect.getsource(app.ApplicationRunner.startReactor),
+        )
+        self.assertIn("app._exitWithSignal(runner._exitSignal)", inspect.getsource(twistd.runApp))
+
+    def test_forget(self) -> None:
+        """
+        L{forgetExitSignal} clears a noted signal and leaves a reactor
+        without the attribute alone.
+        """
+
+        class Noted:
+            _exitSignal: int | None = 15
+
+        noted = Noted()
+        forgetExitSignal(noted)
+        self.assertIsNone(noted._exitSignal)
+        bare = object()
+        forgetExitSignal(bare)
+        self.assertFalse(hasattr(bare, "_exitSignal"))

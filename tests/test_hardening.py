@@ -248,6 +248,60 @@ class LimitTests(unittest.TestCase):
         self.assertEqual(code, 1009)
         self.assertEqual(n, 60000)
 
+    async def test_partialBudgetStalledHoldersPay(self) -> None:
+        """
+        The attack of issue 19 over real sockets, scaled down 16 times
+        (1 MiB messages, a 4 MiB budget, 4 KiB reads): 8 connections each
+        send a 1 MiB frame but its last 6.4 KB and stall; the four oldest
+        get 1013 as the last four push the worker over the budget (it
+        holds four).  Then 6 new clients
+        each echo a 128 KiB message: all come back (the newcomer used to
+        pay: 1013 for the first legitimate message crossing the budget).
+        """
+        server = await startServer(
+            self,
+            "--max-message-size",
+            str(_MIB),
+            "--max-frame-size",
+            str(_MIB),
+            "--partial-message-budget",
+            str(4 * _MIB),
+            "--read-buffer-size",
+            "4096",
+        )
+
+        def scenario() -> tuple:
+            attackers = []
+            for _ in range(8):
+                c = WSClient(server.port, timeout=15)
+                c.send(frame(2, b"x" * _MIB)[: _MIB - 6400])
+                attackers.append(c)
+            closed: dict[int, int | None] = {}
+            deadline = time.monotonic() + 15
+            while len(closed) < 4 and time.monotonic() < deadline:
+                waiting = [c.sock for i, c in enumerate(attackers) if i not in closed]
+                ready, _, _ = select.select(waiting, [], [], deadline - time.monotonic())
+                for i, c in enumerate(attackers):
+                    if c.sock in ready:
+                        closed[i] = c.waitClose(5)
+            echoed = []
+            for i in range(6):
+                c = WSClient(server.port, timeout=15)
+                payload = bytes([i]) * (128 * 1024)
+                try:
+                    echoed.append(c.echo(payload, opcode=2) == payload)
+                except (Closed, AssertionError):
+                    echoed.append(c.closeCode)
+                c.close()
+            for c in attackers:
+                c.close()
+            return closed, echoed
+
+        closed, echoed = await inThread(scenario)
+        self.assertEqual(echoed, [True] * 6)
+        self.assertEqual(closed, {0: 1013, 1: 1013, 2: 1013, 3: 1013})
+        self.assertFalse(server.exited)
+
     async def test_deflateBomb(self) -> None:
         """
         A permessage-deflate message of 200 MiB of zeros compressed to ~200

@@ -954,7 +954,6 @@ class MulticoreTests(TestCase):
 
         await poll(renewedOnBoth, "both workers serving the renewed certificate", timeout=20)
 
-
     async def test_replacementUsesValidatedCertificate(self) -> None:
         """
         With the certificate and key files on disk made unloadable (a

@@ -199,7 +199,11 @@ import gnetcompat as gnet
 from gnetcompat.echo import WebSocketEchoServer
 
 if __name__ == "__main__":
+    from twisted.internet import reactor
+
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])
+    # the reactor's signal handlers are in place once it runs
+    reactor.callWhenRunning(print, "REACTOR RUNNING", flush=True)
     gnet.Run(WebSocketEchoServer(multicore=False), "tcp://127.0.0.1:{port}")
     print("RUN RETURNED", flush=True)
 """
@@ -352,7 +356,7 @@ class SignalTests(TestCase):
         with open(script, "w") as f:
             f.write(RUN_ECHO_SCRIPT.format(root=ROOT, port=port))
         proc = spawn(self, [sys.executable, script], cwd=cwd)
-        await proc.waitFor(LISTENING, 30)
+        await proc.waitFor("REACTOR RUNNING", 30)
         proc.signal(signal.SIGINT)
         self.assertEqual(await proc.waitForExit(30), 0, proc.output)
         self.assertIn("RUN RETURNED", proc.output)

@@ -344,9 +344,9 @@ def forgetExitSignal(reactor: Any) -> None:
     (C{ApplicationRunner.startReactor}, then C{twistd.runApp}) re-raises
     it once shut down, so the process ends "killed by SIGTERM" (a shell
     says 143) even after a clean drain.  Clearing the attribute once the
-    engine drained makes twistd end normally instead; a reactor without
-    the attribute is left alone.  (A stop that did not drain cleanly keeps
-    Twisted's behaviour.)
+    engine stopped makes twistd end normally instead; a reactor without
+    the attribute is left alone.  (An engine that failed while stopping
+    keeps Twisted's behaviour.)
     """
     if getattr(reactor, "_exitSignal", None) is not None:
         reactor._exitSignal = None  # noqa: SLF001  (no public way; canary: tests.test_twistedcompat)

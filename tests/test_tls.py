@@ -77,6 +77,32 @@ def tlsConnect(port: int, ca: str, host: str = "localhost", **kw: Any) -> ssl.SS
     return ctx.wrap_socket(raw, server_hostname=host, **kw)
 
 
+def workerPidsAndNames(port: int, certs: Certs, n: int) -> list[tuple[int, str]]:
+    """
+    (Thread) C{n} TLS connections open together to a L{PidEcho} engine:
+    each one's worker pid and the server certificate's CN.
+    """
+    out = []
+    socks = [tlsConnect(port, certs.caCert) for _ in range(n)]
+    for s in socks:
+        s.sendall(b"pid\n")
+        out.append((int(readLine(s)), peerCN(s.getpeercert(True))))
+    for s in socks:
+        s.close()
+    return out
+
+
+def wssEcho(url: str, certs: Certs, text: str) -> tuple[str, str]:
+    """(Thread) echo C{text} over one wss:// session: (the reply, the server certificate's CN)."""
+    from websockets.sync.client import connect
+
+    with connect(url, ssl=certs.clientContext(), open_timeout=IO_TIMEOUT, close_timeout=3) as ws:
+        ws.send(text)
+        reply = ws.recv(timeout=IO_TIMEOUT)
+        der = ws.socket.getpeercert(True)
+    return str(reply), peerCN(der)
+
+
 def readLine(s: Any) -> bytes:
     """Read one line from a blocking socket (bounded by its timeout)."""
     buf = b""
@@ -914,6 +940,20 @@ class MulticoreTests(TestCase):
 
     timeout = 90
 
+    async def serveTLS(self, c: Certs, *opts: Any) -> tuple[Any, int]:
+        """Two reuse-port workers of L{PidEcho} serving TLS: (the engine, its port)."""
+        eng = await gnet.Serve(
+            PidEcho(),
+            "tcp://127.0.0.1:0",
+            gnet.WithNumEventLoop(2),
+            gnet.WithReusePort(True),
+            gnet.WithTLS(c.serverCert, c.serverKey),
+            *opts,
+        ).addTimeout(30, reactor)
+        self.addCleanup(lambda: None if eng.stopping else eng.Stop().addTimeout(20, reactor))
+        [(_, port)] = eng.addresses
+        return eng, port
+
     async def test_workersServeTLS(self) -> None:
         """
         Two reuse-port workers each serve TLS: 30 TLS connections reach
@@ -921,25 +961,10 @@ class MulticoreTests(TestCase):
         each worker reload (new connections on both get the new name).
         """
         c = certsFor(self)
-        eng = await gnet.Serve(
-            PidEcho(),
-            "tcp://127.0.0.1:0",
-            gnet.WithNumEventLoop(2),
-            gnet.WithReusePort(True),
-            gnet.WithTLS(c.serverCert, c.serverKey),
-        ).addTimeout(30, reactor)
-        self.addCleanup(lambda: None if eng.stopping else eng.Stop().addTimeout(20, reactor))
-        [(_, port)] = eng.addresses
+        eng, port = await self.serveTLS(c)
 
         def pids(n: int) -> list:
-            out = []
-            socks = [tlsConnect(port, c.caCert) for _ in range(n)]
-            for s in socks:
-                s.sendall(b"pid\n")
-                out.append((int(readLine(s)), peerCN(s.getpeercert(True))))
-            for s in socks:
-                s.close()
-            return out
+            return workerPidsAndNames(port, c, n)
 
         seen = await deferToThread(pids, 30)
         self.assertEqual({p for p, _ in seen}, set(eng.workerPids()))
@@ -968,16 +993,7 @@ class MulticoreTests(TestCase):
 
         events: list[dict] = []
         c = certsFor(self)
-        eng = await gnet.Serve(
-            PidEcho(),
-            "tcp://127.0.0.1:0",
-            gnet.WithNumEventLoop(2),
-            gnet.WithReusePort(True),
-            gnet.WithTLS(c.serverCert, c.serverKey),
-            gnet.WithLogger(Logger(observer=events.append)),
-        ).addTimeout(30, reactor)
-        self.addCleanup(lambda: None if eng.stopping else eng.Stop().addTimeout(20, reactor))
-        [(_, port)] = eng.addresses
+        eng, port = await self.serveTLS(c, gnet.WithLogger(Logger(observer=events.append)))
         for path in (c.serverCert, c.serverKey):
             with open(path, "wb") as f:
                 f.write(b"-----BEGIN CERTIFICATE-----\nrenewal in progr")
@@ -995,16 +1011,7 @@ class MulticoreTests(TestCase):
         self.assertIn(c.serverKey, warning)
         self.assertEqual(logged("died unexpectedly")[1:], [])
 
-        def pids(n: int) -> list:
-            out = []
-            for _ in range(n):
-                s = tlsConnect(port, c.caCert)
-                s.sendall(b"pid\n")
-                out.append((int(readLine(s)), peerCN(s.getpeercert(True))))
-                s.close()
-            return out
-
-        seen = await deferToThread(pids, 30)
+        seen = await deferToThread(workerPidsAndNames, port, c, 30)
         self.assertEqual({p for p, _ in seen}, set(eng.workerPids()))
         self.assertEqual({n for _, n in seen}, {"gnetcompat test server"})
 
@@ -1014,6 +1021,18 @@ class TwistdTests(TestCase):
 
     timeout = 90
 
+    async def startTLS(self) -> tuple[Certs, int, Any]:
+        """
+        C{twistd gnetecho --tls-cert/--tls-key} with two workers, once they
+        serve: (the certificates, the port, the process).
+        """
+        c = certsFor(self)
+        port = freePort()
+        argv = ["gnetecho", "--port", str(port), "--num-event-loop", "2"]
+        proc = spawnTwistd(self, [*argv, "--tls-cert", c.serverCert, "--tls-key", c.serverKey])
+        await proc.waitFor(r"multicore engine: 2 workers serving", 30)
+        return c, port, proc
+
     async def test_sighupReload(self) -> None:
         """
         twistd gnetecho --tls-cert/--tls-key with two workers serves wss://;
@@ -1021,35 +1040,11 @@ class TwistdTests(TestCase):
         connections get it, an open WebSocket keeps working), and a bad
         file on a later SIGHUP keeps the current certificate and logs why.
         """
-        c = certsFor(self)
-        port = freePort()
-        proc = spawnTwistd(
-            self,
-            [
-                "gnetecho",
-                "--port",
-                str(port),
-                "--num-event-loop",
-                "2",
-                "--tls-cert",
-                c.serverCert,
-                "--tls-key",
-                c.serverKey,
-            ],
-        )
-        await proc.waitFor(r"multicore engine: 2 workers serving", 30)
+        c, port, proc = await self.startTLS()
         self.assertIn("(TLS)", proc.output)
 
         def echo(url: str) -> tuple[str, str]:
-            from websockets.sync.client import connect
-
-            with connect(
-                url, ssl=c.clientContext(), open_timeout=IO_TIMEOUT, close_timeout=3
-            ) as ws:
-                ws.send("hi")
-                reply = ws.recv(timeout=IO_TIMEOUT)
-                der = ws.socket.getpeercert(True)
-            return reply, peerCN(der)
+            return wssEcho(url, c, "hi")
 
         self.assertEqual(
             await deferToThread(echo, f"wss://localhost:{port}/"), ("hi", "gnetcompat test server")
@@ -1100,23 +1095,7 @@ class TwistdTests(TestCase):
         stops it with status 0.  (Opening the FIFO used to block the parent's
         reactor for ever: no supervision, and SIGTERM did nothing.)
         """
-        c = certsFor(self)
-        port = freePort()
-        proc = spawnTwistd(
-            self,
-            [
-                "gnetecho",
-                "--port",
-                str(port),
-                "--num-event-loop",
-                "2",
-                "--tls-cert",
-                c.serverCert,
-                "--tls-key",
-                c.serverKey,
-            ],
-        )
-        await proc.waitFor(r"multicore engine: 2 workers serving", 30)
+        c, port, proc = await self.startTLS()
         os.unlink(c.serverCert)
         os.mkfifo(c.serverCert)
         proc.signal(signal.SIGHUP)
@@ -1124,19 +1103,10 @@ class TwistdTests(TestCase):
             r"TLS reload failed, keeping the current certificate: .*a FIFO, not a regular file", 15
         )
 
-        def echo() -> tuple[str, str]:
-            from websockets.sync.client import connect
-
-            with connect(
-                f"wss://localhost:{port}/",
-                ssl=c.clientContext(),
-                open_timeout=IO_TIMEOUT,
-                close_timeout=3,
-            ) as ws:
-                ws.send("after the FIFO")
-                return ws.recv(timeout=IO_TIMEOUT), peerCN(ws.socket.getpeercert(True))
-
-        self.assertEqual(await deferToThread(echo), ("after the FIFO", "gnetcompat test server"))
+        self.assertEqual(
+            await deferToThread(wssEcho, f"wss://localhost:{port}/", c, "after the FIFO"),
+            ("after the FIFO", "gnetcompat test server"),
+        )
         proc.signal(signal.SIGHUP)
         await proc.waitFor(r"(?s)a FIFO, not a regular file.*a FIFO, not a regular file", 15)
         await proc.terminate(20)

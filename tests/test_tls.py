@@ -36,7 +36,7 @@ from gnetcompat.tap import Options as TapOptions
 from gnetcompat.websocket import WebSocketOptions
 
 from ._procs import freePort, spawnTwistd
-from ._tlscerts import Certs, makeCerts, peerCN, reissueServer
+from ._tlscerts import Certs, makeCerts, makeRsaServer, peerCN, reissueServer
 from .mc_handlers import PidEcho
 
 IO_TIMEOUT = 10.0
@@ -583,6 +583,51 @@ class ServerTests(TestCase):
         self.assertEqual(len(handler.opened), 2)
         loud = [e for e in events if e.get("log_level", LogLevel.info) >= LogLevel.warn]
         self.assertEqual(loud, [])
+
+    async def test_dhParametersFromCheckedBytes(self) -> None:
+        """
+        C{dhParameters} reach OpenSSL from the bytes that were checked (a
+        memfd), not by opening the path again: a client that only speaks
+        DHE over TLS 1.2 completes the handshake with a DHE cipher, no
+        descriptor of that copy stays open, and a copy of the config (a
+        worker's) builds its context from the checked bytes after the file
+        on disk became a FIFO.
+        """
+        import pickle
+
+        cert, key, dh = makeRsaServer(self.certs.directory)
+        cfg = gnet.TLSConfig(cert, key, dhParameters=dh)
+        _, port = await self.serve(LineEcho(), gnet.WithTLS(cfg))
+
+        def memfds() -> int:
+            found = 0
+            for n in os.listdir("/proc/self/fd"):
+                try:
+                    found += "gnetcompat-pem" in os.readlink(f"/proc/self/fd/{n}")
+                except OSError:  # the listing's own descriptor, closed by now
+                    pass
+            return found
+
+        def run() -> tuple[str, bytes]:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+            ctx.set_ciphers("DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384")
+            raw = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                cipher = s.cipher()
+                return cipher[0] if cipher else "", readLine(s)
+
+        cipher, greeting = await deferToThread(run)
+        self.assertTrue(cipher.startswith("DHE-RSA-"), cipher)
+        self.assertEqual(greeting, b"hello\n")
+        self.assertEqual(memfds(), 0)
+        copy = pickle.loads(pickle.dumps(cfg))
+        os.unlink(dh)
+        os.mkfifo(dh)
+        copy.check()
+        self.assertEqual(memfds(), 0)
 
     async def test_noDirectSendUnderTLS(self) -> None:
         """

@@ -39,7 +39,7 @@ from ._context import checkContext, contextTimeout
 from ._dial import enrollOnLoop, registerOnEngine, registerOnLoop
 from ._protocol import GnetDatagramProtocol, GnetFactory
 from ._tls import checkAddresses, wrapListener
-from ._twistedcompat import adoptUnixPortKeepingFile
+from ._twistedcompat import AcceptRefusals, adoptUnixPortKeepingFile, throttleAcceptErrors
 from .errors import (
     ErrEmptyEngine,
     ErrEngineInShutdown,
@@ -377,6 +377,7 @@ class Engine:
         #: the loop owning this engine's connections (C{Conn.EventLoop()})
         self.loop = EventLoop(self)
         self._ticker: Ticker | None = None
+        self._refusals: AcceptRefusals | None = None
         self._thread: threading.Thread | None = None
         self._adapted = False
         self._booted = False
@@ -585,6 +586,8 @@ class Engine:
                     lst.port = _adoptUnixPort(self.reactor, lst.sock, factory, self.options.Backlog)
                 else:
                     lst.port = self.reactor.adoptStreamPort(lst.sock.fileno(), lst.family, factory)
+                # out of descriptors: one warning every 10 s, not 3 lines a connection
+                throttleAcceptErrors(lst.port, self._acceptRefusals())
             else:
                 proto = GnetDatagramProtocol(self)
                 lst.port = self.reactor.adoptDatagramPort(
@@ -595,6 +598,12 @@ class Engine:
         if self.tickerEnabled:
             self.startTicker()
         return True
+
+    def _acceptRefusals(self) -> AcceptRefusals:
+        """The engine's one L{AcceptRefusals} (all its listeners share it)."""
+        if self._refusals is None:
+            self._refusals = AcceptRefusals(self.log, self.reactor)
+        return self._refusals
 
     def startAdapted(self) -> None:
         """As the engine of C{IProtocolFactory(handler)}: OnBoot when the first port starts."""

@@ -147,6 +147,7 @@ from zope.interface import implementer
 from ._addr import ListenSpec, createListener, normalizeNetwork, ownsPath, splitHostPort
 from ._context import checkContext, contextTimeout
 from ._engine import closeLogger, globalReactor, makeLogger, normalizeTopology, stopFromAnyThread
+from ._tls import staleFiles
 from .errors import (
     ErrEngineInShutdown,
     ErrInvalidNetworkAddress,
@@ -730,6 +731,8 @@ class MulticoreEngine:
 
     def _spawn(self, index: int) -> None:
         self._restarts.pop(index, None)
+        if index in self._startedOnce:
+            self._sayIfTLSFilesChanged(index)
         assert self._counters is not None
         self._counters.set(index, 0)
         childFDs: dict[int, Any] = {
@@ -762,6 +765,22 @@ class MulticoreEngine:
         proto.transport.write(json.dumps(path).encode("ascii") + b"\n")
         proto.transport.write(self._payloadFor(index, inherit))
         proto.transport.closeStdin()
+
+    def _sayIfTLSFilesChanged(self, index: int) -> None:
+        """
+        A replacement worker serves the TLS files' bytes validated last (in
+        its payload), never what is on disk now: say so, once per
+        replacement, when the disk differs (a renewal in progress, or a
+        broken file that the next C{SIGHUP} would refuse).
+        """
+        stale = staleFiles(self.options)
+        if stale:
+            self.log.warn(
+                "worker {index} restarts with the TLS certificate validated last: {files} "
+                "changed on disk since (SIGHUP loads them once they are valid)",
+                index=index,
+                files=", ".join(stale),
+            )
 
     def _alive(self) -> list[_WorkerProtocol]:
         return [w for w in self._workers if w is not None and not w.ended]

@@ -44,7 +44,7 @@ from ._handle import MAX_COUNTERS, ConnHandle, Counter, LocalCounter, checkCount
 from ._logging import stdlibObserver
 from ._protocol import GnetDatagramProtocol, GnetFactory
 from ._tls import checkAddresses, wrapListener
-from ._twistedcompat import adoptUnixPortKeepingFile
+from ._twistedcompat import AcceptRefusals, adoptUnixPortKeepingFile, throttleAcceptErrors
 from .errors import (
     ErrClosed,
     ErrEmptyEngine,
@@ -413,6 +413,7 @@ class Engine:
         self._handles: dict[int, Conn] = {}
         self._counters: dict[str, Counter] = {}
         self._ticker: Ticker | None = None
+        self._refusals: AcceptRefusals | None = None
         self._thread: threading.Thread | None = None
         self._adapted = False
         self._booted = False
@@ -770,6 +771,8 @@ class Engine:
                     lst.port = _adoptUnixPort(self.reactor, lst.sock, factory, self.options.Backlog)
                 else:
                     lst.port = self.reactor.adoptStreamPort(lst.sock.fileno(), lst.family, factory)
+                # out of descriptors: one warning every 10 s, not 3 lines a connection
+                throttleAcceptErrors(lst.port, self._acceptRefusals())
             else:
                 proto = GnetDatagramProtocol(self)
                 lst.port = self.reactor.adoptDatagramPort(
@@ -799,6 +802,12 @@ class Engine:
             n=n,
             why=loopThreadsReason(),
         )
+
+    def _acceptRefusals(self) -> AcceptRefusals:
+        """The engine's one L{AcceptRefusals} (all its listeners share it)."""
+        if self._refusals is None:
+            self._refusals = AcceptRefusals(self.log, self.reactor)
+        return self._refusals
 
     def startAdapted(self) -> None:
         """As the engine of C{IProtocolFactory(handler)}: OnBoot when the first port starts."""

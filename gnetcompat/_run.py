@@ -34,6 +34,7 @@ from ._context import checkContext, contextTimeout
 from ._engine import Engine, globalReactor, normalizeTopology, stopFromAnyThread
 from ._logging import setupProgramLogging
 from ._protocol import GnetFactory
+from ._twistedcompat import forgetExitSignal
 from ._workers import serveMulticore
 from .errors import ErrEngineInShutdown, ErrInvalidNetworkAddress
 from .interfaces import IEventHandler
@@ -75,11 +76,13 @@ def _remember(eng: Any, addrs: str | Sequence[str]) -> Any:
     for name in names:
         _registry[name] = eng
 
-    def forget(result: Any) -> Any:
+    def forget(_: Any) -> None:
+        # whatever the outcome: an engine failure is reported by whoever
+        # waits on its own whenStopped(); returning it here left an
+        # "Unhandled error in Deferred" (a critical traceback) behind
         for name in names:
             if _registry.get(name) is eng:
                 del _registry[name]
-        return result
 
     eng.whenStopped().addBoth(forget)
     return eng
@@ -294,7 +297,11 @@ class EngineService(Service):
     An C{IService} running an engine: sockets are bound in
     C{privilegedStartService} (so a bind failure stops twistd with an
     error), served from C{startService}, and C{stopService} returns a
-    Deferred that fires once the engine shut down gracefully.
+    Deferred that fires once the engine shut down gracefully.  Once it
+    did, the reactor forgets the signal that stopped it, so twistd stopped
+    by C{SIGTERM}/C{SIGINT} exits with status 0 (Twisted would re-raise
+    the signal: status 143/130 in a shell; see
+    L{gnetcompat._twistedcompat.forgetExitSignal}).
 
     When the engine fails on its own (multicore: the workers cannot start,
     or keep crashing; see L{gnetcompat._workers}), the service logs one
@@ -422,7 +429,13 @@ class EngineService(Service):
             return defer.succeed(None)
         if not eng.stopping:
             eng.requestShutdown(fromLoop=False)
-        return eng.whenStopped()
+
+        def drained(_: None) -> None:
+            # a clean stop on SIGTERM/SIGINT: the process exits 0 (twistd
+            # would re-raise the signal once shut down)
+            forgetExitSignal(eng.reactor or globalReactor())
+
+        return eng.whenStopped().addCallback(drained)
 
 
 # -- any handler as a Twisted protocol factory -------------------------------

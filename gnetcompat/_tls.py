@@ -13,10 +13,16 @@ it, or speaks plaintext, never reaches the handler) and
 L{Conn.ConnectionState} then tells the version, cipher, ALPN result and
 peer certificates.
 
-Settings travel as file paths (L{TLSConfig}, picklable): every process
-(each multicore worker included) loads the certificate itself.
-L{TLSConfig.reload} swaps in a freshly loaded certificate for new
-connections; open ones keep theirs.
+Settings travel as file paths (L{TLSConfig}, picklable) with the bytes of
+those files as last validated: every process builds its own OpenSSL
+context, a multicore worker from the bytes the parent validated (it never
+reads the disk at start, so a replacement started while the files are
+being renewed, or are broken, serves the certificate the parent checked
+last).  L{TLSConfig.reload} swaps in a freshly loaded certificate for new
+connections; open ones keep theirs.  Files are read without ever blocking
+(L{_read}: C{O_NONBLOCK}, regular files only, at most L{MAX_PEM_FILE}
+bytes), so a FIFO or a device put in place of a certificate is refused
+instead of hanging the reactor on C{SIGHUP}.
 
 The Twisted internals this module relies on (the endpoint-description
 parser, the TLS protocol's plaintext buffer, a C{FileDescriptor}'s write
@@ -25,8 +31,11 @@ buffer) are read through L{gnetcompat._twistedcompat}, which pins them.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import stat
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,30 +91,150 @@ def _requireOpenSSL() -> Any:
     return ssl
 
 
+_TOO_BIG = f"larger than {MAX_PEM_FILE} bytes (1 MiB, the limit for a PEM file), not a PEM file"
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
 def _read(what: str, path: str) -> bytes:
+    """
+    The bytes of a PEM file, read without ever blocking the reactor: the
+    path is opened with C{O_NONBLOCK} (a FIFO or a device put in place of
+    a certificate opens at once instead of waiting for a writer), only a
+    regular file is read (C{fstat}), and at most L{MAX_PEM_FILE} bytes.
+
+    @raise TLSError: naming the file and why it cannot be used.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_PEM_FILE + 1)
+        fd = os.open(path, flags)
     except OSError as e:
         raise TLSError(f"TLS {what} {path!r}: cannot read it: {e.strerror or e}") from None
-    if len(data) > MAX_PEM_FILE:
-        raise TLSError(f"TLS {what} {path!r}: larger than {MAX_PEM_FILE} bytes, not a PEM file")
+    try:
+        mode = os.fstat(fd)
+        if not stat.S_ISREG(mode.st_mode):
+            kind = next((name for test, name in _KINDS if test(mode.st_mode)), "not a file")
+            raise TLSError(f"TLS {what} {path!r}: {kind}, not a regular file: give a PEM file")
+        if mode.st_size > MAX_PEM_FILE:
+            raise TLSError(f"TLS {what} {path!r}: {_TOO_BIG}")
+        chunks = []
+        left = MAX_PEM_FILE + 1
+        while left > 0:
+            chunk = os.read(fd, left)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as e:
+        raise TLSError(f"TLS {what} {path!r}: cannot read it: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > MAX_PEM_FILE:  # it grew while we read it
+        raise TLSError(f"TLS {what} {path!r}: {_TOO_BIG}")
     return data
 
+
+#: how L{TLSConfig} gets a file's bytes: C{read(what, path)}
+_Reader = Callable[[str, str], bytes]
 
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.S)
 
 
-def _certificates(what: str, path: str) -> list:
+def _certificates(what: str, path: str, read: _Reader = _read) -> list:
     """Every PEM certificate in C{path} (pyOpenSSL X509 objects)."""
     ssl = _requireOpenSSL()
-    blocks = _PEM_CERT.findall(_read(what, path))
+    blocks = _PEM_CERT.findall(read(what, path))
     if not blocks:
         raise TLSError(f"TLS {what} {path!r}: no PEM certificate in it")
     try:
         return [ssl.Certificate.loadPEM(b).original for b in blocks]
     except Exception as e:
         raise TLSError(f"TLS {what} {path!r}: not a valid certificate: {e}") from None
+
+
+_alpnRefusal: type | None = None
+
+
+def _noApplicationProtocol() -> type:
+    """
+    The exception our ALPN selection raises when the client offers none of
+    our protocols: an C{OpenSSL.SSL.Error}, so Twisted's TLS protocol
+    treats it as the failed handshake it is (pyOpenSSL re-raises an
+    exception of the callback from the handshake; no log line).
+    """
+    global _alpnRefusal
+    if _alpnRefusal is None:
+        from OpenSSL import SSL
+
+        class NoApplicationProtocol(SSL.Error):
+            """The client offered none of the ALPN protocols we serve."""
+
+        _alpnRefusal = NoApplicationProtocol
+    return _alpnRefusal
+
+
+def _selectALPN(context: Any, protocols: Sequence[bytes]) -> None:
+    """
+    Replace Twisted's ALPN selection on C{context} (public pyOpenSSL API):
+    the first of C{protocols} the client offers, else a fatal
+    C{no_application_protocol} alert (120), as RFC 7301 section 3.2 says.
+    Twisted's callback answers an empty selection, which OpenSSL fails
+    with C{internal_error}.  (A client that offers no ALPN at all is served
+    without it, as before.)
+    """
+    ours = list(protocols)
+
+    def select(conn: Any, offered: list[bytes]) -> bytes:
+        for p in ours:
+            if p in offered:
+                return p
+        # raised from the callback: pyOpenSSL answers SSL_TLSEXT_ERR_ALERT_FATAL,
+        # which OpenSSL sends as no_application_protocol; the argument has
+        # the shape of OpenSSL's error queue, which Twisted reads
+        raise _noApplicationProtocol()([("SSL routines", "", "no application protocol")])
+
+    context.set_alpn_select_callback(select)
+
+
+class _BytesFile:
+    """
+    Bytes behind a path OpenSSL can open (it takes Diffie-Hellman
+    parameters only as a file name): a C{memfd} named by
+    C{/proc/self/fd/N}, or an unlinked-on-close temporary file where there
+    is none.  The disk path itself is never handed to OpenSSL: it would
+    open it again (blocking on a FIFO) and could read other bytes than
+    those we checked.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        from twisted.python.filepath import FilePath
+
+        self._file: Any = None
+        if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
+            self._fd = os.memfd_create("gnetcompat-pem", getattr(os, "MFD_CLOEXEC", 0))
+            os.write(self._fd, data)
+            self.path = FilePath(f"/proc/self/fd/{self._fd}")
+        else:  # pragma: no cover - not Linux
+            self._fd = -1
+            self._file = tempfile.NamedTemporaryFile(prefix="gnetcompat-pem-")
+            self._file.write(data)
+            self._file.flush()
+            self.path = FilePath(self._file.name)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 def _version(name: str) -> Any:
@@ -142,7 +271,8 @@ def _checkHandshakeTimeout(what: str, t: object) -> None:
 class TLSConfig:
     """
     How a listener serves TLS, as paths and settings (picklable: multicore
-    workers load the files themselves).
+    workers build their own context, from the files' bytes as the parent
+    last validated them).
 
     @ivar certFile: PEM certificate (the leaf; the chain may follow it in
         the same file, or be given as C{extraCertChain}).
@@ -174,9 +304,15 @@ class TLSConfig:
     handshakeTimeout: float = DEFAULT_HANDSHAKE_TIMEOUT
     sessions: bool = True
     _creator: Any = field(default=None, init=False, repr=False, compare=False)
+    #: path -> the bytes of each file as last loaded successfully here (or,
+    #: in a worker, as the parent last validated them)
+    _validated: dict[str, bytes] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __getstate__(self) -> dict:
-        # OpenSSL objects stay in this process: a worker loads its own
+        # OpenSSL objects stay in this process: a worker builds its own, from
+        # the validated bytes (_validated) that travel with the paths
         state = self.__dict__.copy()
         state["_creator"] = None
         return state
@@ -185,12 +321,28 @@ class TLSConfig:
 
     def check(self) -> None:
         """
-        Check every setting and load the files now (once per process).
+        Check every setting and load the files now (once per process).  A
+        copy unpickled in a worker builds its context from the bytes the
+        parent validated last, without reading the disk: a certificate
+        renewed non-atomically, or broken, while a worker is replaced never
+        stops the replacement (L{staleFiles} tells the parent to say so).
 
         @raise TLSError: naming the bad setting or file.
         """
         if self._creator is None:
-            self._creator = _ReloadingCreator(self.load())
+            if self._validated:
+                validated = self._validated
+
+                def read(what: str, path: str) -> bytes:
+                    data = validated.get(path)
+                    if data is None:
+                        raise TLSError(f"TLS {what} {path!r}: not among the validated files")
+                    return data
+
+                options, _ = self._load(read)
+            else:
+                options, self._validated = self._load(_read)
+            self._creator = _ReloadingCreator(options)
 
     def _checkSettings(self) -> None:
         for name in ("certFile", "keyFile", "extraCertChain", "dhParameters", "clientCA"):
@@ -219,14 +371,27 @@ class TLSConfig:
 
         @raise TLSError: naming the bad setting or file.
         """
+        return self._load(_read)[0]
+
+    def _load(self, read: _Reader) -> tuple[Any, dict[str, bytes]]:
+        """
+        L{load} with the files' bytes from C{read(what, path)}; also
+        return those bytes by path.
+        """
         self._checkSettings()
         ssl = _requireOpenSSL()
         from OpenSSL import SSL, crypto
 
+        used: dict[str, bytes] = {}
+
+        def reading(what: str, path: str) -> bytes:
+            data = used[path] = read(what, path)
+            return data
+
         keyFile = self.keyFile or self.certFile
-        certs = _certificates("certificate file", self.certFile)
+        certs = _certificates("certificate file", self.certFile, reading)
         try:
-            key = crypto.load_privatekey(crypto.FILETYPE_PEM, _read("private key file", keyFile))
+            key = crypto.load_privatekey(crypto.FILETYPE_PEM, reading("private key file", keyFile))
         except crypto.Error:
             raise TLSError(
                 f"TLS private key file {keyFile!r}: no PEM private key in it "
@@ -234,16 +399,15 @@ class TLSConfig:
             ) from None
         chain = certs[1:]
         if self.extraCertChain is not None:
-            chain += _certificates("extraCertChain file", self.extraCertChain)
+            chain += _certificates("extraCertChain file", self.extraCertChain, reading)
         kw: dict[str, Any] = {}
+        dh = None
         if self.dhParameters is not None:
-            from twisted.python.filepath import FilePath
-
-            _read("dhParameters file", self.dhParameters)
-            kw["dhParameters"] = ssl.DiffieHellmanParameters.fromFile(FilePath(self.dhParameters))
+            dh = _BytesFile(reading("dhParameters file", self.dhParameters))
+            kw["dhParameters"] = ssl.DiffieHellmanParameters.fromFile(dh.path)
         if self.clientCA is not None:
             kw["verify"] = True
-            kw["caCerts"] = _certificates("clientCA file", self.clientCA)
+            kw["caCerts"] = _certificates("clientCA file", self.clientCA, reading)
             kw["requireCertificate"] = bool(self.requireClientCert)
         if self.alpn:
             kw["acceptableProtocols"] = [p.encode("ascii") for p in self.alpn]
@@ -259,7 +423,9 @@ class TLSConfig:
                 enableSessionTickets=bool(self.sessions),
                 **kw,
             )
-            options.getContext()
+            context = options.getContext()
+            if self.alpn:
+                _selectALPN(context, kw["acceptableProtocols"])
         except SSL.Error:
             raise TLSError(
                 f"TLS private key file {keyFile!r} does not match the certificate in "
@@ -267,7 +433,10 @@ class TLSConfig:
             ) from None
         except (ValueError, TypeError) as e:
             raise TLSError(f"TLS settings for {self.certFile!r}: {e}") from None
-        return options
+        finally:
+            if dh is not None:  # OpenSSL read it while building the context
+                dh.close()
+        return options, used
 
     # -- serving ---------------------------------------------------------
 
@@ -283,7 +452,7 @@ class TLSConfig:
 
         @raise TLSError: the new files cannot be used (nothing changed).
         """
-        options = self.load()
+        options, self._validated = self._load(_read)
         if self._creator is None:
             self._creator = _ReloadingCreator(options)
         else:
@@ -715,6 +884,25 @@ def _configs(o: Any) -> list[TLSConfig]:
 def hasTLS(o: Any) -> bool:
     """Whether these options serve TLS from files (something to reload)."""
     return bool(_configs(o))
+
+
+def staleFiles(o: Any) -> list[str]:
+    """
+    The TLS files of C{o} whose bytes on disk differ from those validated
+    last (or that cannot be read now), in the parent of a multicore engine:
+    a replacement worker is handed the validated bytes, not the disk.
+    Each file is read as L{_read} reads it (never blocking).
+    """
+    stale: list[str] = []
+    for cfg in _configs(o):
+        for path, data in cfg._validated.items():  # noqa: SLF001  (TLSConfig's own, read in its module)
+            try:
+                same = _read("file", path) == data
+            except TLSError:
+                same = False
+            if not same and path not in stale:
+                stale.append(path)
+    return stale
 
 
 def reloadOptions(o: Any) -> list[str]:

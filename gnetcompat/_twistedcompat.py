@@ -24,35 +24,41 @@ C{FileDescriptor} (L{writeBacklog}, L{sendNow}'s direct send, behind the
 capability check L{hasWriteBuffer}, with C{transport.write} as the public
 fallback), the TLS protocol's plaintext buffer (L{tlsPlaintextBuffered}),
 the endpoint-description parser (L{twistedParse}), the adoption of a
-listening unix socket (L{adoptUnixPortKeepingFile}) and the epoll reactor's
-C{doPoll} (L{doPollWithoutLogContext}, for L{gnetcompat.reactor}).
+listening unix socket (L{adoptUnixPortKeepingFile}), the epoll reactor's
+C{doPoll} (L{doPollWithoutLogContext}, for L{gnetcompat.reactor}), the
+signal a reactor stopped for (L{forgetExitSignal}) and the log of a
+listening port's accept loop (L{throttleAcceptErrors}).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import resource
 import socket
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet import endpoints, tcp, unix
 from twisted.internet import error as terror
-from twisted.logger import globalLogBeginner
+from twisted.logger import ILogObserver, Logger, globalLogBeginner
 from twisted.python.util import untilConcludes
 
 from .errors import ErrEOF, GnetError
 
 __all__ = [
+    "AcceptRefusals",
     "SocketError",
     "UnixPortKeepingFile",
     "adoptUnixPortKeepingFile",
     "builtinError",
     "directSocket",
     "doPollWithoutLogContext",
+    "forgetExitSignal",
     "hasWriteBuffer",
     "keepSocketErrors",
     "loggingBegun",
     "sendNow",
+    "throttleAcceptErrors",
     "tlsPlaintextBuffered",
     "twistedParse",
     "writeBacklog",
@@ -338,3 +344,117 @@ def loggingBegun(beginner: Any = None) -> bool:
     if beginner is None:
         beginner = globalLogBeginner
     return beginner._temporaryObserver is None  # noqa: SLF001  (no public accessor; canary: tests.test_twistedcompat)
+
+
+# -- the signal twistd re-raises ------------------------------------------------------
+
+
+def forgetExitSignal(reactor: Any) -> None:
+    """
+    Let a process that stopped gracefully on C{SIGTERM}/C{SIGINT} exit with
+    status 0.  Twisted's reactor notes the signal that stopped it
+    (C{ReactorBase.sigTerm}/C{sigInt} set C{_exitSignal}), and twistd
+    (C{ApplicationRunner.startReactor}, then C{twistd.runApp}) re-raises
+    it once shut down, so the process ends "killed by SIGTERM" (a shell
+    says 143) even after a clean drain.  Clearing the attribute once the
+    engine stopped makes twistd end normally instead; a reactor without
+    the attribute is left alone.  (An engine that failed while stopping
+    keeps Twisted's behaviour.)
+    """
+    if getattr(reactor, "_exitSignal", None) is not None:
+        reactor._exitSignal = None  # noqa: SLF001  (no public way; canary: tests.test_twistedcompat)
+
+
+# -- the log of a listening port's accept loop ---------------------------------------
+
+#: what Twisted's accept loop (C{tcp._accept}) logs, each at info, when the
+#: process is out of descriptors: three events for every refused connection
+_EMFILE_RELEASE = "EMFILE encountered; releasing reserved file descriptor."
+_EMFILE_CLOSED = "EMFILE recovery: Closed socket from {address}"
+_EMFILE_REARM = "Re-reserving EMFILE recovery file descriptor."
+#: ... and for the other resource errors (ENFILE, ENOBUFS, ENOMEM; and
+#: ECONNABORTED, a client that gave up, which is left as it is)
+_COULD_NOT_ACCEPT = "Could not accept new connection ({acceptError})"
+
+
+class AcceptRefusals:
+    """
+    Connections a listener could not accept for lack of a resource
+    (descriptors, memory), logged as one warning at most every
+    L{INTERVAL} seconds with the count since the last one, the limit
+    (C{RLIMIT_NOFILE}) and the remedies, instead of Twisted's three
+    unthrottled lines per refused connection (L{throttleAcceptErrors}).
+    The first refusals are logged at the end of the reactor turn that
+    met them; those within the next L{INTERVAL} seconds are counted and
+    logged together at its end.
+
+    @ivar count: refusals not logged yet.
+    """
+
+    #: seconds between two warnings
+    INTERVAL = 10.0
+
+    def __init__(self, log: Logger, clock: Any) -> None:
+        self.log = log
+        self.clock = clock
+        self.count = 0
+        self._reason = "EMFILE"
+        self._call: Any = None
+
+    def refused(self, reason: str) -> None:
+        """One connection refused because of C{reason} (an errno name)."""
+        self.count += 1
+        self._reason = reason
+        if self._call is None:
+            # after this reactor turn: a burst refused in one accept loop is one line
+            self._call = self.clock.callLater(0, self._report)
+
+    def _report(self) -> None:
+        self._call = None
+        if not self.count:
+            return
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if self._reason == "EMFILE":
+            why = f"this process is at its open-file limit (RLIMIT_NOFILE {soft})"
+        elif self._reason == "ENFILE":
+            why = "the system is at its open-file limit (fs.file-max)"
+        else:
+            why = f"the kernel is out of memory for sockets ({self._reason})"
+        self.log.warn(
+            "refused {count} connection(s) since the last such warning: {why}; raise the "
+            "limit (LimitNOFILE= in the systemd unit, ulimit -n) or keep connections below it "
+            "(gnetecho --max-connections); at most one such warning every {interval:g} s",
+            count=self.count,
+            why=why,
+            interval=self.INTERVAL,
+        )
+        self.count = 0
+        self._call = self.clock.callLater(self.INTERVAL, self._report)
+
+
+def throttleAcceptErrors(port: Any, refusals: AcceptRefusals) -> None:
+    """
+    Send what the accept loop of the listening C{port} (a C{tcp.Port} or
+    C{unix.Port}) logs about refused connections to C{refusals}; its other
+    events go where they went.  Twisted's C{Port.doRead} buffers the
+    accept loop's events and hands them to C{self._logger.observer}: this
+    gives the port a C{_logger} of its own whose observer filters them.  A
+    port without that attribute is left alone.
+    """
+    original = getattr(port, "_logger", None)
+    if not isinstance(original, Logger):
+        return
+    forward = original.observer
+
+    def observer(event: Any) -> None:
+        fmt = event.get("log_format")
+        if fmt == _EMFILE_CLOSED:
+            refusals.refused("EMFILE")
+        elif fmt in (_EMFILE_RELEASE, _EMFILE_REARM):
+            pass
+        elif fmt == _COULD_NOT_ACCEPT and event.get("acceptError") != "ECONNABORTED":
+            refusals.refused(str(event.get("acceptError")))
+        else:
+            forward(event)
+
+    port._logger = Logger(namespace=original.namespace, observer=cast(ILogObserver, observer))  # noqa: SLF001  (doRead logs through it; canary: tests.test_twistedcompat)

@@ -7,7 +7,9 @@ parent's (the first line of stdin) and calls L{main}.
 
 File descriptors: 0 the import path (one JSON line), then the pickled
 payload (read to EOF), 1/2 log lines to
-the parent, 3 the control pipe (C{ready}, C{beat}, C{shutdown}, C{fatal TEXT}),
+the parent (the log goes through L{_LogPipe}: a parent that stops reading
+never blocks the worker's reactor; lines that do not fit are dropped and
+counted), 3 the control pipe (C{ready}, C{beat}, C{shutdown}, C{fatal TEXT}),
 4 the shared counters, 5 the bus to the other workers (L{gnetcompat._bus}),
 6.. inherited listening sockets.  Exit status: 0 after
 a graceful stop, 1 when the engine failed (C{OnBoot} raised, a bind failed),
@@ -18,9 +20,12 @@ from __future__ import annotations
 
 import os
 import pickle
+import select
 import signal
 import socket
+import stat
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +39,7 @@ from ._engine import Engine
 from ._logging import isTwistedChatter, setupProgramLogging
 from ._tls import hasTLS, installReloadOnSIGHUP, reloadAndLog
 from ._workers import checkMainGlobals, loadMain, mainGlobalsMessage, stopReactor
+from .errors import GnetError
 
 installGnetReactor: Callable[[], object] | None
 try:
@@ -46,6 +52,9 @@ except ImportError:  # pragma: no cover - no epoll (not Linux)
 CONTROL_FD = 3
 COUNTERS_FD = 4
 BUS_FD = 5
+
+#: the line saying how many log lines a full pipe made us drop (a warning in the parent)
+_DROPPED = b"warn %d log lines dropped: the log pipe to the parent was full\n"
 
 
 def _send(line: str) -> None:
@@ -67,8 +76,127 @@ def _parentDeathSignal() -> None:
         pass
 
 
-def _startLogging(minLevel: Any) -> None:
-    out = sys.stdout
+class _LogPipe:
+    """
+    The worker's log lines to the parent, written without ever blocking the
+    worker's reactor.  The parent reads them from the worker's stdout pipe;
+    when it does not (it is stalled, or busy), the pipe fills, and a plain
+    write would block this worker until it drains.  Here a write that does
+    not fit waits in a buffer of at most L{MAX_PENDING} bytes (complete
+    lines), lines beyond are dropped and counted, and once the pipe drained
+    one line says how many were dropped.  What waits is retried every
+    L{RETRY} seconds on C{clock} (set once the reactor exists), and at every
+    new line.
+
+    @ivar dropped: lines dropped since the last report.
+    """
+
+    #: bytes of lines kept while the pipe is full
+    MAX_PENDING = 256 * 1024
+    #: seconds between two tries to write what waits
+    RETRY = 0.1
+
+    def __init__(self, fd: int, clock: Any = None) -> None:
+        """
+        @param fd: a non-blocking descriptor of the pipe (see L{open}).
+        @param clock: the C{IReactorTime} for the retries, or C{None} (then
+            only a new line retries; set the C{clock} attribute later).
+        """
+        self.fd = fd
+        self.clock = clock
+        self.pending = bytearray()
+        self.dropped = 0
+        self._broken = False
+        self._retry: Any = None
+
+    @classmethod
+    def open(cls, fd: int = 1) -> _LogPipe:
+        """
+        A L{_LogPipe} on descriptor C{fd} (stdout).  A pipe is opened again
+        through C{/proc/self/fd} (a file description of our own) and made
+        non-blocking there, so C{fd} itself, where C{print} writes, stays
+        as it was.  Anything else (a file, a terminal) is written as it is.
+        """
+        try:
+            if stat.S_ISFIFO(os.fstat(fd).st_mode):
+                own = os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+                return cls(own)
+        except OSError:
+            pass
+        return cls(os.dup(fd))
+
+    def _send(self, data: bytes | bytearray) -> int:
+        if self._broken:
+            return len(data)
+        try:
+            return os.write(self.fd, data)
+        except BlockingIOError:
+            return 0
+        except OSError:  # the parent is gone (EPIPE): nobody reads any more
+            self._broken = True
+            self.pending.clear()
+            self.dropped = 0
+            return len(data)
+
+    def flush(self) -> bool:
+        """
+        Write what waits, then (once it is all written) the count of dropped
+        lines.  @return: whether nothing waits any more.
+        """
+        while True:
+            if not self.pending:
+                if not self.dropped:
+                    return True
+                self.pending += _DROPPED % self.dropped
+                self.dropped = 0
+            n = self._send(self.pending)
+            if not n:
+                return False
+            del self.pending[:n]
+
+    def write(self, data: bytes) -> None:
+        """Write complete lines now if the pipe takes them, else keep or drop them."""
+        if self.pending and not self.flush():
+            if not self.dropped and len(self.pending) + len(data) <= self.MAX_PENDING:
+                self.pending += data
+            else:
+                self.dropped += data.count(b"\n")
+            self._schedule()
+            return
+        n = self._send(data)
+        if n < len(data):
+            self.pending += data[n:]  # the rest of a line already begun: always kept
+            self._schedule()
+
+    def _schedule(self) -> None:
+        if self._retry is None and self.clock is not None:
+            self._retry = self.clock.callLater(self.RETRY, self._again)
+
+    def _again(self) -> None:
+        self._retry = None
+        if not self.flush():
+            self._schedule()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """At exit: wait up to C{timeout} seconds for what waits to be written."""
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        self._retry = None
+        deadline = time.monotonic() + timeout
+        while not self.flush():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            select.select([], [self.fd], [], left)
+        os.close(self.fd)
+
+
+def _logObserver(minLevel: Any, write: Callable[[bytes], None]) -> Callable[[dict], None]:
+    """
+    The worker's log observer: each event at C{minLevel} or above as lines
+    C{LEVEL TEXT} (a failure's traceback too), given to C{write} as one
+    C{bytes} of complete lines.
+    """
 
     def observer(event: dict) -> None:
         level = event.get("log_level")
@@ -83,15 +211,29 @@ def _startLogging(minLevel: Any) -> None:
         except Exception:
             text = repr(event)
         name = level.name if level is not None else "info"
-        out.write("".join(f"{name} {line}\n" for line in text.splitlines() or [""]))
-        out.flush()
+        lines = "".join(f"{name} {line}\n" for line in text.splitlines() or [""])
+        write(lines.encode("utf-8", "replace"))
 
+    return observer
+
+
+def _startLogging(minLevel: Any) -> _LogPipe:
+    """Send the log to the parent through a L{_LogPipe} on stdout; return it."""
+    sys.stdout.flush()
+    pipe = _LogPipe.open(1)
     # Twisted calls any callable observer; its annotation names the interface only
     globalLogBeginner.beginLoggingTo(
-        [observer],  # type: ignore[list-item]
+        [_logObserver(minLevel, pipe.write)],  # type: ignore[list-item]
         discardBuffer=False,
         redirectStandardIO=False,
     )
+    return pipe
+
+
+def _oneLine(e: BaseException) -> str:
+    """C{e} as one log line: our errors by their message, others with their type."""
+    text = str(e) if isinstance(e, GnetError) and str(e) else f"{type(e).__name__}: {e}"
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 class _Worker:
@@ -114,8 +256,15 @@ class _Worker:
     def start(self) -> None:
         try:
             self._start()
-        except BaseException:
-            self.log.failure("worker {index} failed to start", index=self.index)
+        except BaseException as e:
+            # one line for the parent's log (a crash loop repeats it); the
+            # traceback only with --log-level debug
+            self.log.error(
+                "worker {index} failed to start: {error}", index=self.index, error=_oneLine(e)
+            )
+            self.log.failure(
+                "worker {index} failed to start", index=self.index, level=LogLevel.debug
+            )
             self.exitCode = 1
             self._stopReactor()
 
@@ -247,7 +396,7 @@ def main(argv: list[str]) -> int:
     os.close(devnull)
 
     minLevel = LogLevel.debug if payload["options"].LogLevel < 0 else LogLevel.info
-    _startLogging(minLevel)
+    logPipe = _startLogging(minLevel)
     # the handler's stdlib logging records reach the parent's log too
     setupProgramLogging(minLevel)
     log = Logger(namespace="gnetcompat.worker")
@@ -262,9 +411,11 @@ def main(argv: list[str]) -> int:
     # the global reactor: imported only now, after installGnetReactor chose it
     from twisted.internet import reactor
 
+    logPipe.clock = reactor
     worker = _Worker(reactor, payload, handler, _send)
     reactor.callWhenRunning(worker.start)
     reactor.run()
+    logPipe.close()
     sys.stdout.flush()
     return worker.exitCode
 

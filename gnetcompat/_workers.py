@@ -187,6 +187,7 @@ from ._engine import (
     stopFromAnyThread,
 )
 from ._handle import MAX_COUNTERS, ConnHandle, Counter, checkCounterName
+from ._tls import staleFiles
 from .errors import (
     ErrBusOverflow,
     ErrClosed,
@@ -1006,6 +1007,8 @@ class MulticoreEngine:
 
     def _spawn(self, index: int) -> None:
         self._restarts.pop(index, None)
+        if index in self._startedOnce:
+            self._sayIfTLSFilesChanged(index)
         assert self._counters is not None
         self._counters.set(index, 0)
         self._generations[index] += 1
@@ -1045,6 +1048,22 @@ class MulticoreEngine:
         proto.transport.write(json.dumps(path).encode("ascii") + b"\n")
         proto.transport.write(self._payloadFor(index, inherit))
         proto.transport.closeStdin()
+
+    def _sayIfTLSFilesChanged(self, index: int) -> None:
+        """
+        A replacement worker serves the TLS files' bytes validated last (in
+        its payload), never what is on disk now: say so, once per
+        replacement, when the disk differs (a renewal in progress, or a
+        broken file that the next C{SIGHUP} would refuse).
+        """
+        stale = staleFiles(self.options)
+        if stale:
+            self.log.warn(
+                "worker {index} restarts with the TLS certificate validated last: {files} "
+                "changed on disk since (SIGHUP loads them once they are valid)",
+                index=index,
+                files=", ".join(stale),
+            )
 
     def _alive(self) -> list[_WorkerProtocol]:
         return [w for w in self._workers if w is not None and not w.ended]

@@ -167,10 +167,15 @@ class WebSocketOptions:
         not answer the Close (0: no limit).  Checked once a second.
     @ivar partialMessageBudget: bytes that all the sessions of one reactor
         (one worker process) may hold together in partly received messages
-        (after decompression) and unprocessed input.  The connection whose
-        data would go beyond it is failed with close code 1013 (try again
-        later) and its buffers freed; the others are unaffected.  At least
-        C{maxMessagePayloadSize} (0: no limit).
+        (after decompression) and unprocessed input.  When a session's data
+        would go beyond it, the session that has held partly received data
+        the longest (since its last complete message) is failed with close
+        code 1013 (try again later) and its buffers freed, then the next
+        oldest while still over: holding costs nothing but the bytes sent
+        once, so the budget goes to messages in progress rather than to
+        the first to fill it, and a newcomer is refused only when it is
+        itself the oldest holder.  At least C{maxMessagePayloadSize} (0: no
+        limit).
     @ivar autoPingSize: size of an automatic ping payload, 12 to 125.
     @ivar allowedOrigins: the origins that may connect, as a browser sends
         them (C{scheme://host[:port]}, default ports implied; C{*.} at the
@@ -319,6 +324,10 @@ class _PartialMessages:
 
     @ivar held: bytes held by all tracked sessions.
     @ivar deadlines: tracked session -> time its partial data expires.
+    @ivar holders: the tracked sessions, the one holding partial data the
+        longest first (a session moves to the end when a message completes
+        and it still holds the start of the next): who pays first when the
+        budget is exceeded.
     """
 
     SWEEP_INTERVAL = 1.0
@@ -327,7 +336,16 @@ class _PartialMessages:
         self.clock = clock
         self.held = 0
         self.deadlines: dict[WebSocketSession, float] = {}
+        self.holders: dict[WebSocketSession, None] = {}
         self._call: Any = None
+
+    def holding(self, session: WebSocketSession) -> None:
+        """
+        C{session} starts holding a partly received message: it is the
+        youngest holder.
+        """
+        self.holders.pop(session, None)
+        self.holders[session] = None
 
     def arm(self) -> None:
         """
@@ -340,6 +358,7 @@ class _PartialMessages:
         """
         Forget C{session}'s deadline; no sweep stays scheduled for nobody.
         """
+        self.holders.pop(session, None)
         self.deadlines.pop(session, None)
         if not self.deadlines and self._call is not None:
             if self._call.active():
@@ -929,19 +948,34 @@ class WebSocketSession:
         pool.held += grown
         if not self._tracked or self._inbox:
             self._tracked = True
+            pool.holding(self)
             timeout = proto.messageTimeout
             if timeout:
                 pool.deadlines[self] = pool.clock.seconds() + timeout
                 pool.arm()
         budget = proto.budget
         if grown > 0 and budget and pool.held > budget:
+            self._overBudget(pool, budget)
+
+    def _overBudget(self, pool: _PartialMessages, budget: int) -> None:
+        """
+        This session's data took the worker over C{partialMessageBudget}:
+        fail the sessions that have held partial data the longest (1013)
+        until the rest fits; this one pays only when it is the oldest.
+        """
+        while pool.held > budget and pool.holders:
+            oldest = next(iter(pool.holders))
             self.log.info(
-                "closing a connection (1013): partly received messages on this "
-                "worker would hold {held} bytes, over partialMessageBudget {budget}",
+                "closing the connection holding a partly received message the longest "
+                "({bytes} bytes; 1013): this worker's partly received messages would hold "
+                "{held} bytes, over partialMessageBudget {budget}",
+                bytes=oldest._heldBytes,  # noqa: SLF001  (one unit: sessions of one reactor)
                 held=pool.held,
                 budget=budget,
             )
-            self._failPartial(1013, "server busy: too much partly received data")
+            oldest._failPartial(1013, "server busy: too much partly received data")  # noqa: SLF001  (one unit: sessions of one reactor)
+            if oldest is self:
+                return
 
     def _untrack(self) -> None:
         """

@@ -410,8 +410,8 @@ class Options(usage.Options):
             None,
             64 * _MIB,
             "Bytes all connections of a worker may hold "
-            "in partly received messages (the one going over: close 1013; 0: no limit; at least "
-            "--max-message-size).",
+            "in partly received messages; going over closes the connection holding one the "
+            "longest (1013), not the newcomer (0: no limit; at least --max-message-size).",
             _count("partial-message-budget"),
         ],
         [

@@ -159,9 +159,11 @@ class TwistdProcess(ProcessProtocol):
     @property
     def endedCleanlyOnTerm(self) -> bool:
         """
-        Whether it ended as twistd does after a handled SIGTERM: Twisted
-        (22.10+) re-raises the signal once shut down, so the status is
-        "killed by SIGTERM"; exit code 0 is accepted too.
+        Whether it ended as a twistd program does after a handled SIGTERM:
+        exit code 0 (what C{twistd gnetecho} does after a graceful stop:
+        gnetcompat's EngineService clears the signal), or "killed by
+        SIGTERM" (Twisted 22.10+ re-raises the signal once shut down,
+        which other twistd programs keep doing).
         """
         return (self.exitCode, self.exitSignal) in ((0, None), (None, signal.SIGTERM))
 

@@ -177,6 +177,51 @@ def reissueServer(certs: Certs, serverCN: str) -> None:
     _write(certs.serverKey, _keyPem(key))
 
 
+#: the RFC 7919 ffdhe2048 group as PEM Diffie-Hellman parameters (public, fixed)
+FFDHE2048_PEM = b"""-----BEGIN DH PARAMETERS-----
+MIIBCAKCAQEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz
++8yTnc4kmz75fS/jY2MMddj2gbICrsRhetPfHtXV/WVhJDP1H18GbtCFY2VVPe0a
+87VXE15/V8k1mE8McODmi3fipona8+/och3xWKE2rec1MKzKT0g6eXq8CrGCsyT7
+YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W7edjcrsZCwenyO4KbXCeAvzhzffi
+7MA0BM0oNC9hkXL+nOmFg/+OTxIy7vKBg8P+OxtMb61zO7X8vC7CIAXFjvGDfRaD
+ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
+-----END DH PARAMETERS-----
+"""
+
+
+def makeRsaServer(directory: str) -> tuple[str, str, str]:
+    """
+    A self-signed RSA certificate for C{localhost} (DHE key exchange needs
+    an RSA key), its key and ffdhe2048 parameters, written into
+    C{directory}: their paths (certificate, key, DH parameters).
+    """
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("localhost"))
+        .issuer_name(_name("localhost"))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    keyPem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    p = lambda name: os.path.join(directory, name)  # noqa: E731
+    return (
+        _write(p("rsa.crt"), _pem(cert)),
+        _write(p("rsa.key"), keyPem),
+        _write(p("dh.pem"), FFDHE2048_PEM),
+    )
+
+
 def peerCN(der: bytes) -> str:
     """The common name of a DER certificate (as C{SSLSocket.getpeercert(True)} gives)."""
     cert = x509.load_der_x509_certificate(der)

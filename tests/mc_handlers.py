@@ -100,6 +100,28 @@ class PidEcho(BuiltinEventEngine):
         return 0.1, Action.NONE
 
 
+class BootsUntilMarked(PidEcho):
+    """
+    L{PidEcho} whose C{OnBoot} raises once the file C{marker} exists: the
+    first workers serve, every later one (a replacement) dies at start.
+    """
+
+    def __init__(self, marker: str = "", notes: str | None = None) -> None:
+        super().__init__(notes=notes)
+        self.marker = marker
+
+    def __getstate__(self) -> dict:
+        return {"marker": self.marker, "notes": self.notes}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
+    def OnBoot(self, eng: Any) -> Action:
+        if os.path.exists(self.marker):
+            raise RuntimeError("this handler cannot boot any more")
+        return super().OnBoot(eng)
+
+
 class CrashOnBoot(BuiltinEventEngine):
     """OnBoot raises: every worker dies at start."""
 

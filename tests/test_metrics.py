@@ -288,12 +288,49 @@ class MetricsHardeningTests(TestCase):
         code, body = await scrape(port)
         self.assertEqual(code, 200)
         self.assertIn(b"gnetecho_messages_total", body)
-        response, _ = await deferToThread(
+
+    async def test_headAndAllow(self) -> None:
+        """
+        C{HEAD /metrics} is served: 200 with the C{Content-Type} and the
+        C{Content-Length} of the C{GET} response, and no body (it was 405
+        with C{Allow: OPTIONS,GET}, from prometheus_client's exporter).
+        Every method not served, C{OPTIONS} included, gets 405 with an
+        C{Allow} header naming exactly the methods served: C{GET, HEAD}.
+        """
+        port = (await self.startService("tcp:0")).getHost().port
+
+        def headers(response: bytes) -> tuple[bytes, dict[bytes, bytes], bytes]:
+            head, _, body = response.partition(b"\r\n\r\n")
+            status, *lines = head.split(b"\r\n")
+            fields = {}
+            for line in lines:
+                name, _, value = line.partition(b":")
+                fields[name.strip().lower()] = value.strip()
+            return status, fields, body
+
+        get, _ = await deferToThread(
+            rawHttp, port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        head, closed = await deferToThread(
             rawHttp, port, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         )
-        # HEAD passes the channel; prometheus_client's exporter answers it
-        self.assertRegex(response, rb"^HTTP/1\.1 (200|405) ")
-        self.assertNotIn(b"gnetecho_", response)
+        getStatus, getFields, getBody = headers(get)
+        headStatus, headFields, headBody = headers(head)
+        self.assertTrue(getStatus.startswith(b"HTTP/1.1 200 "), get[:80])
+        self.assertIn(b"gnetecho_messages_total", getBody)
+        self.assertTrue(headStatus.startswith(b"HTTP/1.1 200 "), head[:200])
+        self.assertTrue(closed)
+        self.assertEqual(headBody, b"")
+        self.assertEqual(headFields[b"content-type"], getFields[b"content-type"])
+        self.assertTrue(headFields[b"content-type"].startswith(b"text/plain"))
+        self.assertGreater(int(headFields[b"content-length"]), 0)
+        for method in (b"OPTIONS", b"POST", b"DELETE"):
+            response, _ = await deferToThread(
+                rawHttp, port, method + b" /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+            )
+            status, fields, _ = headers(response)
+            self.assertTrue(status.startswith(b"HTTP/1.1 405 "), (method, response[:80]))
+            self.assertEqual(fields[b"allow"], b"GET, HEAD", method)
 
 
 class MulticoreMetricsTests(TestCase):

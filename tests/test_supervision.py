@@ -14,6 +14,7 @@ import signal
 import sys
 import textwrap
 import time
+from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
@@ -156,6 +157,23 @@ gnet.EngineService(
 ).setServiceParent(application)
 """
 
+CRASH_LATER_TAC = """
+import sys
+sys.path.insert(0, {root!r})
+import gnetcompat as gnet
+from gnetcompat._workers import SupervisionPolicy
+from twisted.application import service
+from tests.mc_handlers import BootsUntilMarked
+
+application = service.Application("crashlater")
+gnet.EngineService(
+    BootsUntilMarked({marker!r}, {notes!r}),
+    "tcp://127.0.0.1:0",
+    gnet.WithNumEventLoop(2),
+    policy=SupervisionPolicy(initialBackoff=0.1, maxBackoff=0.2),
+).setServiceParent(application)
+"""
+
 RUN_SCRIPT = """
 import sys
 sys.path.insert(0, {root!r})
@@ -169,6 +187,24 @@ if __name__ == "__main__":
     except ErrWorkerFailed as e:
         print("RUN RAISED ErrWorkerFailed:", e, flush=True)
         sys.exit(3)
+    print("RUN RETURNED", flush=True)
+"""
+
+
+RUN_ECHO_SCRIPT = """
+import sys
+sys.path.insert(0, {root!r})
+from twisted.logger import globalLogBeginner, textFileLogObserver
+import gnetcompat as gnet
+from gnetcompat.echo import WebSocketEchoServer
+
+if __name__ == "__main__":
+    from twisted.internet import reactor
+
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])
+    # the reactor's signal handlers are in place once it runs
+    reactor.callWhenRunning(print, "REACTOR RUNNING", flush=True)
+    gnet.Run(WebSocketEchoServer(multicore=False), "tcp://127.0.0.1:{port}")
     print("RUN RETURNED", flush=True)
 """
 
@@ -199,6 +235,46 @@ class CrashLoopTests(TestCase):
         self.assertEqual(len(lines), 1, proc.output)
         self.assertIn("crashed 5 times", lines[0])
         self.assertNotIn("Traceback", proc.output)
+
+    async def test_crashLoopAfterStartLogsOneCriticalLine(self) -> None:
+        """
+        A crash loop that begins after the engine served (both workers
+        booted, then every replacement's C{OnBoot} raises) ends twistd
+        with status 1 and exactly one critical line, without a traceback:
+        the kill is one error line, each failed start one error line from
+        the worker plus the parent's "died unexpectedly", then one
+        "crashed 5 times".  (The
+        worker logged its traceback at critical level, and an "Unhandled
+        error in Deferred" followed the intended line.)
+        """
+        cwd = os.path.abspath(self.mktemp())
+        os.makedirs(cwd)
+        marker, notes = os.path.join(cwd, "broken"), os.path.join(cwd, "notes")
+        with open(os.path.join(cwd, "crash.tac"), "w") as f:
+            f.write(CRASH_LATER_TAC.format(root=ROOT, marker=marker, notes=notes))
+        proc = spawn(
+            self, [*twistdCommand(), "-n", "--pidfile=", "--logfile=-", "-y", "crash.tac"], cwd=cwd
+        )
+        await proc.waitFor(r"2 workers serving", 40)
+        with open(notes) as f:
+            pids = [int(line.split()[1]) for line in f if line.startswith("boot ")]
+        open(marker, "w").close()
+        os.kill(pids[0], signal.SIGKILL)
+        code = await proc.waitForExit(60)
+        self.assertIsNone(proc.exitSignal, proc.output)
+        self.assertEqual(code, 1, proc.output)
+        lines = proc.output.splitlines()
+        critical = [ln for ln in lines if "#critical]" in ln]
+        self.assertEqual(len(critical), 1, proc.output)
+        self.assertIn("crashed 5 times", critical[0])
+        # the kill, then four failed starts (one line each, plus the
+        # parent's), then the line giving up
+        errors = [ln for ln in lines if "#error]" in ln]
+        reasons = [ln for ln in errors if "failed to start: RuntimeError: this handler" in ln]
+        self.assertEqual(len(reasons), 4, proc.output)
+        self.assertEqual(len(errors), 1 + 2 * 4 + 1, proc.output)
+        for bad in ("Traceback", "Unhandled"):
+            self.assertNotIn(bad, proc.output)
 
     async def test_runRaises(self) -> None:
         """
@@ -238,6 +314,52 @@ class SignalTests(TestCase):
         self.assertNotIn("died unexpectedly", proc.output)
         await proc.terminate(20)
         self.assertTrue(proc.endedCleanlyOnTerm, (proc.exitCode, proc.exitSignal, proc.output))
+
+    async def test_exitStatusZeroAfterGracefulStop(self) -> None:
+        """
+        C{twistd gnetecho} stopped by SIGTERM or SIGINT, single-process and
+        with two workers, drains (a WebSocket open at the time gets its
+        1001) and exits with status 0, not killed by the signal (twistd
+        re-raised it: 143/130 in a shell); a script blocked in C{Run}
+        exits 0 on SIGINT too.
+        """
+        from websockets.sync.client import connect
+
+        def held(port: int) -> Any:
+            return connect(f"ws://127.0.0.1:{port}/", open_timeout=10, close_timeout=10)
+
+        def closeCode(ws: Any) -> int | None:
+            try:
+                ws.recv(timeout=10)
+            except Exception:
+                pass
+            return ws.close_code
+
+        for loops in ("1", "2"):
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                port = freePort()
+                proc = spawnTwistd(
+                    self, ["gnetecho", "--port", str(port), "--num-event-loop", loops]
+                )
+                await proc.waitFor(LISTENING if loops == "1" else r"2 workers serving", 40)
+                ws = await deferToThread(held, port)
+                proc.signal(sig)
+                self.assertEqual(await deferToThread(closeCode, ws), 1001)
+                code = await proc.waitForExit(30)
+                self.assertEqual(
+                    (code, proc.exitSignal), (0, None), (loops, sig, proc.output[-2000:])
+                )
+        cwd = os.path.abspath(self.mktemp())
+        os.makedirs(cwd)
+        script = os.path.join(cwd, "server.py")
+        port = freePort()
+        with open(script, "w") as f:
+            f.write(RUN_ECHO_SCRIPT.format(root=ROOT, port=port))
+        proc = spawn(self, [sys.executable, script], cwd=cwd)
+        await proc.waitFor("REACTOR RUNNING", 30)
+        proc.signal(signal.SIGINT)
+        self.assertEqual(await proc.waitForExit(30), 0, proc.output)
+        self.assertIn("RUN RETURNED", proc.output)
 
     async def test_sigusr1ReopensLogFile(self) -> None:
         """

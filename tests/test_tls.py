@@ -8,6 +8,7 @@ C{Client}, multicore workers, certificate reload, and C{twistd gnetecho}.
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import signal
@@ -35,7 +36,7 @@ from gnetcompat.tap import Options as TapOptions
 from gnetcompat.websocket import WebSocketOptions
 
 from ._procs import freePort, spawnTwistd
-from ._tlscerts import Certs, makeCerts, peerCN, reissueServer
+from ._tlscerts import Certs, makeCerts, makeRsaServer, peerCN, reissueServer
 from .mc_handlers import PidEcho
 
 IO_TIMEOUT = 10.0
@@ -49,13 +50,13 @@ def certsFor(case: Any) -> Certs:
 
 
 async def poll(check: Any, what: str, timeout: float = 15.0) -> Any:
-    """Wait (bounded) until C{check()} is truthy (it may return a Deferred)."""
+    """Wait (bounded) until C{check()} is truthy (it may return a Deferred or a coroutine)."""
     from twisted.internet.task import deferLater
 
     deadline = time.monotonic() + timeout
     while True:
         value = check()
-        if isinstance(value, Deferred):
+        if isinstance(value, Deferred) or inspect.iscoroutine(value):
             value = await value
         if value:
             return value
@@ -74,6 +75,32 @@ def tlsConnect(port: int, ca: str, host: str = "localhost", **kw: Any) -> ssl.SS
         ctx.load_cert_chain(kw.pop("cert"), kw.pop("key"))
     raw = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
     return ctx.wrap_socket(raw, server_hostname=host, **kw)
+
+
+def workerPidsAndNames(port: int, certs: Certs, n: int) -> list[tuple[int, str]]:
+    """
+    (Thread) C{n} TLS connections open together to a L{PidEcho} engine:
+    each one's worker pid and the server certificate's CN.
+    """
+    out = []
+    socks = [tlsConnect(port, certs.caCert) for _ in range(n)]
+    for s in socks:
+        s.sendall(b"pid\n")
+        out.append((int(readLine(s)), peerCN(s.getpeercert(True))))
+    for s in socks:
+        s.close()
+    return out
+
+
+def wssEcho(url: str, certs: Certs, text: str) -> tuple[str, str]:
+    """(Thread) echo C{text} over one wss:// session: (the reply, the server certificate's CN)."""
+    from websockets.sync.client import connect
+
+    with connect(url, ssl=certs.clientContext(), open_timeout=IO_TIMEOUT, close_timeout=3) as ws:
+        ws.send(text)
+        reply = ws.recv(timeout=IO_TIMEOUT)
+        der = ws.socket.getpeercert(True)
+    return str(reply), peerCN(der)
 
 
 def readLine(s: Any) -> bytes:
@@ -212,6 +239,32 @@ class SettingErrorTests(SynchronousTestCase):
         self.check("extraCertChain file", c.serverCert, c.serverKey, extraCertChain=c.serverKey)
         self.check("clientCA file", c.serverCert, c.serverKey, clientCA=missing)
 
+    def test_notRegularFiles(self) -> None:
+        """
+        A FIFO, a character device (C{/dev/zero}) and a directory in place
+        of a certificate or key are refused at once, naming the kind of
+        file: the FIFO is opened without waiting for a writer (it used to
+        block the reactor for ever, on C{SIGHUP} too), the device without
+        reading a byte.  (A watchdog timer turns a blocking open into a
+        failure instead of a hung test run.)
+        """
+        c = self.certs
+        fifo = os.path.join(c.directory, "cert.fifo")
+        os.mkfifo(fifo)
+
+        def watchdog(signum: int, frame: Any) -> None:
+            raise TimeoutError("reading the TLS files blocked")
+
+        previous = signal.signal(signal.SIGALRM, watchdog)
+        self.addCleanup(signal.signal, signal.SIGALRM, previous)
+        self.addCleanup(signal.setitimer, signal.ITIMER_REAL, 0)
+        signal.setitimer(signal.ITIMER_REAL, 10)
+        self.check(f"certificate file {fifo!r}: a FIFO, not a regular file", fifo, c.serverKey)
+        self.check(f"private key file {fifo!r}: a FIFO, not a regular file", c.serverCert, fifo)
+        self.check("'/dev/zero': a character device, not a regular file", "/dev/zero")
+        self.check(f"{c.directory!r}: a directory, not a regular file", c.directory)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
     def test_noCertificate(self) -> None:
         """
         C{WithTLS()} without a certificate is refused at once with an
@@ -273,15 +326,31 @@ class SettingErrorTests(SynchronousTestCase):
         self.assertIn("not one of the engine's tcp/unix addresses", str(f.value))
 
     def test_picklesPaths(self) -> None:
-        """A loaded TLSConfig pickles as paths only (each worker loads its own)."""
+        """
+        A loaded TLSConfig pickles as paths with the validated bytes of
+        its files, no OpenSSL object; the copy (a worker's) builds its
+        context from those bytes, not from the disk: the files may be
+        broken by then.  L{_tls.staleFiles} names the files whose bytes on
+        disk differ from the validated ones.
+        """
         import pickle
 
-        cfg = gnet.TLSConfig(self.certs.serverCert, self.certs.serverKey)
+        c = self.certs
+        cfg = gnet.TLSConfig(c.serverCert, c.serverKey)
         cfg.check()
         self.assertIsNotNone(cfg._creator)
+        options = loadOptions(gnet.WithTLS(cfg))
+        self.assertEqual(_tls.staleFiles(options), [])
         copy = pickle.loads(pickle.dumps(cfg))
         self.assertIsNone(copy._creator)
         self.assertEqual(copy, cfg)
+        for path in (c.serverCert, c.serverKey):
+            with open(path, "wb") as f:
+                f.write(b"renewal in progress")
+        self.assertEqual(_tls.staleFiles(options), [c.serverCert, c.serverKey])
+        copy.check()
+        self.assertIsNotNone(copy._creator)
+        self.assertRaises(ErrInvalidOption, gnet.TLSConfig(c.serverCert, c.serverKey).check)
 
 
 class TapOptionTests(SynchronousTestCase):
@@ -475,6 +544,90 @@ class ServerTests(TestCase):
         out = await deferToThread(run)
         self.assertEqual(out, [b"hello\n", "untrusted", True, b"still\n"])
         self.assertEqual(len(handler.opened), 1)
+
+    async def test_alpnNoOverlap(self) -> None:
+        """
+        A client offering only C{h2} in ALPN to a server offering
+        C{http/1.1} gets RFC 7301's fatal C{no_application_protocol} alert
+        (it got C{internal_error}), never reaches the handler, and nothing
+        is logged at warning or above; a client offering C{h2} and
+        C{http/1.1} negotiates C{http/1.1}, and one offering no ALPN is
+        served without it.
+        """
+        from twisted.logger import LogLevel, globalLogPublisher
+
+        events: list[dict] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        c = self.certs
+        handler = LineEcho()
+        _, port = await self.serve(
+            handler, gnet.WithTLS(c.serverCert, c.serverKey, alpn=["http/1.1"])
+        )
+
+        def run() -> list:
+            out: list = []
+            try:
+                tlsConnect(port, c.caCert, alpn=["h2"]).close()
+                out.append("accepted?!")
+            except ssl.SSLError as e:
+                out.append("no application protocol" in str(e).lower() or str(e))
+            for alpn in (["h2", "http/1.1"], None):
+                s = tlsConnect(port, c.caCert, alpn=alpn)
+                out.append((s.selected_alpn_protocol(), readLine(s)))
+                s.close()
+            return out
+
+        out = await deferToThread(run)
+        self.assertEqual(out, [True, ("http/1.1", b"hello\n"), (None, b"hello\n")])
+        self.assertEqual(len(handler.opened), 2)
+        loud = [e for e in events if e.get("log_level", LogLevel.info) >= LogLevel.warn]
+        self.assertEqual(loud, [])
+
+    async def test_dhParametersFromCheckedBytes(self) -> None:
+        """
+        C{dhParameters} reach OpenSSL from the bytes that were checked (a
+        memfd), not by opening the path again: a client that only speaks
+        DHE over TLS 1.2 completes the handshake with a DHE cipher, no
+        descriptor of that copy stays open, and a copy of the config (a
+        worker's) builds its context from the checked bytes after the file
+        on disk became a FIFO.
+        """
+        import pickle
+
+        cert, key, dh = makeRsaServer(self.certs.directory)
+        cfg = gnet.TLSConfig(cert, key, dhParameters=dh)
+        _, port = await self.serve(LineEcho(), gnet.WithTLS(cfg))
+
+        def memfds() -> int:
+            found = 0
+            for n in os.listdir("/proc/self/fd"):
+                try:
+                    found += "gnetcompat-pem" in os.readlink(f"/proc/self/fd/{n}")
+                except OSError:  # the listing's own descriptor, closed by now
+                    pass
+            return found
+
+        def run() -> tuple[str, bytes]:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+            ctx.set_ciphers("DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384")
+            raw = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                cipher = s.cipher()
+                return cipher[0] if cipher else "", readLine(s)
+
+        cipher, greeting = await deferToThread(run)
+        self.assertTrue(cipher.startswith("DHE-RSA-"), cipher)
+        self.assertEqual(greeting, b"hello\n")
+        self.assertEqual(memfds(), 0)
+        copy = pickle.loads(pickle.dumps(cfg))
+        os.unlink(dh)
+        os.mkfifo(dh)
+        copy.check()
+        self.assertEqual(memfds(), 0)
 
     async def test_noDirectSendUnderTLS(self) -> None:
         """
@@ -832,6 +985,20 @@ class MulticoreTests(TestCase):
 
     timeout = 90
 
+    async def serveTLS(self, c: Certs, *opts: Any) -> tuple[Any, int]:
+        """Two reuse-port workers of L{PidEcho} serving TLS: (the engine, its port)."""
+        eng = await gnet.Serve(
+            PidEcho(),
+            "tcp://127.0.0.1:0",
+            gnet.WithProcessWorkers(2),
+            gnet.WithReusePort(True),
+            gnet.WithTLS(c.serverCert, c.serverKey),
+            *opts,
+        ).addTimeout(30, reactor)
+        self.addCleanup(lambda: None if eng.stopping else eng.Stop().addTimeout(20, reactor))
+        [(_, port)] = eng.addresses
+        return eng, port
+
     async def test_workersServeTLS(self) -> None:
         """
         Two reuse-port workers each serve TLS: 30 TLS connections reach
@@ -839,25 +1006,10 @@ class MulticoreTests(TestCase):
         each worker reload (new connections on both get the new name).
         """
         c = certsFor(self)
-        eng = await gnet.Serve(
-            PidEcho(),
-            "tcp://127.0.0.1:0",
-            gnet.WithProcessWorkers(2),
-            gnet.WithReusePort(True),
-            gnet.WithTLS(c.serverCert, c.serverKey),
-        ).addTimeout(30, reactor)
-        self.addCleanup(lambda: None if eng.stopping else eng.Stop().addTimeout(20, reactor))
-        [(_, port)] = eng.addresses
+        eng, port = await self.serveTLS(c)
 
         def pids(n: int) -> list:
-            out = []
-            socks = [tlsConnect(port, c.caCert) for _ in range(n)]
-            for s in socks:
-                s.sendall(b"pid\n")
-                out.append((int(readLine(s)), peerCN(s.getpeercert(True))))
-            for s in socks:
-                s.close()
-            return out
+            return workerPidsAndNames(port, c, n)
 
         seen = await deferToThread(pids, 30)
         self.assertEqual({p for p, _ in seen}, set(eng.workerPids()))
@@ -872,11 +1024,59 @@ class MulticoreTests(TestCase):
 
         await poll(renewedOnBoth, "both workers serving the renewed certificate", timeout=20)
 
+    async def test_replacementUsesValidatedCertificate(self) -> None:
+        """
+        With the certificate and key files on disk made unloadable (a
+        renewal written in place, half done), a killed worker's
+        replacement starts and serves TLS with the certificate the parent
+        validated last (handed over, not read from disk); the parent logs
+        one warning naming the changed files; the engine keeps running
+        and both workers serve.  (Each replacement used to re-read the
+        files, fail at start, and five failures stopped the engine.)
+        """
+        from twisted.logger import Logger, formatEvent
+
+        events: list[dict] = []
+        c = certsFor(self)
+        eng, port = await self.serveTLS(c, gnet.WithLogger(Logger(observer=events.append)))
+        for path in (c.serverCert, c.serverKey):
+            with open(path, "wb") as f:
+                f.write(b"-----BEGIN CERTIFICATE-----\nrenewal in progr")
+        victim = eng.workerPids()[1]
+        os.kill(victim, signal.SIGKILL)
+
+        def logged(needle: str) -> list[str]:
+            return [formatEvent(e) for e in events if needle in formatEvent(e)]
+
+        await poll(lambda: logged("worker 1 restarted"), "the replacement of worker 1", 30)
+        self.assertNotIn(victim, eng.workerPids())
+        self.assertFalse(eng.stopping)
+        [warning] = logged("changed on disk")
+        self.assertIn(c.serverCert, warning)
+        self.assertIn(c.serverKey, warning)
+        self.assertEqual(logged("died unexpectedly")[1:], [])
+
+        seen = await deferToThread(workerPidsAndNames, port, c, 30)
+        self.assertEqual({p for p, _ in seen}, set(eng.workerPids()))
+        self.assertEqual({n for _, n in seen}, {"gnetcompat test server"})
+
 
 class TwistdTests(TestCase):
     """The real C{twistd -n gnetecho} with TLS."""
 
     timeout = 90
+
+    async def startTLS(self) -> tuple[Certs, int, Any]:
+        """
+        C{twistd gnetecho --tls-cert/--tls-key} with two workers, once they
+        serve: (the certificates, the port, the process).
+        """
+        c = certsFor(self)
+        port = freePort()
+        argv = ["gnetecho", "--port", str(port), "--num-event-loop", "2"]
+        proc = spawnTwistd(self, [*argv, "--tls-cert", c.serverCert, "--tls-key", c.serverKey])
+        await proc.waitFor(r"process workers: 2 workers serving", 30)
+        return c, port, proc
 
     async def test_sighupReload(self) -> None:
         """
@@ -885,35 +1085,11 @@ class TwistdTests(TestCase):
         connections get it, an open WebSocket keeps working), and a bad
         file on a later SIGHUP keeps the current certificate and logs why.
         """
-        c = certsFor(self)
-        port = freePort()
-        proc = spawnTwistd(
-            self,
-            [
-                "gnetecho",
-                "--port",
-                str(port),
-                "--num-event-loop",
-                "2",
-                "--tls-cert",
-                c.serverCert,
-                "--tls-key",
-                c.serverKey,
-            ],
-        )
-        await proc.waitFor(r"process workers: 2 workers serving", 30)
+        c, port, proc = await self.startTLS()
         self.assertIn("(TLS)", proc.output)
 
         def echo(url: str) -> tuple[str, str]:
-            from websockets.sync.client import connect
-
-            with connect(
-                url, ssl=c.clientContext(), open_timeout=IO_TIMEOUT, close_timeout=3
-            ) as ws:
-                ws.send("hi")
-                reply = ws.recv(timeout=IO_TIMEOUT)
-                der = ws.socket.getpeercert(True)
-            return reply, peerCN(der)
+            return wssEcho(url, c, "hi")
 
         self.assertEqual(
             await deferToThread(echo, f"wss://localhost:{port}/"), ("hi", "gnetcompat test server")
@@ -955,6 +1131,31 @@ class TwistdTests(TestCase):
         )
         self.assertFalse(proc.exited)
         await proc.terminate()
+
+    async def test_sighupFifoNeverBlocks(self) -> None:
+        """
+        A FIFO put in place of the certificate, then C{SIGHUP}: twistd
+        refuses it at once ("a FIFO, not a regular file"), keeps the
+        current certificate, keeps serving wss://, and a later C{SIGTERM}
+        stops it with status 0.  (Opening the FIFO used to block the parent's
+        reactor for ever: no supervision, and SIGTERM did nothing.)
+        """
+        c, port, proc = await self.startTLS()
+        os.unlink(c.serverCert)
+        os.mkfifo(c.serverCert)
+        proc.signal(signal.SIGHUP)
+        await proc.waitFor(
+            r"TLS reload failed, keeping the current certificate: .*a FIFO, not a regular file", 15
+        )
+
+        self.assertEqual(
+            await deferToThread(wssEcho, f"wss://localhost:{port}/", c, "after the FIFO"),
+            ("after the FIFO", "gnetcompat test server"),
+        )
+        proc.signal(signal.SIGHUP)
+        await proc.waitFor(r"(?s)a FIFO, not a regular file.*a FIFO, not a regular file", 15)
+        await proc.terminate(20)
+        self.assertEqual((proc.exitCode, proc.exitSignal), (0, None), proc.output)
 
     async def test_sslListenMulticore(self) -> None:
         """

@@ -18,14 +18,17 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from gnetcompat import _twistedcompat
 from gnetcompat._twistedcompat import (
+    AcceptRefusals,
     SocketError,
     UnixPortKeepingFile,
     _Client,
     _Server,
     directSocket,
+    forgetExitSignal,
     hasWriteBuffer,
     keepSocketErrors,
     sendNow,
+    throttleAcceptErrors,
     tlsPlaintextBuffered,
     twistedParse,
     writeBacklog,
@@ -283,3 +286,153 @@ class LoggingBegunCanaryTests(SynchronousTestCase):
         self.assertFalse(_twistedcompat.loggingBegun(beginner))
         beginner.beginLoggingTo([lambda event: None], redirectStandardIO=False)
         self.assertTrue(_twistedcompat.loggingBegun(beginner))
+
+
+class ExitSignalCanaryTests(SynchronousTestCase):
+    """How twistd re-raises the stopping signal, which L{forgetExitSignal} clears."""
+
+    def test_twistdReraisesTheReactorsSignal(self) -> None:
+        """
+        The reactor notes the signal it stopped for in C{_exitSignal}
+        (C{None} by default), twistd copies it from the reactor after the
+        run and re-raises it: clearing the attribute before the reactor's
+        run ends is what makes twistd exit normally.
+        """
+        from twisted.application import app
+        from twisted.internet.base import ReactorBase
+        from twisted.scripts import twistd
+
+        self.assertIsNone(ReactorBase._exitSignal)
+        for handler in (ReactorBase.sigTerm, ReactorBase.sigInt):
+            self.assertIn("self._exitSignal = number", inspect.getsource(handler))
+        self.assertIn(
+            "self._exitSignal = reactor._exitSignal",
+            inspect.getsource(app.ApplicationRunner.startReactor),
+        )
+        self.assertIn("app._exitWithSignal(runner._exitSignal)", inspect.getsource(twistd.runApp))
+
+    def test_forget(self) -> None:
+        """
+        L{forgetExitSignal} clears a noted signal and leaves a reactor
+        without the attribute alone.
+        """
+
+        class Noted:
+            _exitSignal: int | None = 15
+
+        noted = Noted()
+        forgetExitSignal(noted)
+        self.assertIsNone(noted._exitSignal)
+        bare = object()
+        forgetExitSignal(bare)
+        self.assertFalse(hasattr(bare, "_exitSignal"))
+
+
+class AcceptErrorCanaryTests(SynchronousTestCase):
+    """What L{throttleAcceptErrors} filters is what Twisted's accept loop logs."""
+
+    def test_portLogsThroughItsLogger(self) -> None:
+        """
+        C{tcp.Port.doRead} (which C{unix.Port} inherits) hands the accept
+        loop's buffered events to C{self._logger.observer}, a C{Logger}
+        class attribute; the loop logs the formats we match.
+        """
+        from twisted.logger import Logger
+
+        self.assertIsInstance(tcp.Port._logger, Logger)
+        self.assertIs(unix.Port.doRead, tcp.Port.doRead)
+        source = inspect.getsource(tcp.Port.doRead)
+        self.assertIn("_BuffersLogs(", source)
+        self.assertIn("self._logger.namespace, self._logger.observer", source)
+        accept = inspect.getsource(tcp._accept)
+        for fmt in (
+            _twistedcompat._EMFILE_RELEASE,
+            _twistedcompat._EMFILE_CLOSED,
+            _twistedcompat._EMFILE_REARM,
+            _twistedcompat._COULD_NOT_ACCEPT,
+        ):
+            self.assertIn(fmt.split("{")[0].rstrip(" ("), accept.replace('" "', ""))
+
+
+class AcceptRefusalsTests(SynchronousTestCase):
+    """Refused accepts become one warning every 10 s, with the count."""
+
+    def setUp(self) -> None:
+        from twisted.internet.task import Clock
+        from twisted.logger import Logger
+
+        self.clock = Clock()
+        self.events: list[dict] = []
+        self.forwarded: list[dict] = []
+        self.refusals = AcceptRefusals(Logger(observer=self.events.append), self.clock)
+
+        class Port:
+            _logger = Logger(observer=self.forwarded.append)
+
+        self.port = Port()
+        throttleAcceptErrors(self.port, self.refusals)
+
+    def acceptLoop(self, refused: int, error: str = "") -> None:
+        """Log what Twisted's accept loop logs when it refuses C{refused} connections."""
+        from twisted.logger import Logger
+
+        log = Logger(namespace=self.port._logger.namespace, observer=self.port._logger.observer)
+        if error:
+            for _ in range(refused):
+                log.info(_twistedcompat._COULD_NOT_ACCEPT, acceptError=error)
+            return
+        log.info(_twistedcompat._EMFILE_RELEASE)
+        for _ in range(refused):
+            log.info(_twistedcompat._EMFILE_CLOSED, address=("127.0.0.1", 5))
+        log.info(_twistedcompat._EMFILE_REARM)
+
+    def warnings(self) -> list[str]:
+        from twisted.logger import LogLevel, formatEvent
+
+        self.assertEqual({e["log_level"] for e in self.events} - {LogLevel.warn}, set())
+        return [formatEvent(e) for e in self.events]
+
+    def test_throttled(self) -> None:
+        """
+        A burst of 30 refusals in one accept loop is one warning naming
+        the count, C{RLIMIT_NOFILE}'s value and the remedies; 100 more
+        within 10 s are one more warning 10 s later; then nothing, and a
+        refusal after a quiet period is reported in the same turn again.
+        Other events of the port go where they went.
+        """
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        self.acceptLoop(30)
+        self.assertEqual(self.warnings(), [])
+        self.clock.advance(0)
+        [first] = self.warnings()
+        self.assertIn("refused 30 connection(s)", first)
+        self.assertIn(f"open-file limit (RLIMIT_NOFILE {soft})", first)
+        self.assertIn("LimitNOFILE=", first)
+        self.assertIn("--max-connections", first)
+        for _ in range(10):
+            self.acceptLoop(10)
+            self.clock.advance(0.9)
+        self.assertEqual(len(self.warnings()), 1)
+        self.clock.advance(1)
+        self.assertEqual(len(self.warnings()), 2)
+        self.assertIn("refused 100 connection(s)", self.warnings()[1])
+        self.clock.advance(60)
+        self.assertEqual(len(self.warnings()), 2)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.acceptLoop(1, "ENFILE")
+        self.clock.advance(0)
+        self.assertIn("the system is at its open-file limit", self.warnings()[2])
+        self.acceptLoop(3, "ECONNABORTED")
+        self.port._logger.info("something else")
+        self.assertEqual(
+            [e["log_format"] for e in self.forwarded],
+            [_twistedcompat._COULD_NOT_ACCEPT] * 3 + ["something else"],
+        )
+
+    def test_otherPortsLeftAlone(self) -> None:
+        """A port without Twisted's C{_logger} is left as it is."""
+        port = object()
+        throttleAcceptErrors(port, self.refusals)
+        self.assertFalse(hasattr(port, "_logger"))

@@ -450,6 +450,57 @@ def _signalQuietly(pid: int, sig: int) -> None:
         pass
 
 
+class LogPipeTests(unittest.SynchronousTestCase):
+    """A worker's log lines never block its reactor when the parent stops reading."""
+
+    def test_fullPipeDropsAndCounts(self) -> None:
+        """
+        The worker's log observer writing 5000 lines (about 600 KB) into a
+        pipe nobody reads returns at once (it used to block in the write
+        once the pipe was full); what the pipe took are whole lines, and
+        once it drained one warning line says how many were dropped: the
+        lines read plus the dropped ones are the 5000 logged.  The pipe's
+        own descriptor (where C{print} writes) stays blocking.
+        """
+        from twisted.logger import Logger, LogLevel
+
+        from gnetcompat._worker_main import _logObserver, _LogPipe
+
+        r, w = os.pipe()
+        self.addCleanup(os.close, r)
+        self.addCleanup(os.close, w)
+        clock = task.Clock()
+        pipe = _LogPipe.open(w)
+        pipe.clock = clock
+        self.addCleanup(lambda: os.close(pipe.fd))
+        log = Logger(observer=_logObserver(LogLevel.info, pipe.write))  # type: ignore[arg-type]
+        for i in range(5000):
+            log.info("line {i} {pad}", i=i, pad="x" * 100)
+        self.assertTrue(os.get_blocking(w))
+        self.assertGreater(pipe.dropped, 0)
+
+        received = b""
+        os.set_blocking(r, False)
+        for _ in range(1000):
+            try:
+                chunk = os.read(r, 65536)
+            except BlockingIOError:
+                if not pipe.pending and not pipe.dropped:
+                    break
+                clock.advance(pipe.RETRY)
+                continue
+            received += chunk
+        lines = received.decode().splitlines()
+        *logged, last = lines
+        self.assertRegex(last, r"^warn \d+ log lines dropped: the log pipe to the parent was full$")
+        dropped = int(last.split()[1])
+        self.assertEqual(
+            logged, [f"info line {i} {'x' * 100}" for i in range(len(logged))], "torn lines"
+        )
+        self.assertEqual(len(logged) + dropped, 5000)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+
 class StartErrorTests(unittest.TestCase):
     timeout = 20
 

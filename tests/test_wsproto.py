@@ -1011,36 +1011,93 @@ class BudgetTests(SynchronousTestCase):
     The bytes all sessions of a reactor hold in partly received messages.
     """
 
-    def test_overBudgetSharedReactor(self) -> None:
+    def connect(self, options: WebSocketOptions, clock: Clock) -> tuple:
+        """A session on C{clock} that completed its handshake: (session, sink, client)."""
+        sink = RecordingSink()
+        session = WebSocketSession(sink, options, reactor=clock)
+        client = Client()
+        session.feed(client.handshake())
+        client.receive(sink.take())
+        return session, sink, client
+
+    def test_oldestHolderPays(self) -> None:
         """
-        Two sessions on one reactor: the one whose data crosses the budget
-        gets 1013 and its bytes are released; the other completes.
+        Two sessions on one reactor: when the second one's data crosses
+        the budget, the session that has held its partial message the
+        longest (the first) gets 1013 and its bytes are released; the
+        second completes its message.  (The newcomer used to pay, so whoever
+        filled the budget first kept it.)
         """
         clock = Clock()
         options = WebSocketOptions(
             maxMessagePayloadSize=1000, partialMessageBudget=1500, **_NO_PING
         )
-        pairs = []
-        for _ in range(2):
-            sink = RecordingSink()
-            session = WebSocketSession(sink, options, reactor=clock)
-            client = Client()
-            session.feed(client.handshake())
-            client.receive(sink.take())
-            pairs.append((session, sink, client))
-        (sa, ka, ca), (sb, kb, cb) = pairs
+        (sa, ka, ca), (sb, kb, cb) = self.connect(options, clock), self.connect(options, clock)
         frameA = ca.frame(Opcode.BINARY, b"a" * 900)
         frameB = cb.frame(Opcode.BINARY, b"b" * 900)
         self.assertEqual(sa.feed(frameA[:800]), [])
-        self.assertEqual(kb.take(), b"")
         self.assertEqual(sb.feed(frameB[:800]), [])
-        self.assertEqual(closeCode(cb.receive(kb.take())), 1013)
-        self.assertEqual(ka.take(), b"")
-        self.assertLess(sa._proto.partials.held, 1000)
-        self.assertEqual(sa.feed(frameA[800:]), [Message(OPCODE_BINARY, b"a" * 900)])
-        self.assertEqual(sa._proto.partials.held, 0)
-        sb.connectionLost()
-        self.assertEqual(sa._proto.partials.held, 0)
+        self.assertEqual(closeCode(ca.receive(ka.take())), 1013)
+        self.assertEqual(kb.take(), b"")
+        self.assertLess(sb._proto.partials.held, 1000)
+        self.assertEqual(sb.feed(frameB[800:]), [Message(OPCODE_BINARY, b"b" * 900)])
+        self.assertEqual(sb._proto.partials.held, 0)
+        self.assertEqual(sa.feed(frameA[800:]), [])
+        sa.connectionLost()
+        self.assertEqual(sb._proto.partials.held, 0)
+
+    def test_stalledHoldersCannotStarveNewcomers(self) -> None:
+        """
+        The attack of issue 19, scaled down 1024 times (16 KiB messages, a
+        64 KiB budget): 8 connections each send a frame of 16 KiB but the
+        last 100 bytes and stall; then 6 new clients each send a 2 KiB
+        message in two reads, and after each, the attackers that were
+        closed come back and fill again.  Every legitimate message is
+        decoded (4 of 6 got 1013 when the newcomer paid), no legitimate
+        client gets a Close, and the worker never holds more than the
+        budget.
+        """
+        clock = Clock()
+        budget = 64 * 1024
+        options = WebSocketOptions(
+            maxMessagePayloadSize=16 * 1024,
+            maxFramePayloadSize=16 * 1024,
+            partialMessageBudget=budget,
+            **_NO_PING,
+        )
+        attackers: list[tuple] = []
+
+        def attack() -> None:
+            session, sink, client = self.connect(options, clock)
+            session.feed(client.frame(Opcode.BINARY, b"x" * (16 * 1024))[: 16 * 1024 - 100])
+            attackers.append((session, sink, client))
+
+        def reconnectClosed() -> None:
+            for entry in list(attackers):
+                session, sink, client = entry
+                if closeCode(client.receive(sink.take())) == 1013:
+                    attackers.remove(entry)
+                    session.connectionLost()
+                    attack()
+
+        for _ in range(8):
+            attack()
+        pool = attackers[0][0]._proto.partials
+        self.assertLessEqual(pool.held, budget)
+        echoed = []
+        for i in range(6):
+            clock.advance(1)
+            reconnectClosed()
+            session, sink, client = self.connect(options, clock)
+            payload = bytes([i]) * 2048  # 2 MiB / 1024
+            data = client.frame(Opcode.BINARY, payload)
+            got = session.feed(data[:1000])
+            self.assertLessEqual(pool.held, budget)
+            got += session.feed(data[1000:])
+            echoed += got
+            self.assertIsNone(closeCode(client.receive(sink.take())), i)
+            self.assertLessEqual(pool.held, budget)
+        self.assertEqual(echoed, [Message(OPCODE_BINARY, bytes([i]) * 2048) for i in range(6)])
 
 
 class InflateTests(SynchronousTestCase):

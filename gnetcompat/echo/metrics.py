@@ -50,11 +50,14 @@ C{handshake_failures_total}, C{protocol_errors_total{code}}, C{workers},
 C{start_time_seconds}.
 
 The endpoint is a separate C{twisted.web} site (C{--metrics DESCRIPTION},
-any Twisted server endpoint string) serving C{prometheus_client}'s
-C{MetricsResource} at C{/metrics}; the echo port never serves it.
+any Twisted server endpoint string) serving the registry at C{/metrics}
+with C{prometheus_client}'s encoders (the text format, or OpenMetrics when
+the C{Accept} header asks for it; C{?name[]=} selects metrics), rendered
+on the reactor thread; the echo port never serves it.
 
-The site only answers C{GET} and C{HEAD} without a body: another method
-gets 405 and a request announcing a body (C{Content-Length} > 0 or
+The site only answers C{GET} and C{HEAD} (the headers of the C{GET}
+response, no body) without a body: another method, C{OPTIONS} included,
+gets 405 with C{Allow: GET, HEAD} and a request announcing a body (C{Content-Length} > 0 or
 C{Transfer-Encoding}) 413, as soon as its headers are in and before any of
 the body is read, and the connection is closed.  The request line and each
 header line are at most L{MAX_LINE} bytes (longer: 431), the whole header
@@ -597,8 +600,10 @@ def _channel() -> Any:
             # the Request learns its method only once the body is in: use
             # the request line's, before any of the body is read
             method, self._method = self._method, None
-            if method not in (b"GET", b"HEAD"):
-                self._refuse(b"405 Method Not Allowed", b"Allow: GET, HEAD\r\n")
+            if method not in ALLOWED_METHODS:
+                self._refuse(
+                    b"405 Method Not Allowed", b"Allow: " + b", ".join(ALLOWED_METHODS) + b"\r\n"
+                )
             elif self.length != 0:  # a Content-Length > 0, or chunked (None)
                 self._refuse(b"413 Content Too Large")
             else:
@@ -615,18 +620,53 @@ def _channel() -> Any:
     return MetricsChannel
 
 
+#: the methods the metrics site serves (the C{Allow} header of its 405s)
+ALLOWED_METHODS = (b"GET", b"HEAD")
+
+
+def _metricsResource(registry: Any) -> Any:
+    """
+    The C{/metrics} resource: C{GET} renders C{registry} in the format the
+    C{Accept} header asks for (C{prometheus_client.exposition.choose_encoder}:
+    the text format, or OpenMetrics), restricted to the C{name[]} query
+    arguments when there are any; C{HEAD} answers the same headers
+    (C{Content-Type}, C{Content-Length}) without the body.
+    (C{prometheus_client}'s own WSGI exporter refuses C{HEAD} with 405.)
+    """
+    from prometheus_client.exposition import choose_encoder
+    from twisted.web.resource import Resource
+
+    class MetricsResource(Resource):
+        isLeaf = True
+        allowedMethods = ALLOWED_METHODS
+
+        def render_GET(self, request: Any) -> bytes:
+            accept = request.getHeader(b"accept")
+            encoder, contentType = choose_encoder(accept.decode("latin-1") if accept else "")
+            names = [n.decode("utf-8", "replace") for n in request.args.get(b"name[]", [])]
+            output: bytes = encoder(registry.restricted_registry(names) if names else registry)
+            request.setHeader(b"content-type", contentType.encode("ascii"))
+            return output
+
+        def render_HEAD(self, request: Any) -> bytes:
+            body = self.render_GET(request)
+            request.setHeader(b"content-length", b"%d" % len(body))
+            return b""
+
+    return MetricsResource()
+
+
 def metricsSite(registry: Any) -> Any:
     """
     A C{twisted.web} C{Site} serving C{registry} at C{/metrics} (nothing
     else), to GET and HEAD requests without a body, with bounded headers
     and an idle timeout (see the module docstring).
     """
-    from prometheus_client.twisted import MetricsResource
     from twisted.web.resource import Resource
     from twisted.web.server import Site
 
     root = Resource()
-    root.putChild(b"metrics", MetricsResource(registry))
+    root.putChild(b"metrics", _metricsResource(registry))
     site = Site(root, timeout=IDLE_TIMEOUT)
     # Twisted declares Factory.protocol as a method-like callable; it is a class
     site.protocol = _channel()  # type: ignore[method-assign]

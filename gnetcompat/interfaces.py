@@ -123,32 +123,32 @@ class IEngine(Interface):
     # gnetcompat extensions: the engine-wide API (the same in one process
     # and across process workers; see README "Multicore")
 
-    def AsyncWrite(handle: object, data: bytes, callback: object = None) -> None:
+    def AsyncWrite(handle: Any, data: Any, callback: Any = None) -> None:
         """
         C{c.AsyncWrite(data)} for the connection named by C{handle} (from
         C{c.Handle()}), in whichever worker process owns it; from any thread.
         C{callback(handle, err)} runs in this process afterwards.
         """
 
-    def AsyncWritev(handle: object, bufs: list[bytes], callback: object = None) -> None:
+    def AsyncWritev(handle: Any, bufs: Any, callback: Any = None) -> None:
         """C{c.AsyncWritev(bufs)} by handle, as C{AsyncWrite}."""
 
-    def Close(handle: object, callback: object = None) -> None:
+    def Close(handle: Any, callback: Any = None) -> None:
         """C{c.CloseWithCallback(...)} by handle, as C{AsyncWrite}."""
 
-    def Wake(handle: object, callback: object = None) -> None:
+    def Wake(handle: Any, callback: Any = None) -> None:
         """C{c.Wake(...)} by handle, as C{AsyncWrite}."""
 
-    def Broadcast(data: bytes, exclude: object = None) -> None:
+    def Broadcast(data: Any, exclude: Any = None) -> None:
         """Write C{data} to every connection of the engine (every worker) but C{exclude}."""
 
-    def Conns() -> list[object]:
+    def Conns() -> list[Any]:
         """
         The handles of every live connection (across process workers only
         with C{WithConnRegistry(True)}, else L{ErrUnsupportedOp}).
         """
 
-    def Counter(name: str) -> object:
+    def Counter(name: str) -> Any:
         """The engine-wide counter C{name} (C{Add(n)}, C{Value()})."""
 
 
@@ -265,7 +265,7 @@ class IConn(Interface):
     def EventLoop() -> IEventLoop:
         """The loop owning this connection."""
 
-    def Handle() -> object:
+    def Handle() -> Any:
         """
         gnetcompat: the connection's engine-wide name (a C{ConnHandle}),
         valid in every worker process; L{ErrUnsupportedOp} for a server-side

@@ -169,7 +169,7 @@ application = service.Application("crashlater")
 gnet.EngineService(
     BootsUntilMarked({marker!r}, {notes!r}),
     "tcp://127.0.0.1:0",
-    gnet.WithNumEventLoop(2),
+    gnet.WithProcessWorkers(2),
     policy=SupervisionPolicy(initialBackoff=0.1, maxBackoff=0.2),
 ).setServiceParent(application)
 """

@@ -191,6 +191,12 @@ class _LogPipe:
         os.close(self.fd)
 
 
+def _namespaceText(namespace: object) -> str:
+    """A log namespace as one word for the parent (C{[worker N]} lines keep it)."""
+    text = namespace if isinstance(namespace, str) and namespace else "gnetcompat"
+    return "".join(ch if ch.isprintable() and not ch.isspace() else "_" for ch in text[:100])
+
+
 def _logObserver(minLevel: Any, write: Callable[[bytes], None]) -> Callable[[dict], None]:
     """
     The worker's log observer: each event at C{minLevel} or above as lines
@@ -211,7 +217,8 @@ def _logObserver(minLevel: Any, write: Callable[[bytes], None]) -> Callable[[dic
         except Exception:
             text = repr(event)
         name = level.name if level is not None else "info"
-        lines = "".join(f"{name} {line}\n" for line in text.splitlines() or [""])
+        head = f"{name}@{_namespaceText(event.get('log_namespace'))}"
+        lines = "".join(f"{head} {line}\n" for line in text.splitlines() or [""])
         write(lines.encode("utf-8", "replace"))
 
     return observer

@@ -155,7 +155,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessDone, ReactorNotRunning
 from twisted.internet.interfaces import IProcessTransport
 from twisted.internet.protocol import ProcessProtocol
-from twisted.logger import LogLevel
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -527,12 +527,21 @@ class _WorkerProtocol(ProcessProtocol):
                 self._forward(fd, line)
 
     def _forward(self, fd: int, line: str) -> None:
+        """
+        One line of a worker's output into the engine's log: its stdout
+        lines are C{LEVEL@NAMESPACE TEXT} (or C{LEVEL TEXT}), logged at that
+        level in that namespace; anything else (stderr) as a warning.
+        """
         level = LogLevel.warn if fd == 2 else LogLevel.info
+        log = self.engine.log
         if fd == 1:
             head, _, tail = line.partition(" ")
-            if head in _LEVEL_NAMES:
-                level, line = _LEVEL_NAMES[head], tail
-        self.engine.log.emit(level, "[worker {index}] {line}", index=self.index, line=line)
+            name, _, namespace = head.partition("@")
+            if name in _LEVEL_NAMES:
+                level, line = _LEVEL_NAMES[name], tail
+                if namespace and namespace != log.namespace:
+                    log = Logger(namespace=namespace, observer=log.observer)
+        log.emit(level, "[worker {index}] {line}", index=self.index, line=line)
 
     def childConnectionLost(self, fd: int) -> None:
         rest = self._partial.get(fd)

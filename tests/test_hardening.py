@@ -520,7 +520,7 @@ class ShutdownTests(unittest.TestCase):
         self.addCleanup(lambda: [c.close() for c in clients])
         await inThread(lambda: [c.echo(b"hi") for c in clients])
         t0 = time.monotonic()
-        server.kill(signal.SIGTERM)
+        server.signal(signal.SIGTERM)
 
         def answer(c: WSClient) -> int | None:
             code = c.waitClose(5)
@@ -536,7 +536,7 @@ class ShutdownTests(unittest.TestCase):
         took = time.monotonic() - t0
         print(f"\nshutdown: 20 clients closed with {set(codes)}, exit after {took:.2f} s")
         self.assertEqual(codes, [1001] * 20)
-        self.assertEqual((server.status, server.signalled), (0, None))
+        self.assertEqual((server.exitCode, server.exitSignal), (0, None))
         self.assertLess(took, 5.0)
 
     async def test_unansweredCloseAborted(self) -> None:
@@ -552,7 +552,7 @@ class ShutdownTests(unittest.TestCase):
         stubborn = await inThread(WSClient, server.port)
         self.addCleanup(stubborn.close)
         t0 = time.monotonic()
-        server.kill(signal.SIGTERM)
+        server.signal(signal.SIGTERM)
 
         def scenario() -> tuple:
             code = stubborn.waitClose(5)
@@ -566,7 +566,7 @@ class ShutdownTests(unittest.TestCase):
         self.assertTrue(eof)
         self.assertGreater(took, 0.8)
         self.assertLess(took, 3.0)
-        self.assertEqual((server.status, server.signalled), (0, None))
+        self.assertEqual((server.exitCode, server.exitSignal), (0, None))
 
 
 class BadInputTests(unittest.TestCase):
@@ -693,6 +693,7 @@ class BurstTests(unittest.TestCase):
             self.assertEqual(await inThread(_listenBacklog, server.port), _somaxconn())
         t0 = time.monotonic()
         result, _code, text = await runWsload(
+            self,
             [
                 "--connect-only",
                 "2000",
@@ -764,6 +765,7 @@ class LoadTests(unittest.TestCase):
             t0 = time.monotonic()
             try:
                 result, _code, text = await runWsload(
+                    self,
                     [
                         "--connect-only",
                         str(n),

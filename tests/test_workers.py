@@ -22,7 +22,7 @@ from typing import Any
 from twisted.internet import defer, reactor, task
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint, connectProtocol
-from twisted.internet.protocol import DatagramProtocol, ProcessProtocol
+from twisted.internet.protocol import DatagramProtocol
 from twisted.protocols.basic import LineReceiver
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
@@ -34,6 +34,7 @@ from gnetcompat.errors import ErrEngineInShutdown, ErrUnsupportedOp
 from gnetcompat.interfaces import IEngine
 from gnetcompat.options import loadOptions
 
+from ._procs import freePort, spawn
 from .mc_handlers import CrashOnBoot, FailsToLoad, PidEcho
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -580,18 +581,6 @@ if __name__ == "__main__":
 """
 
 
-class _Script(ProcessProtocol):
-    def __init__(self) -> None:
-        self.output = b""
-        self.ended: Deferred = defer.Deferred()
-
-    def childDataReceived(self, fd: int, data: bytes) -> None:
-        self.output += data
-
-    def processEnded(self, reason: Any) -> None:
-        self.ended.callback(reason.value)
-
-
 class RunScriptTests(unittest.TestCase):
     timeout = 45
 
@@ -607,43 +596,19 @@ class RunScriptTests(unittest.TestCase):
         script = os.path.join(path, "myserver.py")
         with open(script, "w") as f:
             f.write(SCRIPT.format(root=ROOT))
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        proto = _Script()
-        proc = reactor.spawnProcess(
-            proto, sys.executable, [sys.executable, script, str(port)], env=os.environ
-        )
-
-        def cleanup() -> Any:
-            if not proto.ended.called:
-                proc.signalProcess("KILL")
-                return proto.ended
-
-        self.addCleanup(cleanup)
-        clients: list[LineClient] = []
-        deadline = time.monotonic() + 20
-        while not clients:
-            try:
-                clients.append(await connect(port))
-            except Exception:
-                if time.monotonic() > deadline or proto.ended.called:
-                    raise AssertionError(
-                        f"server never listened:\n{proto.output.decode()}"
-                    ) from None
-                await task.deferLater(reactor, 0.1, lambda: None)
+        port = freePort()
+        proc = spawn(self, [sys.executable, script, str(port)], cwd=path)
         # wait until both workers listen (the parent logs it), then spread
-        await poll(lambda: b"2 workers serving" in proto.output, 20, "both workers")
-        while len(clients) < 8:
-            clients.append(await connect(port))
+        await proc.waitFor(r"2 workers serving", 20)
+        clients = [await connect(port) for _ in range(8)]
         pids = {int(await c.request(b"pid")) for c in clients}
-        proc.signalProcess("TERM")
+        proc.signal(signal.SIGTERM)
         for c in clients:
             lines = await c.closed.addTimeout(15, reactor)
             self.assertEqual(lines[-1], b"bye")
-        reason = await proto.ended.addTimeout(15, reactor)
-        out = proto.output.decode()
-        self.assertEqual(getattr(reason, "exitCode", None), 0, out)
+        code = await proc.waitForExit(15)
+        out = proc.output
+        self.assertEqual(code, 0, out)
         self.assertIn("RUN RETURNED", out)
         self.assertEqual(out.count("exited: exit status 0"), 2, out)
         self.assertIn("[worker 0]", out)

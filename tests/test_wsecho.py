@@ -637,11 +637,12 @@ class EchoIntegrationTests(TestCase):
     async def test_inflatedEchoesStayBounded(self) -> None:
         """
         A client sends twelve compressed 4 MiB messages of zeros (a few KiB
-        on the wire) and reads nothing for a while: the server inflates in
-        steps and, once its replies to it exceed C{WriteBufferCap}, waits for
-        the client to take them before the next step, so what it queues
-        stays near one message instead of all of them (large replies go out
-        uncompressed, C{maxCompressSize}); then every echo arrives intact.
+        on the wire) and reads nothing until the server waits for it: the
+        server inflates in steps and, once its replies to it exceed
+        C{WriteBufferCap}, waits for the client to take them before the
+        next step, so what it queues stays near one message instead of all
+        of them (large replies go out uncompressed, C{maxCompressSize});
+        then every echo arrives intact.
         """
         import threading
 
@@ -666,6 +667,19 @@ class EchoIntegrationTests(TestCase):
         def sample() -> None:
             for c in engine.connections():
                 peak[0] = max(peak[0], c.OutboundBuffered())
+
+        def waitingForClient() -> bool:
+            # the server makes no progress until the client reads: reading
+            # is paused for the replies queued over WriteBufferCap, and the
+            # next inflation step, if one is left, waits in the Conn for
+            # them to drain (driverWhenDrained)
+            for c in engine.connections():
+                ws = c.Context()
+                if ws is None or c._drainWatch is None:
+                    continue
+                if c._whenDrained or not ws.session.busy:
+                    return True
+            return False
 
         def client() -> list[bool]:
             import socket
@@ -693,16 +707,20 @@ class EchoIntegrationTests(TestCase):
         watching.start(0.01)
         try:
             result = deferToThread(client)
-            for _ in range(300):  # bounded: 30 s for the client to send
-                if sent.is_set():
+            # bounded: 30 s for the client to send and the server to queue
+            # replies until it waits for the client (or to queue too much)
+            for _ in range(300):
+                if sent.is_set() and (waitingForClient() or peak[0] >= 2 * size):
                     break
                 await deferLater(reactor, 0.1, lambda: None)
-            await deferLater(reactor, 1.5, lambda: None)  # the server works meanwhile
+            waited = waitingForClient()
+            sample()  # what it holds while it waits
             go.set()
             got = await result
         finally:
             if watching.running:
                 watching.stop()
+        self.assertTrue(waited, f"the server never waited for the client ({peak[0]} bytes queued)")
         self.assertEqual(got, [True] * count)
         self.assertLess(peak[0], 2 * size, f"{peak[0]} bytes queued for one client")
 

@@ -459,17 +459,44 @@ class HandlerUnitTests(SynchronousTestCase):
     def test_shutdownTimeoutAbortsSilentClients(self) -> None:
         """
         A client that never answers the 1001 Close does not hold shutdown
-        past the shutdown timeout.
+        past the shutdown timeout: it is closed, and the engine stopped,
+        exactly when the timeout (2 s) passes, not before (the closing
+        handshake's own timeout is longer, so only the shutdown timer acts).
         """
-        d = self.driver(gnet.WithShutdownTimeout(2.0))
+        d = self.driver(
+            gnet.WithShutdownTimeout(2.0),
+            wsOptions=WebSocketOptions(keepRequest=False, closeHandshakeTimeout=60.0),
+        )
         c = self.upgraded(d)
         stopped = d.stop()
         self.assertEqual(c.frames()[0][0], Opcode.CLOSE)
-        d.advance(2.0)
-        d.advance(2.0)
-        d.advance(2.0)
+        self.assertEqual(c.closeCode, 1001)
+        d.advance(1.999)
+        self.assertNoResult(stopped)
+        self.assertFalse(c.peer.closedByServer)
+        d.advance(0.001)
         self.successResultOf(stopped)
         self.assertTrue(c.peer.closedByServer)
+        self.assertTrue(d.engine.stopped)
+
+    def test_openHandshakeTimeout(self) -> None:
+        """
+        A connection that sends half an upgrade request and then nothing
+        is closed exactly when the opening-handshake timeout (0.5 s)
+        passes, not before; another connection is not affected.
+        """
+        d = self.driver(wsOptions=WebSocketOptions(keepRequest=False, openHandshakeTimeout=0.5))
+        silent = d.connect()
+        silent.send(b"GET / HTTP/1.1\r\n")
+        d.advance(0.499)
+        self.assertFalse(silent.closedByServer)
+        c = self.upgraded(d)  # upgraded: its opening-handshake timer is gone
+        d.advance(0.001)
+        self.assertTrue(silent.closedByServer)
+        self.assertFalse(c.peer.closedByServer)
+        c.peer.send(c.text("still here"))
+        self.assertEqual(c.frames(), [(Opcode.TEXT, b"still here")])
+        self.assertEqual(d.engine.CountConnections(), 1)
 
     def test_permessageDeflate(self) -> None:
         """

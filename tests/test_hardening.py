@@ -10,8 +10,6 @@ Numbers worth watching (RSS growth, rates) are printed to stdout.
 
 from __future__ import annotations
 
-import datetime
-import itertools
 import os
 import random
 import re
@@ -876,10 +874,8 @@ class FaultTests(unittest.TestCase):
         self.assertGreaterEqual(len(warnings), 1, server.output)
         self.assertNotIn("EMFILE", server.output)
         self.assertNotIn("Could not accept", server.output)
-        # at most one every 10 s (log timestamps have whole seconds)
-        stamps = [datetime.datetime.fromisoformat(t) for t, _ in warnings]
-        for earlier, later in itertools.pairwise(stamps):
-            self.assertGreaterEqual((later - earlier).total_seconds(), 9, server.output)
+        # at most one every 10 s: pinned on a fake clock
+        # (test_twistedcompat's test_throttled), not on log timestamps here
         self.assertLess(busy, 0.5)
         self.assertFalse(server.exited)
         self.assertTrue(full, "the server never ran out of descriptors")

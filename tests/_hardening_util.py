@@ -1,9 +1,9 @@
 """
 Helpers for the hardening tests (L{tests.test_hardening}) and C{scripts/soak}.
 
-  - L{EchoServer}: the real C{twistd -n gnetecho} spawned with
-    C{reactor.spawnProcess}; bounded waits on its log and its exit, its
-    memory read from C{/proc/PID/status}.
+  - L{startServer}: the real C{twistd -n gnetecho} spawned with
+    L{tests._procs.spawn}, as an L{EchoServer}: bounded waits on its log
+    and its exit, its memory read from C{/proc/PID/status}.
   - L{WSClient}: a blocking raw-socket WebSocket client with a timeout on
     every call, meant to run in a thread (C{deferToThread}) so the reactor
     never blocks.  Frames are built here (masked with a zero key, which RFC
@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import select
 import signal
 import socket
@@ -28,35 +27,16 @@ import sys
 import time
 from typing import Any
 
-from twisted.internet import defer, threads
+from twisted.internet import threads
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ProcessExitedAlready
-from twisted.internet.protocol import ProcessProtocol
-from twisted.python.failure import Failure
 
-#: The line the echo handler logs once it listens.
-LISTENING = re.compile(r"is listening on")
+from ._procs import LISTENING, ProcessFailed, TwistdProcess, freePort, spawn, twistdArgv
 
 #: The load generator (see /work/shared/bench/README.md); WSLOAD overrides.
 #: scripts/bootstrap builds it next to the venv's python.
 WSLOAD = os.environ.get("WSLOAD") or os.path.join(os.path.dirname(sys.executable), "wsload")
 
 _MIB = 1024 * 1024
-
-
-def freePort(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def twistdArgv() -> list[str]:
-    """The argv prefix running this interpreter's twistd."""
-    script = os.path.join(os.path.dirname(sys.executable), "twistd")
-    if os.path.exists(script):
-        return [sys.executable, script]
-    return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
 
 def procStatus(pid: int) -> dict[str, int]:
@@ -96,90 +76,18 @@ def openSockets(pid: int) -> int:
         return -1
 
 
-class ServerFailed(Exception):  # noqa: N818  (a test's outcome, named for what happened)
-    """The server exited, or a bounded wait ran out, before what was awaited."""
-
-
-class EchoServer(ProcessProtocol):
+class EchoServer(TwistdProcess):
     """
-    One spawned C{twistd -n --pidfile= gnetecho ...}.
+    One spawned C{twistd -n --pidfile= gnetecho --port PORT ...}
+    (L{startServer}): a L{TwistdProcess} that knows its port and reads its
+    memory from C{/proc}.
 
     @ivar port: the TCP port it serves on 127.0.0.1.
-    @ivar output: its log so far (stdout and stderr together).
-    @ivar status: the C{processEnded} reason's exit code, or C{None}.
-    @ivar signalled: the signal that ended it, or C{None}.
     """
 
     def __init__(self, reactor: Any, port: int) -> None:
-        self.reactor = reactor
+        super().__init__(reactor)
         self.port = port
-        self.output = ""
-        self.exited = False
-        self.status: int | None = None
-        self.signalled: int | None = None
-        self._waiters: list[tuple[re.Pattern[str], int, Deferred]] = []
-        self._ends: list[Deferred] = []
-
-    @property
-    def pid(self) -> int:
-        """The server's process id."""
-        return self.transport.pid
-
-    def outReceived(self, data: bytes) -> None:
-        self.output += data.decode("utf-8", "replace")
-        for w in list(self._waiters):
-            rx, start, d = w
-            if rx.search(self.output, start):
-                self._waiters.remove(w)
-                d.callback(self.output)
-
-    errReceived = outReceived
-
-    def processEnded(self, reason: Failure) -> None:
-        self.exited = True
-        self.status = getattr(reason.value, "exitCode", None)
-        self.signalled = getattr(reason.value, "signal", None)
-        waiters, self._waiters = self._waiters, []
-        for rx, _, d in waiters:
-            d.errback(ServerFailed(f"exited before {rx.pattern!r}:\n{self.output[-4000:]}"))
-        ends, self._ends = self._ends, []
-        for d in ends:
-            d.callback(self.status)
-
-    def _bounded(self, d: Deferred, timeout: float, what: str) -> Deferred:
-        def timedOut(f: Failure) -> Failure:
-            if f.check(defer.TimeoutError, defer.CancelledError):
-                raise ServerFailed(f"timed out after {timeout} s {what}:\n{self.output[-4000:]}")
-            return f
-
-        return d.addTimeout(timeout, self.reactor).addErrback(timedOut)
-
-    def waitFor(self, pattern: str, timeout: float, start: int = 0) -> Deferred:
-        """Fire once the log (from offset C{start}) matches C{pattern}; bounded."""
-        rx = re.compile(pattern)
-        if rx.search(self.output, start):
-            return defer.succeed(self.output)
-        if self.exited:
-            return defer.fail(ServerFailed(f"exited; output:\n{self.output[-4000:]}"))
-        d: Deferred = Deferred()
-        self._waiters.append((rx, start, d))
-        return self._bounded(d, timeout, f"waiting for {pattern!r}")
-
-    def waitForExit(self, timeout: float) -> Deferred:
-        """Fire with the exit code once the process ended; bounded."""
-        if self.exited:
-            return defer.succeed(self.status)
-        d: Deferred = Deferred()
-        self._ends.append(d)
-        return self._bounded(d, timeout, "waiting for exit")
-
-    def kill(self, sig: int = signal.SIGTERM) -> None:
-        """Send C{sig} if it still runs."""
-        if not self.exited:
-            try:
-                self.transport.signalProcess(sig)
-            except (ProcessExitedAlready, OSError):
-                pass  # it ended meanwhile
 
     def memory(self) -> dict[str, int]:
         """C{VmRSS}/C{VmHWM} in KiB."""
@@ -199,8 +107,8 @@ def startServer(
 ) -> Deferred:
     """
     Spawn C{twistd -n --pidfile= gnetecho --port P --multicore=false ARGS}
-    and fire with the L{EchoServer} once it logs that it listens.  It is
-    killed (SIGKILL, bounded) in C{testCase}'s cleanup if still running.
+    (L{spawn}: killed in C{testCase}'s cleanup if still running) and fire
+    with the L{EchoServer} once it logs that it listens.
 
     @param nofile: run it with soft and hard C{RLIMIT_NOFILE} this low.
     """
@@ -209,20 +117,7 @@ def startServer(
 
         reactor = _r
     port = freePort()
-    server = EchoServer(reactor, port)
-    cwd = testCase.mktemp() if testCase is not None else os.getcwd()
-    os.makedirs(cwd, exist_ok=True)
-    argv = [
-        *twistdArgv(),
-        "-n",
-        "--pidfile=",
-        "--logfile=-",
-        "gnetecho",
-        "--port",
-        str(port),
-        "--multicore=false",
-        *args,
-    ]
+    argv = twistdArgv("gnetecho", "--port", str(port), "--multicore=false", *args)
     if nofile is not None:
         # set the limit, then exec twistd: same pid, so /proc and signals see twistd
         code = (
@@ -231,68 +126,31 @@ def startServer(
             "os.execv(sys.argv[1], sys.argv[1:])"
         )
         argv = [sys.executable, "-c", code, *argv]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    reactor.spawnProcess(server, argv[0], argv, env=env, path=cwd)
-    if testCase is not None:
-
-        def cleanup() -> Deferred | None:
-            if server.exited:
-                return None
-            server.kill(signal.SIGKILL)
-            return server.waitForExit(10).addErrback(lambda _: None)
-
-        testCase.addCleanup(cleanup)
-    return server.waitFor(LISTENING.pattern, timeout).addCallback(lambda _: server)
+    server = EchoServer(reactor, port)
+    spawn(testCase, argv, reactor, protocol=server)
+    return server.waitFor(LISTENING, timeout).addCallback(lambda _: server)
 
 
-def runWsload(args: list[str], timeout: float, reactor: Any = None) -> Deferred:
+async def runWsload(testCase: Any, args: list[str], timeout: float) -> tuple[Any, Any, str]:
     """
-    Run the load generator; fire with C{(json, exitCode, stdout+stderr)}.
-    The process is killed after C{timeout} s (and the Deferred fails).
+    Run the load generator (L{spawn}); its C{(json, exitCode, output)}.
+    It is killed (and L{ProcessFailed} raised) after C{timeout} s.
     """
-    if reactor is None:
-        from twisted.internet import reactor as _r
-
-        reactor = _r
-
-    class P(ProcessProtocol):
-        def __init__(self) -> None:
-            self.out = b""
-            self.d: Deferred = Deferred()
-
-        def outReceived(self, data: bytes) -> None:
-            self.out += data
-
-        errReceived = outReceived
-
-        def processEnded(self, reason: Failure) -> None:
-            text = self.out.decode("utf-8", "replace")
-            result = None
-            for line in reversed(text.strip().splitlines()):
-                if line.startswith("{"):
-                    try:
-                        result = json.loads(line)
-                    except ValueError:
-                        pass
-                    break
-            code = getattr(reason.value, "exitCode", None)
-            if not self.d.called:
-                self.d.callback((result, code, text))
-
-    p = P()
-    argv = [WSLOAD, *args]
-    reactor.spawnProcess(p, argv[0], argv, env=dict(os.environ))
-
-    def timedOut(f: Failure) -> Failure:
-        if f.check(defer.TimeoutError, defer.CancelledError):
+    proc = spawn(testCase, [WSLOAD, *args])
+    try:
+        code = await proc.waitForExit(timeout)
+    except ProcessFailed:
+        proc.signal(signal.SIGKILL)
+        raise
+    result = None
+    for line in reversed(proc.output.strip().splitlines()):
+        if line.startswith("{"):
             try:
-                p.transport.signalProcess("KILL")
-            except (ProcessExitedAlready, OSError):
-                pass  # it ended meanwhile
-            raise ServerFailed(f"wsload ran past {timeout} s: {p.out[-2000:]!r}")
-        return f
-
-    return p.d.addTimeout(timeout, reactor).addErrback(timedOut)
+                result = json.loads(line)
+            except ValueError:
+                pass
+            break
+    return result, code, proc.output
 
 
 def inThread(f: Any, *args: Any, **kw: Any) -> Deferred:

@@ -1,6 +1,8 @@
 """
-Helpers for the real-process tests: spawn C{twistd -n gnetecho} with
-C{reactor.spawnProcess}, wait (bounded) for a line of its log, stop it.
+Helpers for the real-process tests: the one spawner (L{spawn}: start a
+process with C{reactor.spawnProcess}, collect its output, wait (bounded) for
+a pattern or its exit, kill it at cleanup) and the one C{twistd} command
+line (L{twistdArgv}); L{spawnTwistd} joins them.
 
 Every wait takes a timeout and fails with the output seen so far, so a
 hung or crashed server shows why.
@@ -34,14 +36,26 @@ def freePort(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def twistdCommand() -> list[str]:
+def twistdArgv(*args: str, logfile: str = "-", twistd: str | None = None) -> list[str]:
     """
-    The argv prefix that runs this venv's twistd.
+    The argv of C{twistd -n --pidfile= --logfile=LOGFILE ARGS}: in the
+    foreground, no pid file, the log on stdout unless C{logfile} names a
+    file.
+
+    @param args: the plugin and its options (C{"gnetecho", "--port", "9080"}),
+        or C{"-y", "app.tac"}.
+    @param twistd: the C{twistd} script to run (another virtualenv's); by
+        default this interpreter's, run with this interpreter.
     """
-    script = os.path.join(os.path.dirname(sys.executable), "twistd")
-    if os.path.exists(script):
-        return [sys.executable, script]
-    return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+    if twistd is not None:
+        command = [twistd]
+    else:
+        script = os.path.join(os.path.dirname(sys.executable), "twistd")
+        if os.path.exists(script):
+            command = [sys.executable, script]
+        else:
+            command = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+    return [*command, "-n", "--pidfile=", f"--logfile={logfile}", *args]
 
 
 class ProcessFailed(Exception):  # noqa: N818  (a test's outcome, named for what happened)
@@ -52,8 +66,8 @@ class ProcessFailed(Exception):  # noqa: N818  (a test's outcome, named for what
 
 class TwistdProcess(ProcessProtocol):
     """
-    A spawned process (C{twistd}, C{kosoku}): its output (stdout and
-    stderr together) and exit.
+    A spawned process (C{twistd}, C{kosoku}, C{wsload}, a script): its
+    output (stdout and stderr together) and exit.
 
     @ivar output: everything it printed so far, decoded.
     @ivar exitCode: its exit code once ended (C{None} before, or if killed
@@ -66,16 +80,22 @@ class TwistdProcess(ProcessProtocol):
         self.exitCode: int | None = None
         self.exitSignal: int | None = None
         self.exited = False
-        self._waiters: list[tuple[re.Pattern[str], Deferred]] = []
+        self._waiters: list[tuple[re.Pattern[str], int, Deferred]] = []
         self._endWaiters: list[Deferred] = []
+
+    @property
+    def pid(self) -> int:
+        """The process id (while it runs)."""
+        return self.transport.pid
 
     # -- ProcessProtocol ----------------------------------------------------
 
     def outReceived(self, data: bytes) -> None:
         self.output += data.decode("utf-8", "replace")
-        for pattern, d in list(self._waiters):
-            if pattern.search(self.output):
-                self._waiters.remove((pattern, d))
+        for waiter in list(self._waiters):
+            pattern, start, d = waiter
+            if pattern.search(self.output, start):
+                self._waiters.remove(waiter)
                 d.callback(self.output)
 
     errReceived = outReceived
@@ -85,7 +105,7 @@ class TwistdProcess(ProcessProtocol):
         self.exitCode = getattr(reason.value, "exitCode", None)
         self.exitSignal = getattr(reason.value, "signal", None)
         waiters, self._waiters = self._waiters, []
-        for pattern, d in waiters:
+        for pattern, _, d in waiters:
             d.errback(
                 ProcessFailed(
                     f"process exited (code {self.exitCode}, signal {self.exitSignal}) "
@@ -98,18 +118,20 @@ class TwistdProcess(ProcessProtocol):
 
     # -- waiting ----------------------------------------------------------
 
-    def waitFor(self, pattern: str | re.Pattern[str], timeout: float) -> Deferred:
+    def waitFor(self, pattern: str | re.Pattern[str], timeout: float, start: int = 0) -> Deferred:
         """
-        Fire with the output once it matches C{pattern}; fail with
-        L{ProcessFailed} if the process exits first or after C{timeout} s.
+        Fire with the output once it matches C{pattern} (from offset
+        C{start}: C{len(output)} before an action waits for what the action
+        logs); fail with L{ProcessFailed} if the process exits first or
+        after C{timeout} s.
         """
         rx = re.compile(pattern) if isinstance(pattern, str) else pattern
-        if rx.search(self.output):
+        if rx.search(self.output, start):
             return defer.succeed(self.output)
         if self.exited:
             return defer.fail(ProcessFailed(f"process already exited; output:\n{self.output}"))
         d: Deferred = Deferred()
-        self._waiters.append((rx, d))
+        self._waiters.append((rx, start, d))
         return self._bounded(d, timeout, f"waiting for {rx.pattern!r}")
 
     def waitForExit(self, timeout: float) -> Deferred:
@@ -175,6 +197,7 @@ def spawn(
     cwd: str | None = None,
     env: dict[str, str] | None = None,
     inheritFDs: dict[int, int] | None = None,
+    protocol: TwistdProcess | None = None,
 ) -> TwistdProcess:
     """
     Start C{argv} (output collected, stdout and stderr together) in C{cwd}
@@ -185,6 +208,9 @@ def spawn(
     @param env: extra environment variables.
     @param inheritFDs: child descriptor -> our descriptor, passed on (as
         systemd passes activated sockets from descriptor 3).
+    @param protocol: the L{TwistdProcess} (a subclass's instance) to run it
+        with; a new one by default.
+    @return: the process's L{TwistdProcess}.
     """
     if reactor is None:
         from twisted.internet import reactor as _reactor
@@ -193,7 +219,7 @@ def spawn(
     if cwd is None:
         cwd = testCase.mktemp()
         os.makedirs(cwd)
-    proto = TwistdProcess(reactor)
+    proto = protocol if protocol is not None else TwistdProcess(reactor)
     environ = dict(os.environ)
     environ["PYTHONUNBUFFERED"] = "1"
     environ.update(env or {})
@@ -217,21 +243,27 @@ def spawnTwistd(
     reactor: Any = None,
     cwd: str | None = None,
     activate: list[socket.socket] | None = None,
+    env: dict[str, str] | None = None,
+    logfile: str = "-",
 ) -> TwistdProcess:
     """
-    Start C{twistd -n --pidfile= --logfile=- <args>} with L{spawn}.
+    Start C{twistd -n --pidfile= --logfile=LOGFILE <args>} (L{twistdArgv})
+    with L{spawn}.
 
     @param args: the plugin name and its options, e.g. C{["gnetecho", "--port", "9080"]}.
     @param activate: listening sockets to pass as systemd's socket
         activation does: from descriptor 3 on, with C{LISTEN_FDS},
         C{LISTEN_FDNAMES} (C{s0}, C{s1}, ...) and C{LISTEN_PID} (set by a
         shell that then C{exec}s twistd, so it is twistd's own pid).
+    @param env: extra environment variables.
+    @param logfile: where twistd logs (C{-}: stdout, collected).
     """
-    argv = [*twistdCommand(), "-n", "--pidfile=", "--logfile=-", *args]
-    if not activate:
-        return spawn(testCase, argv, reactor, cwd)
-    names = ":".join(f"s{i}" for i in range(len(activate)))
-    argv = ["/bin/sh", "-c", 'export LISTEN_PID=$$; exec "$@"', "sh", *argv]
-    env = {"LISTEN_FDS": str(len(activate)), "LISTEN_FDNAMES": names}
-    fds = {3 + i: s.fileno() for i, s in enumerate(activate)}
+    argv = twistdArgv(*args, logfile=logfile)
+    env = dict(env or {})
+    fds: dict[int, int] = {}
+    if activate:
+        argv = ["/bin/sh", "-c", 'export LISTEN_PID=$$; exec "$@"', "sh", *argv]
+        env["LISTEN_FDS"] = str(len(activate))
+        env["LISTEN_FDNAMES"] = ":".join(f"s{i}" for i in range(len(activate)))
+        fds = {3 + i: s.fileno() for i, s in enumerate(activate)}
     return spawn(testCase, argv, reactor, cwd, env=env, inheritFDs=fds)

@@ -30,6 +30,7 @@ from gnetcompat._wsproto import WebSocketOptions, WebSocketSession
 from gnetcompat._xormask import fastCreateXorMasker
 
 from ._hardening_util import upgradeRequest
+from ._sink import RecordingSink
 
 _OWNERS = {
     "PerMessageDeflate": PerMessageDeflate,
@@ -42,23 +43,6 @@ def _digest(qualified: str) -> str:
     owner, method = qualified.split(".")
     source = inspect.getsource(getattr(_OWNERS[owner], method))
     return hashlib.sha256(source.encode()).hexdigest()[:16]
-
-
-class _Sink:
-    def __init__(self) -> None:
-        self.data: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.data.append(data)
-
-    def writeSequence(self, data: list[bytes]) -> None:
-        self.data.extend(data)
-
-    def loseConnection(self) -> None:
-        pass
-
-    def abortConnection(self) -> None:
-        pass
 
 
 class SourcePinnedTests(SynchronousTestCase):
@@ -175,7 +159,9 @@ class ProbeTests(SynchronousTestCase):
         clock = Clock()
         useReactorTimer(factory, clock)
         self.assertIsInstance(factory._batched_timer, ReactorTimer)
-        session = WebSocketSession(_Sink(), WebSocketOptions(openHandshakeTimeout=3), reactor=clock)
+        session = WebSocketSession(
+            RecordingSink(), WebSocketOptions(openHandshakeTimeout=3), reactor=clock
+        )
         self.assertEqual([c.getTime() for c in clock.getDelayedCalls()], [3.0])
         session.connectionLost()
         self.assertEqual(clock.getDelayedCalls(), [])
@@ -209,7 +195,7 @@ class ProbeTests(SynchronousTestCase):
         After the handshake the session's protocol dictionary is compacted
         and the connection still echoes (the class-level values stand in).
         """
-        sink = _Sink()
+        sink = RecordingSink()
         session = WebSocketSession(sink, WebSocketOptions(compression=False), reactor=Clock())
         session.feed(upgradeRequest())
         self.assertTrue(session.upgraded)

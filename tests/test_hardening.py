@@ -10,8 +10,6 @@ Numbers worth watching (RSS growth, rates) are printed to stdout.
 
 from __future__ import annotations
 
-import datetime
-import itertools
 import os
 import random
 import re
@@ -345,25 +343,23 @@ class LimitTests(unittest.TestCase):
     async def test_openHandshakeTimeout(self) -> None:
         """
         A TCP connection that never sends its upgrade request is dropped
-        after --open-handshake-timeout (0.5 s), and its descriptor freed.
+        with --open-handshake-timeout 0.5, and its descriptor freed.  (That
+        the timer fires exactly when due is pinned on a fake clock:
+        C{test_wsecho.HandlerUnitTests.test_openHandshakeTimeout}.)
         """
         server = await startServer(self, "--open-handshake-timeout", "0.5")
 
         def scenario() -> tuple:
             fds = openSockets(server.pid)
-            t0 = time.monotonic()  # the server's timer starts after this connect
             silent = WSClient(server.port, connect=False)
-            self.assertTrue(pollUntil(lambda: openSockets(server.pid) > fds, 5))
-            dropped = silent.waitEOF(5)
-            took = time.monotonic() - t0
-            freed = pollUntil(lambda: openSockets(server.pid) <= fds, 5)
+            self.assertTrue(pollUntil(lambda: openSockets(server.pid) > fds, 15))
+            dropped = silent.waitEOF(15)
+            freed = pollUntil(lambda: openSockets(server.pid) <= fds, 15)
             silent.close()
-            return dropped, took, freed
+            return dropped, freed
 
-        dropped, took, freed = await inThread(scenario)
+        dropped, freed = await inThread(scenario)
         self.assertTrue(dropped)
-        self.assertGreater(took, 0.45)
-        self.assertLess(took, 3.0)
         self.assertTrue(freed)
 
     async def test_headerTooLong(self) -> None:
@@ -467,8 +463,9 @@ class LimitTests(unittest.TestCase):
     async def test_autoPingDropsSilentClient(self) -> None:
         """
         With --auto-ping-interval 0.2 --auto-ping-timeout 0.5 a client that
-        never answers pings is dropped within ~0.7 s; one that answers
-        stays and echoes.
+        never answers pings is dropped; one that answers them meanwhile
+        gets pings, stays and echoes.  (When the pings and the drop are due
+        is pinned on a fake clock: C{test_wsproto}'s auto-ping tests.)
         """
         server = await startServer(
             self, "--auto-ping-interval", "0.2", "--auto-ping-timeout", "0.5"
@@ -477,20 +474,20 @@ class LimitTests(unittest.TestCase):
         def scenario() -> tuple:
             mute = WSClient(server.port)
             live = WSClient(server.port)
-            t0 = time.monotonic()
             pings = 0
-            # the live client answers pings for 2 s (readMessage answers them)
-            deadline = t0 + 2.0
-            while time.monotonic() < deadline:
+            gone = False
+            # the live client answers pings until the mute one (which never
+            # answers) is gone and it got two; bounded
+            deadline = time.monotonic() + 30
+            while not (gone and pings >= 2) and time.monotonic() < deadline:
                 try:
-                    op, _ = live.readFrame(0.3)
+                    op, payload = live.readFrame(0.1)
                     if op == 9:
                         pings += 1
-                        live.send(frame(10, _))
+                        live.send(frame(10, payload))
                 except TimeoutError:
                     pass
-            # the mute one never read: it must be gone by now
-            gone = mute.waitEOF(3)
+                gone = gone or mute.waitEOF(0.01)
             echo = live.echo(b"alive")
             mute.close()
             live.close()
@@ -510,17 +507,16 @@ class ShutdownTests(unittest.TestCase):
     async def test_sigtermClosesWith1001(self) -> None:
         """
         SIGTERM with 20 open WebSocket clients: each gets a Close frame
-        with 1001, answers it, and twistd exits within --shutdown-timeout
-        + 2 s with status 0 (twistd re-raised the signal that stopped it:
-        "killed by SIGTERM", until EngineService cleared it after the
-        drain).
+        with 1001, answers it, and twistd exits once they did, without
+        waiting for --shutdown-timeout (60 s, longer than the wait), with
+        status 0 (twistd re-raised the signal that stopped it: "killed by
+        SIGTERM", until EngineService cleared it after the drain).
         """
-        server = await startServer(self, "--shutdown-timeout", "3")
+        server = await startServer(self, "--shutdown-timeout", "60")
         clients = await inThread(lambda: [WSClient(server.port) for _ in range(20)])
         self.addCleanup(lambda: [c.close() for c in clients])
         await inThread(lambda: [c.echo(b"hi") for c in clients])
-        t0 = time.monotonic()
-        server.kill(signal.SIGTERM)
+        server.signal(signal.SIGTERM)
 
         def answer(c: WSClient) -> int | None:
             code = c.waitClose(5)
@@ -532,41 +528,37 @@ class ShutdownTests(unittest.TestCase):
             return code
 
         codes = await defer.gatherResults([inThread(answer, c) for c in clients])
-        await server.waitForExit(3 + 2)
-        took = time.monotonic() - t0
-        print(f"\nshutdown: 20 clients closed with {set(codes)}, exit after {took:.2f} s")
+        await server.waitForExit(30)
         self.assertEqual(codes, [1001] * 20)
-        self.assertEqual((server.status, server.signalled), (0, None))
-        self.assertLess(took, 5.0)
+        self.assertEqual((server.exitCode, server.exitSignal), (0, None))
 
     async def test_unansweredCloseAborted(self) -> None:
         """
-        A client that never answers our 1001 Close is aborted after
+        A client that never answers our 1001 Close is aborted by
         --shutdown-timeout (1 s; the close-handshake timeout is set longer
-        so only the shutdown timer can act); the process then exits with
-        status 0 (a drain bounded by --shutdown-timeout is a clean stop).
+        than every wait here, so only the shutdown timer can act); the
+        process then exits with status 0 (a drain bounded by
+        --shutdown-timeout is a clean stop).  (That the abort comes exactly
+        at the shutdown timeout is pinned on a fake clock:
+        C{test_wsecho.HandlerUnitTests.test_shutdownTimeoutAbortsSilentClients}.)
         """
         server = await startServer(
-            self, "--shutdown-timeout", "1", "--close-handshake-timeout", "30"
+            self, "--shutdown-timeout", "1", "--close-handshake-timeout", "60"
         )
         stubborn = await inThread(WSClient, server.port)
         self.addCleanup(stubborn.close)
-        t0 = time.monotonic()
-        server.kill(signal.SIGTERM)
+        server.signal(signal.SIGTERM)
 
         def scenario() -> tuple:
-            code = stubborn.waitClose(5)
-            eof = stubborn.waitEOF(5)
-            return code, eof, time.monotonic() - t0
+            code = stubborn.waitClose(15)
+            eof = stubborn.waitEOF(30)
+            return code, eof
 
-        code, eof, took = await inThread(scenario)
-        await server.waitForExit(1 + 2)
-        print(f"\nshutdown: unanswered close aborted after {took:.2f} s")
+        code, eof = await inThread(scenario)
+        await server.waitForExit(30)
         self.assertEqual(code, 1001)
         self.assertTrue(eof)
-        self.assertGreater(took, 0.8)
-        self.assertLess(took, 3.0)
-        self.assertEqual((server.status, server.signalled), (0, None))
+        self.assertEqual((server.exitCode, server.exitSignal), (0, None))
 
 
 class BadInputTests(unittest.TestCase):
@@ -693,6 +685,7 @@ class BurstTests(unittest.TestCase):
             self.assertEqual(await inThread(_listenBacklog, server.port), _somaxconn())
         t0 = time.monotonic()
         result, _code, text = await runWsload(
+            self,
             [
                 "--connect-only",
                 "2000",
@@ -764,6 +757,7 @@ class LoadTests(unittest.TestCase):
             t0 = time.monotonic()
             try:
                 result, _code, text = await runWsload(
+                    self,
                     [
                         "--connect-only",
                         str(n),
@@ -880,10 +874,8 @@ class FaultTests(unittest.TestCase):
         self.assertGreaterEqual(len(warnings), 1, server.output)
         self.assertNotIn("EMFILE", server.output)
         self.assertNotIn("Could not accept", server.output)
-        # at most one every 10 s (log timestamps have whole seconds)
-        stamps = [datetime.datetime.fromisoformat(t) for t, _ in warnings]
-        for earlier, later in itertools.pairwise(stamps):
-            self.assertGreaterEqual((later - earlier).total_seconds(), 9, server.output)
+        # at most one every 10 s: pinned on a fake clock
+        # (test_twistedcompat's test_throttled), not on log timestamps here
         self.assertLess(busy, 0.5)
         self.assertFalse(server.exited)
         self.assertTrue(full, "the server never ran out of descriptors")
@@ -918,6 +910,7 @@ class FaultTests(unittest.TestCase):
         """
         A peer that sends half an upgrade request and then goes silent (no
         FIN) is cleaned up by the open-handshake timeout; the count drops.
+        (When: C{test_wsproto}'s C{test_openHandshakeTimeout}, fake clock.)
         """
         server = await startServer(self, "--open-handshake-timeout", "0.5", "--tick", "0.2")
 
@@ -925,16 +918,13 @@ class FaultTests(unittest.TestCase):
             fds = openSockets(server.pid)
             c = WSClient(server.port, connect=False)
             c.send(upgradeRequest(port=server.port)[:40])
-            t0 = time.monotonic()
-            gone = c.waitEOF(5)
-            took = time.monotonic() - t0
-            freed = pollUntil(lambda: openSockets(server.pid) <= fds, 5)
+            gone = c.waitEOF(15)
+            freed = pollUntil(lambda: openSockets(server.pid) <= fds, 15)
             c.close()
-            return gone, took, freed
+            return gone, freed
 
         start = len(server.output)
-        gone, took, freed = await inThread(scenario)
+        gone, freed = await inThread(scenario)
         self.assertTrue(gone)
-        self.assertLess(took, 3.0)
         self.assertTrue(freed)
-        await _countAfter(server, 0, 5, start)
+        await _countAfter(server, 0, 15, start)

@@ -8,7 +8,8 @@ opens no socket):
     C{tests/_*.py} modules (C{_handlers}, C{_loopback}, C{_clients}, ...),
     so that importing one suite never collects or runs another's tests;
   - C{tests/UNIT_MODULES} lists real test modules, and C{scripts/trialrun.py
-    --unit}'s guard refuses sockets and processes.
+    --unit}'s guard refuses sockets and processes;
+  - C{pyproject.toml} and C{setup.cfg} name only files the repository has.
 """
 
 from __future__ import annotations
@@ -230,3 +231,31 @@ class UnitTierTests(SynchronousTestCase):
         )
         self.assertIsNone(guard("open", ("/etc/hosts", "r", 0)))
         self.assertIsNone(guard("import", ("os", None, [], [], [])))
+
+
+#: a file name in a configuration file: something.md/.rst/.txt/.cfg/.toml/.in
+_FILE_NAME = re.compile(r"(?<![\w.-])[\w./-]+\.(?:md|rst|txt|cfg|toml|in)\b")
+#: a pattern of names, not a file: placeholders in capitals (ISSUE.TYPE.rst)
+_PLACEHOLDERS = re.compile(r"[A-Z]+(?:\.[A-Z]+)+\.\w+")
+
+
+class ConfigurationReferenceTests(SynchronousTestCase):
+    """The build and tool configuration names only files the repository has."""
+
+    def test_namedFilesExist(self) -> None:
+        """
+        Every file that C{pyproject.toml} and C{setup.cfg} name, in a
+        setting or in a comment (a style guide, the changelog, the
+        README), exists in the repository, relative to its root: a reader
+        or a tool sent to it finds it.
+        """
+        missing = []
+        for config in ("pyproject.toml", "setup.cfg"):
+            with open(os.path.join(ROOT, config)) as f:
+                text = f.read()
+            names = {n for n in _FILE_NAME.findall(text) if not _PLACEHOLDERS.fullmatch(n)}
+            self.assertIn("NEWS.rst" if config == "pyproject.toml" else "README.rst", names)
+            missing += [
+                f"{config}: {n}" for n in sorted(names) if not os.path.exists(os.path.join(ROOT, n))
+            ]
+        self.assertEqual(missing, [])

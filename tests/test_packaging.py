@@ -24,7 +24,7 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SkipTest, TestCase
 
 from ._clients import echoSession
-from ._procs import LISTENING, freePort, spawn
+from ._procs import LISTENING, freePort, spawn, twistdArgv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -181,7 +181,7 @@ class PackagingTests(TestCase):
         port = freePort()
         proc = spawn(
             self,
-            [twistd, "-n", "--pidfile=", "--logfile=-", "gnetecho", "--port", str(port)],
+            twistdArgv("gnetecho", "--port", str(port), twistd=twistd),
             cwd=elsewhere,
             env={"PYTHONPATH": ""},
         )

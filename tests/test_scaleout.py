@@ -44,7 +44,7 @@ from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
-from tests._procs import LISTENING, TwistdProcess, freePort, spawn, twistdCommand
+from tests._procs import LISTENING, TwistdProcess, freePort, spawn, twistdArgv
 
 #: The port gnetecho listens on inside each namespace (each has its own).
 HOST_PORT = 9080
@@ -431,16 +431,8 @@ class ScaleOutTests(unittest.TestCase):
         """
         cwd = os.path.join(self.tmp, host.name)
         os.makedirs(cwd)
-        argv = ["ip", "netns", "exec", host.ns, "env", f"TMPDIR={cwd}", *twistdCommand()]
-        argv += [
-            "-n",
-            "--pidfile=",
-            "--logfile=-",
-            "gnetecho",
-            "--port",
-            f"tcp://0.0.0.0:{HOST_PORT}",
-            *options,
-        ]
+        argv = ["ip", "netns", "exec", host.ns, "env", f"TMPDIR={cwd}"]
+        argv += twistdArgv("gnetecho", "--port", f"tcp://0.0.0.0:{HOST_PORT}", *options)
         host.proc = spawn(self, argv, cwd=cwd)
         return host.proc
 

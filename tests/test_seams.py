@@ -12,7 +12,7 @@ import os
 import socket
 import struct
 import threading
-import time
+from types import SimpleNamespace
 from typing import Any
 
 from twisted.internet import error as terror
@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 import gnetcompat as gnet
+from gnetcompat import _context
 from gnetcompat._twistedcompat import SocketError, builtinError
 from gnetcompat.errors import (
     ErrEngineInShutdown,
@@ -31,6 +32,7 @@ from gnetcompat.errors import (
     ErrInvalidOption,
     ErrInvalidTimeDuration,
 )
+from gnetcompat.testing import HandlerDriver
 
 from ._handlers import Recorder
 from ._loopback import LoopbackTestCase
@@ -231,6 +233,40 @@ class DialUnitTests(SynchronousTestCase):
         self.assertEqual(other.errno, errno.EHOSTUNREACH)
 
 
+class StopDeadlineUnitTests(SynchronousTestCase):
+    """C{Engine.Stop(ctx)}'s deadline on an in-memory engine and a fake clock."""
+
+    def test_deadlineFiresWhenDue(self) -> None:
+        """
+        On the loop, C{Stop(ctx)} whose 0.2 s deadline the shutdown cannot
+        meet fails with the built-in C{TimeoutError} exactly at the
+        deadline, not before; the engine stops later, at its
+        C{ShutdownTimeout} (1 s), not at the deadline.
+        """
+        never: Deferred = Deferred()
+
+        class Slow(gnet.BuiltinEventEngine):
+            def OnShutdown(self, e: Any) -> Any:
+                return never
+
+        driver = HandlerDriver(Slow(), gnet.WithShutdownTimeout(1))
+        self.assertTrue(driver.boot())
+        # the contexts' wall clock is the driver's fake clock
+        self.patch(_context, "time", SimpleNamespace(time=driver.reactor.seconds))
+        stopping = driver.engine.Stop(gnet.Context().withTimeout(0.2))
+        driver.advance(0.199)
+        self.assertNoResult(stopping)
+        driver.advance(0.001)
+        f = self.failureResultOf(stopping, TimeoutError)
+        self.assertIs(type(f.value), TimeoutError)
+        self.assertTrue(driver.engine.stopping)
+        self.assertFalse(driver.engine.stopped)
+        driver.advance(0.799)
+        self.assertFalse(driver.engine.stopped)
+        driver.advance(0.001)
+        self.assertTrue(driver.engine.stopped)
+
+
 # -- item 4: Fd() in OnClose ------------------------------------------------------
 
 
@@ -339,9 +375,8 @@ class SignatureTests(LoopbackTestCase):
         e = self.assertRaises(TypeError, eng.Stop, 3)
         self.assertIn("ctx", str(e))
         self.assertFalse(eng.stopping)
-        start = time.monotonic()
+        # when the deadline fires is pinned on a fake clock (StopDeadlineUnitTests)
         yield self.assertFailure(eng.Stop(gnet.Context().withTimeout(0.2)), TimeoutError)
-        self.assertLess(time.monotonic() - start, 0.9)
         self.assertFalse(eng.stopped)
         yield _timeout(eng.whenStopped())
 

@@ -23,7 +23,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from gnetcompat import tap
 
-from ._procs import LISTENING, freePort, spawn, spawnTwistd, twistdCommand
+from ._procs import LISTENING, freePort, spawn, spawnTwistd
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -117,18 +117,12 @@ class WorkingDirectoryTests(TestCase):
                     )
                 )
         port = freePort()
-        argv = [
-            *twistdCommand(),
-            "-n",
-            "--pidfile=",
-            "--logfile=-",
-            "gnetecho",
-            "--port",
-            str(port),
-            "--num-event-loop",
-            "2",
-        ]
-        proc = spawn(self, argv, cwd=cwd, env={"PYTHONSTARTUP": os.path.join(cwd, "json.py")})
+        proc = spawnTwistd(
+            self,
+            ["gnetecho", "--port", str(port), "--num-event-loop", "2"],
+            cwd=cwd,
+            env={"PYTHONSTARTUP": os.path.join(cwd, "json.py")},
+        )
         await proc.waitFor(LISTENING, 40)
         await proc.waitFor(r"2 workers serving", 40)
         results = [
@@ -225,9 +219,7 @@ class CrashLoopTests(TestCase):
         os.makedirs(cwd)
         with open(os.path.join(cwd, "crash.tac"), "w") as f:
             f.write(TAC.format(root=ROOT))
-        proc = spawn(
-            self, [*twistdCommand(), "-n", "--pidfile=", "--logfile=-", "-y", "crash.tac"], cwd=cwd
-        )
+        proc = spawnTwistd(self, ["-y", "crash.tac"], cwd=cwd)
         code = await proc.waitForExit(90)
         self.assertIsNone(proc.exitSignal, proc.output)
         self.assertEqual(code, 1, proc.output)
@@ -252,9 +244,7 @@ class CrashLoopTests(TestCase):
         marker, notes = os.path.join(cwd, "broken"), os.path.join(cwd, "notes")
         with open(os.path.join(cwd, "crash.tac"), "w") as f:
             f.write(CRASH_LATER_TAC.format(root=ROOT, marker=marker, notes=notes))
-        proc = spawn(
-            self, [*twistdCommand(), "-n", "--pidfile=", "--logfile=-", "-y", "crash.tac"], cwd=cwd
-        )
+        proc = spawnTwistd(self, ["-y", "crash.tac"], cwd=cwd)
         await proc.waitFor(r"2 workers serving", 40)
         with open(notes) as f:
             pids = [int(line.split()[1]) for line in f if line.startswith("boot ")]
@@ -371,21 +361,12 @@ class SignalTests(TestCase):
         os.makedirs(cwd)
         log = os.path.join(cwd, "twistd.log")
         port = freePort()
-        argv = [
-            *twistdCommand(),
-            "-n",
-            "--pidfile=",
-            "--logfile",
-            log,
-            "gnetecho",
-            "--port",
-            str(port),
-            "--num-event-loop",
-            "2",
-            "--tick",
-            "0.2",
-        ]
-        proc = spawn(self, argv, cwd=cwd)
+        proc = spawnTwistd(
+            self,
+            ["gnetecho", "--port", str(port), "--num-event-loop", "2", "--tick", "0.2"],
+            cwd=cwd,
+            logfile=log,
+        )
 
         def logged(pattern: str, path: str = log) -> bool:
             try:

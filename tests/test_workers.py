@@ -22,18 +22,25 @@ from typing import Any
 from twisted.internet import defer, reactor, task
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint, connectProtocol
-from twisted.internet.protocol import DatagramProtocol, ProcessProtocol
+from twisted.internet.protocol import DatagramProtocol
 from twisted.protocols.basic import LineReceiver
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
 import gnetcompat as gnet
 from gnetcompat._addr import parseProtoAddr
-from gnetcompat._workers import ErrWorkerFailed, MulticoreEngine, SupervisionPolicy, serveMulticore
+from gnetcompat._workers import (
+    ErrWorkerFailed,
+    MulticoreEngine,
+    SupervisionPolicy,
+    _WorkerProtocol,
+    serveMulticore,
+)
 from gnetcompat.errors import ErrEngineInShutdown, ErrUnsupportedOp
 from gnetcompat.interfaces import IEngine
 from gnetcompat.options import loadOptions
 
+from ._procs import freePort, spawn
 from .mc_handlers import CrashOnBoot, FailsToLoad, PidEcho
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -224,14 +231,13 @@ class SupervisionTests(WorkersTestCase):
         assert victim is not None
         self.addCleanup(lambda: _signalQuietly(victim, signal.SIGKILL))
         os.kill(victim, signal.SIGSTOP)
-        start = time.monotonic()
+        # when it is detected (heartbeatTimeout + one check interval) is
+        # pinned on a fake clock: HeartbeatCheckTests
         await poll(
             lambda: eng.workerPids()[1] not in (None, victim) and eng._workers[1].ready,
             20,
             "the stopped worker replaced",
         )
-        # detection needs heartbeatTimeout + one check interval; allow for a loaded box
-        self.assertLess(time.monotonic() - start, 15)
         self.assertEqual(len(eng._crashes[1]), 1)  # counted as a crash of the slot
         clients = await defer.gatherResults(
             [defer.ensureDeferred(connect(port)) for _ in range(20)]
@@ -267,10 +273,8 @@ class SupervisionTests(WorkersTestCase):
             reactor,
             policy,
         )
-        start = time.monotonic()
         err = await self.assertFailure(d.addTimeout(30, reactor), ErrWorkerFailed)
         self.assertIn("crashed 2 times", str(err))
-        self.assertLess(time.monotonic() - start, 40)  # generous: a loaded 2-core CI box
 
     async def test_handlerThatCannotLoadStopsAtOnce(self) -> None:
         """
@@ -285,6 +289,54 @@ class SupervisionTests(WorkersTestCase):
         )
         err = await self.assertFailure(d.addTimeout(30, reactor), ErrWorkerFailed)
         self.assertIn("no such handler in the worker", str(err))
+
+
+class _FakeProcess:
+    """A worker's process transport: records the signals sent to it."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.signals: list[str] = []
+
+    def signalProcess(self, name: str) -> None:
+        self.signals.append(name)
+
+
+class HeartbeatCheckTests(unittest.SynchronousTestCase):
+    """The parent's heartbeat check on a fake clock, with fake worker processes."""
+
+    def test_silentWorkerKilledWhenDue(self) -> None:
+        """
+        A serving worker that sends no heartbeat for longer than
+        C{heartbeatTimeout} (2.5 s) is killed (SIGKILL) at the first check
+        after that (checks every C{heartbeatTimeout / 5} = 0.5 s: at 3 s),
+        not before; a worker that keeps beating is left alone.
+        """
+        clock = task.Clock()
+        eng = MulticoreEngine(
+            PidEcho(),
+            [parseProtoAddr("tcp://127.0.0.1:0")],
+            loadOptions(gnet.WithNumEventLoop(2)),
+            clock,
+            SupervisionPolicy(heartbeatTimeout=2.5),
+        )
+        silent, beating = _WorkerProtocol(eng, 0), _WorkerProtocol(eng, 1)
+        for w in (silent, beating):
+            w.transport = _FakeProcess(1000 + w.index)
+            w.connectionMade()
+            eng._workers[w.index] = w
+            eng.controlLine(w, "ready")
+        eng._startHeartbeatCheck()
+        self.addCleanup(eng._stopHeartbeatCheck)
+        for _ in range(5):
+            eng.controlLine(beating, "beat")
+            clock.advance(0.5)
+        eng.controlLine(beating, "beat")
+        clock.advance(0.499)
+        self.assertEqual((silent.transport.signals, silent.hung), ([], False))
+        clock.advance(0.001)
+        self.assertEqual((silent.transport.signals, silent.hung), (["KILL"], True))
+        self.assertEqual(beating.transport.signals, [])
 
 
 class ImportPathTests(WorkersTestCase):
@@ -579,18 +631,6 @@ if __name__ == "__main__":
 """
 
 
-class _Script(ProcessProtocol):
-    def __init__(self) -> None:
-        self.output = b""
-        self.ended: Deferred = defer.Deferred()
-
-    def childDataReceived(self, fd: int, data: bytes) -> None:
-        self.output += data
-
-    def processEnded(self, reason: Any) -> None:
-        self.ended.callback(reason.value)
-
-
 class RunScriptTests(unittest.TestCase):
     timeout = 45
 
@@ -601,48 +641,24 @@ class RunScriptTests(unittest.TestCase):
         client reads the goodbye line, then EOF), and the script and both
         workers exit 0.
         """
-        path = os.path.join(self.mktemp() + "-dir")
+        path = os.path.abspath(self.mktemp() + "-dir")
         os.makedirs(path)
         script = os.path.join(path, "myserver.py")
         with open(script, "w") as f:
             f.write(SCRIPT.format(root=ROOT))
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        proto = _Script()
-        proc = reactor.spawnProcess(
-            proto, sys.executable, [sys.executable, script, str(port)], env=os.environ
-        )
-
-        def cleanup() -> Any:
-            if not proto.ended.called:
-                proc.signalProcess("KILL")
-                return proto.ended
-
-        self.addCleanup(cleanup)
-        clients: list[LineClient] = []
-        deadline = time.monotonic() + 20
-        while not clients:
-            try:
-                clients.append(await connect(port))
-            except Exception:
-                if time.monotonic() > deadline or proto.ended.called:
-                    raise AssertionError(
-                        f"server never listened:\n{proto.output.decode()}"
-                    ) from None
-                await task.deferLater(reactor, 0.1, lambda: None)
+        port = freePort()
+        proc = spawn(self, [sys.executable, script, str(port)], cwd=path)
         # wait until both workers listen (the parent logs it), then spread
-        await poll(lambda: b"2 workers serving" in proto.output, 20, "both workers")
-        while len(clients) < 8:
-            clients.append(await connect(port))
+        await proc.waitFor(r"2 workers serving", 20)
+        clients = [await connect(port) for _ in range(8)]
         pids = {int(await c.request(b"pid")) for c in clients}
-        proc.signalProcess("TERM")
+        proc.signal(signal.SIGTERM)
         for c in clients:
             lines = await c.closed.addTimeout(15, reactor)
             self.assertEqual(lines[-1], b"bye")
-        reason = await proto.ended.addTimeout(15, reactor)
-        out = proto.output.decode()
-        self.assertEqual(getattr(reason, "exitCode", None), 0, out)
+        code = await proc.waitForExit(15)
+        out = proc.output
+        self.assertEqual(code, 0, out)
         self.assertIn("RUN RETURNED", out)
         self.assertEqual(out.count("exited: exit status 0"), 2, out)
         self.assertNotIn("Traceback", out)

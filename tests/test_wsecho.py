@@ -459,17 +459,44 @@ class HandlerUnitTests(SynchronousTestCase):
     def test_shutdownTimeoutAbortsSilentClients(self) -> None:
         """
         A client that never answers the 1001 Close does not hold shutdown
-        past the shutdown timeout.
+        past the shutdown timeout: it is closed, and the engine stopped,
+        exactly when the timeout (2 s) passes, not before (the closing
+        handshake's own timeout is longer, so only the shutdown timer acts).
         """
-        d = self.driver(gnet.WithShutdownTimeout(2.0))
+        d = self.driver(
+            gnet.WithShutdownTimeout(2.0),
+            wsOptions=WebSocketOptions(keepRequest=False, closeHandshakeTimeout=60.0),
+        )
         c = self.upgraded(d)
         stopped = d.stop()
         self.assertEqual(c.frames()[0][0], Opcode.CLOSE)
-        d.advance(2.0)
-        d.advance(2.0)
-        d.advance(2.0)
+        self.assertEqual(c.closeCode, 1001)
+        d.advance(1.999)
+        self.assertNoResult(stopped)
+        self.assertFalse(c.peer.closedByServer)
+        d.advance(0.001)
         self.successResultOf(stopped)
         self.assertTrue(c.peer.closedByServer)
+        self.assertTrue(d.engine.stopped)
+
+    def test_openHandshakeTimeout(self) -> None:
+        """
+        A connection that sends half an upgrade request and then nothing
+        is closed exactly when the opening-handshake timeout (0.5 s)
+        passes, not before; another connection is not affected.
+        """
+        d = self.driver(wsOptions=WebSocketOptions(keepRequest=False, openHandshakeTimeout=0.5))
+        silent = d.connect()
+        silent.send(b"GET / HTTP/1.1\r\n")
+        d.advance(0.499)
+        self.assertFalse(silent.closedByServer)
+        c = self.upgraded(d)  # upgraded: its opening-handshake timer is gone
+        d.advance(0.001)
+        self.assertTrue(silent.closedByServer)
+        self.assertFalse(c.peer.closedByServer)
+        c.peer.send(c.text("still here"))
+        self.assertEqual(c.frames(), [(Opcode.TEXT, b"still here")])
+        self.assertEqual(d.engine.CountConnections(), 1)
 
     def test_permessageDeflate(self) -> None:
         """
@@ -637,11 +664,12 @@ class EchoIntegrationTests(TestCase):
     async def test_inflatedEchoesStayBounded(self) -> None:
         """
         A client sends twelve compressed 4 MiB messages of zeros (a few KiB
-        on the wire) and reads nothing for a while: the server inflates in
-        steps and, once its replies to it exceed C{WriteBufferCap}, waits for
-        the client to take them before the next step, so what it queues
-        stays near one message instead of all of them (large replies go out
-        uncompressed, C{maxCompressSize}); then every echo arrives intact.
+        on the wire) and reads nothing until the server waits for it: the
+        server inflates in steps and, once its replies to it exceed
+        C{WriteBufferCap}, waits for the client to take them before the
+        next step, so what it queues stays near one message instead of all
+        of them (large replies go out uncompressed, C{maxCompressSize});
+        then every echo arrives intact.
         """
         import threading
 
@@ -666,6 +694,19 @@ class EchoIntegrationTests(TestCase):
         def sample() -> None:
             for c in engine.connections():
                 peak[0] = max(peak[0], c.OutboundBuffered())
+
+        def waitingForClient() -> bool:
+            # the server makes no progress until the client reads: reading
+            # is paused for the replies queued over WriteBufferCap, and the
+            # next inflation step, if one is left, waits in the Conn for
+            # them to drain (driverWhenDrained)
+            for c in engine.connections():
+                ws = c.Context()
+                if ws is None or c._drainWatch is None:
+                    continue
+                if c._whenDrained or not ws.session.busy:
+                    return True
+            return False
 
         def client() -> list[bool]:
             import socket
@@ -693,16 +734,20 @@ class EchoIntegrationTests(TestCase):
         watching.start(0.01)
         try:
             result = deferToThread(client)
-            for _ in range(300):  # bounded: 30 s for the client to send
-                if sent.is_set():
+            # bounded: 30 s for the client to send and the server to queue
+            # replies until it waits for the client (or to queue too much)
+            for _ in range(300):
+                if sent.is_set() and (waitingForClient() or peak[0] >= 2 * size):
                     break
                 await deferLater(reactor, 0.1, lambda: None)
-            await deferLater(reactor, 1.5, lambda: None)  # the server works meanwhile
+            waited = waitingForClient()
+            sample()  # what it holds while it waits
             go.set()
             got = await result
         finally:
             if watching.running:
                 watching.stop()
+        self.assertTrue(waited, f"the server never waited for the client ({peak[0]} bytes queued)")
         self.assertEqual(got, [True] * count)
         self.assertLess(peak[0], 2 * size, f"{peak[0]} bytes queued for one client")
 

@@ -33,6 +33,7 @@ from gnetcompat._wsproto import (
     WebSocketOptions,
     WebSocketSession,
 )
+from tests._sink import RecordingSink
 from tests.autobahn_report import (
     CaseResult,
     behaviors,
@@ -40,37 +41,6 @@ from tests.autobahn_report import (
     readResults,
     summarize,
 )
-
-
-class RecordingSink:
-    """
-    A sink that records what the session does to the byte stream.
-    """
-
-    def __init__(self) -> None:
-        self.data: list[bytes] = []
-        self.lost = False
-        self.aborted = False
-
-    def write(self, data: bytes) -> None:
-        self.data.append(data)
-
-    def writeSequence(self, data: list[bytes]) -> None:
-        self.data.extend(data)
-
-    def loseConnection(self) -> None:
-        self.lost = True
-
-    def abortConnection(self) -> None:
-        self.aborted = True
-
-    def take(self) -> bytes:
-        """
-        Return and forget everything written so far.
-        """
-        out = b"".join(self.data)
-        self.data = []
-        return out
 
 
 class Client:

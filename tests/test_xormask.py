@@ -19,6 +19,7 @@ from gnetcompat._xormask import SMALL, SmallMasker, fastCreateXorMasker
 from gnetcompat.websocket import WebSocketOptions
 
 from ._hardening_util import frame, upgradeRequest
+from ._sink import RecordingSink
 
 
 def _reference(mask: bytes, data: bytes) -> bytes:
@@ -64,25 +65,6 @@ class SmallMaskerTests(SynchronousTestCase):
         self.assertRaises(ValueError, SmallMasker, b"abc")
 
 
-class _Sink:
-    """A sink that keeps what the session writes."""
-
-    def __init__(self) -> None:
-        self.data: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.data.append(data)
-
-    def writeSequence(self, data: list[bytes]) -> None:
-        self.data.extend(data)
-
-    def loseConnection(self) -> None:
-        pass
-
-    def abortConnection(self) -> None:
-        pass
-
-
 class ScopeTests(SynchronousTestCase):
     """
     The fast masker applies to gnetcompat's sessions only: importing
@@ -117,7 +99,7 @@ class ScopeTests(SynchronousTestCase):
         The masker a gnetcompat session unmasks a client frame of C{size}
         payload bytes with (the frame's header and first payload byte fed).
         """
-        sink = _Sink()
+        sink = RecordingSink()
         session = WebSocketSession(sink, WebSocketOptions(compression=False), reactor=Clock())
         session.feed(upgradeRequest())
         self.assertTrue(session.upgraded)

@@ -316,7 +316,7 @@ class HeartbeatCheckTests(unittest.SynchronousTestCase):
         eng = MulticoreEngine(
             PidEcho(),
             [parseProtoAddr("tcp://127.0.0.1:0")],
-            loadOptions(gnet.WithNumEventLoop(2)),
+            loadOptions(gnet.WithProcessWorkers(2)),
             clock,
             SupervisionPolicy(heartbeatTimeout=2.5),
         )
@@ -700,37 +700,23 @@ class MainGlobalsTests(unittest.TestCase):
 
     timeout = 60
 
-    async def runScript(self, toplevel: str) -> tuple[Any, str, int]:
+    async def runScript(self, toplevel: str) -> Any:
         path = os.path.abspath(self.mktemp() + "-dir")
         os.makedirs(path)
         script = os.path.join(path, "httpserver.py")
         with open(script, "w") as f:
             f.write(MAIN_GLOBAL_SCRIPT.format(root=ROOT, toplevel=toplevel))
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        proto = _Script()
-        proc = reactor.spawnProcess(
-            proto, sys.executable, [sys.executable, script, str(port)], env=os.environ
-        )
-
-        def cleanup() -> Any:
-            if not proto.ended.called:
-                proc.signalProcess("KILL")
-                return proto.ended
-
-        self.addCleanup(cleanup)
-        return proto, script, port
+        return spawn(self, [sys.executable, script, str(freePort())], cwd=path)
 
     async def test_missingGlobalStopsTheStart(self) -> None:
         """
         A global defined only under the main guard: the start fails, C{Run}
         raises L{ErrWorkerFailed}, and the log names the global and the fix.
         """
-        proto, _, _ = await self.runScript("")
-        reason = await proto.ended.addTimeout(45, reactor)
-        out = proto.output.decode()
-        self.assertEqual(getattr(reason, "exitCode", None), 1, out)
+        proc = await self.runScript("")
+        code = await proc.waitForExit(45)
+        out = proc.output
+        self.assertEqual(code, 1, out)
         self.assertIn("RUN RAISED ErrWorkerFailed", out)
         self.assertIn("'response'", out)
         self.assertIn('if __name__ == "__main__":', out)
@@ -740,12 +726,10 @@ class MainGlobalsTests(unittest.TestCase):
         A global defined at the top level but changed under the main guard:
         the workers serve (with the top-level value) and one warning names it.
         """
-        proto, _, _ = await self.runScript('response = b"placeholder"')
-        await poll(lambda: b"2 workers serving" in proto.output, 30, "both workers")
-        out = proto.output.decode()
-        warnings = [line for line in out.splitlines() if "'response'" in line]
-        self.assertEqual(len(warnings), 1, out)
+        proc = await self.runScript('response = b"placeholder"')
+        await proc.waitFor(r"2 workers serving", 30)
+        warnings = [line for line in proc.output.splitlines() if "'response'" in line]
+        self.assertEqual(len(warnings), 1, proc.output)
         self.assertIn("#warn]", warnings[0])
-        proto.transport.signalProcess("TERM")
-        reason = await proto.ended.addTimeout(30, reactor)
-        self.assertEqual(getattr(reason, "exitCode", None), 0, proto.output.decode())
+        proc.signal(signal.SIGTERM)
+        self.assertEqual(await proc.waitForExit(30), 0, proc.output)

@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = newParser("gnet-examples push, ported to gnetcompat")
     addInt(parser, "port", 9000, "server port")
     addBool(parser, "multicore", True, "event loops sharing the handler (gnet's WithMulticore)")
-    addDuration(parser, "tick", 0.1, "pushing tick")
+    addDuration(parser, "tick", 0.1, "pushing tick (Go's default, a bare 100, is 100 ns)")
     addInt(parser, "workers", 0, "worker processes, each with its own handler (0: none)")
     args = parser.parse_args(argv)
     ticker = args.tick > 0

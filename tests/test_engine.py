@@ -580,6 +580,13 @@ class EchoMatrixTests(EchoMatrix):
     """The echo matrix with one event loop."""
 
 
+def _addTest(cls: type, test: Callable[..., Any], name: str, doc: str) -> None:
+    """Add C{test} to C{cls} as C{name}, with C{doc} as its docstring."""
+    test.__name__ = name
+    test.__doc__ = doc
+    setattr(cls, name, test)
+
+
 def _addMatrix() -> None:
     for proto in ("tcp", "udp", "unix", "multi"):
         for style in ("write", "writev", "asyncwrite", "asyncwritev"):
@@ -589,13 +596,14 @@ def _addMatrix() -> None:
             def test(self: EchoMatrixTests, proto: str = proto, style: str = style) -> Any:
                 return self.runMatrix(proto, style)
 
-            test.__name__ = f"test_{proto}_{style}"
-            test.__doc__ = (
+            _addTest(
+                EchoMatrixTests,
+                test,
+                f"test_{proto}_{style}",
                 f"Echo over {proto} with {style}: greeting first, Context is the conn, "
                 "every payload echoed byte for byte, shutdown when all disconnected with "
-                "CountConnections() == 0."
+                "CountConnections() == 0.",
             )
-            setattr(EchoMatrixTests, test.__name__, test)
 
 
 _addMatrix()
@@ -652,13 +660,14 @@ def _addMulticoreMatrix() -> None:
                 return self.runMulticore(proto, style, reusePort, lb)
 
             reuse = "reuseport" if reusePort else "noreuseport"
-            test.__name__ = f"test_{proto}_{style}_{reuse}_{lbName}"
-            test.__doc__ = (
+            _addTest(
+                MulticoreEchoMatrixTests,
+                test,
+                f"test_{proto}_{style}_{reuse}_{lbName}",
                 f"Multicore echo over {proto} with {style}, {reuse}, {lbName}: the one "
                 "handler's counters reach 10 x stream addresses, shutdown from its "
-                "OnClose with CountConnections() == 0, every payload echoed."
+                "OnClose with CountConnections() == 0, every payload echoed.",
             )
-            setattr(MulticoreEchoMatrixTests, test.__name__, test)
 
 
 _addMulticoreMatrix()

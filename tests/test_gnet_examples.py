@@ -222,8 +222,10 @@ class PushTests(ProgramTestCase):
             due = ticks - openedAt[addr]
             if workers:
                 # a tick in worker 0 reaches another worker's new connection
-                # once the registry has announced it: at most every tick
-                self.assertLessEqual(len(c.lines), due, addr)
+                # once the registry has announced it: at most every tick (the
+                # two workers' log lines reach the parent through two pipes,
+                # so a tick may show up one line early)
+                self.assertLessEqual(len(c.lines), due + 1, addr)
             else:
                 # every tick after the open; the last may be cut by the stop
                 self.assertIn(len(c.lines), (due - 1, due), addr)

@@ -25,9 +25,14 @@ from typing import Any
 import gnetcompat as gnet
 from gnetcompat.examples.goflag import addBool, addInt, addString, newParser
 
-__all__ = ["EchoServer", "exampleParser", "main", "parseArgs"]
+__all__ = ["EchoServer", "announce", "exampleParser", "main", "parseArgs"]
 
 log = logging.getLogger("echo")
+
+
+def announce(logger: logging.Logger, addr: str, multicore: bool) -> None:
+    """Go's C{echo server with multi-core=%t is listening on %s} line (echo, http)."""
+    logger.info("echo server with multi-core=%s is listening on %s", str(multicore).lower(), addr)
 
 
 class EchoServer(gnet.BuiltinEventEngine):
@@ -45,11 +50,7 @@ class EchoServer(gnet.BuiltinEventEngine):
         """Keep the engine; log the address (when known)."""
         self.eng = eng
         if self.addr:
-            log.info(
-                "echo server with multi-core=%s is listening on %s",
-                str(self.multicore).lower(),
-                self.addr,
-            )
+            announce(log, self.addr, self.multicore)
         return gnet.None_
 
     def OnTraffic(self, c: Any) -> gnet.Action:

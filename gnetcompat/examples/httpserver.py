@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import gnetcompat as gnet
-from gnetcompat.examples.echo import exampleParser
+from gnetcompat.examples.echo import announce, exampleParser
 
 __all__ = ["MAX_BODY", "MAX_HEAD", "HttpParser", "HttpServer", "MalformedRequest", "main"]
 
@@ -161,11 +161,7 @@ class HttpServer(gnet.BuiltinEventEngine):
     def OnBoot(self, eng: Any) -> gnet.Action:
         """Keep the engine; say where it listens (Go's text)."""
         self.eng = eng
-        log.info(
-            "echo server with multi-core=%s is listening on %s",
-            str(self.multicore).lower(),
-            self.addr,
-        )
+        announce(log, self.addr, self.multicore)
         return gnet.None_
 
     def OnTraffic(self, c: Any) -> gnet.Action:

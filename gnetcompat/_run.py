@@ -244,8 +244,16 @@ def _runUntilStopped(reactor: Any, eng: Any) -> None:
             return eng.whenStopped()
         return None
 
+    def stop(_: Any) -> None:
+        # after SIGTERM/SIGINT the reactor is already stopping (still
+        # "running") when the engine's drain ends: nothing more to stop
+        try:
+            reactor.stop()
+        except ReactorNotRunning:
+            pass
+
     reactor.addSystemEventTrigger("before", "shutdown", beforeShutdown)
-    eng.whenStopped().addBoth(lambda _: reactor.stop() if reactor.running else None)
+    eng.whenStopped().addBoth(stop)
     reactor.run()
 
 

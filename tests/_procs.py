@@ -70,6 +70,7 @@ class TwistdProcess(ProcessProtocol):
     output (stdout and stderr together) and exit.
 
     @ivar output: everything it printed so far, decoded.
+    @ivar errOutput: what of it came on its standard error.
     @ivar exitCode: its exit code once ended (C{None} before, or if killed
         by a signal; see L{exitSignal}).
     """
@@ -77,6 +78,7 @@ class TwistdProcess(ProcessProtocol):
     def __init__(self, reactor: Any) -> None:
         self.reactor = reactor
         self.output = ""
+        self.errOutput = ""
         self.exitCode: int | None = None
         self.exitSignal: int | None = None
         self.exited = False
@@ -98,7 +100,9 @@ class TwistdProcess(ProcessProtocol):
                 self._waiters.remove(waiter)
                 d.callback(self.output)
 
-    errReceived = outReceived
+    def errReceived(self, data: bytes) -> None:
+        self.errOutput += data.decode("utf-8", "replace")
+        self.outReceived(data)
 
     def processEnded(self, reason: Failure) -> None:
         self.exited = True

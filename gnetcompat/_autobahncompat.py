@@ -26,6 +26,8 @@ upgrade fails loudly in one test module instead of silently somewhere else:
         L{compact<AutobahnServerProtocol.compact>} (C{self.__dict__ = kept});
       - C{onMessageEnd} without the C{"message"} observer event when nothing
         observes it, and C{sendData} without the per-call debug formatting;
+      - C{sendMessage} building the frame of an unfragmented, uncompressed
+        message itself (Autobahn's own code for everything else);
       - the stepped inflation's frame suspension and resumption;
       - small named methods for what the session needs from Autobahn's
         private state (C{_dataReceived}, C{_connectionLost}, the partial
@@ -36,6 +38,7 @@ Nothing here changes Autobahn's framing, validation or protocol decisions.
 
 from __future__ import annotations
 
+import struct
 import zlib
 from collections import deque
 from collections.abc import Callable
@@ -66,6 +69,16 @@ __all__ = [
 
 _STATE_OPEN = WebSocketProtocol.STATE_OPEN
 _STATE_CONNECTING = WebSocketProtocol.STATE_CONNECTING
+
+#: headers of final, unmasked frames with RSV 0 and up to 125 payload bytes,
+#: indexed by C{isBinary} (text: opcode 1, binary: opcode 2), then length
+_SHORT_HEADERS = (
+    tuple(bytes((0x81, n)) for n in range(126)),
+    tuple(bytes((0x82, n)) for n in range(126)),
+)
+#: the same with a 16-bit and a 64-bit extended payload length
+_HEADER16 = struct.Struct("!BBH").pack
+_HEADER64 = struct.Struct("!BBQ").pack
 
 #: Largest output of one inflation step: a compressed message is inflated
 #: at most this much per L{WebSocketSession.feed
@@ -291,7 +304,11 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
     _perMessageCompress: Any
     _isMessageCompressed: bool
     logOctets: bool
+    logFrames: bool
     closeHandshakeTimeout: float
+    autoFragmentSize: int
+    maskServerFrames: bool
+    maxMessagePayloadSize: int
 
     #: what only the opening handshake reads; dropped once it is done
     _HANDSHAKE_ONLY = frozenset(
@@ -525,6 +542,68 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
                 self.trackedTimings.track("onMessage")
             self._onMessage(b"".join(self.message_data), self.message_is_binary)
         self.message_data = None
+
+    def sendMessage(
+        self,
+        payload: bytes,
+        isBinary: bool = False,
+        fragmentSize: int | None = None,
+        sync: bool = False,
+        doNotCompress: bool = False,
+    ) -> None:
+        """
+        Autobahn's C{sendMessage}, building the frame itself when the
+        message goes out as one plain frame: a C{bytes} payload, no
+        explicit fragmentation or C{sync}, the connection OPEN, no
+        permessage-deflate on it, no queued writes (C{sync}/C{chopsize}),
+        and none of C{autoFragmentSize}, C{maskServerFrames}, C{logFrames},
+        C{logOctets} or C{trackTimings}, on a server.  The frame is then
+        what Autobahn's C{sendFrame} builds (FIN, RSV 0, the opcode,
+        unmasked, the 7-, 16- or 64-bit length; pinned by
+        C{tests.test_autobahncompat}), written through the same
+        C{transport.write} as C{sendData} uses, with Autobahn's traffic
+        statistics counted as its own code counts them.  Everything else,
+        including every argument Autobahn's assertions or state check
+        would refuse and a payload over C{maxMessagePayloadSize}, goes
+        through Autobahn's C{sendMessage}: same output, same exceptions.
+        """
+        if (
+            fragmentSize is None
+            and sync is False
+            and type(payload) is bytes
+            and (isBinary is False or isBinary is True)
+            and (doNotCompress is False or doNotCompress is True)
+            and self.state == _STATE_OPEN
+            and self._perMessageCompress is None
+            and not self.send_queue
+            and not self.trackedTimings
+            and not self.autoFragmentSize
+            and not self.logFrames
+            and not self.logOctets
+            and not self.maskServerFrames
+            and self.factory.isServer
+        ):
+            n = len(payload)
+            if 0 < self.maxMessagePayloadSize < n:
+                # Autobahn's limit check: a warning, then PayloadExceededError
+                super().sendMessage(payload, isBinary, None, False, doNotCompress)
+                return
+            if n <= 125:
+                frame = _SHORT_HEADERS[isBinary][n] + payload
+            elif n <= 0xFFFF:
+                frame = _HEADER16(0x82 if isBinary else 0x81, 126, n) + payload
+            else:
+                frame = _HEADER64(0x82 if isBinary else 0x81, 127, n) + payload
+            stats = self.trafficStats
+            stats.outgoingWebSocketMessages += 1
+            stats.outgoingOctetsAppLevel += n
+            stats.outgoingOctetsWebSocketLevel += n
+            stats.outgoingWebSocketFrames += 1
+            # connected: Twisted types the transport as Optional
+            self.transport.write(frame)  # type: ignore[union-attr]
+            stats.outgoingOctetsWireLevel += len(frame)
+            return
+        super().sendMessage(payload, isBinary, fragmentSize, sync, doNotCompress)
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         """

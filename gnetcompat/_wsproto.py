@@ -153,12 +153,13 @@ class WebSocketOptions:
         a completed opening handshake.
     @ivar closeHandshakeTimeout: time the peer has to answer our Close frame
         before the connection is dropped.
-    @ivar autoPingInterval: send a ping this many seconds after the
-        connection opened and after each answered ping (0: off).  With
-        C{autoPingTimeout} it drops peers that stopped answering (a live but
-        quiet client answers pings and stays).
-    @ivar autoPingTimeout: drop the connection when a ping is not answered in
-        this time (0: never); needs C{autoPingInterval}.
+    @ivar autoPingInterval: send a ping once nothing was received from the
+        peer for this many seconds (0: off); a connection with traffic is
+        never pinged.  With C{autoPingTimeout} it drops peers that went
+        silent (a live but quiet client answers pings and stays).
+    @ivar autoPingTimeout: drop the connection when nothing (the pong or
+        anything else) is received in this time after a ping (0: never);
+        needs C{autoPingInterval}.
     @ivar messageTimeout: time a frame or message may stay partly received:
         from the first byte after the last complete message until the next
         message is complete.  A connection that stalls part-way through a

@@ -11,6 +11,7 @@ import dis
 import hashlib
 import inspect
 import random
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -105,6 +106,16 @@ class SourcePinnedTests(SynchronousTestCase):
         "WebSocketProtocol.onFrameData": ("b39b40e3d1702273", "_onCompressedFrameData"),
         "WebSocketProtocol.onFrameEnd": ("c45a45b9bf333417", "_resumeFrame"),
         "WebSocketProtocol.onMessageBegin": ("1c5cb3b3e3eb227b", "partialBytes"),
+        # the auto-ping only on idle connections: overridden, and every place
+        # Autobahn schedules _sendAutoPing (open, pong, data during a ping)
+        "WebSocketProtocol._sendAutoPing": ("344058949ed67de3", "_sendAutoPing"),
+        "WebSocketProtocol.onAutoPingTimeout": ("5de3ae0af03e5bd3", "onAutoPingTimeout"),
+        "WebSocketProtocol.processControlFrame": ("e308aea98264899e", "_sendAutoPing (pong)"),
+        "WebSocketProtocol._cancelAutoPingTimeoutCall": (
+            "4e4db79d874d8c06",
+            "_sendAutoPing (data frame during a ping)",
+        ),
+        "WebSocketServerProtocol.succeedHandshake": ("fb43d387929cf206", "_sendAutoPing (open)"),
         # overridden in gnetcompat._wsproto._SessionProtocol (holding, status page)
         "WebSocketProtocol.sendCloseFrame": ("a511406d6b0d711e", "_wsproto holding"),
         "WebSocketProtocol.dropConnection": ("149c74c9a251a7b1", "_wsproto holding"),
@@ -217,6 +228,20 @@ class ProbeTests(SynchronousTestCase):
         self.assertEqual(cls.extra, 1)
         for name in WebSocketServerProtocol.CONFIG_ATTRS:
             self.assertTrue(hasattr(cls, name), name)
+
+    def test_configuredProtocolIdleClock(self) -> None:
+        """
+        With a L{ReactorTimer} the configured protocol measures idleness on
+        the timer's clock (the one the auto-ping timers run on); without
+        one, on a monotonic clock.
+        """
+        factory = WebSocketServerFactory()
+        self.assertIs(configuredProtocol(AutobahnServerProtocol, factory)._now, time.monotonic)
+        clock = Clock()
+        useReactorTimer(factory, clock)
+        cls = configuredProtocol(AutobahnServerProtocol, factory)
+        clock.advance(7)
+        self.assertEqual(cls._now(), 7)
 
     def test_compactKeepsBehaviour(self) -> None:
         """

@@ -22,6 +22,10 @@ upgrade fails loudly in one test module instead of silently somewhere else:
       - C{processData} running with L{gnetcompat._xormask.fastCreateXorMasker}
         as its masker factory (for this class only: Autobahn's module and
         every other Autobahn protocol in the process keep theirs);
+      - C{processHandshake}, C{_connectionMade} and C{_connectionLost} with
+        the arguments of their debug log lines (C{hltype}, C{hlval},
+        C{pformat}: colouring with click when it is installed) formatted
+        only when such a line is logged, not on every connection;
       - class-level values of Autobahn's per-connection attributes and
         L{compact<AutobahnServerProtocol.compact>} (C{self.__dict__ = kept});
       - C{onMessageEnd} without the C{"message"} observer event when nothing
@@ -45,6 +49,7 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Callable
+from pprint import pformat
 from types import FunctionType
 from typing import Any, TypeVar, cast
 
@@ -52,6 +57,7 @@ import autobahn.websocket.protocol as _upstream
 from autobahn.exception import PayloadCorruptError
 from autobahn.twisted.util import create_transport_details
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.util import hltype, hlval
 from autobahn.websocket.compress import PerMessageDeflate
 from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet.error import AlreadyCalled, AlreadyCancelled
@@ -275,6 +281,56 @@ def _withGlobals(function: Any, **replaced: Any) -> Any:
     return copy
 
 
+class _LazyText:
+    """
+    The text C{func(*args, **kwargs)}, computed when a log event using it
+    is formatted (a debug line that is not logged never computes it).
+    """
+
+    __slots__ = ("_func", "_args", "_kwargs")
+
+    def __init__(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: Any) -> None:
+        self._func = func
+        self._args = args
+        self._kwargs = kwargs
+
+    def __str__(self) -> str:
+        return str(self._func(*self._args, **self._kwargs))
+
+    def __repr__(self) -> str:
+        return repr(self._func(*self._args, **self._kwargs))
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+def _lazily(func: Callable[..., Any]) -> Callable[..., _LazyText]:
+    """
+    C{func}, computed only when its result is formatted (L{_LazyText}).
+    """
+
+    def lazy(*args: Any, **kwargs: Any) -> _LazyText:
+        return _LazyText(func, args, kwargs)
+
+    lazy.__name__ = lazy.__qualname__ = func.__name__
+    return lazy
+
+
+#: the functions Autobahn calls to build the arguments of its debug log
+#: lines on the connection path, computed only when a line is logged
+_LAZY_LOG_ARGUMENTS = {
+    "hltype": _lazily(hltype),
+    "hlval": _lazily(hlval),
+    "pformat": _lazily(pformat),
+}
+
+#: Autobahn's C{WebSocketProtocol._connectionMade}, with a lazy C{pformat}
+_protocolConnectionMade = _withGlobals(
+    WebSocketProtocol._connectionMade,  # noqa: SLF001  (Autobahn's private, pinned by a canary)
+    **_LAZY_LOG_ARGUMENTS,
+)
+
+
 class AutobahnServerProtocol(WebSocketServerProtocol):
     """
     Autobahn's server protocol with the overrides of its internals that
@@ -287,6 +343,14 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
     #: masker factory: L{fastCreateXorMasker} (a pure-Python masker for
     #: small payloads, Autobahn's for the rest)
     processData = _withGlobals(WebSocketProtocol.processData, create_xor_masker=fastCreateXorMasker)
+
+    #: Autobahn's C{processHandshake} and C{_connectionLost}, unchanged but
+    #: for the lazy arguments of their debug lines (L{_LAZY_LOG_ARGUMENTS})
+    processHandshake = _withGlobals(WebSocketServerProtocol.processHandshake, **_LAZY_LOG_ARGUMENTS)
+    _connectionLost = _withGlobals(
+        WebSocketServerProtocol._connectionLost,  # noqa: SLF001  (Autobahn's private, pinned by a canary)
+        **_LAZY_LOG_ARGUMENTS,
+    )
 
     # Class-level values of attributes Autobahn sets on every instance: while
     # an instance's value is the very same object, L{compact} drops its copy
@@ -367,6 +431,20 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
 
     # -- the session's view of Autobahn's private state -----------------------
 
+    def _connectionMade(self) -> None:
+        """
+        Autobahn's server C{_connectionMade}, line for line, with the
+        arguments of the debug lines (its own and L{_protocolConnectionMade}'s)
+        formatted only when they are logged.
+        """
+        self.log.debug(
+            "{func}: connection accepted from peer {peer}",
+            func=_LazyText(hltype, (self._connectionMade,), {}),
+            peer=self.peer,
+        )
+        _protocolConnectionMade(self)
+        self.factory.countConnections += 1
+
     def attach(self, transport: ITransport) -> None:
         """
         Start the protocol on C{transport}, as Autobahn's Twisted
@@ -389,8 +467,8 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
         """
         The stream is gone: tell Autobahn, and cancel every timer it left.
         """
-        # Autobahn annotates the reason as str; it is the Failure Twisted gives
-        self._connectionLost(reason)  # type: ignore[arg-type]
+        # (Autobahn annotates the reason as str; it is the Failure Twisted gives)
+        self._connectionLost(reason)
         for name in _TIMER_ATTRIBUTES:
             call = getattr(self, name, None)
             if call is not None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import dis
 import hashlib
 import inspect
+import pprint
 import random
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import autobahn.util
 from autobahn.exception import Disconnected, PayloadExceededError
 from autobahn.twisted.websocket import WebSocketServerFactory
 from autobahn.websocket import protocol as upstream
@@ -28,9 +30,11 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from gnetcompat._autobahncompat import (
+    _LAZY_LOG_ARGUMENTS,
     AutobahnServerProtocol,
     ReactorTimer,
     SafeCall,
+    _protocolConnectionMade,
     configuredProtocol,
     useReactorTimer,
 )
@@ -83,8 +87,12 @@ class SourcePinnedTests(SynchronousTestCase):
         "WebSocketProtocol.sendData": ("5dcca425b048b07e", "sendData"),
         # run with other globals (the masker factory)
         "WebSocketProtocol.processData": ("25b9c1387a46ab25", "processData, stepped inflation"),
-        # CONFIG_ATTRS copying and its pformat (configuredProtocol)
+        # CONFIG_ATTRS copying and its pformat (configuredProtocol), run with a
+        # lazy pformat; the server's, copied line for line (lazy hltype)
         "WebSocketProtocol._connectionMade": ("7ac58d8bb6c3c752", "configuredProtocol, attach"),
+        "WebSocketServerProtocol._connectionMade": ("213dadb6d12d3d48", "_connectionMade"),
+        # run with lazy debug-line arguments
+        "WebSocketServerProtocol._connectionLost": ("1b616e8fc259d995", "_connectionLost"),
         "WebSocketProtocol._dataReceived": ("b6616694f9d65410", "receive"),
         "WebSocketProtocol._connectionLost": ("8d53cb80c1e9f3de", "lose"),
         # refuses to send outside STATE_OPEN (sendMessageWhileClosing); the
@@ -145,6 +153,24 @@ class ProbeTests(SynchronousTestCase):
     Behavioural probes of the Autobahn internals gnetcompat relies on.
     """
 
+    def assertCopyDiffersOnlyIn(self, ours: Any, theirs: Any, replaced: set[str]) -> None:
+        """
+        C{ours} is C{theirs}'s code object, seeing C{theirs}'s module
+        globals but for the C{replaced} names, all of which it reads.
+        """
+        self.assertIs(ours.__code__, theirs.__code__)
+        names = {i.argval for i in dis.get_instructions(theirs) if i.opname == "LOAD_GLOBAL"}
+        self.assertLessEqual(replaced, names)
+        for name in names:
+            mine = ours.__globals__.get(name, ours.__globals__["__builtins__"].get(name))
+            upstreamValue = theirs.__globals__.get(
+                name, theirs.__globals__["__builtins__"].get(name)
+            )
+            if name in replaced:
+                self.assertIsNot(mine, upstreamValue, name)
+            else:
+                self.assertIs(mine, upstreamValue, name)
+
     def test_processDataCopyDiffersOnlyInMasker(self) -> None:
         """
         Our C{processData} is Autobahn's code object, seeing Autobahn's
@@ -152,18 +178,55 @@ class ProbeTests(SynchronousTestCase):
         keeps its own.
         """
         ours = AutobahnServerProtocol.processData
-        theirs = WebSocketProtocol.processData
-        self.assertIs(ours.__code__, theirs.__code__)
+        self.assertCopyDiffersOnlyIn(ours, WebSocketProtocol.processData, {"create_xor_masker"})
         self.assertIs(upstream.create_xor_masker, create_xor_masker)
         self.assertIs(ours.__globals__["create_xor_masker"], fastCreateXorMasker)
-        names = {i.argval for i in dis.get_instructions(theirs) if i.opname == "LOAD_GLOBAL"}
-        self.assertIn("create_xor_masker", names)
-        for name in names - {"create_xor_masker"}:
-            self.assertIs(
-                ours.__globals__.get(name, ours.__globals__["__builtins__"].get(name)),
-                theirs.__globals__.get(name, theirs.__globals__["__builtins__"].get(name)),
-                name,
-            )
+
+    def test_lazyLogCopies(self) -> None:
+        """
+        C{processHandshake}, C{_connectionLost} and the inner
+        C{_connectionMade} are Autobahn's code with lazy versions of the
+        functions that format their debug lines' arguments (and nothing
+        else replaced); Autobahn's module keeps its own.
+        """
+        for ours, theirs, replaced in [
+            (
+                AutobahnServerProtocol.processHandshake,
+                WebSocketServerProtocol.processHandshake,
+                {"hltype", "hlval"},
+            ),
+            (
+                AutobahnServerProtocol._connectionLost,
+                WebSocketServerProtocol._connectionLost,
+                {"hltype", "hlval"},
+            ),
+            (_protocolConnectionMade, WebSocketProtocol._connectionMade, {"pformat"}),
+        ]:
+            self.assertCopyDiffersOnlyIn(ours, theirs, replaced)
+        self.assertIs(upstream.hltype, autobahn.util.hltype)
+        self.assertIs(upstream.pformat, pprint.pformat)
+
+    def test_lazyLogText(self) -> None:
+        """
+        A connection whose debug lines are not logged (the default level)
+        formats none of their arguments: Autobahn's C{hl} (under
+        C{hltype}/C{hlval}, colouring with click when installed) and
+        C{pformat} are not called from the opening handshake to the end of
+        the stream; a lazy argument formats to Autobahn's text when it is.
+        """
+        calls: list[str] = []
+        self.patch(autobahn.util, "hl", lambda *a, **k: calls.append("hl") or "")
+        self.patch(upstream, "pformat", lambda *a, **k: calls.append("pformat") or "")
+        session = WebSocketSession(_Sink(), WebSocketOptions(), reactor=Clock())
+        session.feed(upgradeRequest())
+        self.assertTrue(session.upgraded)
+        session.feed(b"\x88\x82\0\0\0\0\x03\xe8")  # Close 1000
+        session.connectionLost()
+        self.assertEqual(calls, [])
+        self.assertEqual(str(_LAZY_LOG_ARGUMENTS["pformat"]([1])), "[1]")
+        self.assertEqual(calls, [])
+        self.assertEqual(f"{_LAZY_LOG_ARGUMENTS['hlval'](42, color='green')}", "")
+        self.assertEqual(calls, ["hl"])
 
     def test_classShadowsAreAutobahnAttributes(self) -> None:
         """

@@ -284,9 +284,13 @@ class WebSocketOptions:
 
     def _key(self) -> tuple[Any, ...]:
         """
-        A hashable snapshot of the settings, to share Autobahn factories.
+        A hashable snapshot of the settings, to share Autobahn factories:
+        equal only for settings of the same types (C{True} is not C{1}), so
+        options equal to validated ones are valid too.
         """
-        return tuple(tuple(v) if isinstance(v, list) else v for v in vars(self).values())
+        return tuple(
+            (v.__class__, tuple(v) if v.__class__ is list else v) for v in vars(self).values()
+        )
 
 
 class Message(NamedTuple):
@@ -379,14 +383,22 @@ _factories: WeakKeyDictionary[Any, dict[tuple[Any, ...], WebSocketServerFactory]
 def _factoryFor(options: WebSocketOptions, reactor: Any) -> WebSocketServerFactory:
     """
     Get (or build and remember) the Autobahn server factory for C{options}.
+    Options are validated when no factory exists for settings equal to
+    theirs (of the same types), not on every connection.
 
-    @param options: validated settings.
+    @param options: the settings.
     @param reactor: the reactor whose clock the timers use.
+    @raise ValueError: when an option is invalid.
     """
     perReactor = _factories.setdefault(reactor, {})
-    key = options._key()  # noqa: SLF001  (one unit: session, protocol, transport)
-    factory = perReactor.get(key)
+    try:
+        key = options._key()  # noqa: SLF001  (one unit: session, protocol, transport)
+        factory = perReactor.get(key)
+    except TypeError:  # an unhashable value: invalid, validate says which
+        factory = None
     if factory is None:
+        options.validate()
+        key = options._key()  # noqa: SLF001  (one unit: session, protocol, transport)
         factory = WebSocketServerFactory(server=options.server, reactor=reactor)
         useReactorTimer(factory, reactor)
         factory.setProtocolOptions(
@@ -785,7 +797,6 @@ class WebSocketSession:
         """
         if options is None:
             options = WebSocketOptions()
-        options.validate()
         if reactor is None:
             from twisted.internet import reactor as _reactor
 
@@ -805,7 +816,7 @@ class WebSocketSession:
         self.handshakeFailed = False
         self.protocolError: int | None = None
 
-        factory = _factoryFor(options, reactor)
+        factory = _factoryFor(options, reactor)  # validates new options
         # _factoryFor's protocol class is a _SessionProtocol (configuredProtocol)
         proto = cast(_SessionProtocol, factory.buildProtocol(None))
         proto._session = self  # noqa: SLF001  (one unit: session, protocol, transport)

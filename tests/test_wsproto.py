@@ -872,6 +872,29 @@ class OptionsTests(SynchronousTestCase):
                 ValueError, WebSocketSession, RecordingSink(), options, reactor=Clock()
             )
 
+    def test_invalidAfterEqualValid(self) -> None:
+        """
+        Sessions share the validation of equal options, but only of equal
+        values of the same types: after sessions with C{compression=True},
+        C{maxCompressSize=1} and C{maxFramePayloadSize=1000}, options that
+        differ only by C{1} for C{True}, C{True} for C{1} or C{1000.0} for
+        C{1000} are still refused, naming the option.
+        """
+        clock = Clock()
+        valid = {"compression": True, "maxCompressSize": 1, "maxFramePayloadSize": 1000}
+        for _ in range(2):
+            WebSocketSession(RecordingSink(), WebSocketOptions(**valid), reactor=clock)
+        for name, bad in [
+            ("compression", 1),
+            ("maxCompressSize", True),
+            ("maxFramePayloadSize", 1000.0),
+        ]:
+            options = WebSocketOptions(**{**valid, name: bad})
+            error = self.assertRaises(
+                ValueError, WebSocketSession, RecordingSink(), options, reactor=clock
+            )
+            self.assertIn(name, str(error))
+
     def test_headersRespected(self) -> None:
         """
         The Server header follows the options.

@@ -49,6 +49,7 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from pprint import pformat
 from types import FunctionType
 from typing import Any, TypeVar, cast
@@ -289,7 +290,7 @@ class _LazyText:
 
     __slots__ = ("_func", "_args", "_kwargs")
 
-    def __init__(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: Any) -> None:
+    def __init__(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         self._func = func
         self._args = args
         self._kwargs = kwargs
@@ -304,24 +305,13 @@ class _LazyText:
         return format(str(self), spec)
 
 
-def _lazily(func: Callable[..., Any]) -> Callable[..., _LazyText]:
-    """
-    C{func}, computed only when its result is formatted (L{_LazyText}).
-    """
-
-    def lazy(*args: Any, **kwargs: Any) -> _LazyText:
-        return _LazyText(func, args, kwargs)
-
-    lazy.__name__ = lazy.__qualname__ = func.__name__
-    return lazy
-
-
 #: the functions Autobahn calls to build the arguments of its debug log
 #: lines on the connection path, computed only when a line is logged
+#: (L{_LazyText}; a C{partial}: one Python call per argument)
 _LAZY_LOG_ARGUMENTS = {
-    "hltype": _lazily(hltype),
-    "hlval": _lazily(hlval),
-    "pformat": _lazily(pformat),
+    "hltype": partial(_LazyText, hltype),
+    "hlval": partial(_LazyText, hlval),
+    "pformat": partial(_LazyText, pformat),
 }
 
 #: Autobahn's C{WebSocketProtocol._connectionMade}, with a lazy C{pformat}
@@ -439,7 +429,7 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
         """
         self.log.debug(
             "{func}: connection accepted from peer {peer}",
-            func=_LazyText(hltype, (self._connectionMade,), {}),
+            func=_LazyText(hltype, self._connectionMade),
             peer=self.peer,
         )
         _protocolConnectionMade(self)

@@ -421,20 +421,6 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
 
     # -- the session's view of Autobahn's private state -----------------------
 
-    def _connectionMade(self) -> None:
-        """
-        Autobahn's server C{_connectionMade}, line for line, with the
-        arguments of the debug lines (its own and L{_protocolConnectionMade}'s)
-        formatted only when they are logged.
-        """
-        self.log.debug(
-            "{func}: connection accepted from peer {peer}",
-            func=_LazyText(hltype, self._connectionMade),
-            peer=self.peer,
-        )
-        _protocolConnectionMade(self)
-        self.factory.countConnections += 1
-
     def attach(self, transport: ITransport) -> None:
         """
         Start the protocol on C{transport}, as Autobahn's Twisted
@@ -547,6 +533,20 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
         if self.state != WebSocketProtocol.STATE_CLOSED:
             self.protocolFailed(code)
         super()._fail_connection(code, reason)
+
+    def _connectionMade(self) -> None:
+        """
+        Autobahn's server C{_connectionMade}, line for line, with the
+        arguments of the debug lines (its own and L{_protocolConnectionMade}'s)
+        formatted only when they are logged.
+        """
+        self.log.debug(
+            "{func}: connection accepted from peer {peer}",
+            func=_LazyText(hltype, self._connectionMade),
+            peer=self.peer,
+        )
+        _protocolConnectionMade(self)
+        self.factory.countConnections += 1
 
     def _sendAutoPing(self) -> None:
         """

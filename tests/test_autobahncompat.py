@@ -201,7 +201,7 @@ class ProbeTests(SynchronousTestCase):
         calls: list[str] = []
         self.patch(autobahn.util, "hl", lambda *a, **k: calls.append("hl") or "")
         self.patch(upstream, "pformat", lambda *a, **k: calls.append("pformat") or "")
-        session = WebSocketSession(_Sink(), WebSocketOptions(), reactor=Clock())
+        session = WebSocketSession(RecordingSink(), WebSocketOptions(), reactor=Clock())
         session.feed(upgradeRequest())
         self.assertTrue(session.upgraded)
         session.feed(b"\x88\x82\0\0\0\0\x03\xe8")  # Close 1000
@@ -311,7 +311,7 @@ class ProbeTests(SynchronousTestCase):
 
 def _openPair(
     options: WebSocketOptions | None = None, extra: bytes = b""
-) -> tuple[WebSocketSession, _Sink, WebSocketSession, _Sink]:
+) -> tuple[WebSocketSession, RecordingSink, WebSocketSession, RecordingSink]:
     """
     Two sessions opened by the same upgrade request (same response, same
     state), their sinks emptied: one to send through gnetcompat's
@@ -320,7 +320,7 @@ def _openPair(
     request = upgradeRequest(extra=extra)
     pair: list[Any] = []
     for _ in range(2):
-        sink = _Sink()
+        sink = RecordingSink()
         session = WebSocketSession(sink, options or WebSocketOptions(), reactor=Clock())
         session.feed(request)
         assert session.upgraded, sink.data

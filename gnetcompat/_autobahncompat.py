@@ -22,10 +22,18 @@ upgrade fails loudly in one test module instead of silently somewhere else:
       - C{processData} running with L{gnetcompat._xormask.fastCreateXorMasker}
         as its masker factory (for this class only: Autobahn's module and
         every other Autobahn protocol in the process keep theirs);
+      - C{processHandshake}, C{_connectionMade} and C{_connectionLost} with
+        the arguments of their debug log lines (C{hltype}, C{hlval},
+        C{pformat}: colouring with click when it is installed) formatted
+        only when such a line is logged, not on every connection;
       - class-level values of Autobahn's per-connection attributes and
         L{compact<AutobahnServerProtocol.compact>} (C{self.__dict__ = kept});
       - C{onMessageEnd} without the C{"message"} observer event when nothing
         observes it, and C{sendData} without the per-call debug formatting;
+      - C{sendMessage} building the frame of an unfragmented, uncompressed
+        message itself (Autobahn's own code for everything else);
+      - the auto-ping sent only to idle connections (C{_sendAutoPing},
+        C{onAutoPingTimeout});
       - the stepped inflation's frame suspension and resumption;
       - small named methods for what the session needs from Autobahn's
         private state (C{_dataReceived}, C{_connectionLost}, the partial
@@ -36,9 +44,13 @@ Nothing here changes Autobahn's framing, validation or protocol decisions.
 
 from __future__ import annotations
 
+import struct
+import time
 import zlib
 from collections import deque
 from collections.abc import Callable
+from functools import partial
+from pprint import pformat
 from types import FunctionType
 from typing import Any, TypeVar, cast
 
@@ -46,6 +58,7 @@ import autobahn.websocket.protocol as _upstream
 from autobahn.exception import PayloadCorruptError
 from autobahn.twisted.util import create_transport_details
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.util import hltype, hlval
 from autobahn.websocket.compress import PerMessageDeflate
 from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet.error import AlreadyCalled, AlreadyCancelled
@@ -66,6 +79,16 @@ __all__ = [
 
 _STATE_OPEN = WebSocketProtocol.STATE_OPEN
 _STATE_CONNECTING = WebSocketProtocol.STATE_CONNECTING
+
+#: headers of final, unmasked frames with RSV 0 and up to 125 payload bytes,
+#: indexed by C{isBinary} (text: opcode 1, binary: opcode 2), then length
+_SHORT_HEADERS = (
+    tuple(bytes((0x81, n)) for n in range(126)),
+    tuple(bytes((0x82, n)) for n in range(126)),
+)
+#: the same with a 16-bit and a 64-bit extended payload length
+_HEADER16 = struct.Struct("!BBH").pack
+_HEADER64 = struct.Struct("!BBQ").pack
 
 #: Largest output of one inflation step: a compressed message is inflated
 #: at most this much per L{WebSocketSession.feed
@@ -124,6 +147,13 @@ class ReactorTimer:
 
     def __init__(self, clock: IReactorTime) -> None:
         self._clock = clock
+
+    @property
+    def clock(self) -> IReactorTime:
+        """
+        The clock the timers run on.
+        """
+        return self._clock
 
     def call_later(
         self, delay: float, func: Callable[..., Any], *args: Any, **kwargs: Any
@@ -216,13 +246,19 @@ def configuredProtocol(
     Autobahn's C{_connectionMade} then copies nothing, and skips the
     C{pformat} of the settings it builds for a debug log line on every
     connection, enabled or not (about half of the CPU of an opening
-    handshake).
+    handshake).  With a L{ReactorTimer} (L{useReactorTimer}) its clock
+    also measures how long connections were idle (C{_now}).
     """
     attrs: dict[str, Any] = {"CONFIG_ATTRS": ()}
     for name in base.CONFIG_ATTRS:
-        value = getattr(factory, name)
-        attrs[name] = staticmethod(value) if isinstance(value, FunctionType) else value
+        attrs[name] = getattr(factory, name)
+    timer = getattr(factory, "_batched_timer", None)
+    if isinstance(timer, ReactorTimer):
+        attrs["_now"] = timer.clock.seconds
     attrs.update(extra)
+    for name, value in attrs.items():
+        if isinstance(value, FunctionType):
+            attrs[name] = staticmethod(value)
     return cast("type[_ProtocolT]", type("_Configured" + base.__name__.lstrip("_"), (base,), attrs))
 
 
@@ -246,6 +282,45 @@ def _withGlobals(function: Any, **replaced: Any) -> Any:
     return copy
 
 
+class _LazyText:
+    """
+    The text C{func(*args, **kwargs)}, computed when a log event using it
+    is formatted (a debug line that is not logged never computes it).
+    """
+
+    __slots__ = ("_func", "_args", "_kwargs")
+
+    def __init__(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self._func = func
+        self._args = args
+        self._kwargs = kwargs
+
+    def __str__(self) -> str:
+        return str(self._func(*self._args, **self._kwargs))
+
+    def __repr__(self) -> str:
+        return repr(self._func(*self._args, **self._kwargs))
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+#: the functions Autobahn calls to build the arguments of its debug log
+#: lines on the connection path, computed only when a line is logged
+#: (L{_LazyText}; a C{partial}: one Python call per argument)
+_LAZY_LOG_ARGUMENTS = {
+    "hltype": partial(_LazyText, hltype),
+    "hlval": partial(_LazyText, hlval),
+    "pformat": partial(_LazyText, pformat),
+}
+
+#: Autobahn's C{WebSocketProtocol._connectionMade}, with a lazy C{pformat}
+_protocolConnectionMade = _withGlobals(
+    WebSocketProtocol._connectionMade,  # noqa: SLF001  (Autobahn's private, pinned by a canary)
+    **_LAZY_LOG_ARGUMENTS,
+)
+
+
 class AutobahnServerProtocol(WebSocketServerProtocol):
     """
     Autobahn's server protocol with the overrides of its internals that
@@ -258,6 +333,14 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
     #: masker factory: L{fastCreateXorMasker} (a pure-Python masker for
     #: small payloads, Autobahn's for the rest)
     processData = _withGlobals(WebSocketProtocol.processData, create_xor_masker=fastCreateXorMasker)
+
+    #: Autobahn's C{processHandshake} and C{_connectionLost}, unchanged but
+    #: for the lazy arguments of their debug lines (L{_LAZY_LOG_ARGUMENTS})
+    processHandshake = _withGlobals(WebSocketServerProtocol.processHandshake, **_LAZY_LOG_ARGUMENTS)
+    _connectionLost = _withGlobals(
+        WebSocketServerProtocol._connectionLost,  # noqa: SLF001  (Autobahn's private, pinned by a canary)
+        **_LAZY_LOG_ARGUMENTS,
+    )
 
     # Class-level values of attributes Autobahn sets on every instance: while
     # an instance's value is the very same object, L{compact} drops its copy
@@ -291,7 +374,13 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
     _perMessageCompress: Any
     _isMessageCompressed: bool
     logOctets: bool
+    logFrames: bool
     closeHandshakeTimeout: float
+    autoFragmentSize: int
+    maskServerFrames: bool
+    maxMessagePayloadSize: int
+    autoPingInterval: float
+    autoPingTimeout: float
 
     #: what only the opening handshake reads; dropped once it is done
     _HANDSHAKE_ONLY = frozenset(
@@ -315,6 +404,13 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
     #: until L{resumeInput}
     suspended = False
 
+    #: the clock of the idle check (the factory's reactor's C{seconds} when
+    #: it has a L{ReactorTimer}: L{configuredProtocol}); only differences
+    #: of its readings are used
+    _now: Callable[[], float] = staticmethod(time.monotonic)
+    #: when the peer last sent anything (C{_now}), set by L{receive}
+    _lastReceived = float("-inf")
+
     # -- hooks ---------------------------------------------------------------
 
     def protocolFailed(self, code: int) -> None:
@@ -337,16 +433,18 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
 
     def receive(self, data: bytes) -> None:
         """
-        Process inbound bytes (Autobahn's C{dataReceived}).
+        Process inbound bytes (Autobahn's C{dataReceived}); the peer was
+        heard from now (the idle check of L{_sendAutoPing}).
         """
+        self._lastReceived = self._now()
         self._dataReceived(data)
 
     def lose(self, reason: Failure) -> None:
         """
         The stream is gone: tell Autobahn, and cancel every timer it left.
         """
-        # Autobahn annotates the reason as str; it is the Failure Twisted gives
-        self._connectionLost(reason)  # type: ignore[arg-type]
+        # (Autobahn annotates the reason as str; it is the Failure Twisted gives)
+        self._connectionLost(reason)
         for name in _TIMER_ATTRIBUTES:
             call = getattr(self, name, None)
             if call is not None:
@@ -415,6 +513,7 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
         """
         self.suspended = False
         if data:
+            self._lastReceived = self._now()
             if self.state == _STATE_OPEN:
                 self.trafficStats.incomingOctetsWireLevel += len(data)
             self.data += data
@@ -434,6 +533,55 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
         if self.state != WebSocketProtocol.STATE_CLOSED:
             self.protocolFailed(code)
         super()._fail_connection(code, reason)
+
+    def _connectionMade(self) -> None:
+        """
+        Autobahn's server C{_connectionMade}, line for line, with the
+        arguments of the debug lines (its own and L{_protocolConnectionMade}'s)
+        formatted only when they are logged.
+        """
+        self.log.debug(
+            "{func}: connection accepted from peer {peer}",
+            func=_LazyText(hltype, self._connectionMade),
+            peer=self.peer,
+        )
+        _protocolConnectionMade(self)
+        self.factory.countConnections += 1
+
+    def _sendAutoPing(self) -> None:
+        """
+        Autobahn's auto-ping, sent only to a connection from which nothing
+        was received for C{autoPingInterval}; otherwise the check runs
+        again when that much time will have passed since the last input.
+        Receiving costs one clock reading per read, no timer reset.  A busy
+        connection is never pinged (an unsolicited ping in the middle of a
+        long exchange is what made the Autobahn TestSuite's long
+        compression cases fail), an idle one is pinged C{autoPingInterval}
+        after its last input, as uWebSockets' idle timeout does.
+        """
+        wait = self._lastReceived + self.autoPingInterval - self._now()
+        if wait > 0:
+            self.autoPingPendingCall = self.factory._batched_timer.call_later(  # noqa: SLF001  (Autobahn's private, pinned by a canary)
+                wait, self._sendAutoPing
+            )
+            return
+        super()._sendAutoPing()
+
+    def onAutoPingTimeout(self) -> None:
+        """
+        No pong within C{autoPingTimeout}: drop the connection, as Autobahn
+        does, unless something else was received since the ping.  Any
+        input proves the peer alive (Autobahn itself only counts a
+        complete data frame): a peer that keeps sending but never answers
+        pings stays; the next ping goes out once it has been silent for
+        C{autoPingInterval}.
+        """
+        if self._now() - self._lastReceived < self.autoPingTimeout:
+            self.autoPingTimeoutCall = None
+            self.autoPingPending = None
+            self._sendAutoPing()
+            return
+        super().onAutoPingTimeout()
 
     def compact(self) -> None:
         """
@@ -525,6 +673,68 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
                 self.trackedTimings.track("onMessage")
             self._onMessage(b"".join(self.message_data), self.message_is_binary)
         self.message_data = None
+
+    def sendMessage(
+        self,
+        payload: bytes,
+        isBinary: bool = False,
+        fragmentSize: int | None = None,
+        sync: bool = False,
+        doNotCompress: bool = False,
+    ) -> None:
+        """
+        Autobahn's C{sendMessage}, building the frame itself when the
+        message goes out as one plain frame: a C{bytes} payload, no
+        explicit fragmentation or C{sync}, the connection OPEN, no
+        permessage-deflate on it, no queued writes (C{sync}/C{chopsize}),
+        and none of C{autoFragmentSize}, C{maskServerFrames}, C{logFrames},
+        C{logOctets} or C{trackTimings}, on a server.  The frame is then
+        what Autobahn's C{sendFrame} builds (FIN, RSV 0, the opcode,
+        unmasked, the 7-, 16- or 64-bit length; pinned by
+        C{tests.test_autobahncompat}), written through the same
+        C{transport.write} as C{sendData} uses, with Autobahn's traffic
+        statistics counted as its own code counts them.  Everything else,
+        including every argument Autobahn's assertions or state check
+        would refuse and a payload over C{maxMessagePayloadSize}, goes
+        through Autobahn's C{sendMessage}: same output, same exceptions.
+        """
+        if (
+            fragmentSize is None
+            and sync is False
+            and type(payload) is bytes
+            and (isBinary is False or isBinary is True)
+            and (doNotCompress is False or doNotCompress is True)
+            and self.state == _STATE_OPEN
+            and self._perMessageCompress is None
+            and not self.send_queue
+            and not self.trackedTimings
+            and not self.autoFragmentSize
+            and not self.logFrames
+            and not self.logOctets
+            and not self.maskServerFrames
+            and self.factory.isServer
+        ):
+            n = len(payload)
+            if 0 < self.maxMessagePayloadSize < n:
+                # Autobahn's limit check: a warning, then PayloadExceededError
+                super().sendMessage(payload, isBinary, None, False, doNotCompress)
+                return
+            if n <= 125:
+                frame = _SHORT_HEADERS[isBinary][n] + payload
+            elif n <= 0xFFFF:
+                frame = _HEADER16(0x82 if isBinary else 0x81, 126, n) + payload
+            else:
+                frame = _HEADER64(0x82 if isBinary else 0x81, 127, n) + payload
+            stats = self.trafficStats
+            stats.outgoingWebSocketMessages += 1
+            stats.outgoingOctetsAppLevel += n
+            stats.outgoingOctetsWebSocketLevel += n
+            stats.outgoingWebSocketFrames += 1
+            # connected: Twisted types the transport as Optional
+            self.transport.write(frame)  # type: ignore[union-attr]
+            stats.outgoingOctetsWireLevel += len(frame)
+            return
+        super().sendMessage(payload, isBinary, fragmentSize, sync, doNotCompress)
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         """

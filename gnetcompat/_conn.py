@@ -374,21 +374,24 @@ class Conn(_Reader):
         self.closed = False
         self._inOnClose = False  # writes stay allowed inside OnClose (spec §4.5)
         self._sock = directSocket(transport)
+        #: the socket transport whose write buffer WriteBufferCap bounds (under
+        #: TLS: the one below the TLS layer); None: a buffer we cannot see
+        self._bufT: Any
         # kept from the start: Twisted forgets the number when the socket
         # closes, gnet's Fd() returns it even in OnClose and after
         if self._sock is not None:
             self._fd = self._sock.fileno()
+            # a plain TCP/unix transport, whose buffer directSocket checked
+            self._bufT = transport
         else:
             try:
                 self._fd = transport.fileno()
             except Exception:
                 self._fd = -1
+            raw = rawTransport(transport)
+            self._bufT = raw if hasWriteBuffer(raw) else None
         #: while OnTraffic runs: what it wrote, sent in one go when it returns
         self._cork: list[bytes] | None = None
-        #: the socket transport whose write buffer WriteBufferCap bounds (under
-        #: TLS: the one below the TLS layer); None: a buffer we cannot see
-        raw = rawTransport(transport)
-        self._bufT: Any = raw if hasWriteBuffer(raw) else None
         #: why reading is paused: _HOLD_WRITE (WriteBufferCap), _HOLD_DRIVER
         self._readHolds = 0
         #: while reading is paused for WriteBufferCap: the transport's producer

@@ -92,13 +92,14 @@ class GnetProtocol(Protocol):
         eng = self.engine
         t = self.transport
         network = self.network or networkOf(t.getHost())
-        keepSocketErrors(rawTransport(t))  # OnClose gets the errno of a reset, as in gnet
+        raw = rawTransport(t)
+        keepSocketErrors(raw)  # OnClose gets the errno of a reset, as in gnet
         conn = self.conn = Conn(eng, t, network)
         self.prepareConn(conn)
         try:
             # the read size only: no producer is registered, so Twisted's use
             # of bufferSize as a write high-water mark does not apply
-            rawTransport(t).bufferSize = eng.options.ReadBufferCap
+            raw.bufferSize = eng.options.ReadBufferCap
         except AttributeError:
             pass
         eng.connAdded(conn, self)

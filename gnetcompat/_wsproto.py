@@ -153,12 +153,13 @@ class WebSocketOptions:
         a completed opening handshake.
     @ivar closeHandshakeTimeout: time the peer has to answer our Close frame
         before the connection is dropped.
-    @ivar autoPingInterval: send a ping this many seconds after the
-        connection opened and after each answered ping (0: off).  With
-        C{autoPingTimeout} it drops peers that stopped answering (a live but
-        quiet client answers pings and stays).
-    @ivar autoPingTimeout: drop the connection when a ping is not answered in
-        this time (0: never); needs C{autoPingInterval}.
+    @ivar autoPingInterval: send a ping once nothing was received from the
+        peer for this many seconds (0: off); a connection with traffic is
+        never pinged.  With C{autoPingTimeout} it drops peers that went
+        silent (a live but quiet client answers pings and stays).
+    @ivar autoPingTimeout: drop the connection when nothing (the pong or
+        anything else) is received in this time after a ping (0: never);
+        needs C{autoPingInterval}.
     @ivar messageTimeout: time a frame or message may stay partly received:
         from the first byte after the last complete message until the next
         message is complete.  A connection that stalls part-way through a
@@ -288,9 +289,13 @@ class WebSocketOptions:
 
     def _key(self) -> tuple[Any, ...]:
         """
-        A hashable snapshot of the settings, to share Autobahn factories.
+        A hashable snapshot of the settings, to share Autobahn factories:
+        equal only for settings of the same types (C{True} is not C{1}), so
+        options equal to validated ones are valid too.
         """
-        return tuple(tuple(v) if isinstance(v, list) else v for v in vars(self).values())
+        return tuple(
+            (v.__class__, tuple(v) if v.__class__ is list else v) for v in vars(self).values()
+        )
 
 
 class Message(NamedTuple):
@@ -397,14 +402,22 @@ _factories: WeakKeyDictionary[Any, dict[tuple[Any, ...], WebSocketServerFactory]
 def _factoryFor(options: WebSocketOptions, reactor: Any) -> WebSocketServerFactory:
     """
     Get (or build and remember) the Autobahn server factory for C{options}.
+    Options are validated when no factory exists for settings equal to
+    theirs (of the same types), not on every connection.
 
-    @param options: validated settings.
+    @param options: the settings.
     @param reactor: the reactor whose clock the timers use.
+    @raise ValueError: when an option is invalid.
     """
     perReactor = _factories.setdefault(reactor, {})
-    key = options._key()  # noqa: SLF001  (one unit: session, protocol, transport)
-    factory = perReactor.get(key)
+    try:
+        key = options._key()  # noqa: SLF001  (one unit: session, protocol, transport)
+        factory = perReactor.get(key)
+    except TypeError:  # an unhashable value: invalid, validate says which
+        factory = None
     if factory is None:
+        options.validate()
+        key = options._key()  # noqa: SLF001  (one unit: session, protocol, transport)
         factory = WebSocketServerFactory(server=options.server, reactor=reactor)
         useReactorTimer(factory, reactor)
         factory.setProtocolOptions(
@@ -803,7 +816,6 @@ class WebSocketSession:
         """
         if options is None:
             options = WebSocketOptions()
-        options.validate()
         if reactor is None:
             from twisted.internet import reactor as _reactor
 
@@ -823,7 +835,7 @@ class WebSocketSession:
         self.handshakeFailed = False
         self.protocolError: int | None = None
 
-        factory = _factoryFor(options, reactor)
+        factory = _factoryFor(options, reactor)  # validates new options
         # _factoryFor's protocol class is a _SessionProtocol (configuredProtocol)
         proto = cast(_SessionProtocol, factory.buildProtocol(None))
         proto._session = self  # noqa: SLF001  (one unit: session, protocol, transport)

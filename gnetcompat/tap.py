@@ -387,15 +387,15 @@ class Options(usage.Options):
             "auto-ping-interval",
             None,
             20.0,
-            "Ping each connection every this many seconds (0: off).",
+            "Ping a connection once nothing was received from it for this many seconds (0: off).",
             _seconds("auto-ping-interval"),
         ],
         [
             "auto-ping-timeout",
             None,
             20.0,
-            "Drop a connection whose ping is not answered in this "
-            "many seconds (0: never; needs --auto-ping-interval).",
+            "Drop a connection from which nothing (pong or other) arrives "
+            "this many seconds after a ping (0: never; needs --auto-ping-interval).",
             _seconds("auto-ping-timeout"),
         ],
         [

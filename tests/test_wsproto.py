@@ -613,6 +613,82 @@ class CloseTests(SynchronousTestCase):
         clock.advance(5)
         self.assertTrue(sink.aborted or sink.lost)
 
+    def test_autoPingSparesBusyConnection(self) -> None:
+        """
+        A connection the peer keeps sending on (a message every 5 s, the
+        interval 10 s) is never pinged, and stays open.
+        """
+        session, sink, client, clock = openSession(
+            WebSocketOptions(autoPingInterval=10, autoPingTimeout=5)
+        )
+        for _ in range(12):
+            clock.advance(5)
+            self.assertEqual(session.feed(client.text(b"busy")), [Message(OPCODE_TEXT, b"busy")])
+        self.assertEqual(frames(client.receive(sink.take())), [])
+        self.assertFalse(sink.aborted or sink.lost)
+
+    def test_autoPingAfterIdleInterval(self) -> None:
+        """
+        The ping goes out when nothing was received for autoPingInterval:
+        input at t=3 moves the ping from t=10 to t=13.
+        """
+        session, sink, client, clock = openSession(
+            WebSocketOptions(autoPingInterval=10, autoPingTimeout=5)
+        )
+        clock.advance(3)
+        session.feed(client.text(b"x"))
+        clock.advance(6.9)  # t=9.9
+        clock.advance(3)  # t=12.9
+        self.assertEqual(frames(client.receive(sink.take())), [])
+        clock.advance(0.1)  # t=13
+        [(opcode, _payload)] = frames(client.receive(sink.take()))
+        self.assertEqual(opcode, Opcode.PING)
+
+    def test_autoPingDropsPeerGoneSilent(self) -> None:
+        """
+        A peer that falls silent after traffic is pinged autoPingInterval
+        after its last input and dropped autoPingTimeout later.
+        """
+        session, sink, client, clock = openSession(
+            WebSocketOptions(autoPingInterval=10, autoPingTimeout=5)
+        )
+        clock.advance(7)
+        session.feed(client.text(b"last words"))
+        clock.advance(3)  # t=10: the interval since the opening, not since the input
+        clock.advance(6.9)
+        self.assertEqual(frames(client.receive(sink.take())), [])
+        clock.advance(0.1)  # t=17
+        self.assertEqual([o for o, _ in frames(client.receive(sink.take()))], [Opcode.PING])
+        clock.advance(4.9)
+        self.assertFalse(sink.aborted or sink.lost)
+        clock.advance(0.1)  # t=22
+        self.assertTrue(sink.aborted)
+
+    def test_autoPingPeerSendingWithoutPongStays(self) -> None:
+        """
+        A peer that never answers pings but sends something after one (here
+        a ping of its own, a control frame) is alive: it is not dropped at
+        the ping timeout, and pinged again only after another
+        autoPingInterval of silence, then dropped when that ping times out
+        with nothing received.
+        """
+        session, sink, client, clock = openSession(
+            WebSocketOptions(autoPingInterval=10, autoPingTimeout=5)
+        )
+        clock.advance(10)
+        self.assertEqual([o for o, _ in frames(client.receive(sink.take()))], [Opcode.PING])
+        clock.advance(2)  # t=12
+        session.feed(client.frame(Opcode.PING, b"mine"))
+        clock.advance(3)  # t=15: the ping's timeout
+        self.assertFalse(sink.aborted or sink.lost)
+        self.assertEqual([o for o, _ in frames(client.receive(sink.take()))], [Opcode.PONG])
+        clock.advance(6.9)  # t=21.9
+        self.assertEqual(frames(client.receive(sink.take())), [])
+        clock.advance(0.1)  # t=22: 10 s after the last input
+        self.assertEqual([o for o, _ in frames(client.receive(sink.take()))], [Opcode.PING])
+        clock.advance(5)
+        self.assertTrue(sink.aborted)
+
     def test_autoPingAnswered(self) -> None:
         """
         A peer that answers auto-pings stays connected.
@@ -765,6 +841,29 @@ class OptionsTests(SynchronousTestCase):
             self.assertRaises(
                 ValueError, WebSocketSession, RecordingSink(), options, reactor=Clock()
             )
+
+    def test_invalidAfterEqualValid(self) -> None:
+        """
+        Sessions share the validation of equal options, but only of equal
+        values of the same types: after sessions with C{compression=True},
+        C{maxCompressSize=1} and C{maxFramePayloadSize=1000}, options that
+        differ only by C{1} for C{True}, C{True} for C{1} or C{1000.0} for
+        C{1000} are still refused, naming the option.
+        """
+        clock = Clock()
+        valid = {"compression": True, "maxCompressSize": 1, "maxFramePayloadSize": 1000}
+        for _ in range(2):
+            WebSocketSession(RecordingSink(), WebSocketOptions(**valid), reactor=clock)
+        for name, bad in [
+            ("compression", 1),
+            ("maxCompressSize", True),
+            ("maxFramePayloadSize", 1000.0),
+        ]:
+            options = WebSocketOptions(**{**valid, name: bad})
+            error = self.assertRaises(
+                ValueError, WebSocketSession, RecordingSink(), options, reactor=clock
+            )
+            self.assertIn(name, str(error))
 
     def test_headersRespected(self) -> None:
         """

@@ -24,7 +24,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ._action import Action, toAction
+from ._action import Action, CallbackResults
 from ._addr import Addr, applyKeepAlive, fromTwisted
 from ._tls import TLSState, connectionState, isTLS, plaintextWaiting, rawTransport
 from ._twistedcompat import builtinError, directSocket, hasWriteBuffer, sendNow, writeBacklog
@@ -56,6 +56,8 @@ class ConnOwner(Protocol):
     options: Options
     #: where a failing callback is logged
     log: Logger
+    #: checks what the handler's callbacks return (logs wrong shapes)
+    results: CallbackResults
     #: runs queued operations (C{callFromThread})
     reactor: Any
     #: the timers of a closing connection
@@ -675,7 +677,7 @@ class Conn(_Reader):
             self._in = _EMPTY
             self._off = 0
         if action:
-            return self.driverApply(toAction(action))
+            return self.driverApply(self._engine.results.action("OnTraffic", action))
         return None
 
     def driverApply(self, action: Action) -> BaseException | None:
@@ -748,7 +750,7 @@ class Conn(_Reader):
         eng.connRemoved(self)
         self._inOnClose = True
         try:
-            action = toAction(self._handler.OnClose(self, err))
+            action = eng.results.action("OnClose", self._handler.OnClose(self, err))
         except Exception:
             eng.log.failure("OnClose raised for {conn!r}", conn=self)
             action = Action.NONE

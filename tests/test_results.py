@@ -24,6 +24,9 @@ from gnetcompat.testing import HandlerDriver
 
 from ._handlers import Recorder
 
+#: more OnTick calls than any test makes: a busy loop
+_BUSY = 10000
+
 
 class _Log:
     """A C{twisted.logger.Logger} for C{WithLogger}, keeping its events."""
@@ -217,6 +220,8 @@ class OnTickResultTests(SynchronousTestCase):
 
         def record() -> Any:
             times.append(box[0].reactor.seconds())
+            if len(times) > _BUSY:  # a regression must fail, not hang in Clock.advance
+                raise AssertionError("OnTick busy loop")
             return onTick()
 
         log = _Log()
@@ -278,13 +283,21 @@ class OnTickResultTests(SynchronousTestCase):
 
     def test_builtinTickWarns(self) -> None:
         """C{BuiltinEventEngine.OnTick} (a zero delay) ticks every 1 ms, with a warning."""
+        calls = [0]
+
+        class Builtin(gnet.BuiltinEventEngine):
+            def OnTick(self) -> Any:
+                calls[0] += 1
+                if calls[0] > _BUSY:
+                    raise AssertionError("OnTick busy loop")
+                return super().OnTick()
+
         log = _Log()
-        driver = HandlerDriver(
-            gnet.BuiltinEventEngine(), gnet.WithTicker(True), gnet.WithLogger(log.logger)
-        )
+        driver = HandlerDriver(Builtin(), gnet.WithTicker(True), gnet.WithLogger(log.logger))
         driver.boot()
         driver.advance(0)
         driver.advance(0.001)
+        self.assertEqual(calls[0], 2)
         self.assertEqual(len(log.lines(LogLevel.warn)), 1)
 
     def test_acceptedShapes(self) -> None:

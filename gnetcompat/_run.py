@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_engine -*-
+# -*- test-case-name: tests.test_engine,tests.test_run -*-
 """
 The entry points: C{Run}/C{Rotate} (blocking, as gnet's), C{Serve}
 (non-blocking, Deferreds), the deprecated C{Stop} with its registry of
@@ -185,10 +185,7 @@ def Rotate(handler: Any, addrs: Sequence[str], *opts: Option | Options) -> None:
     errors: list = []
 
     def stop(_: Any = None) -> None:
-        try:
-            reactor.stop()
-        except ReactorNotRunning:
-            pass
+        stopReactor(reactor)
 
     def multicoreSettled(r: Any) -> None:
         if isinstance(r, Failure):
@@ -214,6 +211,19 @@ def Rotate(handler: Any, addrs: Sequence[str], *opts: Option | Options) -> None:
     return None
 
 
+def stopReactor(reactor: Any) -> None:
+    """
+    Stop C{reactor} unless it is already stopping: a Ctrl-C or SIGTERM
+    stops the reactor first, whose shutdown then stops the engine, whose
+    end must not stop the reactor a second time (Twisted raises
+    C{ReactorNotRunning}, printed as an unhandled error at exit).
+    """
+    try:
+        reactor.stop()
+    except ReactorNotRunning:
+        pass
+
+
 def _runUntilStopped(reactor: Any, eng: Any) -> None:
     def beforeShutdown() -> Deferred | None:
         if not eng.stopping:
@@ -223,7 +233,7 @@ def _runUntilStopped(reactor: Any, eng: Any) -> None:
         return None
 
     reactor.addSystemEventTrigger("before", "shutdown", beforeShutdown)
-    eng.whenStopped().addBoth(lambda _: reactor.stop() if reactor.running else None)
+    eng.whenStopped().addBoth(lambda _: stopReactor(reactor))
     reactor.run()
 
 
@@ -391,10 +401,11 @@ class EngineService(Service):
 
     def _stopReactor(self) -> None:
         reactor = (self.engine.reactor if self.engine is not None else None) or globalReactor()
+        # (stopReactor: a signal may have begun stopping it meanwhile)
         if reactor.running:
-            reactor.callLater(0, reactor.stop)
+            reactor.callLater(0, stopReactor, reactor)
         else:
-            reactor.callWhenRunning(reactor.stop)
+            reactor.callWhenRunning(stopReactor, reactor)
 
     def stopService(self) -> Deferred:
         super().stopService()

@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ReactorNotRunning
 from twisted.internet.posixbase import PosixReactorBase
 from twisted.logger import (
     FilteringLogObserver,
@@ -60,6 +61,19 @@ def globalReactor() -> Any:
     from twisted.internet import reactor
 
     return reactor
+
+
+def stopReactor(reactor: Any) -> None:
+    """
+    Stop C{reactor} unless it is already stopping: a Ctrl-C or SIGTERM
+    stops the reactor first, whose shutdown then stops the engine, whose
+    end must not stop the reactor a second time (Twisted raises
+    C{ReactorNotRunning}, printed as an unhandled error at exit).
+    """
+    try:
+        reactor.stop()
+    except ReactorNotRunning:
+        pass
 
 
 _LEVELS = {-1: LogLevel.debug, 0: LogLevel.info, 1: LogLevel.warn, 2: LogLevel.error}

@@ -24,8 +24,10 @@ C{FileDescriptor} (L{writeBacklog}, L{sendNow}'s direct send, behind the
 capability check L{hasWriteBuffer}, with C{transport.write} as the public
 fallback), the TLS protocol's plaintext buffer (L{tlsPlaintextBuffered}),
 the endpoint-description parser (L{twistedParse}), the adoption of a
-listening unix socket (L{adoptUnixPortKeepingFile}) and the epoll reactor's
-C{doPoll} (L{doPollWithoutLogContext}, for L{gnetcompat.reactor}).
+listening unix socket (L{adoptUnixPortKeepingFile}), the epoll reactor's
+C{doPoll} (L{doPollWithoutLogContext}, for L{gnetcompat.reactor}) and
+whether a reactor has already run (L{reactorHasRun}, for a clear error
+instead of C{ReactorNotRestartable}).
 """
 
 from __future__ import annotations
@@ -324,3 +326,15 @@ def doPollWithoutLogContext(reactor: Any, timeout: float | None) -> None:
         selectable: Any = selectables.get(fd)
         if selectable is not None:
             drdw(selectable, fd, event)
+
+
+# -- whether a reactor can still run -----------------------------------------------
+
+
+def reactorHasRun(reactor: Any) -> bool:
+    """
+    Whether C{reactor} ran and stopped: C{run()} would raise
+    C{ReactorNotRestartable}.  Twisted keeps it in C{ReactorBase.
+    _startedBefore}; reactors without it (test doubles) never ran.
+    """
+    return bool(getattr(reactor, "_startedBefore", False)) and not reactor.running

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 from twisted.logger import Logger, LogLevel, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
@@ -320,15 +320,7 @@ class OnTickResultTests(SynchronousTestCase):
 
     def test_deferredNone(self) -> None:
         """A Deferred firing with C{None} is checked as a direct result is."""
-        pending: list[Deferred] = []
-
-        def onTick() -> Deferred:
-            d: Deferred = Deferred()
-            pending.append(d)
-            return d
-
-        driver, log, times = self.tick(onTick)
-        pending[0].callback(None)
+        driver, log, times = self.tick(lambda: succeed(None))
         driver.advance(0)
         self.assertEqual(times, [0.0])
         driver.advance(1)

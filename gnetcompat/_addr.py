@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from zope.interface import implementer
 
+from ._text import printable, shown
 from .errors import (
     ErrInvalidNetworkAddress,
     ErrInvalidURL,
@@ -31,6 +32,34 @@ _STREAM = {"tcp", "tcp4", "tcp6", "unix"}
 _SCHEMES = {"tcp", "tcp4", "tcp6", "udp", "udp4", "udp6", "unix"}
 #: gnetcompat's extension: serve on an inherited listening socket.
 FD_SCHEME = "fd"
+#: the forms C{Run}/C{Rotate}/C{Serve} accept, shown by every address error
+ACCEPTED_FORMS = (
+    "tcp://:9000, tcp://127.0.0.1:9000, tcp6://[::1]:9000, udp://:9000, "
+    "unix:///path/to.sock, fd://N"
+)
+
+
+def addressError(protoAddr: object, why: str) -> ErrInvalidNetworkAddress:
+    """
+    An L{ErrInvalidNetworkAddress} whose text starts with gnet's own
+    (C{gnet: invalid network address}), then shows the input (escaped and
+    bounded: it may be hostile), why it was refused and the accepted forms.
+    """
+    return ErrInvalidNetworkAddress(
+        f"{ErrInvalidNetworkAddress.message} {shown(protoAddr, 100)}: {why}; "
+        f"use one of {ACCEPTED_FORMS}"
+    )
+
+
+def _noScheme(protoAddr: str) -> str:
+    """Why an address without C{scheme://} is refused, with the likely fix."""
+    try:
+        splitHostPort(protoAddr)
+    except ErrInvalidNetworkAddress:
+        if protoAddr.isdigit():
+            return f"no scheme (did you mean {shown('tcp://:' + protoAddr, 100)}?)"
+        return "no scheme"
+    return f"no scheme (did you mean {shown('tcp://' + protoAddr, 100)}?)"
 
 
 class ListenerOptions(Protocol):
@@ -176,32 +205,41 @@ def parseProtoAddr(protoAddr: str) -> ListenSpec:
     @raise ErrInvalidURL: not parseable (control characters, missing scheme).
     """
     if not isinstance(protoAddr, str):
-        raise ErrInvalidNetworkAddress(f"gnet: invalid network address {protoAddr!r}")
+        raise addressError(protoAddr, f"not a string but {type(protoAddr).__name__}")
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in protoAddr):
-        raise ErrInvalidURL(f'parse "{protoAddr}": net/url: invalid control character in URL')
+        raise ErrInvalidURL(
+            f"parse {shown(protoAddr, 100)}: net/url: invalid control character in URL"
+        )
     if protoAddr.startswith(":"):
-        raise ErrInvalidURL(f'parse "{protoAddr}": missing protocol scheme')
+        raise ErrInvalidURL(
+            f"parse {shown(protoAddr, 100)}: missing protocol scheme; use one of {ACCEPTED_FORMS}"
+        )
     if "://" not in protoAddr:
-        raise ErrInvalidNetworkAddress()
+        raise addressError(protoAddr, _noScheme(protoAddr))
     scheme, _, rest = protoAddr.partition("://")
     scheme = scheme.lower()
     if scheme == FD_SCHEME:
         return inheritedSocketSpec(protoAddr, rest)
     if scheme not in _SCHEMES:
-        raise ErrUnsupportedProtocol()
+        raise ErrUnsupportedProtocol(
+            f"{ErrUnsupportedProtocol.message} (and fd://N), got {shown(protoAddr, 100)}; "
+            f"use one of {ACCEPTED_FORMS}"
+        )
     if scheme == "unix":
         path = os.path.normpath(rest) if rest else ""
         if not rest or path in ("", "."):
-            raise ErrInvalidNetworkAddress()
+            raise addressError(protoAddr, "no socket path after unix://")
         if rest.startswith("/"):
             path = "/" + path.lstrip("/")
         return ListenSpec(protoAddr, "unix", path)
     try:
         parts = urlsplit(protoAddr.replace("%", "%25"))
     except ValueError as e:
-        raise ErrInvalidURL(f'parse "{protoAddr}": {e}') from None
-    if not parts.netloc or parts.path or parts.query or parts.fragment:
-        raise ErrInvalidNetworkAddress()
+        raise ErrInvalidURL(f"parse {shown(protoAddr, 100)}: {e}") from None
+    if not parts.netloc:
+        raise addressError(protoAddr, f"no host:port after {scheme}://")
+    if parts.path or parts.query or parts.fragment:
+        raise addressError(protoAddr, f"a {scheme} address is host:port, with no path after it")
     return ListenSpec(protoAddr, scheme, rest)
 
 
@@ -216,23 +254,19 @@ def inheritedSocketSpec(text: str, number: str) -> ListenSpec:
         open, not a socket, or not a listening stream socket.
     """
     if not number.isdigit():
-        raise ErrInvalidNetworkAddress(
-            f"gnet: invalid network address {text!r}: fd://N takes a number"
-        )
+        raise addressError(text, "fd://N takes a number")
     fd = int(number)
     try:
         probe = socket.socket(fileno=os.dup(fd))
     except OSError as e:
-        raise ErrInvalidNetworkAddress(
-            f"gnet: {text}: file descriptor {fd} is not an open socket ({e.strerror})"
+        raise addressError(
+            text, f"file descriptor {fd} is not an open socket ({e.strerror})"
         ) from None
     try:
         if probe.type != socket.SOCK_STREAM or not probe.getsockopt(
             socket.SOL_SOCKET, socket.SO_ACCEPTCONN
         ):
-            raise ErrInvalidNetworkAddress(
-                f"gnet: {text}: file descriptor {fd} is not a listening stream socket"
-            )
+            raise addressError(text, f"file descriptor {fd} is not a listening stream socket")
         name = probe.getsockname()
         if probe.family == socket.AF_UNIX:
             path = name.decode("utf-8", "surrogateescape") if isinstance(name, bytes) else name
@@ -241,7 +275,7 @@ def inheritedSocketSpec(text: str, number: str) -> ListenSpec:
             return ListenSpec(text, "tcp6", f"[{name[0]}]:{name[1]}", fd)
         if probe.family == socket.AF_INET:
             return ListenSpec(text, "tcp4", f"{name[0]}:{name[1]}", fd)
-        raise ErrInvalidNetworkAddress(f"gnet: {text}: unsupported socket family {probe.family!r}")
+        raise addressError(text, f"unsupported socket family {probe.family!r}")
     finally:
         probe.close()
 
@@ -252,26 +286,27 @@ def splitHostPort(address: str) -> tuple[str, int]:
 
     @raise ErrInvalidNetworkAddress: no port, bad port.
     """
+    where = printable(address, 100)  # the caller's text: escaped and bounded
     if address.startswith("["):
         end = address.find("]")
         if end < 0 or address[end + 1 : end + 2] != ":":
-            raise ErrInvalidNetworkAddress(f"address {address}: missing port in address")
+            raise ErrInvalidNetworkAddress(f"address {where}: missing port in address")
         host, port = address[1:end], address[end + 2 :]
     else:
         host, sep, port = address.rpartition(":")
         if not sep:
-            raise ErrInvalidNetworkAddress(f"address {address}: missing port in address")
+            raise ErrInvalidNetworkAddress(f"address {where}: missing port in address")
         if ":" in host:
-            raise ErrInvalidNetworkAddress(f"address {address}: too many colons in address")
+            raise ErrInvalidNetworkAddress(f"address {where}: too many colons in address")
     try:
         portNumber = int(port) if port else 0
     except ValueError:
         try:
             portNumber = socket.getservbyname(port)
         except OSError:
-            raise ErrInvalidNetworkAddress(f"address {address}: unknown port") from None
+            raise ErrInvalidNetworkAddress(f"address {where}: unknown port") from None
     if not 0 <= portNumber <= 65535:
-        raise ErrInvalidNetworkAddress(f"address {address}: invalid port")
+        raise ErrInvalidNetworkAddress(f"address {where}: invalid port")
     return host, portNumber
 
 
@@ -281,7 +316,10 @@ def resolve(spec: ListenSpec) -> tuple[int, tuple[Any, ...], bool]:
     (spec §11.2): no host means dual stack for tcp/udp, IPv4 for *4, v6-only
     for *6; an IP decides the family; IPv6 literals are v6-only.
     """
-    host, port = splitHostPort(spec.address)
+    try:
+        host, port = splitHostPort(spec.address)
+    except ErrInvalidNetworkAddress as e:
+        raise addressError(spec.text, str(e)) from None
     zone = ""
     if "%" in host:
         host, zone = host.split("%", 1)
@@ -292,7 +330,7 @@ def resolve(spec: ListenSpec) -> tuple[int, tuple[Any, ...], bool]:
         if socket.has_ipv6 and _ipv6Available():
             return socket.AF_INET6, ("::", port, 0, 0), suffix == "6"
         if suffix == "6":
-            raise ErrInvalidNetworkAddress(f"{spec.text}: IPv6 is not available")
+            raise addressError(spec.text, "IPv6 is not available")
         return socket.AF_INET, ("0.0.0.0", port), False
     try:
         ip = ipaddress.ip_address(host)
@@ -302,15 +340,15 @@ def resolve(spec: ListenSpec) -> tuple[int, tuple[Any, ...], bool]:
         try:
             infos = socket.getaddrinfo(host, port, family, kind)
         except socket.gaierror as e:
-            raise ErrInvalidNetworkAddress(f"{spec.text}: lookup {host}: {e.strerror}") from None
+            raise addressError(spec.text, f"lookup {shown(host, 100)}: {e.strerror}") from None
         infos.sort(key=lambda i: i[0] != socket.AF_INET)
         ip = ipaddress.ip_address(infos[0][4][0])
     if ip.version == 4:
         if suffix == "6":
-            raise ErrInvalidNetworkAddress(f"{spec.text}: not an IPv6 address")
+            raise addressError(spec.text, "not an IPv6 address")
         return socket.AF_INET, (str(ip), port), False
     if suffix == "4":
-        raise ErrInvalidNetworkAddress(f"{spec.text}: not an IPv4 address")
+        raise addressError(spec.text, "not an IPv4 address")
     scope = socket.if_nametoindex(zone) if zone and not zone.isdigit() else int(zone or 0)
     return socket.AF_INET6, (str(ip), port, 0, scope), True
 
@@ -358,7 +396,8 @@ def createListener(spec: ListenSpec, options: ListenerOptions) -> tuple[socket.s
     create for C{spec}.  Returns C{(socket, family)}; the socket is
     non-blocking and close-on-exec.
 
-    @raise OSError: binding failed (address in use ...).
+    @raise OSError: binding failed (address in use ...), with its errno
+        and a message naming the address (L{listenError}).
     """
     o = options
     if spec.fd is not None:
@@ -377,6 +416,9 @@ def createListener(spec: ListenSpec, options: ListenerOptions) -> tuple[socket.s
             if mode is not None:
                 os.chmod(path, mode)  # before anyone can connect
             sock.listen(o.Backlog or somaxconn())
+        except OSError as e:
+            sock.close()
+            raise listenError(spec, e) from None
         except BaseException:
             sock.close()
             raise
@@ -408,11 +450,25 @@ def createListener(spec: ListenSpec, options: ListenerOptions) -> tuple[socket.s
             if ip.is_multicast:
                 _joinMulticast(sock, family, sockaddr, o.MulticastInterfaceIndex)
             sock.bind(sockaddr)
+    except OSError as e:
+        sock.close()
+        raise listenError(spec, e) from None
     except BaseException:
         sock.close()
         raise
     sock.setblocking(False)
     return sock, family
+
+
+def listenError(spec: ListenSpec, e: OSError) -> OSError:
+    """
+    C{e} (same class, same errno) naming the listener, in Go's words:
+    C{[Errno 98] listen tcp 127.0.0.1:9000: address already in use}.
+    """
+    where = f"listen {spec.network} {printable(spec.address, 200)}"
+    if not e.errno:
+        return type(e)(f"{where}: {e}")
+    return type(e)(e.errno, f"{where}: {os.strerror(e.errno).lower()}")
 
 
 def _adopted(spec: ListenSpec, o: ListenerOptions) -> tuple[socket.socket, int]:
@@ -425,7 +481,7 @@ def _adopted(spec: ListenSpec, o: ListenerOptions) -> tuple[socket.socket, int]:
     try:
         sock = socket.socket(fileno=os.dup(spec.fd))
     except OSError as e:
-        raise ErrInvalidNetworkAddress(f"gnet: {spec.text}: {e.strerror}") from None
+        raise addressError(spec.text, str(e.strerror)) from None
     try:
         _bufferOptions(sock, o)
         if sock.family != socket.AF_UNIX:

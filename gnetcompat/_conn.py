@@ -27,7 +27,7 @@ from twisted.python import threadable
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ._action import Action, toAction
+from ._action import Action, CallbackResults
 from ._addr import Addr, applyKeepAlive, fromTwisted
 from ._tls import TLSState, connectionState, isTLS, plaintextWaiting, rawTransport
 from ._twistedcompat import builtinError, directSocket, hasWriteBuffer, sendNow, writeBacklog
@@ -60,6 +60,8 @@ class ConnOwner(Protocol):
     options: Options
     #: where a failing callback is logged
     log: Logger
+    #: checks what the handler's callbacks return (logs wrong shapes)
+    results: CallbackResults
     #: runs queued operations (C{callFromThread})
     reactor: Any
     #: the timers of a closing connection
@@ -803,7 +805,7 @@ class Conn(_Reader):
             self._in = _EMPTY
             self._off = 0
         if action:
-            return self.driverApply(toAction(action))
+            return self.driverApply(self._engine.results.action("OnTraffic", action))
         return None
 
     def _shortBuffer(self, e: ErrShortBuffer) -> None:
@@ -892,7 +894,7 @@ class Conn(_Reader):
         eng.connRemoved(self)
         self._inOnClose = True
         try:
-            action = toAction(self._handler.OnClose(self, err))
+            action = eng.results.action("OnClose", self._handler.OnClose(self, err))
         except Exception:
             eng.log.failure("OnClose raised for {conn!r}", conn=self)
             action = Action.NONE

@@ -39,7 +39,6 @@ from twisted.internet.protocol import DatagramProtocol, Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ._action import splitPair
 from ._addr import Addr, applyKeepAlive, parseProtoAddr, splitHostPort
 from ._conn import Conn, ConnOwner, ownBytes
 from ._context import (
@@ -50,6 +49,7 @@ from ._context import (
     RegisteredResult,
 )
 from ._protocol import GnetProtocol
+from ._text import printable, shown
 from ._tls import rawTransport
 from ._twistedcompat import builtinError
 from .errors import (
@@ -180,14 +180,16 @@ class _ConnectedUDPProtocol(DatagramProtocol):
             conn.SetSafeContext(self._value)
         eng.connAdded(conn, self)
         try:
-            out: Any
-            out, action = splitPair(eng.handler.OnOpen(conn), "OnOpen")
-            if out is not None and type(out) is not bytes:
-                out = ownBytes(out, "OnOpen's out")
+            result = eng.results.openResult(eng.handler.OnOpen(conn))
         except Exception:
             eng.log.failure("OnOpen raised; closing {conn!r}", conn=conn)
+            result = None
+        if result is None:  # raised, or a wrong shape (logged): close, send nothing
             conn.driverCloseLocal(propagate=True)
             return conn
+        out, action = result
+        if out is not None and type(out) is not bytes:
+            out = ownBytes(out, "OnOpen's out")
         if out and not conn.closed:
             try:
                 t.write(out)
@@ -463,7 +465,7 @@ def dial(
     picks); a Deferred firing with the Conn once its OnOpen has run.
     """
     net = network.lower() if isinstance(network, str) else network
-    where = f"dial {net} {address}"
+    where = f"dial {printable(str(net), 40)} {printable(str(address), 200)}"
 
     def builtin(f: Failure) -> Failure:
         # no Twisted exception type crosses the gnet API (refused, time-out, DNS)
@@ -472,7 +474,9 @@ def dial(
 
     if net == "unix":
         if not address:
-            return defer.fail(ErrInvalidNetworkAddress())
+            return defer.fail(
+                ErrInvalidNetworkAddress(f"{ErrInvalidNetworkAddress.message}: {where}: no path")
+            )
         factory = _OneShotFactory(engine, "unix", value, hasValue, applyOptions, loop)
         tls = engine.options.ClientTLS
         if tls is not None:
@@ -482,7 +486,11 @@ def dial(
         d = UNIXClientEndpoint(engine.reactor, address).connect(factory)
         return d.addCallback(lambda p: _openedConn(engine, p)).addErrback(builtin)
     if net not in ("tcp", "tcp4", "tcp6", "udp", "udp4", "udp6"):
-        return defer.fail(ErrUnsupportedProtocol())
+        return defer.fail(
+            ErrUnsupportedProtocol(
+                f"{ErrUnsupportedProtocol.message}: dial {shown(network, 40)} {shown(address, 100)}"
+            )
+        )
     try:
         host, port = splitHostPort(address)
     except ErrInvalidNetworkAddress:
@@ -534,7 +542,7 @@ def _addrTarget(addr: Any) -> tuple[str, str]:
         return spec.network, spec.address
     if callable(getattr(addr, "Network", None)) and callable(getattr(addr, "String", None)):
         return addr.Network(), addr.String()
-    raise ErrInvalidNetworkAddress(f"gnet: invalid network address {addr!r}")
+    raise ErrInvalidNetworkAddress(f"gnet: invalid network address {shown(addr)}")
 
 
 # -- EventLoop.Register / Enroll, Engine.Register ------------------------------

@@ -21,6 +21,7 @@ from typing import Any, cast
 
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ReactorNotRunning
 from twisted.internet.posixbase import PosixReactorBase
 from twisted.logger import (
     FilteringLogObserver,
@@ -35,7 +36,7 @@ from twisted.logger import (
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ._action import Action, splitPair, toAction
+from ._action import Action, CallbackResults
 from ._addr import ListenSpec, createListener, normalizeNetwork, ownsPath, somaxconn
 from ._conn import Conn, ownBytes
 from ._context import checkContext, contextTimeout
@@ -66,6 +67,19 @@ def globalReactor() -> Any:
     from twisted.internet import reactor
 
     return reactor
+
+
+def stopReactor(reactor: Any) -> None:
+    """
+    Stop C{reactor} unless it is already stopping: a Ctrl-C or SIGTERM
+    stops the reactor first, whose shutdown then stops the engine, whose
+    end must not stop the reactor a second time (Twisted raises
+    C{ReactorNotRunning}, printed as an unhandled error at exit).
+    """
+    try:
+        reactor.stop()
+    except ReactorNotRunning:
+        pass
 
 
 _LEVELS = {-1: LogLevel.debug, 0: LogLevel.info, 1: LogLevel.warn, 2: LogLevel.error}
@@ -356,17 +370,13 @@ class Ticker:
         self._ticked((1.0, Action.NONE))
 
     def _ticked(self, res: Any) -> None:
-        try:
-            delay, action = splitPair(res, "OnTick")
-        except TypeError:
-            self.engine.log.failure("OnTick returned a bad value")
-            delay, action = 1.0, Action.NONE
-        if hasattr(delay, "total_seconds"):
-            delay = delay.total_seconds()
+        # a wrong shape (None: a forgotten return) is logged and ticks again
+        # in 1 s; delays under 1 ms are raised to it: never a busy loop
+        delay, action = self.engine.results.tickResult(res)
         if action == Action.SHUTDOWN:
             self.engine.requestShutdown(fromLoop=False)
         if self.running:
-            self._call = self.clock.callLater(max(float(delay or 0), 0.0), self._tick)
+            self._call = self.clock.callLater(delay, self._tick)
 
 
 @implementer(IEngine)
@@ -395,6 +405,8 @@ class Engine:
         self.reactor = reactor or self.options.Reactor or globalReactor()
         self.clock = self.options.Clock or self.reactor
         self.log = makeLogger(self.options)
+        #: checks what the handler's callbacks return (logs wrong shapes)
+        self.results = CallbackResults(self.log, self.clock)
         self._listeners: list[_Listener] = []
         self._conns: set[Conn] = set()
         self._protos: set[Any] = set()
@@ -750,7 +762,7 @@ class Engine:
         """
         self._thread = threading.current_thread()
         try:
-            action = toAction(self.handler.OnBoot(self))
+            action = self.results.action("OnBoot", self.handler.OnBoot(self))
         except BaseException:
             self._closeSockets()
             self._markStopped()
@@ -814,7 +826,7 @@ class Engine:
         self._adapted = True
         self._thread = threading.current_thread()
         self._stopping = self._stopped = False
-        toAction(self.handler.OnBoot(self))
+        self.results.action("OnBoot", self.handler.OnBoot(self))
         self._booted = True
         self._announceLoops()
         if self.tickerEnabled:

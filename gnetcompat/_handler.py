@@ -17,8 +17,9 @@ class BuiltinEventEngine:
     """
     Every callback does nothing, as gnet's C{BuiltinEventEngine}: subclass
     it and override what you need.  Note that C{OnTick} returns a zero delay:
-    with the ticker on and C{OnTick} not overridden it is called as often as
-    the reactor allows (gnet spins a core there).
+    with the ticker on and C{OnTick} not overridden it is called every
+    millisecond, the shortest delay gnetcompat allows (gnet spins a core
+    there), with a warning in the engine's log.
     """
 
     def OnBoot(self, eng: Any) -> Action:

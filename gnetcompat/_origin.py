@@ -34,6 +34,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from ._text import printable
+
 __all__ = ["OriginPolicy", "DEFAULT_PORTS", "printable"]
 
 #: the port an origin without one has
@@ -52,21 +54,6 @@ _PATTERN = re.compile(
 _ORIGIN = re.compile(
     rf"(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<host>{_HOST})(?::(?P<port>[0-9]{{1,5}}))?"
 )
-
-_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
-
-
-def printable(text: str, limit: int = 200) -> str:
-    """
-    C{text} for a log line or an HTTP status line: at most C{limit}
-    characters of it, everything outside printable ASCII backslash-escaped
-    (C{\\x1b}, C{\\u2028}), C{...} when cut.
-    """
-    cut = len(text) > limit
-    out = _UNPRINTABLE.sub(
-        lambda m: m.group().encode("unicode_escape").decode("ascii"), text[:limit]
-    )
-    return out + "..." if cut else out
 
 
 def _port(scheme: str, text: str | None) -> int | None:

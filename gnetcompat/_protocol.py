@@ -16,7 +16,7 @@ from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ._action import Action, splitPair, toAction
+from ._action import Action
 from ._conn import Conn, ConnOwner, UDPConn, ownBytes
 from ._tls import awaitHandshake, rawTransport
 from ._twistedcompat import keepSocketErrors
@@ -104,13 +104,16 @@ class GnetProtocol(Protocol):
             pass
         eng.connAdded(conn, self)
         try:
-            out, action = splitPair(eng.handler.OnOpen(conn), "OnOpen")
-            if out is not None and type(out) is not bytes:
-                out = ownBytes(out, "OnOpen's out")  # (a copy: the handler may reuse it)
+            result = eng.results.openResult(eng.handler.OnOpen(conn))
         except Exception:
             eng.log.failure("OnOpen raised; closing {conn!r}", conn=conn)
+            result = None
+        if result is None:  # raised, or a wrong shape (logged): close, send nothing
             conn.driverCloseLocal(propagate=True)
             return
+        out, action = result
+        if out is not None and type(out) is not bytes:
+            out = ownBytes(out, "OnOpen's out")  # (a copy: the handler may reuse it)
         if out and not conn.closed:
             conn.driverWrite(out)
         if action:
@@ -192,7 +195,7 @@ class GnetDatagramProtocol(DatagramProtocol):
             return
         conn = UDPConn(eng, self.transport, data, addr)
         try:
-            action = toAction(eng.handler.OnTraffic(conn))
+            result = eng.handler.OnTraffic(conn)
         except ErrShortBuffer:
             # a datagram shorter than the handler expects: dropped, as Go's
             # "if err != nil { return gnet.None }" drops it (one debug line)
@@ -202,10 +205,10 @@ class GnetDatagramProtocol(DatagramProtocol):
                     "OnTraffic stopped at a short buffer in a datagram from {addr}: dropped",
                     addr=addr,
                 )
-            action = Action.NONE
+            result = None
         except Exception:
             eng.log.failure("OnTraffic raised for a datagram from {addr}", addr=addr)
             return
         conn.closed = True
-        if action == Action.SHUTDOWN:
+        if result and eng.results.action("OnTraffic", result) == Action.SHUTDOWN:
             eng.requestShutdown(fromLoop=True)

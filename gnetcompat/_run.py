@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_engine -*-
+# -*- test-case-name: tests.test_engine,tests.test_run -*-
 """
 The entry points: C{Run}/C{Rotate} (blocking, as gnet's), C{Serve}
 (non-blocking, Deferreds), the deprecated C{Stop} with its registry of
@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ReactorNotRunning
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.internet.threads import blockingCallFromThread
 from twisted.logger import Logger, LogLevel
@@ -31,10 +32,10 @@ from twisted.python.failure import Failure
 
 from ._addr import ListenSpec, parseProtoAddr
 from ._context import checkContext, contextTimeout
-from ._engine import Engine, globalReactor, normalizeTopology, stopFromAnyThread
+from ._engine import Engine, globalReactor, normalizeTopology, stopFromAnyThread, stopReactor
 from ._logging import setupProgramLogging
 from ._protocol import GnetFactory
-from ._twistedcompat import forgetExitSignal
+from ._twistedcompat import forgetExitSignal, reactorHasRun
 from ._workers import serveMulticore
 from .errors import ErrEngineInShutdown, ErrInvalidNetworkAddress
 from .interfaces import IEventHandler
@@ -149,8 +150,14 @@ def Rotate(handler: Any, addrs: Sequence[str], *opts: Option | Options) -> None:
     until the engine has shut down, running the reactor if needed.
 
     Setup errors raise at once.  Called from a thread other than a running
-    reactor's, it starts the engine on the reactor and blocks that thread.
-    On the reactor thread it cannot block: use L{Serve}.
+    reactor's (e.g. a plain script's, beside the reactor a
+    L{gnetcompat.Client} runs), it starts the engine on the reactor and
+    blocks that thread; from the main thread, Ctrl-C and SIGTERM then stop
+    the engine gracefully.  On the reactor thread it cannot block: use
+    L{Serve}.
+
+    @raise RuntimeError: on the reactor thread; or the reactor already ran
+        and stopped in this process (Twisted reactors cannot be restarted).
 
     Like gnet's default logger, it makes log lines visible: what the
     program has not configured of C{twisted.logger} and C{logging} is
@@ -171,8 +178,15 @@ def Rotate(handler: Any, addrs: Sequence[str], *opts: Option | Options) -> None:
         eng: Any = blockingCallFromThread(reactor, serve)
         done = threading.Event()
         reactor.callFromThread(lambda: eng.whenStopped().addBoth(lambda _: done.set()))
-        done.wait()
+        with _signalsStop(reactor, eng):
+            done.wait()
         return None
+    if reactorHasRun(reactor):
+        raise RuntimeError(
+            "gnetcompat: Run/Rotate: the reactor already ran and stopped in this process "
+            "(an earlier Run, or a Client.Stop(), ended it) and a Twisted reactor cannot "
+            "be restarted: call Run once per process, before stopping a Client"
+        )
     result: list = []
     later: list = []
 
@@ -196,10 +210,7 @@ def Rotate(handler: Any, addrs: Sequence[str], *opts: Option | Options) -> None:
     errors: list = []
 
     def stop(_: Any = None) -> None:
-        try:
-            reactor.stop()
-        except ReactorNotRunning:
-            pass
+        stopReactor(reactor)
 
     def multicoreSettled(r: Any) -> None:
         if isinstance(r, Failure):
@@ -236,6 +247,37 @@ def _logLevelOf(options: Options) -> int:
     return level
 
 
+@contextmanager
+def _signalsStop(reactor: Any, eng: Any) -> Iterator[None]:
+    """
+    While C{Run} blocks the main thread beside a reactor running in another
+    thread (a plain script's L{gnetcompat.Client} runs one), Ctrl-C and
+    SIGTERM stop the engine gracefully, as they do when C{Run} runs the
+    reactor itself, and C{Run} returns.  Handlers the program installed
+    itself, and other threads, are left alone.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stopEngine() -> None:
+        if not eng.stopping:
+            eng.requestShutdown(fromLoop=False)
+
+    def onSignal(signum: int, frame: Any) -> None:
+        reactor.callFromThread(stopEngine)
+
+    saved = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler):
+            saved[sig] = signal.signal(sig, onSignal)
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
 def _runUntilStopped(reactor: Any, eng: Any) -> None:
     def beforeShutdown() -> Deferred | None:
         if not eng.stopping:
@@ -244,16 +286,8 @@ def _runUntilStopped(reactor: Any, eng: Any) -> None:
             return eng.whenStopped()
         return None
 
-    def stop(_: Any) -> None:
-        # after SIGTERM/SIGINT the reactor is already stopping (still
-        # "running") when the engine's drain ends: nothing more to stop
-        try:
-            reactor.stop()
-        except ReactorNotRunning:
-            pass
-
     reactor.addSystemEventTrigger("before", "shutdown", beforeShutdown)
-    eng.whenStopped().addBoth(stop)
+    eng.whenStopped().addBoth(lambda _: stopReactor(reactor))
     reactor.run()
 
 
@@ -425,10 +459,11 @@ class EngineService(Service):
 
     def _stopReactor(self) -> None:
         reactor = (self.engine.reactor if self.engine is not None else None) or globalReactor()
+        # (stopReactor: a signal may have begun stopping it meanwhile)
         if reactor.running:
-            reactor.callLater(0, reactor.stop)
+            reactor.callLater(0, stopReactor, reactor)
         else:
-            reactor.callWhenRunning(reactor.stop)
+            reactor.callWhenRunning(stopReactor, reactor)
 
     def stopService(self) -> Deferred:
         super().stopService()

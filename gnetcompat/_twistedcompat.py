@@ -26,8 +26,10 @@ fallback), the TLS protocol's plaintext buffer (L{tlsPlaintextBuffered}),
 the endpoint-description parser (L{twistedParse}), the adoption of a
 listening unix socket (L{adoptUnixPortKeepingFile}), the epoll reactor's
 C{doPoll} (L{doPollWithoutLogContext}, for L{gnetcompat.reactor}), the
-signal a reactor stopped for (L{forgetExitSignal}) and the log of a
-listening port's accept loop (L{throttleAcceptErrors}).
+signal a reactor stopped for (L{forgetExitSignal}), the log of a
+listening port's accept loop (L{throttleAcceptErrors}) and whether a
+reactor has already run (L{reactorHasRun}, for a clear error instead of
+C{ReactorNotRestartable}).
 """
 
 from __future__ import annotations
@@ -466,3 +468,15 @@ def throttleAcceptErrors(port: Any, refusals: AcceptRefusals) -> None:
             forward(event)
 
     port._logger = Logger(namespace=original.namespace, observer=cast(ILogObserver, observer))  # noqa: SLF001  (doRead logs through it; canary: tests.test_twistedcompat)
+
+
+# -- whether a reactor can still run -----------------------------------------------
+
+
+def reactorHasRun(reactor: Any) -> bool:
+    """
+    Whether C{reactor} ran and stopped: C{run()} would raise
+    C{ReactorNotRestartable}.  Twisted keeps it in C{ReactorBase.
+    _startedBefore}; reactors without it (test doubles) never ran.
+    """
+    return bool(getattr(reactor, "_startedBefore", False)) and not reactor.running

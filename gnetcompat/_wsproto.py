@@ -69,7 +69,8 @@ from ._autobahncompat import (
     configuredProtocol,
     useReactorTimer,
 )
-from ._origin import OriginPolicy, printable
+from ._origin import OriginPolicy
+from ._text import printable
 
 __all__ = [
     "Sink",

@@ -133,7 +133,9 @@ MAX_BACKLOG = 65535  # listen() takes a C int; Linux caps it at somaxconn (at mo
 @dataclass
 class Options:
     """
-    Every gnet option, with gnet's field names and defaults.
+    Every gnet option, with gnet's field names and defaults, except
+    C{ReuseAddr}: on, as Go's C{net.Listen} and Twisted set it (gnet: off),
+    so a restart binds while old connections are in C{TIME_WAIT}.
 
     The last ten fields are gnetcompat extensions: C{ProcessWorkers},
     C{TickEveryWorker} and C{ConnRegistry} (the process-worker mode, see
@@ -150,7 +152,7 @@ class Options:
     Multicore: bool = False
     NumEventLoop: int = 0
     LB: LoadBalancing = LoadBalancing.RoundRobin
-    ReuseAddr: bool = False
+    ReuseAddr: bool = True
     ReusePort: bool = False
     MulticastInterfaceIndex: int = 0
     BindToDevice: str = ""
@@ -420,7 +422,11 @@ WithReusePort.__doc__ = (
     "SO_REUSEPORT on listeners; in multicore mode each worker binds its own socket."
 )
 WithReuseAddr = _setter("ReuseAddr")
-WithReuseAddr.__doc__ = "SO_REUSEADDR on listeners (off by default, as in gnet)."
+WithReuseAddr.__doc__ = (
+    "SO_REUSEADDR on listeners: on by default, as Go's net.Listen (which gnet uses) "
+    "and Twisted set it, so a restarted server can bind while its old connections "
+    "are in TIME_WAIT (gnet's own default is off); WithReuseAddr(False) turns it off."
+)
 WithTicker = _setter("Ticker")
 WithTicker.__doc__ = "Enable OnTick."
 WithTCPKeepAlive = _setter("TCPKeepAlive")

@@ -80,6 +80,83 @@ class BadAddressTests(SynchronousTestCase):
         self.assertRaises(ErrInvalidNetworkAddress, parseProtoAddr, 9000)
 
 
+#: the forms every address error lists (issue 18)
+FORMS = (
+    "tcp://:9000",
+    "tcp://127.0.0.1:9000",
+    "tcp6://[::1]:9000",
+    "udp://:9000",
+    "unix:///path/to.sock",
+    "fd://N",
+)
+
+
+class AddressMessageTests(SynchronousTestCase):
+    """
+    Address errors keep gnet's classes and start with gnet's text, then
+    echo the input (escaped, bounded) and show the accepted forms.
+    """
+
+    def assertExplains(self, text: str, exc: type[Exception], *hints: str) -> str:
+        """C{parseProtoAddr(text)} raises C{exc}, whose text names it, the forms and C{hints}."""
+        e = self.assertRaises(exc, parseProtoAddr, text)
+        message = str(e)
+        self.assertTrue(message.startswith(exc.message), message)  # type: ignore[attr-defined]
+        self.assertIn(repr(text), message)
+        for form in FORMS:
+            self.assertIn(form, message)
+        for hint in hints:
+            self.assertIn(hint, message)
+        return message
+
+    def test_noScheme(self) -> None:
+        """
+        A bare port or C{host:port} (no C{scheme://}) says so and suggests
+        the C{tcp://} form it probably meant.
+        """
+        self.assertExplains("9000", ErrInvalidNetworkAddress, "no scheme", "'tcp://:9000'")
+        self.assertExplains(
+            "127.0.0.1:9000", ErrInvalidNetworkAddress, "no scheme", "'tcp://127.0.0.1:9000'"
+        )
+        self.assertExplains("howdy", ErrInvalidNetworkAddress, "no scheme")
+
+    def test_pathOrNothingAfterScheme(self) -> None:
+        """A path after C{host:port}, or nothing after C{tcp://} or C{unix://}, says which."""
+        self.assertExplains("tcp://h:p/", ErrInvalidNetworkAddress, "no path")
+        self.assertExplains("tcp://localhost:8080/foo", ErrInvalidNetworkAddress, "no path")
+        self.assertExplains("tcp://", ErrInvalidNetworkAddress, "no host:port after tcp://")
+        self.assertExplains("unix://", ErrInvalidNetworkAddress, "no socket path")
+
+    def test_unknownScheme(self) -> None:
+        """An unknown scheme stays L{ErrUnsupportedProtocol}, naming the input."""
+        self.assertExplains("tulip://howdy", ErrUnsupportedProtocol)
+
+    def test_missingPortAtResolve(self) -> None:
+        """C{tcp://9000} (a host, no port) fails when resolved, naming the input."""
+        e = self.assertRaises(ErrInvalidNetworkAddress, resolve, parseProtoAddr("tcp://9000"))
+        self.assertTrue(str(e).startswith("gnet: invalid network address 'tcp://9000'"), str(e))
+        self.assertIn("missing port", str(e))
+        self.assertIn("tcp://:9000", str(e))
+
+    def test_hostileInputEscapedAndBounded(self) -> None:
+        """
+        Control characters, terminal escapes and bidirectional overrides
+        in the input are escaped, and a long input is cut: the error text
+        is safe to log.
+        """
+        for text, exc in [
+            ("tcp://127.0.0.1\n\x1b[2J", ErrInvalidURL),
+            ("\x1b]0;owned\x07" + "a" * 10000, ErrInvalidURL),
+            ("h\u202e" + "b" * 10000, ErrInvalidNetworkAddress),
+            ("tcp://h\u202e:1/x", ErrInvalidNetworkAddress),
+        ]:
+            message = str(self.assertRaises(exc, parseProtoAddr, text))
+            self.assertTrue(message.isascii() and message.isprintable(), repr(message))
+            self.assertLess(len(message), 400)
+        message = str(self.assertRaises(ErrInvalidNetworkAddress, parseProtoAddr, 9000))
+        self.assertIn("not a string", message)
+
+
 class ParseTests(SynchronousTestCase):
     """The valid forms of spec §11.1."""
 

@@ -20,7 +20,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.internet.testing import StringTransport
-from twisted.logger import Logger, LogLevel, formatEvent
+from twisted.logger import Logger, LogLevel, formatEvent, globalLogPublisher
 from twisted.python import threadable
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -711,11 +711,15 @@ class BytesLikeWriteTests(SynchronousTestCase):
         peer = driver.connect()
         greeting[:] = b"HELLO"
         self.assertEqual(peer.received(), b"hello")
+        events: list[dict] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
         bad = booted(Recorder(OnOpen=lambda c: (5, None))).connect()
         self.assertEqual(bad.received(), b"")
-        errors = self.flushLoggedErrors(TypeError)
-        self.assertEqual(len(errors), 1)
-        self.assertIn("OnOpen", str(errors[0].value))
+        self.assertTrue(bad.closedByServer)
+        said = [formatEvent(e) for e in events if e.get("log_level") == LogLevel.critical]
+        self.assertEqual(len(said), 1, said)
+        self.assertIn("OnOpen must return", said[0])
 
     def test_udpWrites(self) -> None:
         """

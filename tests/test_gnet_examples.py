@@ -448,11 +448,6 @@ class HttpTests(ProgramTestCase):
 class CustomCodecProgramTests(ProgramTestCase):
     """gnet-examples' custom_codec: its server and its gnet client, both as programs."""
 
-    todo = (
-        "Client.Start() in a plain script does not run a reactor yet, so Dial "
-        "returns a Deferred (issue 21: helper B's NewClient change)"
-    )
-
     async def test_roundTrips(self) -> None:
         """The client's 10 C{hello} frames come back; it exits 0, the server logged each."""
         port = freePort()

@@ -56,12 +56,16 @@ class ApplyTests(SynchronousTestCase):
             o.normalized()
 
     def test_defaults(self) -> None:
-        """Defaults are gnet's: one loop, RoundRobin, TCPNoDelay, no reuse, no ticker."""
+        """
+        Defaults are gnet's (one loop, RoundRobin, TCPNoDelay, no reuse-port,
+        no ticker) except C{ReuseAddr}, on as in Go's C{net.Listen} (issue 18).
+        """
         o = loadOptions()
         self.assertEqual(
             (o.Multicore, o.NumEventLoop, o.LB, o.ReuseAddr, o.ReusePort, o.Ticker, o.TCPNoDelay),
-            (False, 0, gnet.RoundRobin, False, False, False, gnet.TCPNoDelay),
+            (False, 0, gnet.RoundRobin, True, False, False, gnet.TCPNoDelay),
         )
+        self.assertFalse(loadOptions(gnet.WithReuseAddr(False)).ReuseAddr)
         self.assertEqual(o.numLoops(), 1)
 
     def test_lastWins(self) -> None:

@@ -804,7 +804,7 @@ class TwistdEndToEndTests(TestCase):
     async def test_bindFailure(self) -> None:
         """
         When the port is taken, twistd exits non-zero (without hanging)
-        and its output says the address is in use.
+        and its output says that address is in use, naming it.
         """
         blocker = socket.socket()
         self.addCleanup(blocker.close)
@@ -815,14 +815,14 @@ class TwistdEndToEndTests(TestCase):
         code = await proc.waitForExit(20)
         self.assertNotEqual(code, 0, proc.output)
         self.assertIsNotNone(code, proc.output)
-        self.assertIn("Address already in use", proc.output)
+        self.assertIn(f"listen tcp 127.0.0.1:{port}: address already in use", proc.output)
         self.assertNotRegex(proc.output, LISTENING)
 
     async def test_bindFailureDefaultOptions(self) -> None:
         """
         With the default options (multicore), a port already in use also
-        makes twistd exit non-zero with a clear message, instead of running
-        on without listening.
+        makes twistd exit non-zero with a clear message naming the address,
+        instead of running on without listening.
         """
         blocker = socket.socket()
         self.addCleanup(blocker.close)
@@ -833,7 +833,7 @@ class TwistdEndToEndTests(TestCase):
         code = await proc.waitForExit(20)
         self.assertIsNotNone(code, proc.output)
         self.assertNotEqual(code, 0, proc.output)
-        self.assertIn("Address already in use", proc.output)
+        self.assertIn(f"listen tcp 127.0.0.1:{port}: address already in use", proc.output)
 
     async def test_badOptionExits(self) -> None:
         """

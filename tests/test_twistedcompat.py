@@ -12,7 +12,9 @@ import sys
 import warnings
 
 from twisted.internet import abstract, endpoints, tcp, unix
-from twisted.internet.testing import StringTransport
+from twisted.internet.error import ReactorNotRestartable
+from twisted.internet.selectreactor import SelectReactor
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
@@ -27,6 +29,7 @@ from gnetcompat._twistedcompat import (
     forgetExitSignal,
     hasWriteBuffer,
     keepSocketErrors,
+    reactorHasRun,
     sendNow,
     throttleAcceptErrors,
     tlsPlaintextBuffered,
@@ -436,3 +439,22 @@ class AcceptRefusalsTests(SynchronousTestCase):
         port = object()
         throttleAcceptErrors(port, self.refusals)
         self.assertFalse(hasattr(port, "_logger"))
+
+
+class ReactorHasRunCanaryTests(SynchronousTestCase):
+    """L{reactorHasRun} reads Twisted's C{ReactorBase._startedBefore}."""
+
+    def test_startedBeforeAfterARun(self) -> None:
+        """
+        A fresh reactor has not run; once it ran and stopped, it has, and
+        C{run()} raises C{ReactorNotRestartable} (what L{reactorHasRun}
+        predicts); a test double without the attribute never ran.
+        """
+        r = SelectReactor()
+        self.assertFalse(reactorHasRun(r))
+        r.callWhenRunning(lambda: self.assertFalse(reactorHasRun(r)))
+        r.callWhenRunning(r.stop)
+        r.run(installSignalHandlers=False)
+        self.assertTrue(reactorHasRun(r))
+        self.assertRaises(ReactorNotRestartable, r.run, installSignalHandlers=False)
+        self.assertFalse(reactorHasRun(MemoryReactorClock()))

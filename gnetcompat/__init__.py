@@ -18,6 +18,7 @@ from __future__ import annotations
 from ._action import Action, Close, None_, Shutdown
 from ._addr import Addr, ListenSpec, parseProtoAddr
 from ._conn import Conn, UDPConn
+from ._endpoint import EndpointDescription, parseEndpoint
 from ._engine import Engine, EventLoop, RunnableFunc
 from ._handle import ConnHandle, Counter
 from ._handler import BuiltinEventEngine
@@ -109,6 +110,8 @@ __all__ = [
     "ListenSpec",
     "SupervisionPolicy",
     "parseProtoAddr",
+    "EndpointDescription",
+    "parseEndpoint",
     "installReloadOnSIGHUP",
     "Action",
     "Addr",

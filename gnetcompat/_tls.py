@@ -44,7 +44,8 @@ from twisted.internet.interfaces import IOpenSSLServerConnectionCreator, ISSLTra
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ._twistedcompat import hasWriteBuffer, tlsPlaintextBuffered, twistedParse, writeBacklog
+from ._endpoint import ARGUMENTS, parseEndpoint
+from ._twistedcompat import hasWriteBuffer, tlsPlaintextBuffered, writeBacklog
 from .errors import ErrInvalidOption
 
 __all__ = [
@@ -470,42 +471,18 @@ class TLSConfig:
         Parse a Twisted C{ssl:} server endpoint description (C{ssl:PORT
         [:privateKey=KEY][:certKey=CERT][:extraCertChain=CHAIN]
         [:dhParameters=DH][:sslmethod=M][:interface=HOST][:backlog=N]},
-        positional arguments in Twisted's order, C{\\:} escapes) into a
-        gnet address and a L{TLSConfig}.  As in Twisted, C{privateKey}
-        defaults to C{server.pem} and C{certKey} to C{privateKey}; the
-        interface defaults to 127.0.0.1 (gnetecho's loopback default).
+        positional arguments in Twisted's order, C{\\:} escapes; split by
+        L{gnetcompat.parseEndpoint}) into a gnet address and a L{TLSConfig}.
+        As in Twisted, C{privateKey} defaults to C{server.pem} and
+        C{certKey} to C{privateKey}; the interface defaults to 127.0.0.1
+        (gnetecho's loopback default).
 
         @raise ValueError: a malformed description (the message says why).
         """
-        args, kw = twistedParse(description)
-        if not args or args[0] != "ssl":
+        d = parseEndpoint(description)
+        if d.kind != "ssl":
             raise ValueError(f"{description!r} is not an ssl: description")
-        names = [
-            "port",
-            "privateKey",
-            "certKey",
-            "sslmethod",
-            "interface",
-            "backlog",
-            "extraCertChain",
-            "dhParameters",
-        ]
-        pos = args[1:]
-        if len(pos) > len(names):
-            raise ValueError(f"too many arguments in {description!r}")
-        values: dict[str, str] = dict(
-            zip(names, pos, strict=False)
-        )  # fewer values than names is normal
-        for k, v in kw.items():
-            if k not in names:
-                raise ValueError(
-                    f"unsupported argument {k!r} in {description!r} (ssl: takes "
-                    + ", ".join(names[1:])
-                    + ")"
-                )
-            if k in values:
-                raise ValueError(f"{k} given twice in {description!r}")
-            values[k] = v
+        values = d.named(ARGUMENTS["ssl"])
         port = values.get("port", "")
         if not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"bad port {port!r} in {description!r}: give 0-65535")

@@ -121,17 +121,10 @@ def readLine(s: Any) -> bytes:
 
 
 class TwistedInternalsCanaryTests(SynchronousTestCase):
-    """The two Twisted internals L{gnetcompat._tls} reads."""
-
-    def test_endpointParser(self) -> None:
-        """
-        C{twisted.internet.endpoints._parse} still splits descriptions as
-        C{twistedParse} expects (positional, keyword, escaped colons).
-        """
-        self.assertEqual(
-            _tls.twistedParse(r"ssl:9443:privateKey=a\:b.pem:certKey=c.pem"),
-            (["ssl", "9443"], {"privateKey": "a:b.pem", "certKey": "c.pem"}),
-        )
+    """
+    The TLS protocol's plaintext buffer, which L{gnetcompat._tls} reads
+    (the endpoint parser's canary: tests.test_twistedcompat).
+    """
 
     def test_appSendBuffer(self) -> None:
         """
@@ -210,6 +203,18 @@ class DescriptionTests(SynchronousTestCase):
         ]:
             e = self.assertRaises(ValueError, gnet.TLSConfig.fromDescription, text)
             self.assertIn(needle, str(e))
+
+    def test_trailingBackslash(self) -> None:
+        """
+        A description ending in a lone backslash is a C{ValueError} naming
+        it (Twisted's tokenizer raised C{RuntimeError} through
+        C{fromDescription}, and C{twistd gnetecho --listen} crashed with a
+        traceback instead of a usage error).
+        """
+        e = self.assertRaises(ValueError, gnet.TLSConfig.fromDescription, "ssl:9443\\")
+        self.assertIn("lone backslash", str(e))
+        e = self.assertRaises(usage.UsageError, TapOptions().parseOptions, ["--listen", "ssl:1\\"])
+        self.assertIn("--listen", str(e))
 
 
 class SettingErrorTests(SynchronousTestCase):

@@ -22,22 +22,16 @@ from ._endpoint import EndpointDescription, parseEndpoint
 from ._engine import Engine, EventLoop, RunnableFunc
 from ._handle import ConnHandle, Counter
 from ._handler import BuiltinEventEngine
-from ._run import (
+from ._run import (  # also registers IEventHandler -> IProtocolFactory
     EngineService,
+    ReloadCertificates,
     Rotate,
     Run,
     Serve,
     Stop,
-)  # also registers IEventHandler -> IProtocolFactory
-from ._tls import (
-    ClientTLS,
-    ReloadCertificates,
-    TLSConfig,
-    TLSState,
-    WithClientTLS,
-    WithTLS,
     installReloadOnSIGHUP,
 )
+from ._tls import ClientTLS, TLSConfig, TLSState
 from ._workers import ErrWorkerFailed, SupervisionPolicy
 from .client import (
     Client,
@@ -67,6 +61,7 @@ from .options import (
     TCPSocketOpt,
     WithBacklog,
     WithBindToDevice,
+    WithClientTLS,
     WithConnRegistry,
     WithEdgeTriggeredIO,
     WithEdgeTriggeredIOChunk,
@@ -92,6 +87,7 @@ from .options import (
     WithTCPNoDelay,
     WithTicker,
     WithTickEveryWorker,
+    WithTLS,
     WithUnixSocketMode,
     WithWriteBufferCap,
 )

@@ -50,8 +50,7 @@ from ._context import (
     RegisteredResult,
 )
 from ._protocol import GnetProtocol
-from ._tls import rawTransport
-from ._twistedcompat import builtinError
+from ._twistedcompat import builtinError, rawTransport
 from .errors import (
     ErrEmptyEngine,
     ErrEngineInShutdown,

@@ -18,25 +18,20 @@ from __future__ import annotations
 from ._action import Action, Close, None_, Shutdown
 from ._addr import Addr, ListenSpec, parseProtoAddr
 from ._conn import Conn, UDPConn
+from ._endpoint import EndpointDescription, parseEndpoint
 from ._engine import Engine, EventLoop, RunnableFunc
 from ._handle import ConnHandle, Counter
 from ._handler import BuiltinEventEngine
-from ._run import (
+from ._run import (  # also registers IEventHandler -> IProtocolFactory
     EngineService,
+    ReloadCertificates,
     Rotate,
     Run,
     Serve,
     Stop,
-)  # also registers IEventHandler -> IProtocolFactory
-from ._tls import (
-    ClientTLS,
-    ReloadCertificates,
-    TLSConfig,
-    TLSState,
-    WithClientTLS,
-    WithTLS,
     installReloadOnSIGHUP,
 )
+from ._tls import ClientTLS, TLSConfig, TLSState
 from ._workers import ErrWorkerFailed, SupervisionPolicy
 from .client import (
     Client,
@@ -66,6 +61,7 @@ from .options import (
     TCPSocketOpt,
     WithBacklog,
     WithBindToDevice,
+    WithClientTLS,
     WithConnRegistry,
     WithEdgeTriggeredIO,
     WithEdgeTriggeredIOChunk,
@@ -91,6 +87,7 @@ from .options import (
     WithTCPNoDelay,
     WithTicker,
     WithTickEveryWorker,
+    WithTLS,
     WithUnixSocketMode,
     WithWriteBufferCap,
 )
@@ -109,6 +106,8 @@ __all__ = [
     "ListenSpec",
     "SupervisionPolicy",
     "parseProtoAddr",
+    "EndpointDescription",
+    "parseEndpoint",
     "installReloadOnSIGHUP",
     "Action",
     "Addr",

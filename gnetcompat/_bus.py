@@ -20,6 +20,12 @@ says so at most every L{WARN_EVERY} seconds.
 
 Counters (C{Engine.Counter}) live in the engine's shared memory
 (L{SharedCounters}): each worker adds to its own column, readers sum.
+
+A TLS certificate reload (C{MulticoreEngine.reloadCertificates}) travels
+the bus too: the parent reads and checks the files, then sends their bytes
+to every worker in one frame (L{encodeTLSFiles}); a worker builds its new
+context from those bytes (C{Engine.reloadCertificates(files)}) and never
+reads the disk.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ __all__ = [
     "encodeBroadcast",
     "encodeOp",
     "encodeRegistry",
+    "encodeTLSFiles",
 ]
 
 #: the largest frame (so the largest message one AsyncWrite/Broadcast can carry to another worker)
@@ -71,6 +78,7 @@ K_OP = ord("O")
 K_ACK = ord("A")
 K_OPEN = ord("N")
 K_CLOSE = ord("X")
+K_TLS = ord("T")
 
 # error codes of an acknowledgement
 _E_NONE, _E_CLOSED, _E_SHUTDOWN, _E_OVERFLOW = 0, 1, 2, 3
@@ -79,6 +87,8 @@ _BCAST = struct.Struct("!Biiq")  # kind, excluded worker (or -2: none), its gene
 _OP = struct.Struct("!BBiiiqq")  # kind, op, target/source worker, peer worker, generation, id, req
 _ACK = struct.Struct("!Biqb")  # kind, worker (the request's sender), request id, error code
 _REG = struct.Struct("!Biiq")  # kind, worker, generation, id (+ the remote text)
+_TLS = struct.Struct("!BI")  # kind, number of files (+ each: _TLS_FILE, its path, its bytes)
+_TLS_FILE = struct.Struct("!II")  # length of the path (UTF-8), length of the bytes
 _NONE = -2
 
 
@@ -127,10 +137,41 @@ def encodeRegistry(opened: bool, handle: ConnHandle) -> bytes:
     return head + handle.remote.encode("utf-8", "surrogateescape") if opened else head
 
 
+def encodeTLSFiles(files: dict[str, bytes]) -> bytes:
+    """
+    The TLS files a worker reloads from (parent to worker): each file's
+    bytes by path, as the parent validated them.
+    """
+    parts = [_TLS.pack(K_TLS, len(files))]
+    for path, data in files.items():
+        raw = path.encode("utf-8", "surrogateescape")
+        parts += [_TLS_FILE.pack(len(raw), len(data)), raw, data]
+    return b"".join(parts)
+
+
+def _decodeTLSFiles(frame: bytes) -> dict[str, bytes]:
+    _, count = _TLS.unpack_from(frame)
+    at = _TLS.size
+    files: dict[str, bytes] = {}
+    for _ in range(count):
+        pathLength, dataLength = _TLS_FILE.unpack_from(frame, at)
+        at += _TLS_FILE.size
+        end = at + pathLength + dataLength
+        if end > len(frame):
+            raise ValueError("truncated bus frame: a TLS file runs past its end")
+        path = frame[at : at + pathLength].decode("utf-8", "surrogateescape")
+        files[path] = frame[at + pathLength : end]
+        at = end
+    if at != len(frame):
+        raise ValueError("bus frame: bytes after the last TLS file")
+    return files
+
+
 def decode(frame: bytes) -> tuple[Any, ...]:
     """
     A frame as a tuple: C{("B", exclude | None, data)}, C{("O", op, worker,
-    handle, req, payload)}, C{("A", worker, req, err)}, C{("N"|"X", handle)}.
+    handle, req, payload)}, C{("A", worker, req, err)}, C{("N"|"X", handle)},
+    C{("T", files)}.
 
     @raise ValueError: a malformed frame.
     """
@@ -152,6 +193,8 @@ def decode(frame: bytes) -> tuple[Any, ...]:
             _, w, g, i = _REG.unpack_from(frame)
             remote = frame[_REG.size :].decode("utf-8", "surrogateescape")
             return ("N" if kind == K_OPEN else "X", ConnHandle(w, g, i, remote))
+        if kind == K_TLS:
+            return ("T", _decodeTLSFiles(frame))
     except struct.error as e:
         raise ValueError(f"truncated bus frame: {e}") from None
     raise ValueError(f"unknown bus frame kind {kind!r}")
@@ -462,6 +505,9 @@ class WorkerBus:
         elif kind == "X":
             h = msg[1]
             self._remote.pop((h.worker, h.generation, h.id), None)
+        elif kind == "T":
+            # the TLS files as the parent validated them: never the disk
+            eng.reloadCertificates(msg[1])
 
     def lost(self) -> None:
         pending, self._pending = self._pending, {}

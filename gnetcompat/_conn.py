@@ -29,8 +29,17 @@ from zope.interface import implementer
 
 from ._action import Action, CallbackResults
 from ._addr import Addr, applyKeepAlive, fromTwisted
-from ._tls import TLSState, connectionState, isTLS, plaintextWaiting, rawTransport
-from ._twistedcompat import builtinError, directSocket, hasWriteBuffer, sendNow, writeBacklog
+from ._tls import TLSState, connectionState
+from ._twistedcompat import (
+    builtinError,
+    directSocket,
+    hasWriteBuffer,
+    isTLS,
+    plaintextWaiting,
+    rawTransport,
+    sendNow,
+    writeBacklog,
+)
 from .errors import (
     ErrClosed,
     ErrEngineInShutdown,
@@ -511,7 +520,7 @@ class Conn(_Reader):
         """
         Bytes written but not yet taken by the kernel (Twisted's buffers).
         Over TLS: plaintext the TLS layer holds plus the encrypted bytes
-        queued (L{gnetcompat._tls.plaintextWaiting}).
+        queued (L{gnetcompat._twistedcompat.plaintextWaiting}).
         """
         corked = sum(map(len, self._cork)) if self._cork else 0
         try:

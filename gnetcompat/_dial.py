@@ -50,8 +50,7 @@ from ._context import (
 )
 from ._protocol import GnetProtocol
 from ._text import printable, shown
-from ._tls import rawTransport
-from ._twistedcompat import builtinError
+from ._twistedcompat import builtinError, rawTransport
 from .errors import (
     ErrEmptyEngine,
     ErrEngineInShutdown,

@@ -16,12 +16,13 @@ import stat
 import sys
 import threading
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ReactorNotRunning
+from twisted.internet.interfaces import IProtocolFactory
 from twisted.internet.posixbase import PosixReactorBase
 from twisted.logger import (
     FilteringLogObserver,
@@ -44,7 +45,7 @@ from ._dial import enrollOnLoop, registerOnEngine, registerOnLoop
 from ._handle import MAX_COUNTERS, ConnHandle, Counter, LocalCounter, checkCounterName
 from ._logging import stdlibObserver
 from ._protocol import GnetDatagramProtocol, GnetFactory
-from ._tls import checkAddresses, wrapListener
+from ._tls import fileConfigs, reloadConfigs, serverTLSFactory
 from ._twistedcompat import AcceptRefusals, adoptUnixPortKeepingFile, throttleAcceptErrors
 from .errors import (
     ErrClosed,
@@ -673,6 +674,28 @@ class Engine:
 
     # -- non-gnet conveniences ------------------------------------------
 
+    def reloadCertificates(self, files: Mapping[str, bytes] | None = None) -> list[str]:
+        """
+        gnetcompat: load the TLS certificate and key files of this engine's
+        listeners (L{gnetcompat.WithTLS}) again: new connections get the
+        new certificate, open ones keep theirs.  A file that cannot be used
+        leaves its listener's current certificate in place and is logged,
+        one line each; the messages are returned (an empty list: reloaded,
+        or nothing to reload).  Files are read without ever blocking.
+
+        @param files: the files' bytes by path, as the parent of a
+            process-worker engine validated them (a worker gets them over
+            the bus, L{gnetcompat._bus}): the new context is built from
+            these and the disk is not read.
+        """
+        configs = fileConfigs(self.options.TLS)
+        errors = reloadConfigs(configs, files)
+        for e in errors:
+            self.log.error("TLS reload failed, keeping the current certificate: {error}", error=e)
+        if configs and not errors:
+            self.log.info("TLS certificates reloaded")
+        return errors
+
     def whenStopped(self) -> Deferred[None]:
         """A Deferred firing with C{None} once the engine has shut down."""
         d: Deferred[None] = Deferred()
@@ -776,9 +799,12 @@ class Engine:
             spec = lst.spec
             assert lst.sock is not None
             if spec.stream:
-                factory = GnetFactory(self, "unix" if spec.network == "unix" else "tcp")
-                if self.options.TLS:
-                    factory = wrapListener(self.options, spec, factory, self.reactor)
+                factory: IProtocolFactory = GnetFactory(
+                    self, "unix" if spec.network == "unix" else "tcp"
+                )
+                tls = self.options.serverTLS(spec.text)
+                if tls is not None:
+                    factory = serverTLSFactory(tls, factory, self.reactor)
                 if lst.family == socket.AF_UNIX:
                     lst.port = _adoptUnixPort(self.reactor, lst.sock, factory, self.options.Backlog)
                 else:
@@ -1133,5 +1159,5 @@ def normalizeTopology(specs: list[ListenSpec], options: Options) -> Options:
     if any(not s.stream for s in specs):
         o.ReusePort = True
     if o.TLS:
-        checkAddresses(o, specs)
+        o.checkTLSAddresses([s.text for s in specs if s.stream])
     return o

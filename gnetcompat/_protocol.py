@@ -18,8 +18,8 @@ from zope.interface import implementer
 
 from ._action import Action
 from ._conn import Conn, ConnOwner, UDPConn, ownBytes
-from ._tls import awaitHandshake, rawTransport
-from ._twistedcompat import keepSocketErrors
+from ._tls import DEFAULT_HANDSHAKE_TIMEOUT
+from ._twistedcompat import awaitHandshake, keepSocketErrors, rawTransport
 from .errors import ErrShortBuffer
 
 
@@ -69,7 +69,9 @@ class GnetProtocol(Protocol):
         self.network = network
 
     def connectionMade(self) -> None:
-        self._handshake = awaitHandshake(self, self.engine.clock, self._handshakeTimedOut)
+        self._handshake = awaitHandshake(
+            self, self.engine.clock, self._handshakeTimedOut, DEFAULT_HANDSHAKE_TIMEOUT
+        )
         if self._handshake is None:
             self._open()
 

@@ -3,8 +3,10 @@
 The entry points: C{Run}/C{Rotate} (blocking, as gnet's), C{Serve}
 (non-blocking, Deferreds), the deprecated C{Stop} with its registry of
 started engines, L{EngineService} (an C{IService} for applications and
-twistd), and the adapter that makes any L{IEventHandler} an
-C{IProtocolFactory}.  The top of the library's layers: single-process
+twistd), the process-level C{SIGHUP} wiring of a TLS certificate reload
+(L{installReloadOnSIGHUP}, L{ReloadCertificates}), and the adapter that
+makes any L{IEventHandler} an C{IProtocolFactory}.  The top of the
+library's layers: single-process
 engines come from L{gnetcompat._engine}, multicore ones from
 L{gnetcompat._workers}.
 """
@@ -16,14 +18,15 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IProtocolFactory
+from twisted.internet.interfaces import IProtocolFactory, IReactorFromThreads
 from twisted.internet.threads import blockingCallFromThread
 from twisted.logger import Logger, LogLevel
 from twisted.python import threadable
@@ -36,12 +39,21 @@ from ._engine import Engine, globalReactor, normalizeTopology, stopFromAnyThread
 from ._logging import setupProgramLogging
 from ._protocol import GnetFactory
 from ._twistedcompat import forgetExitSignal, reactorHasRun
-from ._workers import serveMulticore
+from ._workers import MulticoreEngine, serveMulticore
 from .errors import ErrEngineInShutdown, ErrInvalidNetworkAddress
 from .interfaces import IEventHandler
 from .options import Option, Options, loadOptions
 
-__all__ = ["Run", "Rotate", "Serve", "Stop", "EngineService", "startEngine"]
+__all__ = [
+    "Run",
+    "Rotate",
+    "Serve",
+    "Stop",
+    "EngineService",
+    "ReloadCertificates",
+    "installReloadOnSIGHUP",
+    "startEngine",
+]
 
 
 def _specs(addrs: Sequence[str]) -> list[ListenSpec]:
@@ -497,3 +509,44 @@ def handlerFactory(handler: Any) -> GnetFactory:
 
 # the one registration (a second one raises): gnetcompat/__init__ imports this module
 registerAdapter(handlerFactory, IEventHandler, IProtocolFactory)
+
+
+# -- TLS certificate reload -----------------------------------------------------------
+
+
+def ReloadCertificates(engine: Engine | MulticoreEngine) -> list[str]:
+    """
+    Load the engine's TLS certificate and key files again (on the reactor
+    thread): C{engine.reloadCertificates()}.  New connections get the new
+    certificate, open ones keep theirs; a file that cannot be used leaves
+    its listener's current certificate in place, and the messages say why
+    (an empty list: reloaded).  Files are read without ever blocking.  A
+    process-worker engine checks the files in the parent and sends the
+    checked bytes to every worker over its bus: workers never read the
+    disk (L{MulticoreEngine.reloadCertificates}).
+    """
+    return engine.reloadCertificates()
+
+
+def installReloadOnSIGHUP(
+    reload: Callable[[], object], reactor: IReactorFromThreads
+) -> Callable[[], None]:
+    """
+    Run C{reload()} on the reactor at every C{SIGHUP}, after any handler
+    installed before (which keeps running).  Returns a function that puts
+    the previous handler back.  Main thread only.
+    """
+    previous = signal.getsignal(signal.SIGHUP)
+
+    def onHup(signum: int, frame: FrameType | None) -> None:
+        reactor.callFromThread(reload)
+        if callable(previous) and previous not in (signal.SIG_IGN, signal.SIG_DFL):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGHUP, onHup)
+
+    def restore() -> None:
+        if signal.getsignal(signal.SIGHUP) is onHup:
+            signal.signal(signal.SIGHUP, previous if previous is not None else signal.SIG_DFL)
+
+    return restore

@@ -37,7 +37,6 @@ from ._addr import createListener
 from ._bus import SharedCounters, WorkerBus, adoptBus
 from ._engine import Engine
 from ._logging import isTwistedChatter, setupProgramLogging
-from ._tls import hasTLS, installReloadOnSIGHUP, reloadAndLog
 from ._workers import checkMainGlobals, loadMain, mainGlobalsMessage, stopReactor
 from .errors import GnetError
 
@@ -318,8 +317,6 @@ class _Worker:
             self.send("shutdown")
             self._stopReactor()
             return
-        if hasTLS(eng.options):  # the parent forwards SIGHUP: reload this worker's copy
-            installReloadOnSIGHUP(lambda: reloadAndLog(eng.options), self.reactor)
         self.reactor.addSystemEventTrigger("before", "shutdown", self._beforeShutdown)
         eng.whenStopped().addBoth(lambda _: self._stopReactor())
         self._watch = LoopingCall(self._checkParent)
@@ -379,7 +376,8 @@ def main(argv: list[str]) -> int:
     # the parent's Ctrl-C reaches the whole process group: until our reactor
     # handles it, ignore it (the parent stops us with SIGTERM)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # a hang-up is the parent's business (it logs and ignores it under twistd)
+    # a hang-up is the parent's business (it logs and ignores it under twistd;
+    # a TLS reload reaches us over the bus, not as a signal)
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if installGnetReactor is not None and "twisted.internet.reactor" not in sys.modules:

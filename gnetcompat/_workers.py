@@ -68,6 +68,10 @@ Engine-wide state
   A worker's handles carry its generation, so a replacement's connections
   are never reached with a dead worker's handles; the operations a dead
   worker had not acknowledged are answered C{ErrClosed}.
+- TLS from files (C{WithTLS}): the parent reads and checks the files; a
+  worker builds its context from the bytes the parent validated (in its
+  start payload, and on L{MulticoreEngine.reloadCertificates} in a bus
+  frame), never from the disk.
 - A C{Shutdown} action or C{Stop()} in any worker sends C{shutdown} on the
   worker's control pipe (its fd 3); the parent then stops every other
   worker.  Stopping the parent (C{Stop()}, C{SIGTERM}/C{SIGINT} under C{Run}
@@ -172,6 +176,7 @@ from ._bus import (
     encodeBroadcast,
     encodeOp,
     encodeRegistry,
+    encodeTLSFiles,
 )
 from ._conn import ownBytes
 from ._context import checkContext, contextTimeout
@@ -187,7 +192,7 @@ from ._engine import (
     stopFromAnyThread,
 )
 from ._handle import MAX_COUNTERS, ConnHandle, Counter, checkCounterName
-from ._tls import staleFiles
+from ._tls import fileConfigs, reloadConfigs, validatedFiles
 from .errors import (
     ErrBusOverflow,
     ErrClosed,
@@ -759,6 +764,47 @@ class MulticoreEngine:
         """The pid of each worker slot (None while it is being restarted)."""
         return [w.pid if w is not None and not w.ended else None for w in self._workers]
 
+    def reloadCertificates(self) -> list[str]:
+        """
+        gnetcompat: load the TLS certificate and key files again, for every
+        worker (on the reactor thread).  The files are read and checked
+        here, in the parent, without ever blocking; the bytes that passed
+        are sent to every worker over the bus (L{gnetcompat._bus}), and
+        each builds its new context from those bytes, never from the disk:
+        a file changed again after the check cannot reach a worker
+        unchecked.  A worker that cannot apply them logs one line and keeps
+        its certificate; a replacement worker starts with them.  New
+        connections get the new certificate, open ones keep theirs.  A file
+        that cannot be used leaves its listener's current certificate in
+        place and is logged; the messages are returned (an empty list:
+        reloaded, or nothing to reload).
+        """
+        configs = fileConfigs(self.options.TLS)
+        errors = reloadConfigs(configs)
+        for e in errors:
+            self.log.error("TLS reload failed, keeping the current certificate: {error}", error=e)
+        if len(errors) == len(configs):  # nothing to reload, or nothing reloaded
+            return errors
+        frame = encodeTLSFiles(validatedFiles(configs))
+        sent = 0
+        for index, bus in enumerate(self._buses):
+            if bus is None:  # being replaced: the replacement starts with these files
+                continue
+            if bus.send(frame):
+                sent += 1
+            else:
+                self.log.error(
+                    "worker {index}: the checked TLS files could not be sent to it (its bus "
+                    "is full); it keeps its current certificate until it is replaced",
+                    index=index,
+                )
+        self.log.info(
+            "TLS certificates checked; their bytes sent to {sent} of {n} workers over the bus",
+            sent=sent,
+            n=self.numWorkers,
+        )
+        return errors
+
     # -- engine-wide operations (the parent's side of Engine's API) -------
 
     def AsyncWrite(self, handle: ConnHandle, data: Any, callback: Any = None) -> None:
@@ -1065,7 +1111,9 @@ class MulticoreEngine:
         replacement, when the disk differs (a renewal in progress, or a
         broken file that the next C{SIGHUP} would refuse).
         """
-        stale = staleFiles(self.options)
+        stale: list[str] = []
+        for cfg in fileConfigs(self.options.TLS):
+            stale += [path for path in cfg.changedOnDisk() if path not in stale]
         if stale:
             self.log.warn(
                 "worker {index} restarts with the TLS certificate validated last: {files} "

@@ -13,11 +13,13 @@ from __future__ import annotations
 import datetime
 import os
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Any, Callable  # noqa: UP035  (typing's alias takes the Option.__doc__ below)
 
-from ._tls import checkOptions
+from ._tls import ClientTLS as _ClientTLS
+from ._tls import ServerTLS, TLSConfig, TLSError, isServerTLS
 from .errors import (
     ErrInvalidOption,
     ErrInvalidTimeDuration,
@@ -66,6 +68,8 @@ __all__ = [
     "WithBacklog",
     "WithShutdownTimeout",
     "WithUnixSocketMode",
+    "WithTLS",
+    "WithClientTLS",
 ]
 
 #: Default for ReadBufferCap and WriteBufferCap, as gnet's package variable.
@@ -179,9 +183,11 @@ class Options:
     UnixSocketMode: int | None = None
     Clock: Any = field(default=None, repr=False)
     Reactor: Any = field(default=None, repr=False)
-    #: native TLS (gnetcompat): set with C{WithTLS} / C{WithClientTLS} (gnetcompat._tls)
-    TLS: Any = field(default=None, repr=False)
-    ClientTLS: Any = field(default=None, repr=False)
+    #: native TLS (gnetcompat): set with C{WithTLS}: each listener's setting by
+    #: its address as given, C{None} for every listener without its own
+    TLS: dict[str | None, ServerTLS] | None = field(default=None, repr=False)
+    #: native TLS for dials (gnetcompat): set with C{WithClientTLS}
+    ClientTLS: _ClientTLS | None = field(default=None, repr=False)
 
     def numLoops(self) -> int:
         """
@@ -212,6 +218,30 @@ class Options:
         else:
             n = w
         return min(n, _MAX_LOOPS)
+
+    def serverTLS(self, address: str) -> ServerTLS | None:
+        """
+        The TLS setting of the stream listener at C{address} (as given):
+        its own (C{WithTLS(address=...)}), else the engine-wide one, else
+        C{None} (plain).
+        """
+        tls = self.TLS
+        if not tls:
+            return None
+        value = tls.get(address)
+        return value if value is not None else tls.get(None)
+
+    def checkTLSAddresses(self, streamAddresses: Collection[str]) -> None:
+        """
+        @raise ErrInvalidOption: a C{WithTLS(address=...)} names none of
+            C{streamAddresses} (the engine's tcp/unix addresses, as given).
+        """
+        for addr in self.TLS or {}:
+            if addr is not None and addr not in streamAddresses:
+                raise TLSError(
+                    f"WithTLS(address={addr!r}): not one of the engine's tcp/unix addresses "
+                    f"({', '.join(sorted(streamAddresses)) or 'none'})"
+                )
 
     def normalized(self) -> Options:
         """
@@ -306,7 +336,7 @@ class Options:
                 f"or None, got {mode!r}"
             )
         if o.TLS is not None or o.ClientTLS is not None:
-            checkOptions(o)
+            _checkTLS(o)
         if o.LockOSThread and o.NumEventLoop > 10000:
             raise ErrTooManyEventLoopThreads()
         o.ReadBufferCap = _bufferCap(o.ReadBufferCap)
@@ -327,6 +357,38 @@ class Options:
                     f"must be >= 1; got idle {o.TCPKeepAlive}s, interval {o.TCPKeepInterval}s)"
                 )
         return o
+
+
+def _checkTLS(o: Options) -> None:
+    """
+    Check the TLS options (from L{Options.normalized}): every server
+    setting is usable and every L{TLSConfig} loads; process workers get
+    file-based configs (each worker builds its own context from them).
+
+    @raise ErrInvalidOption: naming the problem.
+    """
+    if o.TLS is not None:
+        if not isinstance(o.TLS, dict):
+            raise TLSError(f"TLS: set it with WithTLS(), got {o.TLS!r}")
+        multi = o.numWorkers() > 0
+        for value in o.TLS.values():
+            if isinstance(value, TLSConfig):
+                value.check()
+            elif multi:
+                raise TLSError(
+                    "TLS: process workers load the certificate themselves: give "
+                    "WithTLS(certFile, keyFile, ...) or a TLSConfig, not "
+                    f"{type(value).__name__}"
+                )
+            elif not isServerTLS(value):
+                raise TLSError(
+                    "TLS: WithTLS takes certificate files, a TLSConfig, or a Twisted "
+                    f"IOpenSSLServerConnectionCreator or CertificateOptions, not {value!r}"
+                )
+    if o.ClientTLS is not None:
+        if not isinstance(o.ClientTLS, _ClientTLS):
+            raise TLSError(f"ClientTLS: set it with WithClientTLS(), got {o.ClientTLS!r}")
+        o.ClientTLS.check()
 
 
 Option = Callable[[Options], Any]
@@ -479,3 +541,63 @@ WithUnixSocketMode.__doc__ = (
     "Permission bits of the unix socket files the engine creates, e.g. 0o660 (gnetcompat; "
     "None, the default: as the process umask leaves them, like Go's listener)."
 )
+
+
+def WithTLS(
+    certFile: str | ServerTLS | None = None,
+    keyFile: str | None = None,
+    *,
+    address: str | None = None,
+    **settings: Any,
+) -> Option:
+    """
+    gnetcompat: serve TLS: C{WithTLS("cert.pem", "key.pem")} on every
+    tcp/unix listener, or only on C{address} (one of the engine's
+    addresses, as given).  Keyword settings are those of L{TLSConfig}
+    (C{extraCertChain}, C{dhParameters}, C{clientCA}, C{requireClientCert},
+    C{alpn}, C{minimumVersion}, C{handshakeTimeout}, C{sessions}).
+    C{certFile} may instead be a L{TLSConfig}, or (single process only) any
+    Twisted C{IOpenSSLServerConnectionCreator} or C{CertificateOptions}.
+    """
+    value: ServerTLS
+    if isinstance(certFile, str):
+        try:
+            value = TLSConfig(certFile, keyFile, **settings)
+        except TypeError as e:
+            raise TLSError(f"WithTLS: {e}") from None
+    elif certFile is None:
+        raise TLSError("WithTLS: give the certificate file (PEM), a TLSConfig or a creator")
+    else:
+        if keyFile is not None or settings:
+            raise TLSError("WithTLS: give either a TLSConfig/creator or files and settings")
+        value = certFile
+
+    def apply(o: Options) -> None:
+        current = dict(o.TLS or {})  # copy: Options copies share the dict otherwise
+        current[address] = value
+        o.TLS = current
+
+    apply.__name__ = "WithTLS"
+    return apply
+
+
+def WithClientTLS(
+    caFile: str | None = None, serverName: str | None = None, **settings: Any
+) -> Option:
+    """
+    gnetcompat: a L{gnetcompat.Client} dials TLS on every tcp/unix C{Dial}:
+    trusting C{caFile} (default: the platform's CAs), verifying
+    C{serverName} (default: the dialled host).  Settings as L{ClientTLS}
+    (C{certFile}, C{keyFile}, C{alpn}, C{creator}, e.g. Twisted's
+    C{optionsForClientTLS}).
+    """
+    try:
+        value = _ClientTLS(caFile=caFile, serverName=serverName, **settings)
+    except TypeError as e:
+        raise TLSError(f"WithClientTLS: {e}") from None
+
+    def apply(o: Options) -> None:
+        o.ClientTLS = value
+
+    apply.__name__ = "WithClientTLS"
+    return apply

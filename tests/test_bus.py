@@ -2,7 +2,9 @@
 The bus between process workers (L{gnetcompat._bus}) in memory: its frames,
 a worker's end (L{WorkerBus}) applying frames to its engine, the parent's
 router (C{MulticoreEngine}) passing them on, the bounds, and the shared
-counters.  Real worker processes: tests.test_workers.
+counters, and a TLS certificate reload carried as the files' validated
+bytes.  Real worker processes: tests.test_workers (and tests.test_tls for
+the reload).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 from typing import Any
 
 from twisted.internet.testing import StringTransport
+from twisted.logger import Logger, LogLevel, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 import gnetcompat as gnet
@@ -26,13 +29,30 @@ from gnetcompat._bus import (
     encodeBroadcast,
     encodeOp,
     encodeRegistry,
+    encodeTLSFiles,
 )
 from gnetcompat._engine import OP_CLOSE, OP_WRITE, OP_WRITEV
 from gnetcompat._workers import DEFAULT_POLICY, MulticoreEngine
 from gnetcompat.errors import ErrBusOverflow, ErrClosed, ErrEngineShutdown, ErrUnsupportedOp
+from gnetcompat.options import loadOptions
 from gnetcompat.testing import HandlerDriver, MemoryReactor
 
 from ._handlers import Recorder
+from ._tlscerts import certsFor, reissueServer
+
+
+def readFiles(*paths: str) -> dict[str, bytes]:
+    """The bytes of C{paths}, by path (as a parent validated them)."""
+    files = {}
+    for path in paths:
+        with open(path, "rb") as f:
+            files[path] = f.read()
+    return files
+
+
+def servedCN(config: gnet.TLSConfig) -> str:
+    """The common name of the certificate C{config} serves new connections now."""
+    return str(config.creator().options.certificate.get_subject().CN)
 
 
 def frames(transport: StringTransport) -> list[bytes]:
@@ -77,6 +97,23 @@ class FrameTests(SynchronousTestCase):
         """Empty, truncated and unknown frames raise C{ValueError}."""
         for frame in (b"", b"B\x00", b"O" + b"\x00" * 5, b"Z1234"):
             self.assertRaises(ValueError, decode, frame)
+
+    def test_tlsFilesRoundTrip(self) -> None:
+        """
+        The TLS files of a reload (path -> bytes) survive encode/decode,
+        whatever the bytes and even a path that is not UTF-8; a frame cut
+        short, or with bytes after its last file, raises C{ValueError}.
+        """
+        files = {
+            "/etc/tls/cert.pem": b"-----BEGIN CERTIFICATE-----\n\x00\xff",
+            "/etc/tls/k\udcffey.pem": b"",
+            "rel:with:colons": os.urandom(3000),
+        }
+        frame = encodeTLSFiles(files)
+        self.assertEqual(decode(frame), ("T", files))
+        self.assertEqual(decode(encodeTLSFiles({})), ("T", {}))
+        for bad in (frame[:-1], frame + b"x", frame[:3]):
+            self.assertRaises(ValueError, decode, bad)
 
 
 class BusProtocolTests(SynchronousTestCase):
@@ -218,6 +255,119 @@ class WorkerBusTests(SynchronousTestCase):
         self.assertEqual(len(self.flushLoggedErrors()), 0)
         self.bus.frameReceived(encodeBroadcast(b"ok", None))
         self.assertEqual(self.eng.broadcasts, [(b"ok", None)])
+
+
+class WorkerTLSReloadTests(SynchronousTestCase):
+    """
+    A worker's engine reloads its TLS certificate from the bytes of a bus
+    frame, never from the disk.
+    """
+
+    def setUp(self) -> None:
+        self.certs = c = certsFor(self)
+        self.events: list[dict[str, Any]] = []
+        self.eng = gnet.Engine(
+            Recorder(),
+            [],
+            loadOptions(
+                gnet.WithTLS(c.serverCert, c.serverKey),
+                gnet.WithLogger(Logger(observer=self.events.append)),
+            ),
+            MemoryReactor(),
+        )
+        [self.config] = self.eng.options.TLS.values()  # type: ignore[union-attr]
+        self.shm = SharedCounters(1)
+        self.addCleanup(self.shm.close)
+        self.bus = WorkerBus(self.eng, self.shm)
+        connected(self.bus.proto)
+
+    def logged(self, level: LogLevel) -> list[str]:
+        return [formatEvent(e) for e in self.events if e["log_level"] == level]
+
+    def test_appliesTheBytesNotTheDisk(self) -> None:
+        """
+        A C{T} frame with a renewed certificate's bytes makes new
+        connections get it, while the files on disk are gone: the worker
+        builds its context from the frame alone.  One info line says so.
+        """
+        c = self.certs
+        self.assertEqual(servedCN(self.config), "gnetcompat test server")
+        reissueServer(c, "renewed server")
+        files = readFiles(c.serverCert, c.serverKey)
+        os.unlink(c.serverCert)
+        os.unlink(c.serverKey)
+        self.bus.frameReceived(encodeTLSFiles(files))
+        self.assertEqual(servedCN(self.config), "renewed server")
+        self.assertEqual(self.logged(LogLevel.info), ["TLS certificates reloaded"])
+        self.assertEqual(self.logged(LogLevel.error), [])
+
+    def test_badBytesKeepTheCertificate(self) -> None:
+        """
+        Bytes that do not load (a key of another certificate, or a file
+        missing from the frame) are refused with one error line each; the
+        current certificate stays, and a later good frame still applies.
+        """
+        c = self.certs
+        mismatched = readFiles(c.serverCert) | {c.serverKey: readFiles(c.clientKey)[c.clientKey]}
+        self.bus.frameReceived(encodeTLSFiles(mismatched))
+        self.bus.frameReceived(encodeTLSFiles(readFiles(c.serverCert)))
+        errors = self.logged(LogLevel.error)
+        self.assertEqual(len(errors), 2, errors)
+        self.assertIn("does not match the certificate", errors[0])
+        self.assertIn("not among the validated files", errors[1])
+        for e in errors:
+            self.assertIn("TLS reload failed, keeping the current certificate", e)
+            self.assertNotIn("\n", e)
+        self.assertEqual(servedCN(self.config), "gnetcompat test server")
+        reissueServer(c, "renewed server")
+        self.bus.frameReceived(encodeTLSFiles(readFiles(c.serverCert, c.serverKey)))
+        self.assertEqual(servedCN(self.config), "renewed server")
+
+
+class ParentTLSReloadTests(SynchronousTestCase):
+    """
+    The parent of a process-worker engine checks the TLS files and sends
+    their bytes to every worker over the bus (no signal to the workers).
+    """
+
+    def setUp(self) -> None:
+        self.certs = c = certsFor(self)
+        opts = loadOptions(gnet.WithProcessWorkers(3), gnet.WithTLS(c.serverCert, c.serverKey))
+        self.eng = MulticoreEngine(Recorder(), [], opts, MemoryReactor(), DEFAULT_POLICY)
+        self.ts: list[StringTransport | None] = []
+        for i in range(3):
+            if i == 1:  # being replaced: no bus
+                self.ts.append(None)
+                continue
+            p = BusProtocol(lambda f: None, lambda: None)
+            self.ts.append(connected(p))
+            self.eng._buses[i] = p
+        self.patch(os, "kill", lambda pid, sig: self.fail("no signal to a worker"))
+
+    def test_checkedBytesToEveryWorker(self) -> None:
+        """
+        C{reloadCertificates} reads the renewed files and sends exactly
+        their bytes, in one C{T} frame, to each worker with a bus; the
+        slot being replaced is skipped (its replacement starts with them).
+        """
+        c = self.certs
+        reissueServer(c, "renewed server")
+        self.assertEqual(self.eng.reloadCertificates(), [])
+        want = ("T", readFiles(c.serverCert, c.serverKey))
+        for i, t in enumerate(self.ts):
+            if t is not None:
+                self.assertEqual([decode(f) for f in frames(t)], [want], i)
+
+    def test_badFilesSendNothing(self) -> None:
+        """Files that do not load are refused in the parent: no frame, the messages returned."""
+        with open(self.certs.serverKey, "wb") as f:
+            f.write(b"garbage")
+        errors = self.eng.reloadCertificates()
+        self.assertEqual(len(errors), 1)
+        self.assertIn(self.certs.serverKey, errors[0])
+        for t in self.ts:
+            if t is not None:
+                self.assertEqual(frames(t), [])
 
 
 class RouterTests(SynchronousTestCase):

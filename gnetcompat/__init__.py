@@ -15,6 +15,9 @@ Implement an L{IEventHandler} (subclass L{BuiltinEventEngine}), then::
 
 from __future__ import annotations
 
+# first: turns a script named like a standard module (http.py) into a clear error
+import gnetcompat._shadow  # noqa: F401  (installs its import hook when imported)
+
 from ._action import Action, Close, None_, Shutdown
 from ._addr import Addr, ListenSpec, parseProtoAddr
 from ._conn import Conn, UDPConn

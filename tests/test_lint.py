@@ -66,6 +66,24 @@ class LintTests(SynchronousTestCase):
         with tempfile.TemporaryDirectory() as out:
             self.check("pydoctor", "--quiet", f"--html-output={out}", "gnetcompat")
 
+    def test_guides(self) -> None:
+        """
+        The guides (docs/*.rst: PORTING, DEPLOY) render to HTML with no
+        reStructuredText warning (C{scripts/docs}, what C{make docs} runs).
+        """
+        with tempfile.TemporaryDirectory() as out:
+            proc = subprocess.run(
+                [sys.executable, str(ROOT / "scripts" / "docs"), out],
+                capture_output=True,
+                text=True,
+                timeout=TOOL_TIMEOUT,
+            )
+            self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+            self.assertEqual(
+                sorted(p.name for p in Path(out).iterdir()),
+                ["DEPLOY.html", "PORTING.html"],
+            )
+
     def test_newsFragments(self) -> None:
         """towncrier renders the news fragments."""
         import gnetcompat

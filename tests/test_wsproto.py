@@ -1,5 +1,6 @@
 """
-Tests for L{gnetcompat._wsproto}.
+Tests for the WebSocket session (L{gnetcompat.websocket._session}), its
+options and its partial-message budget.
 
 Deterministic: no sockets, no real time.  The client side is the sans-I/O
 C{websockets.client.ClientProtocol}; deliberately broken frames are built with
@@ -25,14 +26,14 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
-from gnetcompat._wsproto import (
-    INFLATE_STEP,
+from gnetcompat.websocket import (
     OPCODE_BINARY,
     OPCODE_TEXT,
     Message,
     WebSocketOptions,
     WebSocketSession,
 )
+from gnetcompat.websocket._autobahncompat import INFLATE_STEP
 from tests._sink import RecordingSink
 from tests.autobahn_report import (
     CaseResult,

@@ -566,7 +566,8 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
         (not a protocol error of the peer), and free the partly received
         message.
         """
-        WebSocketServerProtocol._fail_connection(self, code, reason)  # noqa: SLF001  (Autobahn's private, pinned by a canary)
+        # Autobahn's, not our override (which reports the failure)
+        super()._fail_connection(code, reason)
         if self.inside_message:  # failedByMe: nothing more is collected
             self.message_data = []
             self.frame_data = []

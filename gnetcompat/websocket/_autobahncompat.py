@@ -472,10 +472,14 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
 
     def receive(self, data: bytes) -> None:
         """
-        Process inbound bytes (Autobahn's C{dataReceived}); the peer was
-        heard from now (the idle check of L{_sendAutoPing}).
+        Process a feed's inbound bytes (Autobahn's C{dataReceived}): a new
+        L{INFLATE_STEP} of inflation is allowed; the peer was heard from now
+        (the idle check of L{_sendAutoPing}).
         """
         self._lastReceived = self._now()
+        pmc = self._perMessageCompress
+        if pmc is not None:
+            pmc.inflated = 0
         self._dataReceived(data)
 
     def lose(self, reason: Failure) -> None:
@@ -588,19 +592,13 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
         finally:
             self.state = state
 
-    def startFeed(self) -> None:
-        """
-        A C{feed} starts: a new L{INFLATE_STEP} of inflation is allowed.
-        """
-        pmc = self._perMessageCompress
-        if pmc is not None:
-            pmc.inflated = 0
-
     def resumeInput(self, data: bytes) -> None:
         """
-        Go on with the input held while L{suspended}, after C{data}.
+        Go on with the input held while L{suspended}, after C{data} (a
+        feed: a new L{INFLATE_STEP} of inflation is allowed).
         """
         self.suspended = False
+        self._perMessageCompress.inflated = 0
         if data:
             self._lastReceived = self._now()
             if self.state == _STATE_OPEN:

@@ -273,7 +273,6 @@ class WebSocketSession:
         proto = self._proto
         if self._lost or not (data or proto.suspended):
             return []
-        proto.startFeed()
         self._feeding = True
         try:
             if proto.suspended:
@@ -533,9 +532,10 @@ class WebSocketConn(WebSocketSession):
             conn.Wake()
         return msgs
 
-    def WriteServerMessage(self, opcode: int, payload: bytes) -> None:
-        """Send a message with this opcode (1 text, 2 binary) to the client."""
-        self.sendMessage(opcode, payload)
+    #: C{WriteServerMessage(opcode, payload)}: send a message with this
+    #: opcode (1 text, 2 binary) to the client: L{sendMessage} itself (the
+    #: per-message path gets no extra call)
+    WriteServerMessage = WebSocketSession.sendMessage
 
     def Flush(self) -> None:
         """Send a close held back behind the replies of the last read now."""

@@ -18,10 +18,10 @@ import socket
 import struct
 import threading
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IPullProducer, IReactorTime
+from twisted.internet.interfaces import IPullProducer, IReactorTime, ITransport
 from twisted.logger import Logger
 from twisted.python import threadable
 from twisted.python.failure import Failure
@@ -106,6 +106,61 @@ class ConnOwner(Protocol):
 
 
 AsyncCallback = Callable[[Any, "BaseException | None"], Any]
+
+
+@runtime_checkable
+class ConnDriver(Protocol):
+    """
+    What a protocol layer on top of a L{Conn} uses of it (the WebSocket
+    layer, L{gnetcompat.websocket.WebSocketConn}): the Reader call that
+    drains a read, the queued C{Wake} and C{Close}, and the C{driver*}
+    members of the driver API below.  Declared here, by the Conn layer, so
+    that the layer above is type-checked against L{Conn} itself.
+    """
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closed (writes go nowhere)."""
+
+    def Next(self, n: int = -1) -> bytes:
+        """Take C{n} inbound bytes (all with C{-1})."""
+
+    def Wake(self, callback: AsyncCallback | None = None) -> None:
+        """Queue an C{OnTraffic} with no new bytes."""
+
+    def Close(self) -> None:
+        """Queue a local close."""
+
+    def driverWrite(self, data: bytes) -> None:
+        """Write C{data} in order."""
+
+    def driverWriteSequence(self, bufs: Iterable[bytes | bytearray | memoryview]) -> None:
+        """Write every buffer in order."""
+
+    def driverAbort(self) -> None:
+        """Close now, dropping what is queued."""
+
+    def driverWhenDrained(self, callback: Callable[[], object]) -> None:
+        """Call C{callback()} once the output over C{WriteBufferCap} was sent."""
+
+    def driverPauseReading(self) -> None:
+        """Stop reading from the peer until L{driverResumeReading}."""
+
+    def driverResumeReading(self) -> None:
+        """Undo L{driverPauseReading}."""
+
+    @property
+    def driverTransport(self) -> ITransport:
+        """The Twisted transport (its addresses); write through the Conn."""
+
+    @property
+    def driverClock(self) -> IReactorTime:
+        """The engine's clock, for the layer's timers."""
+
+    @property
+    def driverEngineStopped(self) -> bool:
+        """Whether the engine has stopped (queued operations no longer run)."""
+
 
 _EMPTY = b""
 #: the calling thread's identifier (the loop-thread check of the writes)
@@ -1262,3 +1317,10 @@ class UDPConn(_Reader):
         raise ErrUnsupportedOp()
 
     SetReadDeadline = SetWriteDeadline = SetDeadline
+
+
+if TYPE_CHECKING:
+
+    def _connDrives(conn: Conn) -> ConnDriver:
+        # mypy's check that a Conn is everything ConnDriver declares
+        return conn

@@ -168,12 +168,12 @@ def Rotate(handler: Any, addrs: Sequence[str], *opts: Option | Options) -> None:
     the engine gracefully.  On the reactor thread it cannot block: use
     L{Serve}.
 
-    @raise RuntimeError: on the reactor thread; or the reactor already ran
-        and stopped in this process (Twisted reactors cannot be restarted).
-
     Like gnet's default logger, it makes log lines visible: what the
     program has not configured of C{twisted.logger} and C{logging} is
     connected to standard error (see L{gnetcompat._logging}).
+
+    @raise RuntimeError: on the reactor thread; or the reactor already ran
+        and stopped in this process (Twisted reactors cannot be restarted).
     """
     options = loadOptions(*opts)
     setupProgramLogging(LogLevel.debug if _logLevelOf(options) < 0 else LogLevel.info)

@@ -15,11 +15,54 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    tomllib = None  # type: ignore[assignment]
 
 ROOT = Path(__file__).resolve().parent.parent
 #: seconds one tool may take (mypy's first run, without a cache, is the slowest)
 TOOL_TIMEOUT = 600
+
+#: the modules mypy checks with --strict's per-module flags (pyproject.toml)
+STRICT_MODULES = {
+    # the core: pure definitions, Conn, Engine, the Twisted skin
+    "gnetcompat.errors",
+    "gnetcompat.interfaces",
+    "gnetcompat.options",
+    "gnetcompat._action",
+    "gnetcompat._addr",
+    "gnetcompat._endpoint",
+    "gnetcompat._conn",
+    "gnetcompat._engine",
+    "gnetcompat._protocol",
+    # dialling, the client, the entry points, process workers, TLS (issue 20)
+    "gnetcompat._dial",
+    "gnetcompat.client",
+    "gnetcompat._run",
+    "gnetcompat._workers",
+    "gnetcompat._worker_main",
+    "gnetcompat._bus",
+    "gnetcompat._handle",
+    "gnetcompat._logging",
+    "gnetcompat._text",
+    "gnetcompat._tls",
+}
+#: --strict's per-module flags (mypy 2.4), as pyproject.toml sets them for those
+STRICT_FLAGS = {
+    "disallow_any_generics",
+    "disallow_subclassing_any",
+    "disallow_untyped_calls",
+    "disallow_untyped_defs",
+    "disallow_incomplete_defs",
+    "disallow_untyped_decorators",
+    "warn_return_any",
+    "no_implicit_reexport",
+    "strict_equality",
+    "extra_checks",
+}
 
 #: a program's handlers, type-checked against gnetcompat's declarations
 _ONSHUTDOWN_SAMPLE = """
@@ -111,6 +154,21 @@ class LintTests(SynchronousTestCase):
         """C{mypy} (mypy-zope; strict on the core modules): no error in gnetcompat/."""
         with tempfile.TemporaryDirectory() as cache:
             self.check("mypy", "--cache-dir", cache)
+
+    def test_strictModules(self) -> None:
+        """
+        pyproject.toml gives mypy --strict's per-module flags for the core
+        and for dialling, the client, the entry points, the process workers,
+        their bus and TLS: exactly L{STRICT_MODULES}, with every flag on.
+        """
+        if tomllib is None:
+            raise SkipTest("reading pyproject.toml needs tomllib (Python 3.11+)")
+        with open(ROOT / "pyproject.toml", "rb") as f:
+            overrides = tomllib.load(f)["tool"]["mypy"]["overrides"]
+        strict = [o for o in overrides if o.get("disallow_untyped_defs")]
+        self.assertEqual(len(strict), 1, strict)
+        self.assertEqual(set(strict[0]["module"]), STRICT_MODULES)
+        self.assertEqual({flag for flag in STRICT_FLAGS if strict[0].get(flag)}, STRICT_FLAGS)
 
     def test_onShutdownMayReturnADeferred(self) -> None:
         """

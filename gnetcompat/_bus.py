@@ -43,7 +43,7 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import Int32StringReceiver
 
-from ._engine import OP_WRITEV
+from ._engine import OP_WRITEV, Engine
 from ._handle import MAX_COUNTER_NAME, MAX_COUNTERS, ConnHandle, Counter
 from ._twistedcompat import writeBacklog
 from .errors import ErrBusOverflow, ErrClosed, ErrEngineShutdown, ErrUnsupportedOp
@@ -260,7 +260,7 @@ class BusProtocol(Int32StringReceiver):
                     limit=MAX_FRAME,
                 )
             return False
-        self.sendString(frame)
+        self.sendString(frame)  # type: ignore[no-untyped-call]  # Twisted: untyped
         return True
 
 
@@ -431,7 +431,7 @@ class WorkerBus:
 
     log = Logger(namespace="gnetcompat.bus")
 
-    def __init__(self, engine: Any, shm: SharedCounters) -> None:
+    def __init__(self, engine: Engine, shm: SharedCounters) -> None:
         self.engine = engine
         self.shm = shm
         self.proto = BusProtocol(self.frameReceived, self.lost)

@@ -23,7 +23,7 @@ import errno
 import ipaddress
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol, cast
 
 from twisted.internet import defer, threads
@@ -35,6 +35,7 @@ from twisted.internet.endpoints import (
     UNIXClientEndpoint,
 )
 from twisted.internet.error import ConnectionLost, NoProtocol
+from twisted.internet.interfaces import IProtocol, IStreamClientEndpoint
 from twisted.internet.protocol import DatagramProtocol, Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -97,7 +98,11 @@ def _applySocketOptions(sock: socket.socket, o: Options) -> None:
             applyKeepAlive(sock, o.TCPKeepAlive, o.TCPKeepInterval, o.TCPKeepCount)
 
 
-def _twistedAddr(sockaddr: tuple, kind: Literal["TCP", "UDP"]) -> Any:
+#: a socket address as C{socket} gives it: C{(host, port)}, or IPv6's 4-tuple
+SockAddr = tuple[Any, ...]
+
+
+def _twistedAddr(sockaddr: SockAddr, kind: Literal["TCP", "UDP"]) -> IPv4Address | IPv6Address:
     host, port = sockaddr[0], sockaddr[1]
     if ":" in host:
         return IPv6Address(kind, host, port)
@@ -124,7 +129,7 @@ class _ConnectedUDPTransport:
 
     disconnecting = False
 
-    def __init__(self, port: Any, peer: tuple) -> None:
+    def __init__(self, port: Any, peer: SockAddr) -> None:
         self.port = port
         self.peer = _twistedAddr(peer, "UDP")
 
@@ -144,7 +149,7 @@ class _ConnectedUDPTransport:
     def getHost(self) -> Any:
         return self.port.getHost()
 
-    def getPeer(self) -> Any:
+    def getPeer(self) -> IPv4Address | IPv6Address:
         return self.peer
 
     def getHandle(self) -> Any:
@@ -169,7 +174,7 @@ class _ConnectedUDPProtocol(DatagramProtocol):
         #: the event loop the connection joins (None: the engine picks)
         self.loop = loop
 
-    def open(self, peer: tuple) -> _ClientUDPConn:
+    def open(self, peer: SockAddr) -> _ClientUDPConn:
         """The port is connected: create the Conn and run OnOpen."""
         eng = self.engine
         t = self._udp = _ConnectedUDPTransport(self.transport, peer)
@@ -211,7 +216,9 @@ class _ConnectedUDPProtocol(DatagramProtocol):
 
     def connectionRefused(self) -> None:
         self._peerGone(
-            Failure(ConnectionRefusedError(errno.ECONNREFUSED, "read: connection refused"))
+            Failure(  # type: ignore[no-untyped-call]  # Twisted: untyped
+                ConnectionRefusedError(errno.ECONNREFUSED, "read: connection refused")
+            )
         )
 
     def _peerGone(self, reason: Failure | None) -> None:
@@ -225,7 +232,7 @@ class _ConnectedUDPProtocol(DatagramProtocol):
         self.engine.transportGone(self)
         conn = self.conn
         if conn is not None and not conn.closed:
-            conn.driverLost(Failure(self._pendingError()))
+            conn.driverLost(Failure(self._pendingError()))  # type: ignore[no-untyped-call]  # Twisted: untyped
 
     def _pendingError(self) -> BaseException:
         """
@@ -263,7 +270,7 @@ class _RegisteredProtocol(GnetProtocol):
         self.loop = loop
 
     #: a TLS dial: fires with the Conn once the handshake completed and OnOpen ran
-    whenOpen: Deferred | None = None
+    whenOpen: Deferred[Conn] | None = None
 
     def prepareConn(self, conn: Conn) -> None:
         if self._hasValue:
@@ -278,13 +285,14 @@ class _RegisteredProtocol(GnetProtocol):
         super()._open()
         d, self.whenOpen = self.whenOpen, None
         if d is not None:
+            assert self.conn is not None  # (super()._open() created it)
             d.callback(self.conn)
 
     def connectionLost(self, reason: Any = None) -> None:
         d, self.whenOpen = self.whenOpen, None
         super().connectionLost(reason)
         if d is not None:  # the TLS handshake failed or timed out
-            d.errback(reason if reason is not None else Failure(ConnectionLost()))
+            d.errback(reason if reason is not None else ConnectionLost())
 
 
 class _OneShotFactory(Factory):
@@ -314,20 +322,21 @@ class _OneShotFactory(Factory):
         return p
 
 
-def _tlsOpened(engine: LoopOwner, factory: _OneShotFactory) -> Any:
+def _tlsOpened(engine: LoopOwner, factory: _OneShotFactory) -> Conn | Deferred[Conn]:
     """The Conn of a TLS dial, once its handshake completed (a Deferred until then)."""
     proto = factory.built
     if proto is None:
         raise ErrEngineInShutdown()
     if proto.conn is not None:
         return proto.conn
-    d: Deferred = Deferred()
+    d: Deferred[Conn] = Deferred()
     proto.whenOpen = d
     return d
 
 
-def _openedConn(engine: LoopOwner, proto: Any) -> Conn:
-    conn = getattr(proto, "conn", None)
+def _openedConn(engine: LoopOwner, proto: IProtocol | None) -> Conn:
+    """The Conn of a dialled or adopted connection (the protocol L{_OneShotFactory} built)."""
+    conn = proto.conn if isinstance(proto, GnetProtocol) else None
     if conn is None:
         raise ErrEngineInShutdown()
     return conn
@@ -409,7 +418,7 @@ def adopt(
     hasValue: bool,
     applyOptions: bool,
     loop: Any = None,
-) -> Deferred:
+) -> Deferred[Conn]:
     """L{_adoptNow} as a Deferred of the Conn; always closes C{dup}."""
     try:
         return defer.succeed(_adoptNow(engine, dup, value, hasValue, applyOptions, loop))
@@ -419,7 +428,7 @@ def adopt(
         dup.close()
 
 
-def _resolve(network: str, host: str, port: int) -> Deferred:
+def _resolve(network: str, host: str, port: int) -> Deferred[tuple[int, SockAddr]]:
     """C{(family, sockaddr)} for a tcp*/udp* dial, resolving names off the reactor thread."""
     suffix = network[-1]
     if host == "":
@@ -427,7 +436,7 @@ def _resolve(network: str, host: str, port: int) -> Deferred:
     kind = socket.SOCK_STREAM if network.startswith("tcp") else socket.SOCK_DGRAM
     family = {"4": socket.AF_INET, "6": socket.AF_INET6}.get(suffix, socket.AF_UNSPEC)
 
-    def pick(infos: list) -> tuple[int, tuple]:
+    def pick(infos: Sequence[tuple[Any, ...]]) -> tuple[int, SockAddr]:
         infos = [i for i in infos if i[0] in (socket.AF_INET, socket.AF_INET6)]
         if not infos:
             raise ErrInvalidNetworkAddress(f"dial {network} {host}: no suitable address")
@@ -457,7 +466,7 @@ def dial(
     hasValue: bool,
     applyOptions: bool,
     loop: Any = None,
-) -> Deferred:
+) -> Deferred[Conn]:
     """
     Dial C{address} over C{network} (Go's C{net.Dial} syntax) and register
     the connection with C{engine} (on C{loop}, or the one its load balancer
@@ -469,7 +478,7 @@ def dial(
     def builtin(f: Failure) -> Failure:
         # no Twisted exception type crosses the gnet API (refused, time-out, DNS)
         # (Failure.value is declared Optional; a Failure always carries one)
-        return Failure(builtinError(f.value, where))  # type: ignore[arg-type]
+        return Failure(builtinError(f.value, where))  # type: ignore[arg-type,no-untyped-call]
 
     if net == "unix":
         if not address:
@@ -478,12 +487,14 @@ def dial(
             )
         factory = _OneShotFactory(engine, "unix", value, hasValue, applyOptions, loop)
         tls = engine.options.ClientTLS
+        # (Twisted's UNIXClientEndpoint is untyped: its connect is typed through the interface)
+        unix: IStreamClientEndpoint = UNIXClientEndpoint(engine.reactor, address)  # type: ignore[no-untyped-call]
         if tls is not None:
             wrapped = tls.wrapFactory(factory, tls.serverName or "localhost", engine.reactor)
-            d = UNIXClientEndpoint(engine.reactor, address).connect(wrapped)
-            return d.addCallback(lambda _: _tlsOpened(engine, factory)).addErrback(builtin)
-        d = UNIXClientEndpoint(engine.reactor, address).connect(factory)
-        return d.addCallback(lambda p: _openedConn(engine, p)).addErrback(builtin)
+            connected = unix.connect(wrapped)
+            return connected.addCallback(lambda _: _tlsOpened(engine, factory)).addErrback(builtin)
+        connected = unix.connect(factory)
+        return connected.addCallback(lambda p: _openedConn(engine, p)).addErrback(builtin)
     if net not in ("tcp", "tcp4", "tcp6", "udp", "udp4", "udp6"):
         return defer.fail(
             ErrUnsupportedProtocol(
@@ -496,7 +507,7 @@ def dial(
         return defer.fail()
     d = _resolve(net, host, port)
 
-    def connect(resolved: tuple[int, tuple]) -> Deferred:
+    def connect(resolved: tuple[int, SockAddr]) -> Deferred[Conn]:
         family, sockaddr = resolved
         if net.startswith("udp"):
             sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -517,8 +528,8 @@ def dial(
         return ep.connect(factory).addCallback(lambda p: _openedConn(engine, p))
 
     def noProtocol(f: Failure) -> Failure:
-        if f.check(NoProtocol):
-            return Failure(ErrEngineInShutdown())
+        if f.check(NoProtocol):  # type: ignore[no-untyped-call]  # Twisted: untyped
+            return Failure(ErrEngineInShutdown())  # type: ignore[no-untyped-call]  # Twisted: untyped
         return f
 
     return d.addCallback(connect).addErrback(noProtocol).addErrback(builtin)
@@ -548,16 +559,16 @@ def _addrTarget(addr: Any) -> tuple[str, str]:
 
 
 def _registration(
-    engine: LoopOwner, work: Callable[[], Deferred], cleanup: Callable[[], None] | None
-) -> Deferred:
+    engine: LoopOwner, work: Callable[[], Deferred[Conn]], cleanup: Callable[[], None] | None
+) -> Deferred[RegisteredResult]:
     """
     Queue C{work} on the loop (gnet's normal-priority task) and return a
     Deferred that fires with a L{RegisteredResult} once OnOpen ran (or with
     the error in C{Err}); it never fails.
     """
-    result: Deferred = Deferred()
+    result: Deferred[RegisteredResult] = Deferred()
 
-    def report(value: Any) -> None:
+    def report(value: Conn | Failure) -> None:
         if isinstance(value, Failure):
             result.callback(RegisteredResult(None, value.value))
         else:
@@ -567,7 +578,7 @@ def _registration(
         if not engine.loopRunning:
             if cleanup is not None:
                 cleanup()
-            report(Failure(ErrEngineInShutdown()))
+            result.callback(RegisteredResult(None, ErrEngineInShutdown()))
             return
         defer.maybeDeferred(work).addBoth(report)
 
@@ -580,7 +591,9 @@ def _checkLoop(engine: LoopOwner) -> None:
         raise ErrEngineInShutdown()
 
 
-def registerOnLoop(engine: LoopOwner, addr: Any, ctx: Context | None, loop: Any = None) -> Deferred:
+def registerOnLoop(
+    engine: LoopOwner, addr: Any, ctx: Context | None, loop: Any = None
+) -> Deferred[RegisteredResult]:
     """
     C{EventLoop.Register(addr, ctx)}: dial C{addr} (an L{Addr}, a Twisted
     address or a C{scheme://} string) and add the connection to the loop.
@@ -603,7 +616,9 @@ def registerOnLoop(engine: LoopOwner, addr: Any, ctx: Context | None, loop: Any 
     )
 
 
-def enrollOnLoop(engine: LoopOwner, sock: Any, ctx: Context | None, loop: Any = None) -> Deferred:
+def enrollOnLoop(
+    engine: LoopOwner, sock: Any, ctx: Context | None, loop: Any = None
+) -> Deferred[RegisteredResult]:
     """
     C{EventLoop.Enroll(sock, ctx)}: adopt a connected socket (TCP, unix or
     connected UDP) on the loop.  The caller's socket is closed at once (gnet
@@ -634,7 +649,7 @@ def _peerText(sock: socket.socket) -> str:
     return os.fsdecode(peer) if isinstance(peer, bytes) else str(peer)
 
 
-def registerOnEngine(engine: LoopOwner, ctx: Context | None) -> Deferred:
+def registerOnEngine(engine: LoopOwner, ctx: Context | None) -> Deferred[RegisteredResult]:
     """
     C{Engine.Register(ctx)}: enrol the socket of C{NewNetConnContext}, or
     dial the address of C{NewNetAddrContext} (the socket wins when both are

@@ -17,7 +17,7 @@ import sys
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
@@ -421,7 +421,7 @@ class Engine:
         self.workerIndex = 0
         self.workerGeneration = 0
         self.numWorkers = 1
-        self.bus: Any = None
+        self.bus: EngineBus | None = None
         self._handleIds = itertools.count(1)
         self._handles: dict[int, Conn] = {}
         self._counters: dict[str, Counter] = {}
@@ -1075,8 +1075,51 @@ def loopThreadsReason() -> str:
     )
 
 
+class EngineBus(Protocol):
+    """
+    What an engine of a worker process drives of its link to the other
+    workers (L{gnetcompat._bus.WorkerBus}): the engine-wide operations on
+    another worker's connections, broadcasts, shared counters and the
+    connection registry.
+    """
+
+    def submit(self, op: int, handle: ConnHandle, payload: Any, callback: Any) -> None:
+        """Run C{op} on another worker's connection; C{callback(handle, err)} once done."""
+
+    def broadcast(self, data: bytes, exclude: ConnHandle | None) -> None:
+        """Send C{data} to every other worker's connections."""
+
+    def counter(self, name: str) -> Counter:
+        """The engine-wide counter C{name}, summed over every worker."""
+
+    def remoteHandles(self) -> list[ConnHandle]:
+        """The other workers' connections (C{WithConnRegistry})."""
+
+    def announceOpen(self, handle: ConnHandle) -> None:
+        """Tell the other workers about a new connection of this one."""
+
+    def announceClose(self, handle: ConnHandle) -> None:
+        """Tell the other workers that connection C{handle} closed."""
+
+
+class StoppableEngine(Protocol):
+    """
+    What L{stopFromAnyThread} needs of an engine, single-process (L{Engine})
+    or multicore (L{gnetcompat._workers.MulticoreEngine}).
+    """
+
+    #: the reactor the engine runs on (C{callFromThread}; its clock by default)
+    reactor: Any
+
+    def requestShutdown(self, fromLoop: bool) -> None:
+        """Begin an external shutdown (idempotent)."""
+
+    def whenStopped(self) -> Deferred[None]:
+        """A Deferred firing once the engine has shut down."""
+
+
 def stopFromAnyThread(
-    eng: Any, onReactorThread: bool, timeout: float | None
+    eng: StoppableEngine, onReactorThread: bool, timeout: float | None
 ) -> Deferred[None] | None:
     """
     gnet's C{Engine.Stop} for an engine (single or multicore): request an

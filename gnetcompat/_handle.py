@@ -14,9 +14,17 @@ a C{Conn} lives in one process: a handle names it everywhere.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import NamedTuple
 
-__all__ = ["ConnHandle", "Counter", "LocalCounter", "MAX_COUNTERS", "MAX_COUNTER_NAME"]
+__all__ = [
+    "ConnHandle",
+    "HandleCallback",
+    "Counter",
+    "LocalCounter",
+    "MAX_COUNTERS",
+    "MAX_COUNTER_NAME",
+]
 
 #: how many counters an engine can have (process workers keep them in a
 #: fixed block of shared memory)
@@ -41,6 +49,11 @@ class ConnHandle(NamedTuple):
 
     def __repr__(self) -> str:
         return f"ConnHandle(worker={self.worker}, id={self.id}, remote={self.remote!r})"
+
+
+#: C{callback(handle, err)} of the engine-wide operations (C{Engine.AsyncWrite},
+#: C{Close}, C{Wake} by handle): C{err} is C{None} on success
+HandleCallback = Callable[[ConnHandle, "BaseException | None"], object]
 
 
 class Counter:

@@ -73,17 +73,23 @@ def toStdlibLevel(level: LogLevel | None) -> int:
     return _TO_STDLIB.get(level, logging.INFO) if level is not None else logging.INFO
 
 
+#: C{logging}'s thresholds, highest first, with Twisted's levels (the table
+#: gives them the type Twisted declares: C{constantly}'s constants are untyped)
+_FROM_STDLIB: tuple[tuple[int, LogLevel], ...] = (
+    (logging.CRITICAL, LogLevel.critical),
+    (logging.ERROR, LogLevel.error),
+    (logging.WARNING, LogLevel.warn),
+    (logging.INFO, LogLevel.info),
+)
+_BELOW_INFO: LogLevel = LogLevel.debug
+
+
 def fromStdlibLevel(level: int) -> LogLevel:
     """A C{logging} level as Twisted's (the nearest at or below it)."""
-    if level >= logging.CRITICAL:
-        return LogLevel.critical
-    if level >= logging.ERROR:
-        return LogLevel.error
-    if level >= logging.WARNING:
-        return LogLevel.warn
-    if level >= logging.INFO:
-        return LogLevel.info
-    return LogLevel.debug
+    for threshold, twistedLevel in _FROM_STDLIB:
+        if level >= threshold:
+            return twistedLevel
+    return _BELOW_INFO
 
 
 class StdlibBridge(logging.Handler):
@@ -151,7 +157,11 @@ class _NotChatter:
     """Filters out L{isTwistedChatter} events."""
 
     def __call__(self, event: dict[str, Any]) -> PredicateResult:
-        return PredicateResult.no if isTwistedChatter(event) else PredicateResult.maybe
+        # (annotated: C{constantly}'s constants are untyped)
+        result: PredicateResult = (
+            PredicateResult.no if isTwistedChatter(event) else PredicateResult.maybe
+        )
+        return result
 
 
 _notChatter = _NotChatter()

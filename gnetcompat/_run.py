@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.application.service import Service
 from twisted.internet import defer
@@ -39,7 +39,7 @@ from ._engine import Engine, globalReactor, normalizeTopology, stopFromAnyThread
 from ._logging import setupProgramLogging
 from ._protocol import GnetFactory
 from ._twistedcompat import forgetExitSignal, reactorHasRun
-from ._workers import MulticoreEngine, serveMulticore
+from ._workers import MulticoreEngine, SupervisionPolicy, serveMulticore
 from .errors import ErrEngineInShutdown, ErrInvalidNetworkAddress
 from .interfaces import IEventHandler
 from .options import Option, Options, loadOptions
@@ -54,6 +54,13 @@ __all__ = [
     "installReloadOnSIGHUP",
     "startEngine",
 ]
+
+
+#: a started engine: single-process, or process workers (C{WithProcessWorkers})
+ServedEngine = Engine | MulticoreEngine
+_E = TypeVar("_E", Engine, MulticoreEngine)
+#: what C{signal.signal}/C{signal.getsignal} give back (typeshed's C{signal._HANDLER})
+_SignalHandler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 
 def _specs(addrs: Sequence[str]) -> list[ListenSpec]:
@@ -79,10 +86,10 @@ def startEngine(
 #: gnet's process-wide registry for the deprecated L{Stop}: the address
 #: string given to Run/Rotate/Serve -> the engine started with it (the most
 #: recent one); an entry goes when its engine stops.
-_registry: dict[str, Any] = {}
+_registry: dict[str, ServedEngine] = {}
 
 
-def _remember(eng: Any, addrs: str | Sequence[str]) -> Any:
+def _remember(eng: _E, addrs: str | Sequence[str]) -> _E:
     names = [addrs] if isinstance(addrs, str) else list(addrs)
     if eng.stopped:
         return eng
@@ -101,7 +108,7 @@ def _remember(eng: Any, addrs: str | Sequence[str]) -> Any:
     return eng
 
 
-def Stop(ctx: Any = None, protoAddr: str | None = None) -> Deferred | None:
+def Stop(ctx: Any = None, protoAddr: str | None = None) -> Deferred[None] | None:
     """
     gnet's deprecated C{Stop(ctx, protoAddr)}: stop the engine started
     (with L{Run}, L{Rotate} or L{Serve}) under exactly the address string
@@ -131,8 +138,8 @@ def Serve(
     addrs: str | Sequence[str],
     *opts: Option | Options,
     reactor: Any = None,
-    policy: Any = None,
-) -> Deferred:
+    policy: SupervisionPolicy | None = None,
+) -> Deferred[ServedEngine]:
     """
     Start an engine without blocking, inside a running (or about to run)
     reactor.  Returns a Deferred firing with the started L{Engine} (already
@@ -150,7 +157,8 @@ def Serve(
         options = loadOptions(*opts)
         if options.numWorkers() > 0:
             d = serveMulticore(handler, _specs(addrs), options, reactor, policy)
-            return d.addCallback(_remember, addrs)
+            served: Deferred[ServedEngine] = d.addCallback(_remember, addrs)
+            return served
         return defer.succeed(_remember(startEngine(handler, addrs, options, reactor), addrs))
     except Exception:
         return defer.fail()
@@ -168,29 +176,31 @@ def Rotate(handler: Any, addrs: Sequence[str], *opts: Option | Options) -> None:
     the engine gracefully.  On the reactor thread it cannot block: use
     L{Serve}.
 
-    @raise RuntimeError: on the reactor thread; or the reactor already ran
-        and stopped in this process (Twisted reactors cannot be restarted).
-
     Like gnet's default logger, it makes log lines visible: what the
     program has not configured of C{twisted.logger} and C{logging} is
     connected to standard error (see L{gnetcompat._logging}).
+
+    @raise RuntimeError: on the reactor thread; or the reactor already ran
+        and stopped in this process (Twisted reactors cannot be restarted).
     """
     options = loadOptions(*opts)
     setupProgramLogging(LogLevel.debug if _logLevelOf(options) < 0 else LogLevel.info)
     reactor = options.Reactor or globalReactor()
     if getattr(reactor, "running", False):
-        if threadable.isInIOThread():
+        if threadable.isInIOThread():  # type: ignore[no-untyped-call]  # Twisted: untyped
             raise RuntimeError("Run/Rotate block; on the reactor thread use gnetcompat.Serve()")
 
         # (Serve's reactor= goes through a closure: blockingCallFromThread
         # takes the reactor as its own first argument, named reactor)
-        def serve() -> Deferred:
+        def serve() -> Deferred[ServedEngine]:
             return Serve(handler, addrs, options, reactor=reactor)
 
-        eng: Any = blockingCallFromThread(reactor, serve)
+        # (Twisted's annotation, a union of "returns R" and "returns Deferred[R]",
+        # leaves mypy no solution for a Deferred[R]: it waits for it all the same)
+        served: ServedEngine = blockingCallFromThread(reactor, serve)  # type: ignore[arg-type]
         done = threading.Event()
-        reactor.callFromThread(lambda: eng.whenStopped().addBoth(lambda _: done.set()))
-        with _signalsStop(reactor, eng):
+        reactor.callFromThread(lambda: served.whenStopped().addBoth(lambda _: done.set()))
+        with _signalsStop(reactor, served):
             done.wait()
         return None
     if reactorHasRun(reactor):
@@ -199,39 +209,39 @@ def Rotate(handler: Any, addrs: Sequence[str], *opts: Option | Options) -> None:
             "(an earlier Run, or a Client.Stop(), ended it) and a Twisted reactor cannot "
             "be restarted: call Run once per process, before stopping a Client"
         )
-    result: list = []
-    later: list = []
+    result: list[ServedEngine | Failure] = []
+    later: list[Callable[[ServedEngine | Failure], None]] = []
 
-    def settled(r: Any) -> None:
+    def settled(r: ServedEngine | Failure) -> None:
         result.append(r)
         for f in later:
             f(r)
 
     d = Serve(handler, addrs, options, reactor=reactor)
     d.addBoth(settled)
-    if result and isinstance(result[0], Failure):
-        result[0].raiseException()
     if result:
         eng = result[0]
+        if isinstance(eng, Failure):
+            eng.raiseException()
         if eng.stopped:
             return None
         _runUntilStopped(reactor, eng)
         return None
     # multicore: the workers start once the reactor runs; serve until every
     # worker has exited (SIGTERM/SIGINT stop them gracefully first)
-    errors: list = []
+    errors: list[Failure] = []
 
-    def stop(_: Any = None) -> None:
+    def stop(_: object = None) -> None:
         stopReactor(reactor)
 
-    def multicoreSettled(r: Any) -> None:
+    def multicoreSettled(r: ServedEngine | Failure) -> None:
         if isinstance(r, Failure):
             errors.append(r)
             stop()
             return
         eng = r
 
-        def beforeShutdown() -> Deferred | None:
+        def beforeShutdown() -> Deferred[None] | None:
             if not eng.stopping:
                 eng.requestShutdown(fromLoop=False)
             if not eng.stopped:
@@ -260,7 +270,7 @@ def _logLevelOf(options: Options) -> int:
 
 
 @contextmanager
-def _signalsStop(reactor: Any, eng: Any) -> Iterator[None]:
+def _signalsStop(reactor: Any, eng: ServedEngine) -> Iterator[None]:
     """
     While C{Run} blocks the main thread beside a reactor running in another
     thread (a plain script's L{gnetcompat.Client} runs one), Ctrl-C and
@@ -276,10 +286,10 @@ def _signalsStop(reactor: Any, eng: Any) -> Iterator[None]:
         if not eng.stopping:
             eng.requestShutdown(fromLoop=False)
 
-    def onSignal(signum: int, frame: Any) -> None:
+    def onSignal(signum: int, frame: FrameType | None) -> None:
         reactor.callFromThread(stopEngine)
 
-    saved = {}
+    saved: dict[signal.Signals, _SignalHandler] = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
         if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler):
             saved[sig] = signal.signal(sig, onSignal)
@@ -290,8 +300,8 @@ def _signalsStop(reactor: Any, eng: Any) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _runUntilStopped(reactor: Any, eng: Any) -> None:
-    def beforeShutdown() -> Deferred | None:
+def _runUntilStopped(reactor: Any, eng: ServedEngine) -> None:
+    def beforeShutdown() -> Deferred[None] | None:
         if not eng.stopping:
             eng.requestShutdown(fromLoop=False)
         if not eng.stopped:
@@ -378,7 +388,7 @@ class EngineService(Service):
         handler: Any,
         addrs: str | Sequence[str],
         *opts: Option | Options,
-        policy: Any = None,
+        policy: SupervisionPolicy | None = None,
     ) -> None:
         """
         @param policy: a L{gnetcompat._workers.SupervisionPolicy} for
@@ -388,9 +398,9 @@ class EngineService(Service):
         self.addrs = [addrs] if isinstance(addrs, str) else list(addrs)
         self.opts = opts
         self.policy = policy
-        self.engine: Any = None
+        self.engine: ServedEngine | None = None
         self.failure: Failure | None = None
-        self._started: Deferred | None = None
+        self._started: Deferred[ServedEngine] | None = None
 
     def privilegedStartService(self) -> None:
         _installExitHook()
@@ -407,10 +417,10 @@ class EngineService(Service):
             d = Serve(self.handler, self.addrs, *self.opts, policy=self.policy)
             # a setup error (bind, option) fails d at once: raise it here; a
             # later failure (the workers cannot start) must reach startService
-            early: list = []
+            early: list[Failure] = []
             duringCall = True
 
-            def raiseEarly(r: Any) -> Any:
+            def raiseEarly(r: ServedEngine | Failure) -> ServedEngine | Failure | None:
                 if duringCall and isinstance(r, Failure):
                     early.append(r)
                     return None
@@ -421,11 +431,12 @@ class EngineService(Service):
             if early:
                 early[0].raiseException()
             self._started = d
-        super().privilegedStartService()
+        super().privilegedStartService()  # type: ignore[no-untyped-call]  # Twisted: untyped
 
     def startService(self) -> None:
-        super().startService()
-        if self.engine is not None:
+        super().startService()  # type: ignore[no-untyped-call]  # Twisted: untyped
+        # (only a single-process engine exists before the start: bound above)
+        if isinstance(self.engine, Engine):
             if not self.engine.boot():
                 self._stopReactor()
             else:
@@ -436,10 +447,10 @@ class EngineService(Service):
             _installExitHook()
             d = Serve(self.handler, self.addrs, *self.opts, policy=self.policy)
 
-        def started(eng: Any) -> None:
+        def started(eng: ServedEngine) -> None:
             self.engine = eng
 
-            def stopped(r: Any) -> None:
+            def stopped(r: Failure | None) -> None:
                 if isinstance(r, Failure):
                     self._failed(r)
                 else:
@@ -477,8 +488,8 @@ class EngineService(Service):
         else:
             reactor.callWhenRunning(stopReactor, reactor)
 
-    def stopService(self) -> Deferred:
-        super().stopService()
+    def stopService(self) -> Deferred[None]:
+        super().stopService()  # type: ignore[no-untyped-call]  # Twisted: untyped
         eng = self.engine
         if eng is None or eng.stopped:
             return defer.succeed(None)
@@ -508,7 +519,7 @@ def handlerFactory(handler: Any) -> GnetFactory:
 
 
 # the one registration (a second one raises): gnetcompat/__init__ imports this module
-registerAdapter(handlerFactory, IEventHandler, IProtocolFactory)
+registerAdapter(handlerFactory, IEventHandler, IProtocolFactory)  # type: ignore[no-untyped-call]  # Twisted: untyped
 
 
 # -- TLS certificate reload -----------------------------------------------------------
@@ -540,7 +551,7 @@ def installReloadOnSIGHUP(
 
     def onHup(signum: int, frame: FrameType | None) -> None:
         reactor.callFromThread(reload)
-        if callable(previous) and previous not in (signal.SIG_IGN, signal.SIG_DFL):
+        if callable(previous):  # (SIG_IGN and SIG_DFL are not: they are Handlers numbers)
             previous(signum, frame)
 
     signal.signal(signal.SIGHUP, onHup)

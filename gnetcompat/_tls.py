@@ -399,7 +399,7 @@ class TLSConfig:
         dh = None
         if self.dhParameters is not None:
             dh = _BytesFile(reading("dhParameters file", self.dhParameters))
-            kw["dhParameters"] = ssl.DiffieHellmanParameters.fromFile(dh.path)
+            kw["dhParameters"] = ssl.DiffieHellmanParameters.fromFile(dh.path)  # type: ignore[no-untyped-call]  # Twisted: untyped
         if self.clientCA is not None:
             kw["verify"] = True
             kw["caCerts"] = _certificates("clientCA file", self.clientCA, reading)
@@ -681,9 +681,9 @@ class ClientTLS:
             return hit
         kw: dict[str, Any] = {}
         if self.caFile is not None:
-            kw["trustRoot"] = ssl.trustRootFromCertificates(
-                [ssl.Certificate(c) for c in _certificates("caFile", self.caFile)]
-            )
+            # (Twisted's certificate helpers are untyped: hence the ignores)
+            roots = [ssl.Certificate(c) for c in _certificates("caFile", self.caFile)]  # type: ignore[no-untyped-call]
+            kw["trustRoot"] = ssl.trustRootFromCertificates(roots)  # type: ignore[no-untyped-call]
         if self.certFile is not None:
             keyFile = self.keyFile or self.certFile
             cert = _certificates("client certificate file", self.certFile)[0]
@@ -693,9 +693,11 @@ class ClientTLS:
                 raise TLSError(
                     f"TLS client key file {keyFile!r}: no PEM private key in it"
                 ) from None
-            kw["clientCertificate"] = ssl.PrivateCertificate.fromCertificateAndKeyPair(
-                ssl.Certificate(cert), ssl.KeyPair(key)
-            )
+            # (Twisted: untyped, as above)
+            certificate = ssl.Certificate(cert)  # type: ignore[no-untyped-call]
+            keyPair = ssl.KeyPair(key)  # type: ignore[no-untyped-call]
+            make = ssl.PrivateCertificate.fromCertificateAndKeyPair
+            kw["clientCertificate"] = make(certificate, keyPair)  # type: ignore[no-untyped-call]
         if self.alpn:
             kw["acceptableProtocols"] = [p.encode("ascii") for p in self.alpn]
         creator = ssl.optionsForClientTLS(name, **kw)

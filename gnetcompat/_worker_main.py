@@ -28,16 +28,25 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger, LogLevel, formatEvent, globalLogBeginner
+from twisted.logger import LogEvent, Logger, LogLevel, formatEvent, globalLogBeginner
 
-from ._addr import createListener
+from ._addr import ListenSpec, createListener
 from ._bus import SharedCounters, WorkerBus, adoptBus
 from ._engine import Engine
 from ._logging import isTwistedChatter, setupProgramLogging
-from ._workers import checkMainGlobals, loadMain, mainGlobalsMessage, stopReactor
+from ._workers import (
+    WorkerPayload,
+    checkMainGlobals,
+    loadMain,
+    mainGlobalsMessage,
+    stopReactor,
+)
 from .errors import GnetError
 
 installGnetReactor: Callable[[], object] | None
@@ -95,7 +104,7 @@ class _LogPipe:
     #: seconds between two tries to write what waits
     RETRY = 0.1
 
-    def __init__(self, fd: int, clock: Any = None) -> None:
+    def __init__(self, fd: int, clock: IReactorTime | None = None) -> None:
         """
         @param fd: a non-blocking descriptor of the pipe (see L{open}).
         @param clock: the C{IReactorTime} for the retries, or C{None} (then
@@ -106,7 +115,7 @@ class _LogPipe:
         self.pending = bytearray()
         self.dropped = 0
         self._broken = False
-        self._retry: Any = None
+        self._retry: IDelayedCall | None = None
 
     @classmethod
     def open(cls, fd: int = 1) -> _LogPipe:
@@ -196,14 +205,14 @@ def _namespaceText(namespace: object) -> str:
     return "".join(ch if ch.isprintable() and not ch.isspace() else "_" for ch in text[:100])
 
 
-def _logObserver(minLevel: Any, write: Callable[[bytes], None]) -> Callable[[dict], None]:
+def _logObserver(minLevel: LogLevel, write: Callable[[bytes], None]) -> Callable[[LogEvent], None]:
     """
     The worker's log observer: each event at C{minLevel} or above as lines
     C{LEVEL TEXT} (a failure's traceback too), given to C{write} as one
     C{bytes} of complete lines.
     """
 
-    def observer(event: dict) -> None:
+    def observer(event: LogEvent) -> None:
         level = event.get("log_level")
         if level is not None and level < minLevel:
             return
@@ -223,7 +232,7 @@ def _logObserver(minLevel: Any, write: Callable[[bytes], None]) -> Callable[[dic
     return observer
 
 
-def _startLogging(minLevel: Any) -> _LogPipe:
+def _startLogging(minLevel: LogLevel) -> _LogPipe:
     """Send the log to the parent through a L{_LogPipe} on stdout; return it."""
     sys.stdout.flush()
     pipe = _LogPipe.open(1)
@@ -246,7 +255,7 @@ class _Worker:
     """One worker: an L{Engine} on this process's reactor, wired to the parent."""
 
     def __init__(
-        self, reactor: Any, payload: dict, handler: Any, send: Callable[[str], None]
+        self, reactor: Any, payload: WorkerPayload, handler: Any, send: Callable[[str], None]
     ) -> None:
         self.reactor = reactor
         self.payload = payload
@@ -255,7 +264,7 @@ class _Worker:
         self.index: int = payload["index"]
         self.exitCode = 0
         self.stopFromParent = False
-        self.engine: Any = None
+        self.engine: Engine | None = None
         self.log = Logger(namespace="gnetcompat.worker")
         self._ppid = payload["ppid"]
 
@@ -295,7 +304,7 @@ class _Worker:
         eng.bus = bus
         eng.onShutdownRequest = self._engineStopping
         eng.tickerEnabled = bool(p["ticker"])
-        listeners: list[tuple[Any, socket.socket, int]] = []
+        listeners: list[tuple[ListenSpec, socket.socket, int]] = []
         try:
             for spec, fd, family, bindSpec in p["listeners"]:
                 if fd is not None:
@@ -303,6 +312,7 @@ class _Worker:
                     sock.setblocking(False)
                     listeners.append((spec, sock, sock.family))
                 else:
+                    assert bindSpec is not None  # (no descriptor: the parent sent what to bind)
                     sock, family = createListener(bindSpec, eng.options)
                     listeners.append((spec, sock, family))
         except BaseException:
@@ -335,7 +345,7 @@ class _Worker:
         if not self.stopFromParent:
             self.send("shutdown")
 
-    def _onSignal(self, signum: int, frame: Any) -> None:
+    def _onSignal(self, signum: int, frame: FrameType | None) -> None:
         self.reactor.callFromThread(self._stopNow)
 
     def _stopNow(self) -> None:
@@ -351,7 +361,7 @@ class _Worker:
             self.log.warn("worker {index}: the parent process is gone; stopping", index=self.index)
             self._stopNow()
 
-    def _beforeShutdown(self) -> Any:
+    def _beforeShutdown(self) -> Deferred[None] | None:
         eng = self.engine
         if eng is None or eng.stopped:
             return None
@@ -384,7 +394,7 @@ def main(argv: list[str]) -> int:
         # the epoll reactor without per-event logging context (see gnetcompat.reactor)
         installGnetReactor()
     try:
-        payload = pickle.loads(sys.stdin.buffer.read())
+        payload: WorkerPayload = pickle.loads(sys.stdin.buffer.read())
         loadMain(payload["main"])
         handler = pickle.loads(payload["handler"])
     except BaseException as e:

@@ -150,15 +150,16 @@ import socket
 import sys
 import threading
 import types
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypedDict
 
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessDone, ReactorNotRunning
-from twisted.internet.interfaces import IProcessTransport
+from twisted.internet.interfaces import IDelayedCall, IProcessTransport
 from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -191,7 +192,7 @@ from ._engine import (
     normalizeTopology,
     stopFromAnyThread,
 )
-from ._handle import MAX_COUNTERS, ConnHandle, Counter, checkCounterName
+from ._handle import MAX_COUNTERS, ConnHandle, Counter, HandleCallback, checkCounterName
 from ._tls import fileConfigs, reloadConfigs, validatedFiles
 from .errors import (
     ErrBusOverflow,
@@ -447,8 +448,10 @@ class _ParentListener:
         self.family = family
         self.shared = shared
         name = sock.getsockname()
+        #: what L{MulticoreEngine.addresses} lists: C{(host, port)} or a unix path
+        self.address: tuple[str, int] | str
         if spec.network == "unix":
-            self.address: Any = spec.address
+            self.address = spec.address
             self.bindSpec = spec
         else:
             self.address = (name[0], name[1])
@@ -491,6 +494,40 @@ def workerArgv(index: int) -> list[str]:
 
 
 _LEVEL_NAMES = {lvl.name: lvl for lvl in LogLevel.iterconstants()}
+
+
+class WorkerPayload(TypedDict):
+    """
+    What the parent hands a worker on its stdin (pickled, after the import
+    path): read by L{gnetcompat._worker_main}.
+    """
+
+    #: the worker's slot, and how many slots the engine has
+    index: int
+    workers: int
+    #: the main script or module to re-run as C{__mp_main__} (L{_mainReference})
+    main: tuple[str, str] | None
+    #: the pickled handler (L{pickleHandler})
+    handler: bytes
+    specs: list[ListenSpec]
+    #: the parent's options less what stays in the parent (logger, reactor, clock, workers)
+    options: Options
+    #: per address: its spec, the inherited descriptor (or None), the family,
+    #: and what to bind when not inherited (reuse-port)
+    listeners: list[tuple[ListenSpec, int | None, int, ListenSpec | None]]
+    #: whether this worker runs C{OnTick}
+    ticker: bool
+    #: the slot's generation (in its connections' handles)
+    generation: int
+    #: L{mainGlobalsOf} the handler, checked by L{checkMainGlobals}
+    mainGlobals: dict[str, str | None]
+    #: seconds between heartbeats (0: none)
+    heartbeat: float
+    #: the bytes between two slots of the shared counters
+    stride: int
+    #: the parent's pid (a worker stops when its parent is gone)
+    ppid: int
+
 
 #: the child's fds: 0 payload, 1/2 output, 3 control, 4 counters, 5 bus, 6.. listeners
 CONTROL_FD = 3
@@ -614,21 +651,21 @@ class MulticoreEngine:
         self._mainGlobals = mainGlobalsOf(handler, self._main)
         self._listeners: list[_ParentListener] = []
         self._workers: list[_WorkerProtocol | None] = [None] * self.numWorkers
-        self._restarts: dict[int, Any] = {}
+        self._restarts: dict[int, IDelayedCall] = {}
         self._crashes: list[collections.deque[float]] = [
             collections.deque() for _ in range(self.numWorkers)
         ]
         self._counters: SharedCounters | None = None
-        self._started: Deferred | None = Deferred()
+        self._started: Deferred[MulticoreEngine] | None = Deferred()
         self._startedOnce: set[int] = set()
-        self._stoppedWaiters: list[Deferred] = []
+        self._stoppedWaiters: list[Deferred[None]] = []
         self._stopping = False
         self._stopped = False
         self._error: BaseException | None = None
-        self._killCall: Any = None
+        self._killCall: IDelayedCall | None = None
         self._thread: threading.Thread | None = None
         self._spawned = False
-        self._heartbeatCheck: Any = None
+        self._heartbeatCheck: LoopingCall | None = None
         self._lastCheck = 0.0
         #: the bus (gnetcompat._bus): the parent's end of each worker's socket,
         #: each slot's generation (a replacement gets the next), the
@@ -638,7 +675,7 @@ class MulticoreEngine:
         self._generations = [0] * self.numWorkers
         self._registry: dict[tuple[int, int, int], ConnHandle] = {}
         self._owed: list[set[tuple[int, int]]] = [set() for _ in range(self.numWorkers)]
-        self._pending: dict[int, tuple[Any, ConnHandle]] = {}
+        self._pending: dict[int, tuple[HandleCallback, ConnHandle]] = {}
         self._nextReq = 0
         self._userCounters: dict[str, Counter] = {}
 
@@ -688,7 +725,7 @@ class MulticoreEngine:
                 return os.dup(lst.sock.fileno())
         raise ErrInvalidNetworkAddress()
 
-    def Stop(self, ctx: Any = None, *, timeout: float | None = None) -> Deferred | None:
+    def Stop(self, ctx: Any = None, *, timeout: float | None = None) -> Deferred[None] | None:
         """
         gnet's C{Stop(ctx)}: stop every worker gracefully.  On the reactor
         thread: a Deferred that fires once all have exited.  From another
@@ -715,7 +752,7 @@ class MulticoreEngine:
 
     # -- conveniences ----------------------------------------------------
 
-    def whenStarted(self) -> Deferred:
+    def whenStarted(self) -> Deferred[MulticoreEngine]:
         """
         The Deferred of the start: fires with this engine once every worker
         is ready, or fails with the reason they could not start.  Taken once,
@@ -725,15 +762,15 @@ class MulticoreEngine:
         assert d is not None, "whenStarted() after the start settled"
         return d
 
-    def whenStopped(self) -> Deferred:
+    def whenStopped(self) -> Deferred[None]:
         """
         Fires with C{None} once every worker has exited, or fails with
         L{ErrWorkerFailed} when the supervision policy gave up.
         """
-        d: Deferred = Deferred()
+        d: Deferred[None] = Deferred()
         if self._stopped:
             if self._error is not None:
-                d.errback(Failure(self._error))
+                d.errback(self._error)
             else:
                 d.callback(None)
         else:
@@ -741,7 +778,7 @@ class MulticoreEngine:
         return d
 
     @property
-    def addresses(self) -> list:
+    def addresses(self) -> list[tuple[str, int] | str]:
         """The bound addresses: C{(host, port)} (port 0 resolved) or a unix path."""
         return [lst.address for lst in self._listeners]
 
@@ -807,20 +844,24 @@ class MulticoreEngine:
 
     # -- engine-wide operations (the parent's side of Engine's API) -------
 
-    def AsyncWrite(self, handle: ConnHandle, data: Any, callback: Any = None) -> None:
+    def AsyncWrite(
+        self, handle: ConnHandle, data: Any, callback: HandleCallback | None = None
+    ) -> None:
         """C{Engine.AsyncWrite} from the parent: to the worker owning C{handle}."""
         self._submit(OP_WRITE, handle, ownBytes(data, "Engine.AsyncWrite"), callback)
 
-    def AsyncWritev(self, handle: ConnHandle, bufs: Any, callback: Any = None) -> None:
+    def AsyncWritev(
+        self, handle: ConnHandle, bufs: Iterable[Any], callback: HandleCallback | None = None
+    ) -> None:
         """C{Engine.AsyncWritev} from the parent."""
         data = b"".join(ownBytes(b, "Engine.AsyncWritev") for b in bufs)
         self._submit(OP_WRITE, handle, data, callback)
 
-    def Close(self, handle: ConnHandle, callback: Any = None) -> None:
+    def Close(self, handle: ConnHandle, callback: HandleCallback | None = None) -> None:
         """C{Engine.Close} from the parent."""
         self._submit(OP_CLOSE, handle, b"", callback)
 
-    def Wake(self, handle: ConnHandle, callback: Any = None) -> None:
+    def Wake(self, handle: ConnHandle, callback: HandleCallback | None = None) -> None:
         """C{Engine.Wake} from the parent."""
         self._submit(OP_WAKE, handle, b"", callback)
 
@@ -860,7 +901,9 @@ class MulticoreEngine:
             self._userCounters[name] = c
         return c
 
-    def _submit(self, op: int, handle: Any, payload: bytes, callback: Any) -> None:
+    def _submit(
+        self, op: int, handle: object, payload: bytes, callback: HandleCallback | None
+    ) -> None:
         if not isinstance(handle, ConnHandle):
             raise TypeError(
                 f"Engine.{OP_NAMES[op]}: expected a ConnHandle (from c.Handle()), got {handle!r}"
@@ -869,7 +912,9 @@ class MulticoreEngine:
             raise ErrEngineInShutdown()
         self.reactor.callFromThread(self._submitNow, op, handle, payload, callback)
 
-    def _submitNow(self, op: int, handle: ConnHandle, payload: bytes, callback: Any) -> None:
+    def _submitNow(
+        self, op: int, handle: ConnHandle, payload: bytes, callback: HandleCallback | None
+    ) -> None:
         req = 0
         if callback is not None:
             self._nextReq += 1
@@ -881,14 +926,16 @@ class MulticoreEngine:
             err = ErrClosed()
         elif not bus.send(encodeOp(op, PARENT, handle, req, payload)):
             err = ErrBusOverflow()
-        elif req:
+        elif callback is not None:  # (then req is its request number)
             self._pending[req] = (callback, handle)
             self._owed[target].add((PARENT, req))
             return
         if callback is not None:
             self._callback(callback, handle, err)
 
-    def _callback(self, callback: Any, handle: ConnHandle, err: BaseException | None) -> None:
+    def _callback(
+        self, callback: HandleCallback, handle: ConnHandle, err: BaseException | None
+    ) -> None:
         try:
             callback(handle, err)
         except Exception:
@@ -997,7 +1044,7 @@ class MulticoreEngine:
             self._closeListeners()
             raise
 
-    def start(self) -> Deferred:
+    def start(self) -> Deferred[MulticoreEngine]:
         """Spawn the workers; fires with C{self} once each has booted."""
         assert self._started is not None
         d = self._started
@@ -1043,7 +1090,7 @@ class MulticoreEngine:
                 listeners.append((lst.spec, fd, lst.family, None))
             else:
                 listeners.append((lst.spec, None, lst.family, lst.bindSpec))
-        payload = {
+        payload: WorkerPayload = {
             "index": index,
             "workers": self.numWorkers,
             "main": self._main,
@@ -1179,7 +1226,7 @@ class MulticoreEngine:
             self._detachBus(index)
         status = _status(reason)
         if self._stopping:
-            lvl = LogLevel.info if reason.check(ProcessDone) else LogLevel.warn
+            lvl = LogLevel.info if reason.check(ProcessDone) else LogLevel.warn  # type: ignore[no-untyped-call]  # Twisted: untyped
             self.log.emit(
                 lvl,
                 "worker {index} (pid {pid}) exited: {status}",
@@ -1227,8 +1274,6 @@ class MulticoreEngine:
         interval = self.policy.heartbeatInterval
         if not interval:
             return
-        from twisted.internet.task import LoopingCall
-
         self._lastCheck = self.reactor.seconds()
         self._heartbeatCheck = LoopingCall(self._checkHeartbeats)
         self._heartbeatCheck.clock = self.reactor
@@ -1322,13 +1367,13 @@ class MulticoreEngine:
         if self._started is not None:
             d, self._started = self._started, None
             if self._error is not None:
-                d.errback(Failure(self._error))
+                d.errback(self._error)
             else:
                 d.callback(self)
         waiters, self._stoppedWaiters = self._stoppedWaiters, []
         for w in waiters:
             if self._error is not None:
-                w.errback(Failure(self._error))
+                w.errback(self._error)
             else:
                 w.callback(None)
 
@@ -1339,7 +1384,7 @@ def serveMulticore(
     options: Options,
     reactor: Any = None,
     policy: SupervisionPolicy | None = None,
-) -> Deferred:
+) -> Deferred[MulticoreEngine]:
     """
     Start a process-worker engine: bind in this process, spawn
     C{options.numLoops()} workers.  Returns a Deferred firing with the

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
 #: C{callback(c, err)} of the asynchronous calls (C{err} is C{None} on success).
@@ -38,11 +39,19 @@ class IEventHandler(Interface):
         aborts the start (C{OnShutdown} is then not called).
         """
 
-    def OnShutdown(eng: IEngine) -> None:
+    # (Deferred[Any]: its result is ignored, and Deferred is invariant, so a
+    # Deferred[None] or any other would not match Deferred[object])
+    def OnShutdown(eng: IEngine) -> Deferred[Any] | None:
         """
         Called once when the engine shuts down, while its listeners are still
         open (so C{Dup} works).  Connections of an external stop are still
         open here; their C{OnClose} follows.
+
+        gnetcompat extension: it may return a C{Deferred} (e.g. until every
+        WebSocket finished its closing handshake).  The engine waits for it,
+        at most C{ShutdownTimeout} seconds (then cancels it), before it
+        closes the remaining connections; its result is ignored, a failure
+        is logged.  gnet's C{OnShutdown} returns nothing: return C{None}.
         """
 
     def OnOpen(c: IConn) -> object:

@@ -266,7 +266,7 @@ class WebSocketEchoServer(gnet.BuiltinEventEngine):
         return self.tick, gnet.None_
 
     # gnetcompat extension: the engine waits for a returned Deferred
-    def OnShutdown(self, eng: Any) -> Deferred | None:  # type: ignore[override]
+    def OnShutdown(self, eng: Any) -> Deferred[Any] | None:
         """Going away: start a 1001 closing handshake on every WebSocket and wait for them."""
         if not self._sockets:
             self._stopPublishing(None)

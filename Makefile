@@ -21,7 +21,9 @@ bench:
 lint:
 	scripts/lint
 
-# The API documentation (epytext, pydoctor) in apidocs/; settings in pyproject.toml.
+# The API documentation (epytext, pydoctor) in apidocs/; settings in pyproject.toml;
+# then the guides (docs/*.rst: porting, deployment) as HTML beside it.
 docs:
 	scripts/bootstrap --no-system-deps --dev
 	$(VENV)/bin/pydoctor gnetcompat
+	$(VENV)/bin/python scripts/docs

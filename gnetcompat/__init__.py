@@ -15,27 +15,26 @@ Implement an L{IEventHandler} (subclass L{BuiltinEventEngine}), then::
 
 from __future__ import annotations
 
+# first: turns a script named like a standard module (http.py) into a clear error
+import gnetcompat._shadow  # noqa: F401  (installs its import hook when imported)
+
 from ._action import Action, Close, None_, Shutdown
 from ._addr import Addr, ListenSpec, parseProtoAddr
 from ._conn import Conn, UDPConn
+from ._endpoint import EndpointDescription, parseEndpoint
 from ._engine import Engine, EventLoop, RunnableFunc
+from ._handle import ConnHandle, Counter
 from ._handler import BuiltinEventEngine
-from ._run import (
+from ._run import (  # also registers IEventHandler -> IProtocolFactory
     EngineService,
+    ReloadCertificates,
     Rotate,
     Run,
     Serve,
     Stop,
-)  # also registers IEventHandler -> IProtocolFactory
-from ._tls import (
-    ClientTLS,
-    ReloadCertificates,
-    TLSConfig,
-    TLSState,
-    WithClientTLS,
-    WithTLS,
     installReloadOnSIGHUP,
 )
+from ._tls import ClientTLS, TLSConfig, TLSState
 from ._workers import ErrWorkerFailed, SupervisionPolicy
 from .client import (
     Client,
@@ -65,6 +64,8 @@ from .options import (
     TCPSocketOpt,
     WithBacklog,
     WithBindToDevice,
+    WithClientTLS,
+    WithConnRegistry,
     WithEdgeTriggeredIO,
     WithEdgeTriggeredIOChunk,
     WithLoadBalancing,
@@ -76,6 +77,7 @@ from .options import (
     WithMulticore,
     WithNumEventLoop,
     WithOptions,
+    WithProcessWorkers,
     WithReadBufferCap,
     WithReuseAddr,
     WithReusePort,
@@ -87,6 +89,8 @@ from .options import (
     WithTCPKeepInterval,
     WithTCPNoDelay,
     WithTicker,
+    WithTickEveryWorker,
+    WithTLS,
     WithUnixSocketMode,
     WithWriteBufferCap,
 )
@@ -94,11 +98,19 @@ from .options import (
 __version__ = "0.1.0"
 
 __all__ = [
-    # gnetcompat extensions: multicore supervision, address parsing
+    # gnetcompat extensions: process workers and their engine-wide API,
+    # their supervision, address parsing
+    "ConnHandle",
+    "Counter",
+    "WithConnRegistry",
+    "WithProcessWorkers",
+    "WithTickEveryWorker",
     "ErrWorkerFailed",
     "ListenSpec",
     "SupervisionPolicy",
     "parseProtoAddr",
+    "EndpointDescription",
+    "parseEndpoint",
     "installReloadOnSIGHUP",
     "Action",
     "Addr",

@@ -18,10 +18,10 @@ import socket
 import struct
 import threading
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IPullProducer, IReactorTime
+from twisted.internet.interfaces import IPullProducer, IReactorTime, ITransport
 from twisted.logger import Logger
 from twisted.python import threadable
 from twisted.python.failure import Failure
@@ -29,8 +29,17 @@ from zope.interface import implementer
 
 from ._action import Action, CallbackResults
 from ._addr import Addr, applyKeepAlive, fromTwisted
-from ._tls import TLSState, connectionState, isTLS, plaintextWaiting, rawTransport
-from ._twistedcompat import builtinError, directSocket, hasWriteBuffer, sendNow, writeBacklog
+from ._tls import TLSState, connectionState
+from ._twistedcompat import (
+    builtinError,
+    directSocket,
+    hasWriteBuffer,
+    isTLS,
+    plaintextWaiting,
+    rawTransport,
+    sendNow,
+    writeBacklog,
+)
 from .errors import (
     ErrClosed,
     ErrEngineInShutdown,
@@ -92,8 +101,66 @@ class ConnOwner(Protocol):
     def callback(self, cb: Callable[..., Any], conn: Any, err: BaseException | None) -> None:
         """Run an asynchronous operation's callback, logging what it raises."""
 
+    def handleOf(self, conn: Any) -> Any:
+        """A new engine-wide L{gnetcompat._handle.ConnHandle} for C{conn} (C{Conn.Handle()})."""
+
 
 AsyncCallback = Callable[[Any, "BaseException | None"], Any]
+
+
+@runtime_checkable
+class ConnDriver(Protocol):
+    """
+    What a protocol layer on top of a L{Conn} uses of it (the WebSocket
+    layer, L{gnetcompat.websocket.WebSocketConn}): the Reader call that
+    drains a read, the queued C{Wake} and C{Close}, and the C{driver*}
+    members of the driver API below.  Declared here, by the Conn layer, so
+    that the layer above is type-checked against L{Conn} itself.
+    """
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closed (writes go nowhere)."""
+
+    def Next(self, n: int = -1) -> bytes:
+        """Take C{n} inbound bytes (all with C{-1})."""
+
+    def Wake(self, callback: AsyncCallback | None = None) -> None:
+        """Queue an C{OnTraffic} with no new bytes."""
+
+    def Close(self) -> None:
+        """Queue a local close."""
+
+    def driverWrite(self, data: bytes) -> None:
+        """Write C{data} in order."""
+
+    def driverWriteSequence(self, bufs: Iterable[bytes | bytearray | memoryview]) -> None:
+        """Write every buffer in order."""
+
+    def driverAbort(self) -> None:
+        """Close now, dropping what is queued."""
+
+    def driverWhenDrained(self, callback: Callable[[], object]) -> None:
+        """Call C{callback()} once the output over C{WriteBufferCap} was sent."""
+
+    def driverPauseReading(self) -> None:
+        """Stop reading from the peer until L{driverResumeReading}."""
+
+    def driverResumeReading(self) -> None:
+        """Undo L{driverPauseReading}."""
+
+    @property
+    def driverTransport(self) -> ITransport:
+        """The Twisted transport (its addresses); write through the Conn."""
+
+    @property
+    def driverClock(self) -> IReactorTime:
+        """The engine's clock, for the layer's timers."""
+
+    @property
+    def driverEngineStopped(self) -> bool:
+        """Whether the engine has stopped (queued operations no longer run)."""
+
 
 _EMPTY = b""
 #: the calling thread's identifier (the loop-thread check of the writes)
@@ -348,6 +415,8 @@ class Conn(_Reader):
         "_drainWatch",
         "_whenDrained",
         "_closeTimer",
+        "_loop",
+        "_handle",
         "_loopThread",
         "_shortLogged",
         "__weakref__",
@@ -397,6 +466,10 @@ class Conn(_Reader):
         self._whenDrained: list[Callable[[], object]] | None = None
         #: after a close with bytes queued: drops them after ShutdownTimeout
         self._closeTimer: Any = None
+        #: the event loop the engine assigned (C{EventLoop()})
+        self._loop: Any = engine.loop
+        #: the engine-wide name, once asked for (L{Handle})
+        self._handle: Any = None
         #: the thread of the connection's event loop: the one its transport
         #: connects on (connectionMade); see L{_offLoop}
         self._loopThread = _getIdent()
@@ -502,7 +575,7 @@ class Conn(_Reader):
         """
         Bytes written but not yet taken by the kernel (Twisted's buffers).
         Over TLS: plaintext the TLS layer holds plus the encrypted bytes
-        queued (L{gnetcompat._tls.plaintextWaiting}).
+        queued (L{gnetcompat._twistedcompat.plaintextWaiting}).
         """
         corked = sum(map(len, self._cork)) if self._cork else 0
         try:
@@ -934,9 +1007,35 @@ class Conn(_Reader):
             self._remote = fromTwisted(self._transport.getPeer(), self._network)
         return self._remote  # type: ignore[return-value]
 
+    def Handle(self) -> Any:
+        """
+        gnetcompat: this connection's engine-wide name, a
+        L{gnetcompat.ConnHandle} (gnet's old C{Gfd}), valid in every worker
+        process: C{Engine.AsyncWrite(handle, data)}, C{Engine.Close(handle)},
+        C{Engine.Wake(handle)}, C{Engine.Broadcast(data, exclude=handle)}.
+        The same handle every time; call it on the connection's loop.
+
+        @raise ErrClosed: the connection closed before it was ever asked for.
+        """
+        h = self._handle
+        if h is None:
+            if self.closed and not self._inOnClose:
+                raise ErrClosed()
+            h = self._handle = self._engine.handleOf(self)
+        return h
+
+    @property
+    def driverHandle(self) -> Any:
+        """The handle given by L{Handle} so far, or C{None}."""
+        return self._handle
+
+    def driverSetLoop(self, loop: Any) -> None:
+        """The engine assigns the connection to one of its event loops."""
+        self._loop = loop
+
     def EventLoop(self) -> Any:
-        """The loop owning this connection."""
-        return self._engine.loop
+        """The loop owning this connection (one of the engine's loops)."""
+        return self._loop
 
     # -- socket methods (any thread) -------------------------------------
 
@@ -1173,6 +1272,10 @@ class UDPConn(_Reader):
         """The loop that received the datagram."""
         return self._engine.loop
 
+    def Handle(self) -> Any:
+        """A datagram is no connection: L{ErrUnsupportedOp}."""
+        raise ErrUnsupportedOp()
+
     def Fd(self) -> int:
         """The listening socket's descriptor (shared by every datagram)."""
         fd: int = self._port.fileno()
@@ -1214,3 +1317,10 @@ class UDPConn(_Reader):
         raise ErrUnsupportedOp()
 
     SetReadDeadline = SetWriteDeadline = SetDeadline
+
+
+if TYPE_CHECKING:
+
+    def _connDrives(conn: Conn) -> ConnDriver:
+        # mypy's check that a Conn is everything ConnDriver declares
+        return conn

@@ -23,7 +23,7 @@ import errno
 import ipaddress
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol, cast
 
 from twisted.internet import defer, threads
@@ -35,6 +35,7 @@ from twisted.internet.endpoints import (
     UNIXClientEndpoint,
 )
 from twisted.internet.error import ConnectionLost, NoProtocol
+from twisted.internet.interfaces import IProtocol, IStreamClientEndpoint
 from twisted.internet.protocol import DatagramProtocol, Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -50,8 +51,7 @@ from ._context import (
 )
 from ._protocol import GnetProtocol
 from ._text import printable, shown
-from ._tls import rawTransport
-from ._twistedcompat import builtinError
+from ._twistedcompat import builtinError, rawTransport
 from .errors import (
     ErrEmptyEngine,
     ErrEngineInShutdown,
@@ -78,6 +78,9 @@ class LoopOwner(ConnOwner, Protocol):
     def booted(self) -> bool:
         """C{OnBoot} has run."""
 
+    def pickLoop(self, key: str) -> Any:
+        """The event loop for a new connection to or from C{key} (its load balancer)."""
+
     def Validate(self) -> None:
         """gnet's C{Engine.Validate}: raise when the engine cannot be used."""
 
@@ -95,7 +98,11 @@ def _applySocketOptions(sock: socket.socket, o: Options) -> None:
             applyKeepAlive(sock, o.TCPKeepAlive, o.TCPKeepInterval, o.TCPKeepCount)
 
 
-def _twistedAddr(sockaddr: tuple, kind: Literal["TCP", "UDP"]) -> Any:
+#: a socket address as C{socket} gives it: C{(host, port)}, or IPv6's 4-tuple
+SockAddr = tuple[Any, ...]
+
+
+def _twistedAddr(sockaddr: SockAddr, kind: Literal["TCP", "UDP"]) -> IPv4Address | IPv6Address:
     host, port = sockaddr[0], sockaddr[1]
     if ":" in host:
         return IPv6Address(kind, host, port)
@@ -122,7 +129,7 @@ class _ConnectedUDPTransport:
 
     disconnecting = False
 
-    def __init__(self, port: Any, peer: tuple) -> None:
+    def __init__(self, port: Any, peer: SockAddr) -> None:
         self.port = port
         self.peer = _twistedAddr(peer, "UDP")
 
@@ -142,7 +149,7 @@ class _ConnectedUDPTransport:
     def getHost(self) -> Any:
         return self.port.getHost()
 
-    def getPeer(self) -> Any:
+    def getPeer(self) -> IPv4Address | IPv6Address:
         return self.peer
 
     def getHandle(self) -> Any:
@@ -160,12 +167,14 @@ class _ConnectedUDPProtocol(DatagramProtocol):
     conn: _ClientUDPConn | None = None
     _udp: _ConnectedUDPTransport | None = None
 
-    def __init__(self, engine: LoopOwner, value: Any, hasValue: bool) -> None:
+    def __init__(self, engine: LoopOwner, value: Any, hasValue: bool, loop: Any = None) -> None:
         self.engine = engine
         self._value = value
         self._hasValue = hasValue
+        #: the event loop the connection joins (None: the engine picks)
+        self.loop = loop
 
-    def open(self, peer: tuple) -> _ClientUDPConn:
+    def open(self, peer: SockAddr) -> _ClientUDPConn:
         """The port is connected: create the Conn and run OnOpen."""
         eng = self.engine
         t = self._udp = _ConnectedUDPTransport(self.transport, peer)
@@ -207,7 +216,9 @@ class _ConnectedUDPProtocol(DatagramProtocol):
 
     def connectionRefused(self) -> None:
         self._peerGone(
-            Failure(ConnectionRefusedError(errno.ECONNREFUSED, "read: connection refused"))
+            Failure(  # type: ignore[no-untyped-call]  # Twisted: untyped
+                ConnectionRefusedError(errno.ECONNREFUSED, "read: connection refused")
+            )
         )
 
     def _peerGone(self, reason: Failure | None) -> None:
@@ -221,7 +232,7 @@ class _ConnectedUDPProtocol(DatagramProtocol):
         self.engine.transportGone(self)
         conn = self.conn
         if conn is not None and not conn.closed:
-            conn.driverLost(Failure(self._pendingError()))
+            conn.driverLost(Failure(self._pendingError()))  # type: ignore[no-untyped-call]  # Twisted: untyped
 
     def _pendingError(self) -> BaseException:
         """
@@ -250,14 +261,16 @@ class _RegisteredProtocol(GnetProtocol):
         value: Any,
         hasValue: bool,
         applyOptions: bool,
+        loop: Any = None,
     ) -> None:
         super().__init__(engine, network)
         self._value = value
         self._hasValue = hasValue
         self._applyOptions = applyOptions
+        self.loop = loop
 
     #: a TLS dial: fires with the Conn once the handshake completed and OnOpen ran
-    whenOpen: Deferred | None = None
+    whenOpen: Deferred[Conn] | None = None
 
     def prepareConn(self, conn: Conn) -> None:
         if self._hasValue:
@@ -272,13 +285,14 @@ class _RegisteredProtocol(GnetProtocol):
         super()._open()
         d, self.whenOpen = self.whenOpen, None
         if d is not None:
+            assert self.conn is not None  # (super()._open() created it)
             d.callback(self.conn)
 
     def connectionLost(self, reason: Any = None) -> None:
         d, self.whenOpen = self.whenOpen, None
         super().connectionLost(reason)
         if d is not None:  # the TLS handshake failed or timed out
-            d.errback(reason if reason is not None else Failure(ConnectionLost()))
+            d.errback(reason if reason is not None else ConnectionLost())
 
 
 class _OneShotFactory(Factory):
@@ -294,9 +308,10 @@ class _OneShotFactory(Factory):
         value: Any,
         hasValue: bool,
         applyOptions: bool,
+        loop: Any = None,
     ) -> None:
         self.engine = engine
-        self.args = (network, value, hasValue, applyOptions)
+        self.args = (network, value, hasValue, applyOptions, loop)
         self.built: _RegisteredProtocol | None = None
 
     def buildProtocol(self, addr: Any) -> _RegisteredProtocol | None:
@@ -307,27 +322,33 @@ class _OneShotFactory(Factory):
         return p
 
 
-def _tlsOpened(engine: LoopOwner, factory: _OneShotFactory) -> Any:
+def _tlsOpened(engine: LoopOwner, factory: _OneShotFactory) -> Conn | Deferred[Conn]:
     """The Conn of a TLS dial, once its handshake completed (a Deferred until then)."""
     proto = factory.built
     if proto is None:
         raise ErrEngineInShutdown()
     if proto.conn is not None:
         return proto.conn
-    d: Deferred = Deferred()
+    d: Deferred[Conn] = Deferred()
     proto.whenOpen = d
     return d
 
 
-def _openedConn(engine: LoopOwner, proto: Any) -> Conn:
-    conn = getattr(proto, "conn", None)
+def _openedConn(engine: LoopOwner, proto: IProtocol | None) -> Conn:
+    """The Conn of a dialled or adopted connection (the protocol L{_OneShotFactory} built)."""
+    conn = proto.conn if isinstance(proto, GnetProtocol) else None
     if conn is None:
         raise ErrEngineInShutdown()
     return conn
 
 
 def _adoptNow(
-    engine: LoopOwner, sock: socket.socket, value: Any, hasValue: bool, applyOptions: bool
+    engine: LoopOwner,
+    sock: socket.socket,
+    value: Any,
+    hasValue: bool,
+    applyOptions: bool,
+    loop: Any = None,
 ) -> Conn:
     """
     Adopt a connected socket on the reactor thread: its OnOpen runs inside
@@ -346,7 +367,7 @@ def _adoptNow(
         socket.AF_UNIX,
     ):
         network = "unix" if family == socket.AF_UNIX else "tcp"
-        factory = _OneShotFactory(engine, network, value, hasValue, False)
+        factory = _OneShotFactory(engine, network, value, hasValue, False, loop)
         reactor.adoptStreamConnection(sock.fileno(), family, factory)
         return _openedConn(engine, factory.built)
     if kind == socket.SOCK_DGRAM and family in (socket.AF_INET, socket.AF_INET6):
@@ -354,7 +375,7 @@ def _adoptNow(
             peer = sock.getpeername()
         except OSError:
             raise ErrInvalidNetConn("gnetcompat: the UDP socket is not connected") from None
-        proto = _ConnectedUDPProtocol(engine, value, hasValue)
+        proto = _ConnectedUDPProtocol(engine, value, hasValue, loop)
         port = reactor.adoptDatagramPort(
             sock.fileno(), family, proto, maxPacketSize=engine.options.ReadBufferCap
         )
@@ -391,18 +412,23 @@ def takeSocket(sock: Any) -> socket.socket:
 
 
 def adopt(
-    engine: LoopOwner, dup: socket.socket, value: Any, hasValue: bool, applyOptions: bool
-) -> Deferred:
+    engine: LoopOwner,
+    dup: socket.socket,
+    value: Any,
+    hasValue: bool,
+    applyOptions: bool,
+    loop: Any = None,
+) -> Deferred[Conn]:
     """L{_adoptNow} as a Deferred of the Conn; always closes C{dup}."""
     try:
-        return defer.succeed(_adoptNow(engine, dup, value, hasValue, applyOptions))
+        return defer.succeed(_adoptNow(engine, dup, value, hasValue, applyOptions, loop))
     except Exception:
         return defer.fail()
     finally:
         dup.close()
 
 
-def _resolve(network: str, host: str, port: int) -> Deferred:
+def _resolve(network: str, host: str, port: int) -> Deferred[tuple[int, SockAddr]]:
     """C{(family, sockaddr)} for a tcp*/udp* dial, resolving names off the reactor thread."""
     suffix = network[-1]
     if host == "":
@@ -410,7 +436,7 @@ def _resolve(network: str, host: str, port: int) -> Deferred:
     kind = socket.SOCK_STREAM if network.startswith("tcp") else socket.SOCK_DGRAM
     family = {"4": socket.AF_INET, "6": socket.AF_INET6}.get(suffix, socket.AF_UNSPEC)
 
-    def pick(infos: list) -> tuple[int, tuple]:
+    def pick(infos: Sequence[tuple[Any, ...]]) -> tuple[int, SockAddr]:
         infos = [i for i in infos if i[0] in (socket.AF_INET, socket.AF_INET6)]
         if not infos:
             raise ErrInvalidNetworkAddress(f"dial {network} {host}: no suitable address")
@@ -439,11 +465,12 @@ def dial(
     value: Any,
     hasValue: bool,
     applyOptions: bool,
-) -> Deferred:
+    loop: Any = None,
+) -> Deferred[Conn]:
     """
     Dial C{address} over C{network} (Go's C{net.Dial} syntax) and register
-    the connection with C{engine}; a Deferred firing with the Conn once its
-    OnOpen has run.
+    the connection with C{engine} (on C{loop}, or the one its load balancer
+    picks); a Deferred firing with the Conn once its OnOpen has run.
     """
     net = network.lower() if isinstance(network, str) else network
     where = f"dial {printable(str(net), 40)} {printable(str(address), 200)}"
@@ -451,21 +478,23 @@ def dial(
     def builtin(f: Failure) -> Failure:
         # no Twisted exception type crosses the gnet API (refused, time-out, DNS)
         # (Failure.value is declared Optional; a Failure always carries one)
-        return Failure(builtinError(f.value, where))  # type: ignore[arg-type]
+        return Failure(builtinError(f.value, where))  # type: ignore[arg-type,no-untyped-call]
 
     if net == "unix":
         if not address:
             return defer.fail(
                 ErrInvalidNetworkAddress(f"{ErrInvalidNetworkAddress.message}: {where}: no path")
             )
-        factory = _OneShotFactory(engine, "unix", value, hasValue, applyOptions)
+        factory = _OneShotFactory(engine, "unix", value, hasValue, applyOptions, loop)
         tls = engine.options.ClientTLS
+        # (Twisted's UNIXClientEndpoint is untyped: its connect is typed through the interface)
+        unix: IStreamClientEndpoint = UNIXClientEndpoint(engine.reactor, address)  # type: ignore[no-untyped-call]
         if tls is not None:
             wrapped = tls.wrapFactory(factory, tls.serverName or "localhost", engine.reactor)
-            d = UNIXClientEndpoint(engine.reactor, address).connect(wrapped)
-            return d.addCallback(lambda _: _tlsOpened(engine, factory)).addErrback(builtin)
-        d = UNIXClientEndpoint(engine.reactor, address).connect(factory)
-        return d.addCallback(lambda p: _openedConn(engine, p)).addErrback(builtin)
+            connected = unix.connect(wrapped)
+            return connected.addCallback(lambda _: _tlsOpened(engine, factory)).addErrback(builtin)
+        connected = unix.connect(factory)
+        return connected.addCallback(lambda p: _openedConn(engine, p)).addErrback(builtin)
     if net not in ("tcp", "tcp4", "tcp6", "udp", "udp4", "udp6"):
         return defer.fail(
             ErrUnsupportedProtocol(
@@ -478,7 +507,7 @@ def dial(
         return defer.fail()
     d = _resolve(net, host, port)
 
-    def connect(resolved: tuple[int, tuple]) -> Deferred:
+    def connect(resolved: tuple[int, SockAddr]) -> Deferred[Conn]:
         family, sockaddr = resolved
         if net.startswith("udp"):
             sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -488,8 +517,8 @@ def dial(
             except BaseException:
                 sock.close()
                 raise
-            return adopt(engine, sock, value, hasValue, applyOptions)
-        factory = _OneShotFactory(engine, "tcp", value, hasValue, applyOptions)
+            return adopt(engine, sock, value, hasValue, applyOptions, loop)
+        factory = _OneShotFactory(engine, "tcp", value, hasValue, applyOptions, loop)
         kind = TCP6ClientEndpoint if family == socket.AF_INET6 else TCP4ClientEndpoint
         ep = kind(engine.reactor, sockaddr[0], sockaddr[1])
         tls = engine.options.ClientTLS
@@ -499,8 +528,8 @@ def dial(
         return ep.connect(factory).addCallback(lambda p: _openedConn(engine, p))
 
     def noProtocol(f: Failure) -> Failure:
-        if f.check(NoProtocol):
-            return Failure(ErrEngineInShutdown())
+        if f.check(NoProtocol):  # type: ignore[no-untyped-call]  # Twisted: untyped
+            return Failure(ErrEngineInShutdown())  # type: ignore[no-untyped-call]  # Twisted: untyped
         return f
 
     return d.addCallback(connect).addErrback(noProtocol).addErrback(builtin)
@@ -530,16 +559,16 @@ def _addrTarget(addr: Any) -> tuple[str, str]:
 
 
 def _registration(
-    engine: LoopOwner, work: Callable[[], Deferred], cleanup: Callable[[], None] | None
-) -> Deferred:
+    engine: LoopOwner, work: Callable[[], Deferred[Conn]], cleanup: Callable[[], None] | None
+) -> Deferred[RegisteredResult]:
     """
     Queue C{work} on the loop (gnet's normal-priority task) and return a
     Deferred that fires with a L{RegisteredResult} once OnOpen ran (or with
     the error in C{Err}); it never fails.
     """
-    result: Deferred = Deferred()
+    result: Deferred[RegisteredResult] = Deferred()
 
-    def report(value: Any) -> None:
+    def report(value: Conn | Failure) -> None:
         if isinstance(value, Failure):
             result.callback(RegisteredResult(None, value.value))
         else:
@@ -549,7 +578,7 @@ def _registration(
         if not engine.loopRunning:
             if cleanup is not None:
                 cleanup()
-            report(Failure(ErrEngineInShutdown()))
+            result.callback(RegisteredResult(None, ErrEngineInShutdown()))
             return
         defer.maybeDeferred(work).addBoth(report)
 
@@ -562,7 +591,9 @@ def _checkLoop(engine: LoopOwner) -> None:
         raise ErrEngineInShutdown()
 
 
-def registerOnLoop(engine: LoopOwner, addr: Any, ctx: Context | None) -> Deferred:
+def registerOnLoop(
+    engine: LoopOwner, addr: Any, ctx: Context | None, loop: Any = None
+) -> Deferred[RegisteredResult]:
     """
     C{EventLoop.Register(addr, ctx)}: dial C{addr} (an L{Addr}, a Twisted
     address or a C{scheme://} string) and add the connection to the loop.
@@ -578,10 +609,16 @@ def registerOnLoop(engine: LoopOwner, addr: Any, ctx: Context | None) -> Deferre
         raise ErrInvalidNetworkAddress()
     network, address = _addrTarget(addr)
     value = FromContext(ctx)
-    return _registration(engine, lambda: dial(engine, network, address, value, True, True), None)
+    if loop is None:
+        loop = engine.pickLoop(address)
+    return _registration(
+        engine, lambda: dial(engine, network, address, value, True, True, loop), None
+    )
 
 
-def enrollOnLoop(engine: LoopOwner, sock: Any, ctx: Context | None) -> Deferred:
+def enrollOnLoop(
+    engine: LoopOwner, sock: Any, ctx: Context | None, loop: Any = None
+) -> Deferred[RegisteredResult]:
     """
     C{EventLoop.Enroll(sock, ctx)}: adopt a connected socket (TCP, unix or
     connected UDP) on the loop.  The caller's socket is closed at once (gnet
@@ -595,10 +632,24 @@ def enrollOnLoop(engine: LoopOwner, sock: Any, ctx: Context | None) -> Deferred:
     _checkLoop(engine)
     dup = takeSocket(sock)
     value = FromContext(ctx)
-    return _registration(engine, lambda: adopt(engine, dup, value, True, False), dup.close)
+    if loop is None:
+        loop = engine.pickLoop(_peerText(dup))
+    return _registration(engine, lambda: adopt(engine, dup, value, True, False, loop), dup.close)
 
 
-def registerOnEngine(engine: LoopOwner, ctx: Context | None) -> Deferred:
+def _peerText(sock: socket.socket) -> str:
+    """A connected socket's peer as gnet's address text (the load balancer's key)."""
+    try:
+        peer = sock.getpeername()
+    except OSError:
+        return ""
+    if isinstance(peer, tuple):
+        host = f"[{peer[0]}]" if ":" in peer[0] else peer[0]
+        return f"{host}:{peer[1]}"
+    return os.fsdecode(peer) if isinstance(peer, bytes) else str(peer)
+
+
+def registerOnEngine(engine: LoopOwner, ctx: Context | None) -> Deferred[RegisteredResult]:
     """
     C{Engine.Register(ctx)}: enrol the socket of C{NewNetConnContext}, or
     dial the address of C{NewNetAddrContext} (the socket wins when both are

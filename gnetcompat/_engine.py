@@ -8,17 +8,21 @@ C{EngineService}) are in L{gnetcompat._run}.
 from __future__ import annotations
 
 import inspect
+import itertools
+import logging
 import os
 import socket
 import stat
 import sys
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, cast
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, cast
 
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ReactorNotRunning
+from twisted.internet.interfaces import IProtocolFactory
 from twisted.internet.posixbase import PosixReactorBase
 from twisted.logger import (
     FilteringLogObserver,
@@ -35,13 +39,16 @@ from zope.interface import implementer
 
 from ._action import Action, CallbackResults
 from ._addr import ListenSpec, createListener, normalizeNetwork, ownsPath, somaxconn
-from ._conn import Conn
+from ._conn import Conn, ownBytes
 from ._context import checkContext, contextTimeout
 from ._dial import enrollOnLoop, registerOnEngine, registerOnLoop
+from ._handle import MAX_COUNTERS, ConnHandle, Counter, LocalCounter, checkCounterName
+from ._logging import stdlibObserver
 from ._protocol import GnetDatagramProtocol, GnetFactory
-from ._tls import checkAddresses, wrapListener
+from ._tls import fileConfigs, reloadConfigs, serverTLSFactory
 from ._twistedcompat import AcceptRefusals, adoptUnixPortKeepingFile, throttleAcceptErrors
 from .errors import (
+    ErrClosed,
     ErrEmptyEngine,
     ErrEngineInShutdown,
     ErrEngineShutdown,
@@ -51,7 +58,7 @@ from .errors import (
     ErrUnsupportedOp,
 )
 from .interfaces import IConn, IEngine, IEventHandler, IEventLoop
-from .options import Options
+from .options import LoadBalancing, Options
 
 __all__ = ["Engine"]
 
@@ -98,15 +105,21 @@ class _GnetLoggerObserver:
 
 
 def makeLogger(options: Options, namespace: str = "gnetcompat") -> Logger:
-    """The engine's logger from C{WithLogger}/C{WithLogPath}/C{WithLogLevel}."""
+    """
+    The engine's logger from C{WithLogger} (a C{twisted.logger.Logger}, a
+    C{logging.Logger}, or a gnet-style logger with C{Infof}...),
+    C{WithLogPath} and C{WithLogLevel}.
+    """
     target = options.Logger
     if isinstance(target, Logger):
         return target
+    if isinstance(target, logging.Logger):
+        return Logger(namespace=namespace, observer=stdlibObserver(target))
     if target is not None:
         if not hasattr(target, "Infof"):
             raise ErrInvalidOption(
-                "Logger (WithLogger): expected a twisted.logger.Logger or an object with "
-                f"Debugf/Infof/Warnf/Errorf, got {target!r}"
+                "Logger (WithLogger): expected a twisted.logger.Logger, a logging.Logger or "
+                f"an object with Debugf/Infof/Warnf/Errorf, got {target!r}"
             )
         return Logger(namespace=namespace, observer=_GnetLoggerObserver(target))
     if options.LogPath:
@@ -150,12 +163,24 @@ def closeLogger(logger: Logger) -> None:
 @implementer(IEventLoop)
 class EventLoop:
     """
-    The loop owning a connection: the reactor of this process (gnet's
-    C{Conn.EventLoop()}).  C{Register}/C{Enroll} dial and adopt through L{gnetcompat._dial}.
+    One of the engine's event loops, the one owning a connection (gnet's
+    C{Conn.EventLoop()}).  An engine has C{WithNumEventLoop}/C{WithMulticore}
+    of them; they share this process's reactor thread (see the README's
+    Multicore section), each with its own connections, which the engine's
+    load balancer assigns.  C{Register}/C{Enroll} dial and adopt onto this
+    loop through L{gnetcompat._dial}.
+
+    @ivar index: the loop's number, 0 to C{n - 1}.
+    @ivar connections: how many live connections it owns.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, index: int = 0) -> None:
         self._engine = engine
+        self.index = index
+        self.connections = 0
+
+    def __repr__(self) -> str:
+        return f"<EventLoop {self.index} of {self._engine!r}>"
 
     def Execute(self, ctx: Any = None, runnable: Any = None) -> None:
         """
@@ -215,7 +240,7 @@ class EventLoop:
 
         @raise TypeError: C{ctx} is neither C{None} nor a C{Context}.
         """
-        return registerOnLoop(self._engine, addr, checkContext(ctx, "EventLoop.Register"))
+        return registerOnLoop(self._engine, addr, checkContext(ctx, "EventLoop.Register"), self)
 
     def Enroll(self, ctx: Any = None, sock: Any = None) -> Any:
         """
@@ -224,7 +249,7 @@ class EventLoop:
 
         @raise TypeError: C{ctx} is neither C{None} nor a C{Context}.
         """
-        return enrollOnLoop(self._engine, sock, checkContext(ctx, "EventLoop.Enroll"))
+        return enrollOnLoop(self._engine, sock, checkContext(ctx, "EventLoop.Enroll"), self)
 
 
 class RunnableFunc:
@@ -386,8 +411,20 @@ class Engine:
         self._listeners: list[_Listener] = []
         self._conns: set[Conn] = set()
         self._protos: set[Any] = set()
-        #: the loop owning this engine's connections (C{Conn.EventLoop()})
-        self.loop = EventLoop(self)
+        #: the event loops (all on this reactor thread), and loop 0
+        self.loops = [EventLoop(self, i) for i in range(self.options.numLoops())]
+        self.loop = self.loops[0]
+        self._nextLoop = 0  # RoundRobin
+        #: process workers set these: this worker's number, its generation
+        #: (replacements get a new one), the number of workers, and the link
+        #: to the other workers (L{gnetcompat._bus}); one process: 0, 0, 1, None
+        self.workerIndex = 0
+        self.workerGeneration = 0
+        self.numWorkers = 1
+        self.bus: EngineBus | None = None
+        self._handleIds = itertools.count(1)
+        self._handles: dict[int, Conn] = {}
+        self._counters: dict[str, Counter] = {}
         self._ticker: Ticker | None = None
         self._refusals: AcceptRefusals | None = None
         self._thread: threading.Thread | None = None
@@ -486,7 +523,178 @@ class Engine:
         """Add an outbound or adopted connection to this engine (see L{gnetcompat._dial})."""
         return registerOnEngine(self, ctx)
 
+    # -- engine-wide operations (gnetcompat) -----------------------------
+    # One API for one process and for process workers: a handle names a
+    # connection in every worker; operations on another worker's connection
+    # travel over the bus (gnetcompat._bus) and keep their order per sender.
+
+    def AsyncWrite(
+        self, handle: ConnHandle, data: Any, callback: Callable[..., Any] | None = None
+    ) -> None:
+        """
+        gnetcompat: C{c.AsyncWrite(data)} for the connection named by
+        C{handle} (from C{c.Handle()}), whichever worker process owns it;
+        from any thread.  C{callback(handle, err)} runs in this process
+        afterwards: C{err} is L{ErrClosed} when the connection is gone.
+
+        @raise TypeError: C{handle} is not a L{ConnHandle}, C{data} not bytes-like.
+        @raise ErrEngineInShutdown: the engine has stopped.
+        """
+        self._submit(OP_WRITE, handle, ownBytes(data, "Engine.AsyncWrite"), callback)
+
+    def AsyncWritev(
+        self, handle: ConnHandle, bufs: Iterable[Any], callback: Callable[..., Any] | None = None
+    ) -> None:
+        """gnetcompat: C{c.AsyncWritev(bufs)} by handle, as L{AsyncWrite}."""
+        data = [ownBytes(b, "Engine.AsyncWritev") for b in bufs]
+        self._submit(OP_WRITEV, handle, data, callback)
+
+    def Close(self, handle: ConnHandle, callback: Callable[..., Any] | None = None) -> None:
+        """
+        gnetcompat: C{c.CloseWithCallback(...)} by handle, as L{AsyncWrite}:
+        the owner runs C{OnClose(c, None)}; C{callback(handle, err)} gets
+        L{ErrEngineShutdown} when that C{OnClose} returned Shutdown.
+        """
+        self._submit(OP_CLOSE, handle, None, callback)
+
+    def Wake(self, handle: ConnHandle, callback: Callable[..., Any] | None = None) -> None:
+        """gnetcompat: C{c.Wake(...)} by handle, as L{AsyncWrite}."""
+        self._submit(OP_WAKE, handle, None, callback)
+
+    def Broadcast(self, data: Any, exclude: ConnHandle | None = None) -> None:
+        """
+        gnetcompat: write C{data} to every connection of the engine
+        (accepted, dialled and registered; in every worker process) except
+        C{exclude}, as C{AsyncWrite} does: queued, from any thread, in order
+        per connection with this thread's other queued operations.
+
+        @raise TypeError: C{data} is not bytes-like or C{exclude} not a handle.
+        @raise ErrEngineInShutdown: the engine has stopped.
+        """
+        data = ownBytes(data, "Engine.Broadcast")
+        if exclude is not None and not isinstance(exclude, ConnHandle):
+            raise TypeError(f"Engine.Broadcast: exclude must be a ConnHandle, got {exclude!r}")
+        if self._stopped:
+            raise ErrEngineInShutdown()
+        self.reactor.callFromThread(self._broadcast, data, exclude)
+
+    def Conns(self) -> list[ConnHandle]:
+        """
+        gnetcompat: the handles of the engine's live connections.  With
+        process workers this needs L{WithConnRegistry}(True) (every worker
+        then keeps a copy of the table); call it on the loop (callbacks,
+        C{OnTick}).
+
+        @raise ErrUnsupportedOp: process workers without the registry.
+        """
+        local: list[ConnHandle] = [c.Handle() for c in list(self._conns) if not c.closed]
+        if self.bus is None:
+            return local
+        remote: list[ConnHandle] = self.bus.remoteHandles()
+        return local + remote
+
+    def Counter(self, name: str) -> Counter:
+        """
+        gnetcompat: the engine-wide counter C{name} (created at 0 on first
+        use; at most 64 per engine): C{Add(n)} from any thread,
+        C{Value()} summed over every worker process.
+
+        @raise TypeError: C{name} is not a string.
+        @raise ValueError: an empty or too long name, or too many counters.
+        """
+        name = checkCounterName(name)
+        c = self._counters.get(name)
+        if c is None:
+            if len(self._counters) >= MAX_COUNTERS:
+                raise ValueError(f"Engine.Counter: at most {MAX_COUNTERS} counters per engine")
+            c = self.bus.counter(name) if self.bus is not None else LocalCounter(name)
+            self._counters[name] = c
+        return c
+
+    def _submit(self, op: int, handle: Any, payload: Any, callback: Any) -> None:
+        if not isinstance(handle, ConnHandle):
+            raise TypeError(
+                f"Engine.{OP_NAMES[op]}: expected a ConnHandle (from c.Handle()), got {handle!r}"
+            )
+        if callback is not None and not callable(callback):
+            raise TypeError(f"Engine.{OP_NAMES[op]}: callback must be callable, got {callback!r}")
+        if self._stopped:
+            raise ErrEngineInShutdown()
+        self.reactor.callFromThread(self._dispatch, op, handle, payload, callback)
+
+    def _dispatch(self, op: int, handle: ConnHandle, payload: Any, callback: Any) -> None:
+        if self._stopped:
+            return
+        if handle.worker != self.workerIndex and self.bus is not None:
+            self.bus.submit(op, handle, payload, callback)
+            return
+        err = self.runHandleOp(op, handle, payload)
+        if callback is not None:
+            self.callback(callback, handle, err)
+
+    def runHandleOp(self, op: int, handle: ConnHandle, payload: Any) -> BaseException | None:
+        """
+        Do C{op} on this process's connection named C{handle} (on the
+        reactor thread; the bus calls this for other workers); returns the
+        callback's error: L{ErrClosed} when the connection is gone.
+        """
+        conn = None
+        if handle.worker == self.workerIndex and handle.generation == self.workerGeneration:
+            conn = self._handles.get(handle.id)
+        if conn is None or conn.closed or self._stopped:
+            return ErrClosed()
+        if op == OP_WRITE:
+            conn.driverWrite(payload)
+        elif op == OP_WRITEV:
+            conn.driverWriteSequence(payload)
+        elif op == OP_CLOSE:
+            return conn.driverCloseLocal(propagate=True)
+        elif op == OP_WAKE:
+            return conn.driverTraffic()
+        return None
+
+    def _broadcast(self, data: bytes, exclude: ConnHandle | None) -> None:
+        if self._stopped:
+            return
+        self.deliverBroadcast(data, exclude)
+        if self.bus is not None:
+            self.bus.broadcast(data, exclude)
+
+    def deliverBroadcast(self, data: bytes, exclude: ConnHandle | None) -> int:
+        """Write C{data} to this process's connections but C{exclude}; returns how many."""
+        skip = None
+        if exclude is not None and exclude.worker == self.workerIndex:
+            skip = self._handles.get(exclude.id)
+        n = 0
+        for conn in list(self._conns):
+            if conn is not skip and not conn.closed:
+                conn.driverWrite(data)
+                n += 1
+        return n
+
     # -- non-gnet conveniences ------------------------------------------
+
+    def reloadCertificates(self, files: Mapping[str, bytes] | None = None) -> list[str]:
+        """
+        gnetcompat: load the TLS certificate and key files of this engine's
+        listeners (L{gnetcompat.WithTLS}) again: new connections get the
+        new certificate, open ones keep theirs.  A file that cannot be used
+        leaves its listener's current certificate in place and is logged,
+        one line each; the messages are returned (an empty list: reloaded,
+        or nothing to reload).  Files are read without ever blocking.
+
+        @param files: the files' bytes by path, as the parent of a
+            process-worker engine validated them (a worker gets them over
+            the bus, L{gnetcompat._bus}): the new context is built from
+            these and the disk is not read.
+        """
+        configs = fileConfigs(self.options.TLS)
+        errors = reloadConfigs(configs, files)
+        for e in errors:
+            self.log.error("TLS reload failed, keeping the current certificate: {error}", error=e)
+        if configs and not errors:
+            self.log.info("TLS certificates reloaded")
+        return errors
 
     def whenStopped(self) -> Deferred[None]:
         """A Deferred firing with C{None} once the engine has shut down."""
@@ -591,9 +799,12 @@ class Engine:
             spec = lst.spec
             assert lst.sock is not None
             if spec.stream:
-                factory = GnetFactory(self, "unix" if spec.network == "unix" else "tcp")
-                if self.options.TLS:
-                    factory = wrapListener(self.options, spec, factory, self.reactor)
+                factory: IProtocolFactory = GnetFactory(
+                    self, "unix" if spec.network == "unix" else "tcp"
+                )
+                tls = self.options.serverTLS(spec.text)
+                if tls is not None:
+                    factory = serverTLSFactory(tls, factory, self.reactor)
                 if lst.family == socket.AF_UNIX:
                     lst.port = _adoptUnixPort(self.reactor, lst.sock, factory, self.options.Backlog)
                 else:
@@ -607,9 +818,28 @@ class Engine:
                 )
             lst.sock.close()
             lst.sock = None
+        self._announceLoops()
         if self.tickerEnabled:
             self.startTicker()
         return True
+
+    def _announceLoops(self) -> None:
+        """
+        One line when several event loops share the reactor thread: gnet
+        runs them in parallel, here they keep gnet's meaning (one handler)
+        but not its parallelism.
+        """
+        n = len(self.loops)
+        if n <= 1:
+            return
+        self.log.info(
+            "{n} event loops (WithMulticore/WithNumEventLoop) share one handler and this "
+            "process's reactor thread, as gnet's loops share one handler; {why} For "
+            "parallelism use WithProcessWorkers(True): one process per CPU, each with its own "
+            "copy of the handler.",
+            n=n,
+            why=loopThreadsReason(),
+        )
 
     def _acceptRefusals(self) -> AcceptRefusals:
         """The engine's one L{AcceptRefusals} (all its listeners share it)."""
@@ -624,6 +854,7 @@ class Engine:
         self._stopping = self._stopped = False
         self.results.action("OnBoot", self.handler.OnBoot(self))
         self._booted = True
+        self._announceLoops()
         if self.tickerEnabled:
             self.startTicker()
 
@@ -637,17 +868,76 @@ class Engine:
     # the ConnOwner contract (gnetcompat._conn): what connections call
 
     def connAdded(self, conn: Any, proto: Any) -> None:
-        """A connection opened; C{proto} drives its transport."""
+        """
+        A connection opened; C{proto} drives its transport.  It joins
+        C{proto.loop} (a dialled connection's loop) or the loop the load
+        balancer picks.
+        """
+        loops = self.loops
+        if len(loops) > 1:
+            loop = getattr(proto, "loop", None)
+            if loop is None:
+                if self.options.LB == LoadBalancing.SourceAddrHash:
+                    addr = conn.RemoteAddr()
+                    loop = self.pickLoop(addr.String() if addr is not None else "")
+                else:
+                    loop = self.pickLoop("")
+            conn.driverSetLoop(loop)
+            loop.connections += 1
+        else:
+            loops[0].connections += 1
         self._conns.add(conn)
         self._protos.add(proto)
         if self._connObserver is not None:
             self._connObserver(len(self._conns))
+        if self.bus is not None and self.options.ConnRegistry:
+            self.bus.announceOpen(conn.Handle())
 
     def connRemoved(self, conn: Any) -> None:
         """A connection closed (its transport may still be draining)."""
+        if conn not in self._conns:
+            return
         self._conns.discard(conn)
+        conn.EventLoop().connections -= 1
+        handle = conn.driverHandle
+        if handle is not None:
+            self._handles.pop(handle.id, None)
+            if self.bus is not None and self.options.ConnRegistry:
+                self.bus.announceClose(handle)
         if self._connObserver is not None:
             self._connObserver(len(self._conns))
+
+    def pickLoop(self, key: str) -> EventLoop:
+        """
+        The loop for a new connection, by C{WithLoadBalancing}: RoundRobin
+        (loops in turn), LeastConnections (the fewest live connections,
+        the lowest index on a tie) or SourceAddrHash (CRC-32 of the peer's
+        address text C{key}, as gnet).
+        """
+        loops = self.loops
+        if len(loops) == 1:
+            return loops[0]
+        lb = self.options.LB
+        if lb == LoadBalancing.LeastConnections:
+            return min(loops, key=lambda lp: lp.connections)
+        if lb == LoadBalancing.SourceAddrHash:
+            return loops[zlib.crc32(key.encode("utf-8", "surrogateescape")) % len(loops)]
+        i = self._nextLoop
+        self._nextLoop = (i + 1) % len(loops)
+        return loops[i]
+
+    def handleOf(self, conn: Any) -> ConnHandle:
+        """A new L{ConnHandle} for C{conn} (C{Conn.Handle()}), registered until it closes."""
+        addr = conn.RemoteAddr()
+        h = ConnHandle(
+            self.workerIndex,
+            self.workerGeneration,
+            next(self._handleIds),
+            addr.String() if addr is not None else "",
+        )
+        if not conn.closed:
+            self._handles[h.id] = conn
+        return h
 
     def transportGone(self, proto: Any) -> None:
         """The transport of C{proto} is gone; the last one ends the shutdown's drain."""
@@ -766,8 +1056,70 @@ class Engine:
             d.callback(None)
 
 
+#: the engine-wide operations on a handle (L{Engine._submit}, the bus)
+OP_WRITE, OP_WRITEV, OP_CLOSE, OP_WAKE = 1, 2, 3, 4
+OP_NAMES = {OP_WRITE: "AsyncWrite", OP_WRITEV: "AsyncWritev", OP_CLOSE: "Close", OP_WAKE: "Wake"}
+
+
+def loopThreadsReason() -> str:
+    """Why this interpreter runs gnetcompat's event loops on one thread (for the start-up line)."""
+    gil = getattr(sys, "_is_gil_enabled", None)
+    if gil is not None and not gil():
+        return (
+            "this free-threaded CPython could run loop threads, but gnetcompat does not yet "
+            "(Twisted's reactor, Autobahn and txaio assume one reactor per process)."
+        )
+    return (
+        "this CPython has a GIL, so loop threads would not run handlers in parallel (measured: "
+        "threads are slower than one loop)."
+    )
+
+
+class EngineBus(Protocol):
+    """
+    What an engine of a worker process drives of its link to the other
+    workers (L{gnetcompat._bus.WorkerBus}): the engine-wide operations on
+    another worker's connections, broadcasts, shared counters and the
+    connection registry.
+    """
+
+    def submit(self, op: int, handle: ConnHandle, payload: Any, callback: Any) -> None:
+        """Run C{op} on another worker's connection; C{callback(handle, err)} once done."""
+
+    def broadcast(self, data: bytes, exclude: ConnHandle | None) -> None:
+        """Send C{data} to every other worker's connections."""
+
+    def counter(self, name: str) -> Counter:
+        """The engine-wide counter C{name}, summed over every worker."""
+
+    def remoteHandles(self) -> list[ConnHandle]:
+        """The other workers' connections (C{WithConnRegistry})."""
+
+    def announceOpen(self, handle: ConnHandle) -> None:
+        """Tell the other workers about a new connection of this one."""
+
+    def announceClose(self, handle: ConnHandle) -> None:
+        """Tell the other workers that connection C{handle} closed."""
+
+
+class StoppableEngine(Protocol):
+    """
+    What L{stopFromAnyThread} needs of an engine, single-process (L{Engine})
+    or multicore (L{gnetcompat._workers.MulticoreEngine}).
+    """
+
+    #: the reactor the engine runs on (C{callFromThread}; its clock by default)
+    reactor: Any
+
+    def requestShutdown(self, fromLoop: bool) -> None:
+        """Begin an external shutdown (idempotent)."""
+
+    def whenStopped(self) -> Deferred[None]:
+        """A Deferred firing once the engine has shut down."""
+
+
 def stopFromAnyThread(
-    eng: Any, onReactorThread: bool, timeout: float | None
+    eng: StoppableEngine, onReactorThread: bool, timeout: float | None
 ) -> Deferred[None] | None:
     """
     gnet's C{Engine.Stop} for an engine (single or multicore): request an
@@ -850,5 +1202,5 @@ def normalizeTopology(specs: list[ListenSpec], options: Options) -> Options:
     if any(not s.stream for s in specs):
         o.ReusePort = True
     if o.TLS:
-        checkAddresses(o, specs)
+        o.checkTLSAddresses([s.text for s in specs if s.stream])
     return o

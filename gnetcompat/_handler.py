@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from ._action import Action
@@ -26,8 +27,9 @@ class BuiltinEventEngine:
         """Start serving."""
         return Action.NONE
 
-    def OnShutdown(self, eng: Any) -> None:
-        """Nothing."""
+    def OnShutdown(self, eng: Any) -> Deferred[Any] | None:
+        """Nothing (an override may return a Deferred the engine waits for)."""
+        return None
 
     def OnOpen(self, c: Any) -> tuple[bytes | None, Action]:
         """Send nothing, keep the connection."""

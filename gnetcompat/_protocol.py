@@ -18,8 +18,8 @@ from zope.interface import implementer
 
 from ._action import Action
 from ._conn import Conn, ConnOwner, UDPConn, ownBytes
-from ._tls import awaitHandshake, rawTransport
-from ._twistedcompat import keepSocketErrors
+from ._tls import DEFAULT_HANDSHAKE_TIMEOUT
+from ._twistedcompat import awaitHandshake, keepSocketErrors, rawTransport
 from .errors import ErrShortBuffer
 
 
@@ -59,6 +59,8 @@ class GnetProtocol(Protocol):
     #: C{ITransport | None}; the skin only runs once it is connected)
     transport: Any
     conn: Conn | None = None
+    #: the event loop the connection joins (None: the engine's load balancer picks)
+    loop: Any = None
     #: over TLS, until the handshake completed: its deadline
     _handshake: Any = None
 
@@ -67,7 +69,9 @@ class GnetProtocol(Protocol):
         self.network = network
 
     def connectionMade(self) -> None:
-        self._handshake = awaitHandshake(self, self.engine.clock, self._handshakeTimedOut)
+        self._handshake = awaitHandshake(
+            self, self.engine.clock, self._handshakeTimedOut, DEFAULT_HANDSHAKE_TIMEOUT
+        )
         if self._handshake is None:
             self._open()
 

@@ -3,8 +3,10 @@
 The entry points: C{Run}/C{Rotate} (blocking, as gnet's), C{Serve}
 (non-blocking, Deferreds), the deprecated C{Stop} with its registry of
 started engines, L{EngineService} (an C{IService} for applications and
-twistd), and the adapter that makes any L{IEventHandler} an
-C{IProtocolFactory}.  The top of the library's layers: single-process
+twistd), the process-level C{SIGHUP} wiring of a TLS certificate reload
+(L{installReloadOnSIGHUP}, L{ReloadCertificates}), and the adapter that
+makes any L{IEventHandler} an C{IProtocolFactory}.  The top of the
+library's layers: single-process
 engines come from L{gnetcompat._engine}, multicore ones from
 L{gnetcompat._workers}.
 """
@@ -16,16 +18,17 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from types import FrameType
+from typing import Any, TypeVar
 
 from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IProtocolFactory
+from twisted.internet.interfaces import IProtocolFactory, IReactorFromThreads
 from twisted.internet.threads import blockingCallFromThread
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python import threadable
 from twisted.python.components import registerAdapter
 from twisted.python.failure import Failure
@@ -33,14 +36,31 @@ from twisted.python.failure import Failure
 from ._addr import ListenSpec, parseProtoAddr
 from ._context import checkContext, contextTimeout
 from ._engine import Engine, globalReactor, normalizeTopology, stopFromAnyThread, stopReactor
+from ._logging import setupProgramLogging
 from ._protocol import GnetFactory
 from ._twistedcompat import forgetExitSignal, reactorHasRun
-from ._workers import serveMulticore
+from ._workers import MulticoreEngine, SupervisionPolicy, serveMulticore
 from .errors import ErrEngineInShutdown, ErrInvalidNetworkAddress
 from .interfaces import IEventHandler
 from .options import Option, Options, loadOptions
 
-__all__ = ["Run", "Rotate", "Serve", "Stop", "EngineService", "startEngine"]
+__all__ = [
+    "Run",
+    "Rotate",
+    "Serve",
+    "Stop",
+    "EngineService",
+    "ReloadCertificates",
+    "installReloadOnSIGHUP",
+    "startEngine",
+]
+
+
+#: a started engine: single-process, or process workers (C{WithProcessWorkers})
+ServedEngine = Engine | MulticoreEngine
+_E = TypeVar("_E", Engine, MulticoreEngine)
+#: what C{signal.signal}/C{signal.getsignal} give back (typeshed's C{signal._HANDLER})
+_SignalHandler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 
 def _specs(addrs: Sequence[str]) -> list[ListenSpec]:
@@ -66,10 +86,10 @@ def startEngine(
 #: gnet's process-wide registry for the deprecated L{Stop}: the address
 #: string given to Run/Rotate/Serve -> the engine started with it (the most
 #: recent one); an entry goes when its engine stops.
-_registry: dict[str, Any] = {}
+_registry: dict[str, ServedEngine] = {}
 
 
-def _remember(eng: Any, addrs: str | Sequence[str]) -> Any:
+def _remember(eng: _E, addrs: str | Sequence[str]) -> _E:
     names = [addrs] if isinstance(addrs, str) else list(addrs)
     if eng.stopped:
         return eng
@@ -88,7 +108,7 @@ def _remember(eng: Any, addrs: str | Sequence[str]) -> Any:
     return eng
 
 
-def Stop(ctx: Any = None, protoAddr: str | None = None) -> Deferred | None:
+def Stop(ctx: Any = None, protoAddr: str | None = None) -> Deferred[None] | None:
     """
     gnet's deprecated C{Stop(ctx, protoAddr)}: stop the engine started
     (with L{Run}, L{Rotate} or L{Serve}) under exactly the address string
@@ -118,8 +138,8 @@ def Serve(
     addrs: str | Sequence[str],
     *opts: Option | Options,
     reactor: Any = None,
-    policy: Any = None,
-) -> Deferred:
+    policy: SupervisionPolicy | None = None,
+) -> Deferred[ServedEngine]:
     """
     Start an engine without blocking, inside a running (or about to run)
     reactor.  Returns a Deferred firing with the started L{Engine} (already
@@ -127,15 +147,18 @@ def Serve(
     (bad address, bad option, bind failure).  C{engine.whenStopped()} fires
     when it has shut down.
 
-    With C{WithMulticore(True)} or C{WithNumEventLoop(n > 1)} it starts
-    worker processes (see L{gnetcompat._workers}), supervised by C{policy}
-    (a L{gnetcompat._workers.SupervisionPolicy}; the default when C{None}).
+    With C{WithProcessWorkers} it starts worker processes, each with its
+    own copy of the handler (see L{gnetcompat._workers}), supervised by
+    C{policy} (a L{gnetcompat._workers.SupervisionPolicy}; the default when
+    C{None}).  C{WithMulticore}/C{WithNumEventLoop} alone give event loops
+    in this process, sharing the handler, as gnet's do.
     """
     try:
         options = loadOptions(*opts)
-        if options.numLoops() > 1:
+        if options.numWorkers() > 0:
             d = serveMulticore(handler, _specs(addrs), options, reactor, policy)
-            return d.addCallback(_remember, addrs)
+            served: Deferred[ServedEngine] = d.addCallback(_remember, addrs)
+            return served
         return defer.succeed(_remember(startEngine(handler, addrs, options, reactor), addrs))
     except Exception:
         return defer.fail()
@@ -153,24 +176,31 @@ def Rotate(handler: Any, addrs: Sequence[str], *opts: Option | Options) -> None:
     the engine gracefully.  On the reactor thread it cannot block: use
     L{Serve}.
 
+    Like gnet's default logger, it makes log lines visible: what the
+    program has not configured of C{twisted.logger} and C{logging} is
+    connected to standard error (see L{gnetcompat._logging}).
+
     @raise RuntimeError: on the reactor thread; or the reactor already ran
         and stopped in this process (Twisted reactors cannot be restarted).
     """
     options = loadOptions(*opts)
+    setupProgramLogging(LogLevel.debug if _logLevelOf(options) < 0 else LogLevel.info)
     reactor = options.Reactor or globalReactor()
     if getattr(reactor, "running", False):
-        if threadable.isInIOThread():
+        if threadable.isInIOThread():  # type: ignore[no-untyped-call]  # Twisted: untyped
             raise RuntimeError("Run/Rotate block; on the reactor thread use gnetcompat.Serve()")
 
         # (Serve's reactor= goes through a closure: blockingCallFromThread
         # takes the reactor as its own first argument, named reactor)
-        def serve() -> Deferred:
+        def serve() -> Deferred[ServedEngine]:
             return Serve(handler, addrs, options, reactor=reactor)
 
-        eng: Any = blockingCallFromThread(reactor, serve)
+        # (Twisted's annotation, a union of "returns R" and "returns Deferred[R]",
+        # leaves mypy no solution for a Deferred[R]: it waits for it all the same)
+        served: ServedEngine = blockingCallFromThread(reactor, serve)  # type: ignore[arg-type]
         done = threading.Event()
-        reactor.callFromThread(lambda: eng.whenStopped().addBoth(lambda _: done.set()))
-        with _signalsStop(reactor, eng):
+        reactor.callFromThread(lambda: served.whenStopped().addBoth(lambda _: done.set()))
+        with _signalsStop(reactor, served):
             done.wait()
         return None
     if reactorHasRun(reactor):
@@ -179,39 +209,39 @@ def Rotate(handler: Any, addrs: Sequence[str], *opts: Option | Options) -> None:
             "(an earlier Run, or a Client.Stop(), ended it) and a Twisted reactor cannot "
             "be restarted: call Run once per process, before stopping a Client"
         )
-    result: list = []
-    later: list = []
+    result: list[ServedEngine | Failure] = []
+    later: list[Callable[[ServedEngine | Failure], None]] = []
 
-    def settled(r: Any) -> None:
+    def settled(r: ServedEngine | Failure) -> None:
         result.append(r)
         for f in later:
             f(r)
 
     d = Serve(handler, addrs, options, reactor=reactor)
     d.addBoth(settled)
-    if result and isinstance(result[0], Failure):
-        result[0].raiseException()
     if result:
         eng = result[0]
+        if isinstance(eng, Failure):
+            eng.raiseException()
         if eng.stopped:
             return None
         _runUntilStopped(reactor, eng)
         return None
     # multicore: the workers start once the reactor runs; serve until every
     # worker has exited (SIGTERM/SIGINT stop them gracefully first)
-    errors: list = []
+    errors: list[Failure] = []
 
-    def stop(_: Any = None) -> None:
+    def stop(_: object = None) -> None:
         stopReactor(reactor)
 
-    def multicoreSettled(r: Any) -> None:
+    def multicoreSettled(r: ServedEngine | Failure) -> None:
         if isinstance(r, Failure):
             errors.append(r)
             stop()
             return
         eng = r
 
-        def beforeShutdown() -> Deferred | None:
+        def beforeShutdown() -> Deferred[None] | None:
             if not eng.stopping:
                 eng.requestShutdown(fromLoop=False)
             if not eng.stopped:
@@ -228,8 +258,19 @@ def Rotate(handler: Any, addrs: Sequence[str], *opts: Option | Options) -> None:
     return None
 
 
+def _logLevelOf(options: Options) -> int:
+    """gnet's level for the default logger: C{WithLogLevel}, else C{GNET_LOGGING_LEVEL}."""
+    level = options.LogLevel if isinstance(options.LogLevel, int) else 0
+    if not level:
+        try:
+            level = int(os.environ.get("GNET_LOGGING_LEVEL", "0"))
+        except ValueError:
+            level = 0
+    return level
+
+
 @contextmanager
-def _signalsStop(reactor: Any, eng: Any) -> Iterator[None]:
+def _signalsStop(reactor: Any, eng: ServedEngine) -> Iterator[None]:
     """
     While C{Run} blocks the main thread beside a reactor running in another
     thread (a plain script's L{gnetcompat.Client} runs one), Ctrl-C and
@@ -245,10 +286,10 @@ def _signalsStop(reactor: Any, eng: Any) -> Iterator[None]:
         if not eng.stopping:
             eng.requestShutdown(fromLoop=False)
 
-    def onSignal(signum: int, frame: Any) -> None:
+    def onSignal(signum: int, frame: FrameType | None) -> None:
         reactor.callFromThread(stopEngine)
 
-    saved = {}
+    saved: dict[signal.Signals, _SignalHandler] = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
         if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler):
             saved[sig] = signal.signal(sig, onSignal)
@@ -259,8 +300,8 @@ def _signalsStop(reactor: Any, eng: Any) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _runUntilStopped(reactor: Any, eng: Any) -> None:
-    def beforeShutdown() -> Deferred | None:
+def _runUntilStopped(reactor: Any, eng: ServedEngine) -> None:
+    def beforeShutdown() -> Deferred[None] | None:
         if not eng.stopping:
             eng.requestShutdown(fromLoop=False)
         if not eng.stopped:
@@ -347,7 +388,7 @@ class EngineService(Service):
         handler: Any,
         addrs: str | Sequence[str],
         *opts: Option | Options,
-        policy: Any = None,
+        policy: SupervisionPolicy | None = None,
     ) -> None:
         """
         @param policy: a L{gnetcompat._workers.SupervisionPolicy} for
@@ -357,14 +398,14 @@ class EngineService(Service):
         self.addrs = [addrs] if isinstance(addrs, str) else list(addrs)
         self.opts = opts
         self.policy = policy
-        self.engine: Any = None
+        self.engine: ServedEngine | None = None
         self.failure: Failure | None = None
-        self._started: Deferred | None = None
+        self._started: Deferred[ServedEngine] | None = None
 
     def privilegedStartService(self) -> None:
         _installExitHook()
         options = loadOptions(*self.opts)
-        if options.numLoops() <= 1:
+        if options.numWorkers() == 0:
             specs = _specs(self.addrs)
             opts = normalizeTopology(specs, options.normalized())
             eng = Engine(self.handler, specs, opts, options.Reactor)
@@ -376,10 +417,10 @@ class EngineService(Service):
             d = Serve(self.handler, self.addrs, *self.opts, policy=self.policy)
             # a setup error (bind, option) fails d at once: raise it here; a
             # later failure (the workers cannot start) must reach startService
-            early: list = []
+            early: list[Failure] = []
             duringCall = True
 
-            def raiseEarly(r: Any) -> Any:
+            def raiseEarly(r: ServedEngine | Failure) -> ServedEngine | Failure | None:
                 if duringCall and isinstance(r, Failure):
                     early.append(r)
                     return None
@@ -390,11 +431,12 @@ class EngineService(Service):
             if early:
                 early[0].raiseException()
             self._started = d
-        super().privilegedStartService()
+        super().privilegedStartService()  # type: ignore[no-untyped-call]  # Twisted: untyped
 
     def startService(self) -> None:
-        super().startService()
-        if self.engine is not None:
+        super().startService()  # type: ignore[no-untyped-call]  # Twisted: untyped
+        # (only a single-process engine exists before the start: bound above)
+        if isinstance(self.engine, Engine):
             if not self.engine.boot():
                 self._stopReactor()
             else:
@@ -405,10 +447,10 @@ class EngineService(Service):
             _installExitHook()
             d = Serve(self.handler, self.addrs, *self.opts, policy=self.policy)
 
-        def started(eng: Any) -> None:
+        def started(eng: ServedEngine) -> None:
             self.engine = eng
 
-            def stopped(r: Any) -> None:
+            def stopped(r: Failure | None) -> None:
                 if isinstance(r, Failure):
                     self._failed(r)
                 else:
@@ -446,8 +488,8 @@ class EngineService(Service):
         else:
             reactor.callWhenRunning(stopReactor, reactor)
 
-    def stopService(self) -> Deferred:
-        super().stopService()
+    def stopService(self) -> Deferred[None]:
+        super().stopService()  # type: ignore[no-untyped-call]  # Twisted: untyped
         eng = self.engine
         if eng is None or eng.stopped:
             return defer.succeed(None)
@@ -477,4 +519,45 @@ def handlerFactory(handler: Any) -> GnetFactory:
 
 
 # the one registration (a second one raises): gnetcompat/__init__ imports this module
-registerAdapter(handlerFactory, IEventHandler, IProtocolFactory)
+registerAdapter(handlerFactory, IEventHandler, IProtocolFactory)  # type: ignore[no-untyped-call]  # Twisted: untyped
+
+
+# -- TLS certificate reload -----------------------------------------------------------
+
+
+def ReloadCertificates(engine: Engine | MulticoreEngine) -> list[str]:
+    """
+    Load the engine's TLS certificate and key files again (on the reactor
+    thread): C{engine.reloadCertificates()}.  New connections get the new
+    certificate, open ones keep theirs; a file that cannot be used leaves
+    its listener's current certificate in place, and the messages say why
+    (an empty list: reloaded).  Files are read without ever blocking.  A
+    process-worker engine checks the files in the parent and sends the
+    checked bytes to every worker over its bus: workers never read the
+    disk (L{MulticoreEngine.reloadCertificates}).
+    """
+    return engine.reloadCertificates()
+
+
+def installReloadOnSIGHUP(
+    reload: Callable[[], object], reactor: IReactorFromThreads
+) -> Callable[[], None]:
+    """
+    Run C{reload()} on the reactor at every C{SIGHUP}, after any handler
+    installed before (which keeps running).  Returns a function that puts
+    the previous handler back.  Main thread only.
+    """
+    previous = signal.getsignal(signal.SIGHUP)
+
+    def onHup(signum: int, frame: FrameType | None) -> None:
+        reactor.callFromThread(reload)
+        if callable(previous):  # (SIG_IGN and SIG_DFL are not: they are Handlers numbers)
+            previous(signum, frame)
+
+    signal.signal(signal.SIGHUP, onHup)
+
+    def restore() -> None:
+        if signal.getsignal(signal.SIGHUP) is onHup:
+            signal.signal(signal.SIGHUP, previous if previous is not None else signal.SIG_DFL)
+
+    return restore

@@ -1,62 +1,82 @@
 # -*- test-case-name: tests.test_tls -*-
 """
-Native TLS on Twisted's own TLS layer (C{TLSMemoryBIOFactory} over
-pyOpenSSL, the C{twisted[tls]} extra): gnet has none.
+Native TLS settings on Twisted's own TLS layer (C{TLSMemoryBIOFactory} over
+pyOpenSSL, which C{Twisted[tls]}, a requirement, brings): gnet has none.
 
-A listener serves TLS when the options say so (L{WithTLS}); its
-C{GnetFactory} is then wrapped in a C{TLSMemoryBIOFactory}, so a L{Conn}'s
-transport is the TLS protocol: C{OnTraffic} sees plaintext, writes are
-plaintext, and the direct-send fast path of L{gnetcompat._conn} (which
-only takes plain C{tcp}/C{unix} transports) is never used underneath TLS.
-C{OnOpen} runs once the handshake completed (a peer that never finishes
-it, or speaks plaintext, never reaches the handler) and
-L{Conn.ConnectionState} then tells the version, cipher, ALPN result and
-peer certificates.
+This module holds the configuration and the loading of PEM files:
+L{TLSConfig} (how a listener serves TLS), L{ClientTLS} (how a client dials
+it) and L{TLSState} (what a connection negotiated).  The rest of TLS lives
+with its job: the C{With*} options and their checks in
+L{gnetcompat.options}; the TLS factory under a listener and the reading of
+TLS transports (Twisted internals) in L{gnetcompat._twistedcompat}; reload
+with the engines (C{Engine.reloadCertificates},
+C{MulticoreEngine.reloadCertificates}) and the C{SIGHUP} wiring in
+L{gnetcompat._run}.
+
+A listener serves TLS when the options say so (L{gnetcompat.WithTLS}); its
+C{GnetFactory} is then wrapped in a
+L{gnetcompat._twistedcompat.GnetTLSFactory}, so a L{Conn}'s transport is
+the TLS protocol: C{OnTraffic} sees plaintext, writes are plaintext, and
+the direct-send fast path of L{gnetcompat._conn} (which only takes plain
+C{tcp}/C{unix} transports) is never used underneath TLS.  C{OnOpen} runs
+once the handshake completed (a peer that never finishes it, or speaks
+plaintext, never reaches the handler) and L{Conn.ConnectionState} then
+tells the version, cipher, ALPN result and peer certificates.
 
 Settings travel as file paths (L{TLSConfig}, picklable) with the bytes of
 those files as last validated: every process builds its own OpenSSL
 context, a multicore worker from the bytes the parent validated (it never
-reads the disk at start, so a replacement started while the files are
-being renewed, or are broken, serves the certificate the parent checked
-last).  L{TLSConfig.reload} swaps in a freshly loaded certificate for new
-connections; open ones keep theirs.  Files are read without ever blocking
-(L{_read}: C{O_NONBLOCK}, regular files only, at most L{MAX_PEM_FILE}
-bytes), so a FIFO or a device put in place of a certificate is refused
-instead of hanging the reactor on C{SIGHUP}.
-
-The Twisted internals this module relies on (the endpoint-description
-parser, the TLS protocol's plaintext buffer, a C{FileDescriptor}'s write
-buffer) are read through L{gnetcompat._twistedcompat}, which pins them.
+reads the disk, neither at start nor on reload: a replacement started while
+the files are being renewed, or are broken, serves the certificate the
+parent checked last, and a reload hands every worker the bytes the parent
+checked, over the bus).  L{TLSConfig.reload} swaps in a freshly loaded
+certificate for new connections; open ones keep theirs.  Files are read
+without ever blocking (L{_read}: C{O_NONBLOCK}, regular files only, at
+most L{MAX_PEM_FILE} bytes), so a FIFO or a device put in place of a
+certificate is refused instead of hanging the reactor on C{SIGHUP}.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import signal
 import stat
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from twisted.internet.interfaces import IOpenSSLServerConnectionCreator, ISSLTransport
-from twisted.logger import Logger
+from cryptography import x509
+from OpenSSL import SSL, crypto
+from OpenSSL.SSL import Connection
+from twisted.internet import ssl
+from twisted.internet.interfaces import (
+    IOpenSSLClientConnectionCreator,
+    IOpenSSLServerConnectionCreator,
+    IProtocolFactory,
+    IReactorTime,
+)
+from twisted.protocols.tls import TLSMemoryBIOProtocol
+from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
-from ._twistedcompat import hasWriteBuffer, tlsPlaintextBuffered, twistedParse, writeBacklog
+from ._endpoint import ARGUMENTS, parseEndpoint
+from ._twistedcompat import GnetTLSFactory, TLSCreator, tlsConnection
 from .errors import ErrInvalidOption
 
 __all__ = [
-    "TLSConfig",
-    "TLSState",
     "ClientTLS",
-    "WithTLS",
-    "WithClientTLS",
-    "ReloadCertificates",
+    "ServerTLS",
+    "TLSConfig",
+    "TLSError",
+    "TLSState",
+    "connectionState",
+    "fileConfigs",
+    "isServerTLS",
+    "reloadConfigs",
+    "serverTLSFactory",
+    "validatedFiles",
 ]
-
-log = Logger(namespace="gnetcompat.tls")
 
 #: seconds a peer has to complete the TLS handshake before it is dropped
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
@@ -65,7 +85,6 @@ MAX_HANDSHAKE_TIMEOUT = 300.0
 #: the largest certificate, key, chain or DH file read (a PEM bundle of a
 #: long chain is a few KiB; this stops a wrong path to a huge file)
 MAX_PEM_FILE = 1024 * 1024
-_INSTALL_HINT = "pip install 'twisted[tls]' (it brings pyOpenSSL)"
 
 #: C{sslmethod=} values (the names of C{OpenSSL.SSL} constants, as in
 #: Twisted's C{ssl:} endpoint) we accept, as (minimum, maximum) versions
@@ -79,16 +98,7 @@ _VERSIONS = ("1.2", "1.3")
 
 
 class TLSError(ErrInvalidOption):
-    """A TLS setting cannot be used (a file, the key, a missing extra)."""
-
-
-def _requireOpenSSL() -> Any:
-    try:
-        from OpenSSL import SSL  # noqa: F401
-        from twisted.internet import ssl
-    except ImportError:
-        raise TLSError(f"TLS needs pyOpenSSL, which is not installed: {_INSTALL_HINT}") from None
-    return ssl
+    """A TLS setting cannot be used (a file, the key, a setting)."""
 
 
 _TOO_BIG = f"larger than {MAX_PEM_FILE} bytes (1 MiB, the limit for a PEM file), not a PEM file"
@@ -144,12 +154,27 @@ def _read(what: str, path: str) -> bytes:
 #: how L{TLSConfig} gets a file's bytes: C{read(what, path)}
 _Reader = Callable[[str, str], bytes]
 
+
+def _bytesReader(files: Mapping[str, bytes]) -> _Reader:
+    """
+    A L{_Reader} that never touches the disk: the bytes of C{files} (path ->
+    bytes, as a multicore parent validated them).
+    """
+
+    def read(what: str, path: str) -> bytes:
+        data = files.get(path)
+        if data is None:
+            raise TLSError(f"TLS {what} {path!r}: not among the validated files")
+        return data
+
+    return read
+
+
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.S)
 
 
-def _certificates(what: str, path: str, read: _Reader = _read) -> list:
+def _certificates(what: str, path: str, read: _Reader = _read) -> list[crypto.X509]:
     """Every PEM certificate in C{path} (pyOpenSSL X509 objects)."""
-    ssl = _requireOpenSSL()
     blocks = _PEM_CERT.findall(read(what, path))
     if not blocks:
         raise TLSError(f"TLS {what} {path!r}: no PEM certificate in it")
@@ -159,28 +184,16 @@ def _certificates(what: str, path: str, read: _Reader = _read) -> list:
         raise TLSError(f"TLS {what} {path!r}: not a valid certificate: {e}") from None
 
 
-_alpnRefusal: type | None = None
-
-
-def _noApplicationProtocol() -> type:
+class NoApplicationProtocol(SSL.Error):
     """
-    The exception our ALPN selection raises when the client offers none of
-    our protocols: an C{OpenSSL.SSL.Error}, so Twisted's TLS protocol
-    treats it as the failed handshake it is (pyOpenSSL re-raises an
-    exception of the callback from the handshake; no log line).
+    The client offered none of the ALPN protocols we serve: raised by our
+    ALPN selection (L{_selectALPN}), an C{OpenSSL.SSL.Error}, so Twisted's
+    TLS protocol treats it as the failed handshake it is (pyOpenSSL
+    re-raises an exception of the callback from the handshake; no log line).
     """
-    global _alpnRefusal
-    if _alpnRefusal is None:
-        from OpenSSL import SSL
-
-        class NoApplicationProtocol(SSL.Error):
-            """The client offered none of the ALPN protocols we serve."""
-
-        _alpnRefusal = NoApplicationProtocol
-    return _alpnRefusal
 
 
-def _selectALPN(context: Any, protocols: Sequence[bytes]) -> None:
+def _selectALPN(context: SSL.Context, protocols: Sequence[bytes]) -> None:
     """
     Replace Twisted's ALPN selection on C{context} (public pyOpenSSL API):
     the first of C{protocols} the client offers, else a fatal
@@ -191,14 +204,14 @@ def _selectALPN(context: Any, protocols: Sequence[bytes]) -> None:
     """
     ours = list(protocols)
 
-    def select(conn: Any, offered: list[bytes]) -> bytes:
+    def select(conn: Connection, offered: list[bytes]) -> bytes:
         for p in ours:
             if p in offered:
                 return p
         # raised from the callback: pyOpenSSL answers SSL_TLSEXT_ERR_ALERT_FATAL,
         # which OpenSSL sends as no_application_protocol; the argument has
         # the shape of OpenSSL's error queue, which Twisted reads
-        raise _noApplicationProtocol()([("SSL routines", "", "no application protocol")])
+        raise NoApplicationProtocol([("SSL routines", "", "no application protocol")])
 
     context.set_alpn_select_callback(select)
 
@@ -214,8 +227,6 @@ class _BytesFile:
     """
 
     def __init__(self, data: bytes) -> None:
-        from twisted.python.filepath import FilePath
-
         self._file: Any = None
         if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
             self._fd = os.memfd_create("gnetcompat-pem", getattr(os, "MFD_CLOEXEC", 0))
@@ -237,10 +248,7 @@ class _BytesFile:
             self._file = None
 
 
-def _version(name: str) -> Any:
-    from twisted.internet.ssl import TLSVersion
-
-    return {"1.2": TLSVersion.TLSv1_2, "1.3": TLSVersion.TLSv1_3}[name]
+_TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
 
 @implementer(IOpenSSLServerConnectionCreator)
@@ -250,12 +258,10 @@ class _ReloadingCreator:
     every new connection takes the context loaded last.
     """
 
-    def __init__(self, options: Any) -> None:
+    def __init__(self, options: ssl.CertificateOptions) -> None:
         self.options = options
 
-    def serverConnectionForTLS(self, tlsProtocol: Any) -> Any:
-        from OpenSSL.SSL import Connection
-
+    def serverConnectionForTLS(self, tlsProtocol: TLSMemoryBIOProtocol) -> Connection:
         return Connection(self.options.getContext(), None)
 
 
@@ -303,14 +309,14 @@ class TLSConfig:
     maximumVersion: str | None = None
     handshakeTimeout: float = DEFAULT_HANDSHAKE_TIMEOUT
     sessions: bool = True
-    _creator: Any = field(default=None, init=False, repr=False, compare=False)
+    _creator: _ReloadingCreator | None = field(default=None, init=False, repr=False, compare=False)
     #: path -> the bytes of each file as last loaded successfully here (or,
     #: in a worker, as the parent last validated them)
     _validated: dict[str, bytes] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         # OpenSSL objects stay in this process: a worker builds its own, from
         # the validated bytes (_validated) that travel with the paths
         state = self.__dict__.copy()
@@ -325,21 +331,13 @@ class TLSConfig:
         copy unpickled in a worker builds its context from the bytes the
         parent validated last, without reading the disk: a certificate
         renewed non-atomically, or broken, while a worker is replaced never
-        stops the replacement (L{staleFiles} tells the parent to say so).
+        stops the replacement (L{changedOnDisk} tells the parent to say so).
 
         @raise TLSError: naming the bad setting or file.
         """
         if self._creator is None:
             if self._validated:
-                validated = self._validated
-
-                def read(what: str, path: str) -> bytes:
-                    data = validated.get(path)
-                    if data is None:
-                        raise TLSError(f"TLS {what} {path!r}: not among the validated files")
-                    return data
-
-                options, _ = self._load(read)
+                options, _ = self._load(_bytesReader(self._validated))
             else:
                 options, self._validated = self._load(_read)
             self._creator = _ReloadingCreator(options)
@@ -363,7 +361,7 @@ class TLSConfig:
                 f"TLS alpn: a list of protocol names such as ['http/1.1'], got {self.alpn!r}"
             )
 
-    def load(self) -> Any:
+    def load(self) -> ssl.CertificateOptions:
         """
         Read the files and build Twisted's C{CertificateOptions} (its
         OpenSSL context built too, so a key that does not match the
@@ -373,15 +371,12 @@ class TLSConfig:
         """
         return self._load(_read)[0]
 
-    def _load(self, read: _Reader) -> tuple[Any, dict[str, bytes]]:
+    def _load(self, read: _Reader) -> tuple[ssl.CertificateOptions, dict[str, bytes]]:
         """
         L{load} with the files' bytes from C{read(what, path)}; also
         return those bytes by path.
         """
         self._checkSettings()
-        ssl = _requireOpenSSL()
-        from OpenSSL import SSL, crypto
-
         used: dict[str, bytes] = {}
 
         def reading(what: str, path: str) -> bytes:
@@ -404,16 +399,16 @@ class TLSConfig:
         dh = None
         if self.dhParameters is not None:
             dh = _BytesFile(reading("dhParameters file", self.dhParameters))
-            kw["dhParameters"] = ssl.DiffieHellmanParameters.fromFile(dh.path)
+            kw["dhParameters"] = ssl.DiffieHellmanParameters.fromFile(dh.path)  # type: ignore[no-untyped-call]  # Twisted: untyped
         if self.clientCA is not None:
             kw["verify"] = True
             kw["caCerts"] = _certificates("clientCA file", self.clientCA, reading)
             kw["requireCertificate"] = bool(self.requireClientCert)
         if self.alpn:
             kw["acceptableProtocols"] = [p.encode("ascii") for p in self.alpn]
-        kw["raiseMinimumTo"] = _version(self.minimumVersion)
+        kw["raiseMinimumTo"] = _TLS_VERSIONS[self.minimumVersion]
         if self.maximumVersion is not None:
-            kw["lowerMaximumSecurityTo"] = _version(self.maximumVersion)
+            kw["lowerMaximumSecurityTo"] = _TLS_VERSIONS[self.maximumVersion]
         try:
             options = ssl.CertificateOptions(
                 privateKey=key,
@@ -440,27 +435,48 @@ class TLSConfig:
 
     # -- serving ---------------------------------------------------------
 
-    def creator(self) -> Any:
+    def creator(self) -> _ReloadingCreator:
         """The connection creator of this process (loaded on first use)."""
         self.check()
+        assert self._creator is not None
         return self._creator
 
-    def reload(self) -> None:
+    def reload(self, files: Mapping[str, bytes] | None = None) -> None:
         """
         Load the files again; new connections get the new certificate, open
         ones keep theirs.  On an error the current certificate stays.
 
+        @param files: the files' bytes by path, as a multicore parent
+            validated them (L{validatedFiles}): the context is built from
+            these, the disk is not read.  C{None}: read the disk (without
+            blocking, see L{_read}).
         @raise TLSError: the new files cannot be used (nothing changed).
         """
-        options, self._validated = self._load(_read)
+        options, self._validated = self._load(_read if files is None else _bytesReader(files))
         if self._creator is None:
             self._creator = _ReloadingCreator(options)
         else:
             self._creator.options = options
 
-    def wrapFactory(self, factory: Any, clock: Any) -> Any:
+    def changedOnDisk(self) -> list[str]:
+        """
+        The files whose bytes on disk differ from those validated last (or
+        that cannot be read now).  Each file is read as L{_read} reads it
+        (never blocking).
+        """
+        changed: list[str] = []
+        for path, data in self._validated.items():
+            try:
+                same = _read("file", path) == data
+            except TLSError:
+                same = False
+            if not same:
+                changed.append(path)
+        return changed
+
+    def wrapFactory(self, factory: IProtocolFactory, clock: IReactorTime) -> GnetTLSFactory:
         """C{factory} behind TLS on a server listener."""
-        return _ServerTLSFactory(self.creator(), factory, clock, self.handshakeTimeout)
+        return GnetTLSFactory(self.creator(), False, factory, clock, self.handshakeTimeout)
 
     # -- endpoint descriptions ------------------------------------------
 
@@ -470,42 +486,18 @@ class TLSConfig:
         Parse a Twisted C{ssl:} server endpoint description (C{ssl:PORT
         [:privateKey=KEY][:certKey=CERT][:extraCertChain=CHAIN]
         [:dhParameters=DH][:sslmethod=M][:interface=HOST][:backlog=N]},
-        positional arguments in Twisted's order, C{\\:} escapes) into a
-        gnet address and a L{TLSConfig}.  As in Twisted, C{privateKey}
-        defaults to C{server.pem} and C{certKey} to C{privateKey}; the
-        interface defaults to 127.0.0.1 (gnetecho's loopback default).
+        positional arguments in Twisted's order, C{\\:} escapes; split by
+        L{gnetcompat.parseEndpoint}) into a gnet address and a L{TLSConfig}.
+        As in Twisted, C{privateKey} defaults to C{server.pem} and
+        C{certKey} to C{privateKey}; the interface defaults to 127.0.0.1
+        (gnetecho's loopback default).
 
         @raise ValueError: a malformed description (the message says why).
         """
-        args, kw = twistedParse(description)
-        if not args or args[0] != "ssl":
+        d = parseEndpoint(description)
+        if d.kind != "ssl":
             raise ValueError(f"{description!r} is not an ssl: description")
-        names = [
-            "port",
-            "privateKey",
-            "certKey",
-            "sslmethod",
-            "interface",
-            "backlog",
-            "extraCertChain",
-            "dhParameters",
-        ]
-        pos = args[1:]
-        if len(pos) > len(names):
-            raise ValueError(f"too many arguments in {description!r}")
-        values: dict[str, str] = dict(
-            zip(names, pos, strict=False)
-        )  # fewer values than names is normal
-        for k, v in kw.items():
-            if k not in names:
-                raise ValueError(
-                    f"unsupported argument {k!r} in {description!r} (ssl: takes "
-                    + ", ".join(names[1:])
-                    + ")"
-                )
-            if k in values:
-                raise ValueError(f"{k} given twice in {description!r}")
-            values[k] = v
+        values = d.named(ARGUMENTS["ssl"])
         port = values.get("port", "")
         if not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"bad port {port!r} in {description!r}: give 0-65535")
@@ -537,91 +529,61 @@ class TLSConfig:
         return f"tcp://{host}:{int(port)}", config
 
 
-# -- the TLS layer under a GnetFactory -----------------------------------------
+#: what a listener may serve TLS with: a L{TLSConfig} (files), or (single
+#: process only) a ready Twisted connection creator or context factory
+ServerTLS = TLSConfig | TLSCreator
 
 
-def _tlsFactoryClass() -> type:
-    from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
-
-    class _GnetTLSFactory(TLSMemoryBIOFactory):
-        """
-        Twisted's TLS factory with its plain protocol (not the buffering
-        one: L{Conn} already joins a callback's writes, and the buffering
-        transport would delay every reply by a reactor iteration), a
-        handshake deadline, and, for a listener, no pending handshake left
-        behind when the port stops.
-        """
-
-        protocol = TLSMemoryBIOProtocol
-
-        def __init__(
-            self, creator: Any, isClient: bool, wrapped: Any, clock: Any, handshakeTimeout: float
-        ) -> None:
-            super().__init__(creator, isClient, wrapped, clock)
-            self.handshakeTimeout = handshakeTimeout
-
-        def stopFactory(self) -> None:
-            for p in list(self.protocols):
-                if getattr(p.wrappedProtocol, "conn", None) is None:
-                    p.abortConnection()
-            super().stopFactory()
-
-    return _GnetTLSFactory
+def isServerTLS(value: object) -> bool:
+    """Whether C{value} is something L{ServerTLS} allows."""
+    return (
+        isinstance(value, TLSConfig)
+        or IOpenSSLServerConnectionCreator.providedBy(value)
+        or hasattr(value, "getContext")  # an old-style context factory (CertificateOptions)
+    )
 
 
-_factoryClass: type | None = None
+def serverTLSFactory(
+    value: ServerTLS, factory: IProtocolFactory, clock: IReactorTime
+) -> GnetTLSFactory:
+    """C{factory} behind TLS served with C{value} (a listener's setting)."""
+    if isinstance(value, TLSConfig):
+        return value.wrapFactory(factory, clock)
+    return GnetTLSFactory(value, False, factory, clock, DEFAULT_HANDSHAKE_TIMEOUT)
 
 
-def _makeTLSFactory(creator: Any, isClient: bool, wrapped: Any, clock: Any, timeout: float) -> Any:
-    global _factoryClass
-    if _factoryClass is None:
-        _factoryClass = _tlsFactoryClass()
-    return _factoryClass(creator, isClient, wrapped, clock, timeout)
+def fileConfigs(tls: Mapping[str | None, ServerTLS] | None) -> list[TLSConfig]:
+    """The L{TLSConfig}s among the listeners' settings C{tls}, each once."""
+    seen: list[TLSConfig] = []
+    for value in (tls or {}).values():
+        if isinstance(value, TLSConfig) and all(v is not value for v in seen):
+            seen.append(value)
+    return seen
 
 
-def _ServerTLSFactory(creator: Any, wrapped: Any, clock: Any, timeout: float) -> Any:
-    return _makeTLSFactory(creator, False, wrapped, clock, timeout)
-
-
-def isTLS(transport: Any) -> bool:
-    """Whether C{transport} is a TLS transport."""
-    return ISSLTransport.providedBy(transport)
-
-
-def awaitHandshake(proto: Any, clock: Any, onTimeout: Callable[[], Any]) -> Any:
+def reloadConfigs(
+    configs: Iterable[TLSConfig], files: Mapping[str, bytes] | None = None
+) -> list[str]:
     """
-    For a protocol over TLS: arm the handshake deadline (C{onTimeout} then
-    runs) and return the delayed call; C{None} for any other transport.
+    L{TLSConfig.reload} each of C{configs} (from the disk, or from
+    C{files}); the error messages (empty: all reloaded).  A config that
+    fails keeps its certificate; the others are reloaded all the same.
     """
-    t = proto.transport
-    if not ISSLTransport.providedBy(t):
-        return None
-    timeout = getattr(getattr(t, "factory", None), "handshakeTimeout", DEFAULT_HANDSHAKE_TIMEOUT)
-    return clock.callLater(timeout, onTimeout)
+    errors = []
+    for cfg in configs:
+        try:
+            cfg.reload(files)
+        except TLSError as e:
+            errors.append(str(e))
+    return errors
 
 
-def rawTransport(transport: Any) -> Any:
-    """The socket transport under a TLS transport (C{transport} itself otherwise)."""
-    if ISSLTransport.providedBy(transport):
-        inner = getattr(transport, "transport", None)
-        if inner is not None:
-            return inner
-    return transport
-
-
-def plaintextWaiting(transport: Any) -> int:
-    """
-    Bytes of a TLS transport not yet taken by the kernel: plaintext the TLS
-    layer holds (written before the handshake completed, or while OpenSSL
-    waits to read) plus the encrypted bytes queued in the socket transport
-    (each 16 KiB record adds 22-29 bytes of framing).  Reads Twisted's
-    C{TLSMemoryBIOProtocol._appSendBuffer} (L{tlsPlaintextBuffered}).
-    """
-    pending = tlsPlaintextBuffered(transport)
-    inner = getattr(transport, "transport", None)
-    if hasWriteBuffer(inner):
-        pending += writeBacklog(inner)
-    return pending
+def validatedFiles(configs: Iterable[TLSConfig]) -> dict[str, bytes]:
+    """The bytes of the files of C{configs} as validated last, by path."""
+    files: dict[str, bytes] = {}
+    for cfg in configs:
+        files.update(cfg._validated)  # noqa: SLF001  (TLSConfig's own, read in its module)
+    return files
 
 
 @dataclass(frozen=True)
@@ -643,19 +605,16 @@ class TLSState:
     CipherSuite: str
     NegotiatedProtocol: str
     ServerName: str
-    PeerCertificates: tuple
+    PeerCertificates: tuple[x509.Certificate, ...]
     HandshakeComplete: bool
 
 
-def connectionState(transport: Any, handshakeComplete: bool = True) -> TLSState | None:
+def connectionState(transport: object, handshakeComplete: bool = True) -> TLSState | None:
     """The L{TLSState} of a TLS transport, C{None} for any other."""
-    if not ISSLTransport.providedBy(transport):
+    found = tlsConnection(transport)
+    if found is None:
         return None
-    # getHandle and negotiatedProtocol are TLSMemoryBIOProtocol's, beyond
-    # what ISSLTransport declares
-    tls: Any = transport
-    c = tls.getHandle()
-    proto = tls.negotiatedProtocol
+    c, proto = found
     name = c.get_servername()
     certs = []
     leaf = c.get_peer_certificate()
@@ -700,9 +659,11 @@ class ClientTLS:
     certFile: str | None = None
     keyFile: str | None = None
     alpn: Sequence[str] = ()
-    creator: Any = None
+    creator: IOpenSSLClientConnectionCreator | None = None
     handshakeTimeout: float = DEFAULT_HANDSHAKE_TIMEOUT
-    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _cache: dict[str, IOpenSSLClientConnectionCreator] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def check(self) -> None:
         """@raise TLSError: a bad setting or file (naming it)."""
@@ -710,7 +671,7 @@ class ClientTLS:
         if self.creator is None:
             self.creatorFor("localhost")
 
-    def creatorFor(self, host: str) -> Any:
+    def creatorFor(self, host: str) -> IOpenSSLClientConnectionCreator:
         """The connection creator for dialling C{host}."""
         if self.creator is not None:
             return self.creator
@@ -718,14 +679,11 @@ class ClientTLS:
         hit = self._cache.get(name)
         if hit is not None:
             return hit
-        ssl = _requireOpenSSL()
-        from OpenSSL import crypto
-
         kw: dict[str, Any] = {}
         if self.caFile is not None:
-            kw["trustRoot"] = ssl.trustRootFromCertificates(
-                [ssl.Certificate(c) for c in _certificates("caFile", self.caFile)]
-            )
+            # (Twisted's certificate helpers are untyped: hence the ignores)
+            roots = [ssl.Certificate(c) for c in _certificates("caFile", self.caFile)]  # type: ignore[no-untyped-call]
+            kw["trustRoot"] = ssl.trustRootFromCertificates(roots)  # type: ignore[no-untyped-call]
         if self.certFile is not None:
             keyFile = self.keyFile or self.certFile
             cert = _certificates("client certificate file", self.certFile)[0]
@@ -735,242 +693,19 @@ class ClientTLS:
                 raise TLSError(
                     f"TLS client key file {keyFile!r}: no PEM private key in it"
                 ) from None
-            kw["clientCertificate"] = ssl.PrivateCertificate.fromCertificateAndKeyPair(
-                ssl.Certificate(cert), ssl.KeyPair(key)
-            )
+            # (Twisted: untyped, as above)
+            certificate = ssl.Certificate(cert)  # type: ignore[no-untyped-call]
+            keyPair = ssl.KeyPair(key)  # type: ignore[no-untyped-call]
+            make = ssl.PrivateCertificate.fromCertificateAndKeyPair
+            kw["clientCertificate"] = make(certificate, keyPair)  # type: ignore[no-untyped-call]
         if self.alpn:
             kw["acceptableProtocols"] = [p.encode("ascii") for p in self.alpn]
         creator = ssl.optionsForClientTLS(name, **kw)
         self._cache[name] = creator
         return creator
 
-    def wrapFactory(self, factory: Any, host: str, clock: Any) -> Any:
+    def wrapFactory(
+        self, factory: IProtocolFactory, host: str, clock: IReactorTime
+    ) -> GnetTLSFactory:
         """C{factory} behind client TLS for a connection to C{host}."""
-        return _makeTLSFactory(self.creatorFor(host), True, factory, clock, self.handshakeTimeout)
-
-
-# -- options ----------------------------------------------------------------------
-
-
-def WithTLS(
-    certFile: Any = None,
-    keyFile: str | None = None,
-    *,
-    address: str | None = None,
-    **settings: Any,
-) -> Callable[[Any], None]:
-    """
-    Serve TLS: C{WithTLS("cert.pem", "key.pem")} on every tcp/unix listener,
-    or only on C{address} (one of the engine's addresses, as given).
-    Keyword settings are those of L{TLSConfig} (C{extraCertChain},
-    C{dhParameters}, C{clientCA}, C{requireClientCert}, C{alpn},
-    C{minimumVersion}, C{handshakeTimeout}, C{sessions}).  C{certFile}
-    may instead be a L{TLSConfig}, or (single process only) any Twisted
-    C{IOpenSSLServerConnectionCreator} or C{CertificateOptions}.
-    """
-    if isinstance(certFile, TLSConfig) or (certFile is not None and not isinstance(certFile, str)):
-        if keyFile is not None or settings:
-            raise TLSError("WithTLS: give either a TLSConfig/creator or files and settings")
-        value: Any = certFile
-    elif certFile is None:
-        raise TLSError("WithTLS: give the certificate file (PEM), a TLSConfig or a creator")
-    else:
-        try:
-            value = TLSConfig(certFile, keyFile, **settings)
-        except TypeError as e:
-            raise TLSError(f"WithTLS: {e}") from None
-
-    def apply(o: Any) -> None:
-        current = dict(o.TLS or {})  # copy: Options copies share the dict otherwise
-        current[address] = value
-        o.TLS = current
-
-    apply.__name__ = "WithTLS"
-    return apply
-
-
-def WithClientTLS(
-    caFile: str | None = None, serverName: str | None = None, **settings: Any
-) -> Callable[[Any], None]:
-    """
-    A L{gnetcompat.Client} dials TLS on every tcp/unix C{Dial}: trusting
-    C{caFile} (default: the platform's CAs), verifying C{serverName}
-    (default: the dialled host).  Settings as L{ClientTLS} (C{certFile},
-    C{keyFile}, C{alpn}, C{creator}, e.g. Twisted's C{optionsForClientTLS}).
-    """
-    try:
-        value = ClientTLS(caFile=caFile, serverName=serverName, **settings)
-    except TypeError as e:
-        raise TLSError(f"WithClientTLS: {e}") from None
-
-    def apply(o: Any) -> None:
-        o.ClientTLS = value
-
-    apply.__name__ = "WithClientTLS"
-    return apply
-
-
-def checkOptions(o: Any) -> None:
-    """
-    Check the TLS options of an L{Options} (from C{normalized}): every
-    server config loads, and multicore engines get path-based configs.
-
-    @raise ErrInvalidOption: naming the problem.
-    """
-    if o.TLS is not None:
-        if not isinstance(o.TLS, dict):
-            raise TLSError(f"TLS: set it with WithTLS(), got {o.TLS!r}")
-        multi = o.numLoops() > 1
-        for value in o.TLS.values():
-            if isinstance(value, TLSConfig):
-                value.check()
-            elif multi:
-                raise TLSError(
-                    "TLS: multicore workers load the certificate themselves: give "
-                    "WithTLS(certFile, keyFile, ...) or a TLSConfig, not "
-                    f"{type(value).__name__}"
-                )
-            else:
-                _requireOpenSSL()
-    if o.ClientTLS is not None:
-        if not isinstance(o.ClientTLS, ClientTLS):
-            raise TLSError(f"ClientTLS: set it with WithClientTLS(), got {o.ClientTLS!r}")
-        o.ClientTLS.check()
-
-
-def serverConfigFor(o: Any, spec: Any) -> Any:
-    """The TLS setting of listener C{spec} (its own, else the engine-wide one), or None."""
-    tls = o.TLS
-    if not tls or not spec.stream:
-        return None
-    value = tls.get(spec.text)
-    return value if value is not None else tls.get(None)
-
-
-def checkAddresses(o: Any, specs: Sequence[Any]) -> None:
-    """@raise ErrInvalidOption: a C{WithTLS(address=...)} names no stream listener."""
-    if not o.TLS:
-        return
-    texts = {s.text for s in specs if s.stream}
-    for addr in o.TLS:
-        if addr is not None and addr not in texts:
-            raise TLSError(
-                f"WithTLS(address={addr!r}): not one of the engine's tcp/unix addresses "
-                f"({', '.join(sorted(texts)) or 'none'})"
-            )
-
-
-def wrapListener(o: Any, spec: Any, factory: Any, clock: Any) -> Any:
-    """C{factory}, behind TLS when listener C{spec} serves TLS."""
-    value = serverConfigFor(o, spec)
-    if value is None:
-        return factory
-    if isinstance(value, TLSConfig):
-        return value.wrapFactory(factory, clock)
-    return _makeTLSFactory(value, False, factory, clock, DEFAULT_HANDSHAKE_TIMEOUT)
-
-
-# -- reload -------------------------------------------------------------------------
-
-
-def _configs(o: Any) -> list[TLSConfig]:
-    seen: list[TLSConfig] = []
-    for value in (o.TLS or {}).values():
-        if isinstance(value, TLSConfig) and all(v is not value for v in seen):
-            seen.append(value)
-    return seen
-
-
-def hasTLS(o: Any) -> bool:
-    """Whether these options serve TLS from files (something to reload)."""
-    return bool(_configs(o))
-
-
-def staleFiles(o: Any) -> list[str]:
-    """
-    The TLS files of C{o} whose bytes on disk differ from those validated
-    last (or that cannot be read now), in the parent of a multicore engine:
-    a replacement worker is handed the validated bytes, not the disk.
-    Each file is read as L{_read} reads it (never blocking).
-    """
-    stale: list[str] = []
-    for cfg in _configs(o):
-        for path, data in cfg._validated.items():  # noqa: SLF001  (TLSConfig's own, read in its module)
-            try:
-                same = _read("file", path) == data
-            except TLSError:
-                same = False
-            if not same and path not in stale:
-                stale.append(path)
-    return stale
-
-
-def reloadOptions(o: Any) -> list[str]:
-    """Reload every file-based TLS config of C{o}; the error messages (empty: all reloaded)."""
-    errors = []
-    for cfg in _configs(o):
-        try:
-            cfg.reload()
-        except TLSError as e:
-            errors.append(str(e))
-    return errors
-
-
-def reloadAndLog(o: Any) -> list[str]:
-    """L{reloadOptions}, logging the outcome."""
-    errors = reloadOptions(o)
-    for e in errors:
-        log.error("TLS reload failed, keeping the current certificate: {error}", error=e)
-    if not errors:
-        log.info("TLS certificates reloaded")
-    return errors
-
-
-def ReloadCertificates(engine: Any) -> list[str]:
-    """
-    Load the engine's certificate and key files again: new connections get
-    the new certificate, open ones keep theirs.  A file that cannot be used
-    leaves the current certificate in place; the messages say why (an empty
-    list: reloaded).  For a multicore engine the files are checked here
-    first, then every worker is sent C{SIGHUP} and reloads its own copy.
-    """
-    pids = getattr(engine, "workerPids", None)
-    if not callable(pids):
-        return reloadAndLog(engine.options)
-    errors = reloadOptions(engine.options)
-    for e in errors:
-        log.error("TLS reload failed, keeping the current certificate: {error}", error=e)
-    if errors:
-        return errors
-    import os
-
-    for pid in pids():
-        if pid:
-            try:
-                os.kill(pid, signal.SIGHUP)
-            except OSError:
-                pass
-    log.info("TLS certificates checked; asked the workers to reload them")
-    return []
-
-
-def installReloadOnSIGHUP(reload: Callable[[], Any], reactor: Any) -> Callable[[], None]:
-    """
-    Run C{reload()} on the reactor at every C{SIGHUP}, after any handler
-    installed before (which keeps running).  Returns a function that puts
-    the previous handler back.  Main thread only.
-    """
-    previous = signal.getsignal(signal.SIGHUP)
-
-    def onHup(signum: int, frame: Any) -> None:
-        reactor.callFromThread(reload)
-        if callable(previous) and previous not in (signal.SIG_IGN, signal.SIG_DFL):
-            previous(signum, frame)
-
-    signal.signal(signal.SIGHUP, onHup)
-
-    def restore() -> None:
-        if signal.getsignal(signal.SIGHUP) is onHup:
-            signal.signal(signal.SIGHUP, previous if previous is not None else signal.SIG_DFL)
-
-    return restore
+        return GnetTLSFactory(self.creatorFor(host), True, factory, clock, self.handshakeTimeout)

@@ -22,7 +22,10 @@ The rest of gnetcompat's uses of Twisted internals live here too, each
 pinned by a canary in C{tests.test_twistedcompat}: the write buffer of a
 C{FileDescriptor} (L{writeBacklog}, L{sendNow}'s direct send, behind the
 capability check L{hasWriteBuffer}, with C{transport.write} as the public
-fallback), the TLS protocol's plaintext buffer (L{tlsPlaintextBuffered}),
+fallback), the TLS layer under a listener or a dial (L{GnetTLSFactory}: the
+choice of C{TLSMemoryBIOProtocol}, the handshake deadline, the socket
+transport under the TLS one, the TLS protocol's plaintext buffer
+L{tlsPlaintextBuffered}, its OpenSSL connection L{tlsConnection}),
 the endpoint-description parser (L{twistedParse}), the adoption of a
 listening unix socket (L{adoptUnixPortKeepingFile}), the epoll reactor's
 C{doPoll} (L{doPollWithoutLogContext}, for L{gnetcompat.reactor}), the
@@ -39,28 +42,48 @@ import operator
 import os
 import resource
 import socket
+from collections.abc import Callable
 from typing import Any, cast
 
+from OpenSSL.SSL import Connection as OpenSSLConnection
 from twisted.internet import endpoints, tcp, unix
 from twisted.internet import error as terror
-from twisted.logger import ILogObserver, Logger
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IOpenSSLClientConnectionCreator,
+    IOpenSSLContextFactory,
+    IOpenSSLServerConnectionCreator,
+    IProtocolFactory,
+    IReactorTime,
+    ISSLTransport,
+)
+from twisted.logger import ILogObserver, Logger, globalLogBeginner
+from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.util import untilConcludes
 
 from .errors import ErrEOF, GnetError
 
 __all__ = [
     "AcceptRefusals",
+    "GnetTLSFactory",
     "SocketError",
+    "TLSCreator",
     "UnixPortKeepingFile",
     "adoptUnixPortKeepingFile",
+    "awaitHandshake",
     "builtinError",
     "directSocket",
     "doPollWithoutLogContext",
     "forgetExitSignal",
     "hasWriteBuffer",
+    "isTLS",
     "keepSocketErrors",
+    "loggingBegun",
+    "plaintextWaiting",
+    "rawTransport",
     "sendNow",
     "throttleAcceptErrors",
+    "tlsConnection",
     "tlsPlaintextBuffered",
     "twistedParse",
     "writeBacklog",
@@ -291,6 +314,108 @@ def tlsPlaintextBuffered(transport: Any) -> int:
     return sum(map(len, getattr(transport, "_appSendBuffer", ())))
 
 
+# -- the TLS layer (twisted.protocols.tls) ---------------------------------------
+
+
+#: what C{TLSMemoryBIOFactory} takes as its C{contextFactory} (Twisted's own
+#: alias for it lives in a private module)
+TLSCreator = (
+    IOpenSSLServerConnectionCreator | IOpenSSLClientConnectionCreator | IOpenSSLContextFactory
+)
+
+
+class GnetTLSFactory(TLSMemoryBIOFactory):
+    """
+    Twisted's TLS factory under a L{gnetcompat._protocol.GnetFactory}, with
+    three changes, each pinned by a canary: its protocol is the plain
+    C{TLSMemoryBIOProtocol}, not Twisted's default C{BufferingTLSTransport}
+    (L{Conn} already joins a callback's writes, and the buffering transport
+    would delay every reply by a reactor iteration); it carries the
+    handshake deadline (L{awaitHandshake} reads it); and when a listener's
+    port stops, it aborts the connections still in their handshake (no
+    L{Conn} yet), which would otherwise outlive the port.
+
+    @ivar handshakeTimeout: seconds a peer has to complete the handshake.
+    """
+
+    protocol = TLSMemoryBIOProtocol
+
+    def __init__(
+        self,
+        creator: TLSCreator,
+        isClient: bool,
+        wrapped: IProtocolFactory,
+        clock: IReactorTime,
+        handshakeTimeout: float,
+    ) -> None:
+        super().__init__(creator, isClient, wrapped, clock)
+        self.handshakeTimeout = handshakeTimeout
+
+    def stopFactory(self) -> None:
+        # WrappingFactory.protocols: every TLS protocol of this factory still connected
+        for p in list(self.protocols):
+            if getattr(p.wrappedProtocol, "conn", None) is None:
+                p.abortConnection()
+        super().stopFactory()
+
+
+def isTLS(transport: object) -> bool:
+    """Whether C{transport} is a TLS transport."""
+    return ISSLTransport.providedBy(transport)
+
+
+def awaitHandshake(
+    proto: Any, clock: IReactorTime, onTimeout: Callable[[], object], defaultTimeout: float
+) -> IDelayedCall | None:
+    """
+    For a protocol over TLS: arm the handshake deadline (C{onTimeout} then
+    runs) and return the delayed call; C{None} for any other transport.
+    The deadline is the L{GnetTLSFactory}'s (the TLS protocol's C{factory});
+    C{defaultTimeout} for a TLS transport built by another factory.
+    """
+    t = proto.transport
+    if not ISSLTransport.providedBy(t):
+        return None
+    timeout = getattr(getattr(t, "factory", None), "handshakeTimeout", defaultTimeout)
+    return clock.callLater(timeout, onTimeout)
+
+
+def rawTransport(transport: Any) -> Any:
+    """The socket transport under a TLS transport (C{transport} itself otherwise)."""
+    if ISSLTransport.providedBy(transport):
+        inner = getattr(transport, "transport", None)
+        if inner is not None:
+            return inner
+    return transport
+
+
+def plaintextWaiting(transport: Any) -> int:
+    """
+    Bytes of a TLS transport not yet taken by the kernel: plaintext the TLS
+    layer holds (written before the handshake completed, or while OpenSSL
+    waits to read) plus the encrypted bytes queued in the socket transport
+    (each 16 KiB record adds 22-29 bytes of framing).  Reads Twisted's
+    C{TLSMemoryBIOProtocol._appSendBuffer} (L{tlsPlaintextBuffered}).
+    """
+    pending = tlsPlaintextBuffered(transport)
+    inner = getattr(transport, "transport", None)
+    if hasWriteBuffer(inner):
+        pending += writeBacklog(inner)
+    return pending
+
+
+def tlsConnection(transport: object) -> tuple[OpenSSLConnection, bytes | None] | None:
+    """
+    The OpenSSL C{Connection} of a TLS transport and its ALPN result
+    (C{None}: none negotiated), or C{None} for any other transport.
+    C{getHandle} and C{negotiatedProtocol} are C{TLSMemoryBIOProtocol}'s,
+    beyond what C{ISSLTransport} declares.
+    """
+    if not isinstance(transport, TLSMemoryBIOProtocol):
+        return None
+    return cast(OpenSSLConnection, transport.getHandle()), transport.negotiatedProtocol
+
+
 # -- endpoint descriptions ------------------------------------------------------
 
 
@@ -341,6 +466,18 @@ def doPollWithoutLogContext(reactor: Any, timeout: float | None) -> None:
         selectable: Any = selectables.get(fd)
         if selectable is not None:
             drdw(selectable, fd, event)
+
+
+def loggingBegun(beginner: Any = None) -> bool:
+    """
+    Whether C{globalLogBeginner.beginLoggingTo} has been called (by twistd,
+    by the program, or by L{gnetcompat._logging}): until then Twisted keeps
+    events in a buffer and shows none.  Twisted has no public accessor: its
+    C{LogBeginner} drops C{_temporaryObserver} when logging begins.
+    """
+    if beginner is None:
+        beginner = globalLogBeginner
+    return beginner._temporaryObserver is None  # noqa: SLF001  (no public accessor; canary: tests.test_twistedcompat)
 
 
 # -- the signal twistd re-raises ------------------------------------------------------

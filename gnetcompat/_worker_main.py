@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_workers -*-
 """
-The worker process of a multicore engine (see L{gnetcompat._workers}):
+A worker process of a process-worker engine (see L{gnetcompat._workers}):
 C{python -I -u -c BOOTSTRAP gnetcompat-worker INDEX}, started by the parent
 with C{reactor.spawnProcess}; the bootstrap sets C{sys.path} to the
 parent's (the first line of stdin) and calls L{main}.
@@ -10,14 +10,14 @@ payload (read to EOF), 1/2 log lines to
 the parent (the log goes through L{_LogPipe}: a parent that stops reading
 never blocks the worker's reactor; lines that do not fit are dropped and
 counted), 3 the control pipe (C{ready}, C{beat}, C{shutdown}, C{fatal TEXT}),
-4 the shared counters, 5.. inherited listening sockets.  Exit status: 0 after
+4 the shared counters, 5 the bus to the other workers (L{gnetcompat._bus}),
+6.. inherited listening sockets.  Exit status: 0 after
 a graceful stop, 1 when the engine failed (C{OnBoot} raised, a bind failed),
 3 when the handler could not be loaded.
 """
 
 from __future__ import annotations
 
-import mmap
 import os
 import pickle
 import select
@@ -28,15 +28,25 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger, LogLevel, formatEvent, globalLogBeginner
+from twisted.logger import LogEvent, Logger, LogLevel, formatEvent, globalLogBeginner
 
-from ._addr import createListener
+from ._addr import ListenSpec, createListener
+from ._bus import SharedCounters, WorkerBus, adoptBus
 from ._engine import Engine
-from ._tls import hasTLS, installReloadOnSIGHUP, reloadAndLog
-from ._workers import loadMain, stopReactor
+from ._logging import isTwistedChatter, setupProgramLogging
+from ._workers import (
+    WorkerPayload,
+    checkMainGlobals,
+    loadMain,
+    mainGlobalsMessage,
+    stopReactor,
+)
 from .errors import GnetError
 
 installGnetReactor: Callable[[], object] | None
@@ -49,6 +59,7 @@ except ImportError:  # pragma: no cover - no epoll (not Linux)
 
 CONTROL_FD = 3
 COUNTERS_FD = 4
+BUS_FD = 5
 
 #: the line saying how many log lines a full pipe made us drop (a warning in the parent)
 _DROPPED = b"warn %d log lines dropped: the log pipe to the parent was full\n"
@@ -93,7 +104,7 @@ class _LogPipe:
     #: seconds between two tries to write what waits
     RETRY = 0.1
 
-    def __init__(self, fd: int, clock: Any = None) -> None:
+    def __init__(self, fd: int, clock: IReactorTime | None = None) -> None:
         """
         @param fd: a non-blocking descriptor of the pipe (see L{open}).
         @param clock: the C{IReactorTime} for the retries, or C{None} (then
@@ -104,7 +115,7 @@ class _LogPipe:
         self.pending = bytearray()
         self.dropped = 0
         self._broken = False
-        self._retry: Any = None
+        self._retry: IDelayedCall | None = None
 
     @classmethod
     def open(cls, fd: int = 1) -> _LogPipe:
@@ -188,16 +199,24 @@ class _LogPipe:
         os.close(self.fd)
 
 
-def _logObserver(minLevel: Any, write: Callable[[bytes], None]) -> Callable[[dict], None]:
+def _namespaceText(namespace: object) -> str:
+    """A log namespace as one word for the parent (C{[worker N]} lines keep it)."""
+    text = namespace if isinstance(namespace, str) and namespace else "gnetcompat"
+    return "".join(ch if ch.isprintable() and not ch.isspace() else "_" for ch in text[:100])
+
+
+def _logObserver(minLevel: LogLevel, write: Callable[[bytes], None]) -> Callable[[LogEvent], None]:
     """
     The worker's log observer: each event at C{minLevel} or above as lines
     C{LEVEL TEXT} (a failure's traceback too), given to C{write} as one
     C{bytes} of complete lines.
     """
 
-    def observer(event: dict) -> None:
+    def observer(event: LogEvent) -> None:
         level = event.get("log_level")
         if level is not None and level < minLevel:
+            return
+        if isTwistedChatter(event):  # a port starting or closing: the parent says it once
             return
         try:
             text = formatEvent(event)
@@ -206,13 +225,14 @@ def _logObserver(minLevel: Any, write: Callable[[bytes], None]) -> Callable[[dic
         except Exception:
             text = repr(event)
         name = level.name if level is not None else "info"
-        lines = "".join(f"{name} {line}\n" for line in text.splitlines() or [""])
+        head = f"{name}@{_namespaceText(event.get('log_namespace'))}"
+        lines = "".join(f"{head} {line}\n" for line in text.splitlines() or [""])
         write(lines.encode("utf-8", "replace"))
 
     return observer
 
 
-def _startLogging(minLevel: Any) -> _LogPipe:
+def _startLogging(minLevel: LogLevel) -> _LogPipe:
     """Send the log to the parent through a L{_LogPipe} on stdout; return it."""
     sys.stdout.flush()
     pipe = _LogPipe.open(1)
@@ -235,7 +255,7 @@ class _Worker:
     """One worker: an L{Engine} on this process's reactor, wired to the parent."""
 
     def __init__(
-        self, reactor: Any, payload: dict, handler: Any, send: Callable[[str], None]
+        self, reactor: Any, payload: WorkerPayload, handler: Any, send: Callable[[str], None]
     ) -> None:
         self.reactor = reactor
         self.payload = payload
@@ -244,7 +264,7 @@ class _Worker:
         self.index: int = payload["index"]
         self.exitCode = 0
         self.stopFromParent = False
-        self.engine: Any = None
+        self.engine: Engine | None = None
         self.log = Logger(namespace="gnetcompat.worker")
         self._ppid = payload["ppid"]
 
@@ -266,22 +286,25 @@ class _Worker:
     def _start(self) -> None:
         p = self.payload
         eng = self.engine = Engine(self.handler, p["specs"], p["options"], self.reactor)
-        size = os.fstat(COUNTERS_FD).st_size
-        self._map = mmap.mmap(COUNTERS_FD, size)
-        view = memoryview(self._map).cast("q")
-        words = p["stride"] // 8
-        end = p["workers"] * words
-        slot = self.index * words
-        view[slot] = 0
-        eng.sharedCount = lambda: sum(view[:end:words])
+        eng.workerIndex = self.index
+        eng.workerGeneration = p["generation"]
+        eng.numWorkers = p["workers"]
+        shm = self.shm = SharedCounters(p["workers"], fd=COUNTERS_FD)
+        index = self.index
+        shm.set(index, 0)
+        eng.sharedCount = shm.total
 
         def publishCount(count: int) -> None:
-            view[slot] = count
+            shm.set(index, count)
 
         eng.setConnectionObserver(publishCount)
+        bus = WorkerBus(eng, shm)
+        adoptBus(self.reactor, BUS_FD, bus.proto)
+        os.close(BUS_FD)
+        eng.bus = bus
         eng.onShutdownRequest = self._engineStopping
         eng.tickerEnabled = bool(p["ticker"])
-        listeners: list[tuple[Any, socket.socket, int]] = []
+        listeners: list[tuple[ListenSpec, socket.socket, int]] = []
         try:
             for spec, fd, family, bindSpec in p["listeners"]:
                 if fd is not None:
@@ -289,6 +312,7 @@ class _Worker:
                     sock.setblocking(False)
                     listeners.append((spec, sock, sock.family))
                 else:
+                    assert bindSpec is not None  # (no descriptor: the parent sent what to bind)
                     sock, family = createListener(bindSpec, eng.options)
                     listeners.append((spec, sock, family))
         except BaseException:
@@ -303,8 +327,6 @@ class _Worker:
             self.send("shutdown")
             self._stopReactor()
             return
-        if hasTLS(eng.options):  # the parent forwards SIGHUP: reload this worker's copy
-            installReloadOnSIGHUP(lambda: reloadAndLog(eng.options), self.reactor)
         self.reactor.addSystemEventTrigger("before", "shutdown", self._beforeShutdown)
         eng.whenStopped().addBoth(lambda _: self._stopReactor())
         self._watch = LoopingCall(self._checkParent)
@@ -323,7 +345,7 @@ class _Worker:
         if not self.stopFromParent:
             self.send("shutdown")
 
-    def _onSignal(self, signum: int, frame: Any) -> None:
+    def _onSignal(self, signum: int, frame: FrameType | None) -> None:
         self.reactor.callFromThread(self._stopNow)
 
     def _stopNow(self) -> None:
@@ -339,7 +361,7 @@ class _Worker:
             self.log.warn("worker {index}: the parent process is gone; stopping", index=self.index)
             self._stopNow()
 
-    def _beforeShutdown(self) -> Any:
+    def _beforeShutdown(self) -> Deferred[None] | None:
         eng = self.engine
         if eng is None or eng.stopped:
             return None
@@ -364,14 +386,15 @@ def main(argv: list[str]) -> int:
     # the parent's Ctrl-C reaches the whole process group: until our reactor
     # handles it, ignore it (the parent stops us with SIGTERM)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # a hang-up is the parent's business (it logs and ignores it under twistd)
+    # a hang-up is the parent's business (it logs and ignores it under twistd;
+    # a TLS reload reaches us over the bus, not as a signal)
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if installGnetReactor is not None and "twisted.internet.reactor" not in sys.modules:
         # the epoll reactor without per-event logging context (see gnetcompat.reactor)
         installGnetReactor()
     try:
-        payload = pickle.loads(sys.stdin.buffer.read())
+        payload: WorkerPayload = pickle.loads(sys.stdin.buffer.read())
         loadMain(payload["main"])
         handler = pickle.loads(payload["handler"])
     except BaseException as e:
@@ -379,12 +402,27 @@ def main(argv: list[str]) -> int:
         text = f"{type(e).__name__}: {e}".replace("\n", "\\n")
         _send(f"fatal cannot load the handler: {text}")
         return 3
+    missing, changed = checkMainGlobals(payload.get("mainGlobals") or {})
+    if missing:  # the handler would raise NameError: say why, once, no traceback
+        _send(f"fatal {mainGlobalsMessage(missing)}")
+        return 3
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
 
     minLevel = LogLevel.debug if payload["options"].LogLevel < 0 else LogLevel.info
     logPipe = _startLogging(minLevel)
+    # the handler's stdlib logging records reach the parent's log too
+    setupProgramLogging(minLevel)
+    log = Logger(namespace="gnetcompat.worker")
+    for name in changed if payload["index"] == 0 else ():  # one line, not one per worker
+        log.warn(
+            "the main script's global {name!r}, which the handler reads, has another value "
+            "here than in the parent: it was changed after the script's top level ran (under "
+            "'if __name__ == \"__main__\":'?); a worker process re-imports the script and sees "
+            "only what its top level sets. Pass the value to the handler as an attribute.",
+            name=name,
+        )
     # the global reactor: imported only now, after installGnetReactor chose it
     from twisted.internet import reactor
 

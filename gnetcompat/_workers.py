@@ -1,15 +1,18 @@
 # -*- test-case-name: tests.test_workers -*-
 """
-Multicore mode: one worker process per event loop, each with its own
-reactor and its own handler instance, supervised by the calling process.
+Process workers (L{WithProcessWorkers}): one worker process per CPU (or
+as many as asked), each with its own reactor and B{its own copy of the
+handler}, supervised by the calling process.
 
-C{Serve}/C{Run}/C{Rotate}/L{EngineService} come here when
-C{WithMulticore(True)} or C{WithNumEventLoop(n > 1)} asks for more than one
-loop.  The calling process (the I{parent}) never serves connections: it
-binds the listeners, starts C{n} fresh interpreters with
-C{reactor.spawnProcess} (never C{fork}: under twistd the reactor already
-exists), supervises them and stands for the engine (L{MulticoreEngine}, an
-C{IEngine}).
+This is the explicit parallel mode.  C{WithMulticore}/C{WithNumEventLoop}
+alone keep gnet's meaning instead (event loops in one process sharing the
+one handler: L{gnetcompat._engine.Engine.loops}).  C{Serve}/C{Run}/
+C{Rotate}/L{EngineService} come here when C{WithProcessWorkers} asks for
+workers.  The calling process (the I{parent}) never serves connections: it
+binds the listeners, starts the workers with C{reactor.spawnProcess} (never
+C{fork}: under twistd the reactor already exists), supervises them, routes
+the engine-wide operations between them (L{gnetcompat._bus}) and stands for
+the engine (L{MulticoreEngine}, an C{IEngine}).
 
 A worker runs C{python -I -u -c BOOTSTRAP} (L{workerArgv}): isolated from
 C{PYTHON*} variables, the user site directory and the working directory;
@@ -56,8 +59,19 @@ Engine-wide state
   trip.  The parent zeroes the slot of a worker that died.  The sum is not a
   snapshot across workers (gnet's per-loop atomics are not either).
 - C{OnBoot}/C{OnShutdown} run in every worker, B{not} in the parent.
-- C{OnTick} runs in worker 0 only; when worker 0 is replaced, its
-  replacement ticks.
+- C{OnTick} runs in worker 0 only (when worker 0 is replaced, its
+  replacement ticks), or in every worker with C{WithTickEveryWorker(True)}.
+- The engine-wide API: C{Conn.Handle()}, C{Engine.AsyncWrite/AsyncWritev/
+  Close/Wake(handle)}, C{Engine.Broadcast}, C{Engine.Conns()} (with
+  C{WithConnRegistry(True)}) and C{Engine.Counter}; each worker has one
+  stream socket to the parent (its fd 5), which routes (L{gnetcompat._bus}).
+  A worker's handles carry its generation, so a replacement's connections
+  are never reached with a dead worker's handles; the operations a dead
+  worker had not acknowledged are answered C{ErrClosed}.
+- TLS from files (C{WithTLS}): the parent reads and checks the files; a
+  worker builds its context from the bytes the parent validated (in its
+  start payload, and on L{MulticoreEngine.reloadCertificates} in a bus
+  frame), never from the disk.
 - A C{Shutdown} action or C{Stop()} in any worker sends C{shutdown} on the
   worker's control pipe (its fd 3); the parent then stops every other
   worker.  Stopping the parent (C{Stop()}, C{SIGTERM}/C{SIGINT} under C{Run}
@@ -112,9 +126,12 @@ once with a C{TypeError} naming the handler.  State is not shared between
 workers.  The C{Logger}/C{LogPath}, C{Reactor} and C{Clock} options stay in
 the parent (workers log through it and use their own reactor and clock).
 The parent must run its reactor (C{Run} does) for workers to be spawned and
-supervised; like the single-process engine, a plain script sees log lines
-(the workers' included) only once it starts a log observer or passes
-C{WithLogger}/C{WithLogPath}.  A worker stopped on its own by a signal
+supervised; a plain script calling C{Run} sees every log line, the
+workers' included (L{gnetcompat._logging}).  A global of the main script
+that the handler's methods read and that a worker's re-import lacks (set
+under C{if __name__ == "__main__":}) stops the start with an error naming
+it (L{mainGlobalsOf}, L{checkMainGlobals}); one whose value differs is
+named in a warning.  A worker stopped on its own by a signal
 (C{kill -TERM} of one worker) counts as an unexpected exit and is replaced:
 stop the parent to stop them all.
 """
@@ -122,8 +139,9 @@ stop the parent to stop them all.
 from __future__ import annotations
 
 import collections
+import dis
+import hashlib
 import json
-import mmap
 import os
 import pickle
 import pickletools
@@ -131,24 +149,54 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Sequence
+import types
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypedDict
 
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessDone, ReactorNotRunning
-from twisted.internet.interfaces import IProcessTransport
+from twisted.internet.interfaces import IDelayedCall, IProcessTransport
 from twisted.internet.protocol import ProcessProtocol
-from twisted.logger import LogLevel
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ._addr import ListenSpec, createListener, normalizeNetwork, ownsPath, splitHostPort
+from ._bus import (
+    PARENT,
+    SLOT_STRIDE,
+    BusProtocol,
+    SharedCounter,
+    SharedCounters,
+    adoptBus,
+    decode,
+    encodeAck,
+    encodeBroadcast,
+    encodeOp,
+    encodeRegistry,
+    encodeTLSFiles,
+)
+from ._conn import ownBytes
 from ._context import checkContext, contextTimeout
-from ._engine import closeLogger, globalReactor, makeLogger, normalizeTopology, stopFromAnyThread
-from ._tls import staleFiles
+from ._engine import (
+    OP_CLOSE,
+    OP_NAMES,
+    OP_WAKE,
+    OP_WRITE,
+    closeLogger,
+    globalReactor,
+    makeLogger,
+    normalizeTopology,
+    stopFromAnyThread,
+)
+from ._handle import MAX_COUNTERS, ConnHandle, Counter, HandleCallback, checkCounterName
+from ._tls import fileConfigs, reloadConfigs, validatedFiles
 from .errors import (
+    ErrBusOverflow,
+    ErrClosed,
     ErrEngineInShutdown,
     ErrInvalidNetworkAddress,
     ErrUnsupportedOp,
@@ -164,16 +212,12 @@ __all__ = [
     "serveMulticore",
 ]
 
-#: bytes between two workers' counter slots (one cache line)
-SLOT_STRIDE = 64
-_SLOT_WORDS = SLOT_STRIDE // 8
-
 #: set while a worker is loading the parent's main script: Run/Serve there is a bug
 _loadingMain = False
 
 
 class ErrWorkerFailed(GnetError):
-    """The multicore engine stopped because its workers kept failing."""
+    """The process-worker engine stopped because its workers kept failing."""
 
     message = "gnet: worker processes failed"
 
@@ -271,8 +315,8 @@ def pickleHandler(handler: Any) -> tuple[bytes, tuple[str, str] | None]:
         data = pickle.dumps(handler, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as e:
         raise TypeError(
-            f"multicore mode: {what} cannot be pickled for the worker processes: {e}. "
-            "A multicore handler must be an instance of a module-level class with "
+            f"WithProcessWorkers: {what} cannot be pickled for the worker processes: {e}. "
+            "A process-worker handler must be an instance of a module-level class with "
             "picklable attributes (see gnetcompat._workers)."
         ) from e
     main = None
@@ -280,11 +324,88 @@ def pickleHandler(handler: Any) -> tuple[bytes, tuple[str, str] | None]:
         main = _mainReference()
         if main is None:
             raise TypeError(
-                f"multicore mode: {what} is defined in __main__ of a session that worker "
+                f"WithProcessWorkers: {what} is defined in __main__ of a session that worker "
                 "processes cannot re-import (python -c, interactive, or no script file); "
                 "define the handler class in a module or a script file."
             )
     return data, main
+
+
+def _globalNames(code: types.CodeType) -> set[str]:
+    """The global names C{code} (and the code nested in it) reads."""
+    names = set()
+    for ins in dis.get_instructions(code):
+        if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME") and isinstance(ins.argval, str):
+            names.add(ins.argval)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _globalNames(const)
+    return names
+
+
+def _fingerprint(value: Any) -> str | None:
+    """A digest of a plain value (to compare it across processes), or None when not comparable."""
+    if isinstance(value, (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType)):
+        return None
+    try:
+        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return None
+    return hashlib.sha256(data).hexdigest()
+
+
+def mainGlobalsOf(handler: Any, main: tuple[str, str] | None) -> dict[str, str | None]:
+    """
+    The globals of C{__main__} that the methods of C{handler}'s classes
+    defined there read, each with a L{_fingerprint} of its value: a worker
+    re-imports the script as C{__mp_main__} (without running its
+    C{if __name__ == "__main__":} block) and compares (L{checkMainGlobals}).
+    Empty when the handler needs no C{__main__}.
+    """
+    module = sys.modules.get("__main__")
+    if main is None or module is None:
+        return {}
+    names: set[str] = set()
+    for cls in type(handler).__mro__:
+        if cls.__module__ != "__main__":
+            continue
+        for value in vars(cls).values():
+            func = getattr(value, "__func__", value)
+            code = getattr(func, "__code__", None)
+            if isinstance(code, types.CodeType):
+                names |= _globalNames(code)
+    found = vars(module)
+    return {n: _fingerprint(found[n]) for n in sorted(names) if n in found}
+
+
+def checkMainGlobals(expected: dict[str, str | None]) -> tuple[list[str], list[str]]:
+    """
+    In a worker, after L{loadMain}: the names of L{mainGlobalsOf} that the
+    re-imported script lacks (set only under C{if __name__ == "__main__":}:
+    the handler would fail with C{NameError}), and those whose value
+    differs from the parent's (changed there after import).
+    """
+    module = sys.modules.get("__main__")
+    found = vars(module) if module is not None else {}
+    missing = [n for n in expected if n not in found]
+    changed = [
+        n
+        for n, fp in expected.items()
+        if n in found and fp is not None and _fingerprint(found[n]) != fp
+    ]
+    return missing, changed
+
+
+def mainGlobalsMessage(missing: list[str]) -> str:
+    """The error of a worker whose re-imported main script lacks globals the handler reads."""
+    names = ", ".join(repr(n) for n in missing)
+    return (
+        f"the handler reads the main script's global(s) {names}, which a worker process does "
+        "not have: a worker re-imports the script without running its "
+        "'if __name__ == \"__main__\":' block, where they are set. Define them at the "
+        "script's top level, or pass them to the handler as attributes (they are copied "
+        "to every worker)"
+    )
 
 
 def loadMain(main: tuple[str, str] | None) -> None:
@@ -327,8 +448,10 @@ class _ParentListener:
         self.family = family
         self.shared = shared
         name = sock.getsockname()
+        #: what L{MulticoreEngine.addresses} lists: C{(host, port)} or a unix path
+        self.address: tuple[str, int] | str
         if spec.network == "unix":
-            self.address: Any = spec.address
+            self.address = spec.address
             self.bindSpec = spec
         else:
             self.address = (name[0], name[1])
@@ -338,49 +461,6 @@ class _ParentListener:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
-
-
-# -- the counters ---------------------------------------------------------------
-
-
-class SharedCounters:
-    """Per-worker C{int64} slots in an inheritable shared mapping."""
-
-    def __init__(self, slots: int) -> None:
-        self.slots = slots
-        size = max(slots * SLOT_STRIDE, mmap.PAGESIZE)
-        if hasattr(os, "memfd_create"):
-            self.fd = os.memfd_create("gnetcompat-counters")
-        else:  # pragma: no cover - non-Linux
-            import tempfile
-
-            fd, path = tempfile.mkstemp(prefix="gnetcompat-counters-")
-            os.unlink(path)
-            self.fd = fd
-        os.ftruncate(self.fd, size)
-        self.size = size
-        self._map: mmap.mmap | None = mmap.mmap(self.fd, size)
-        self._view: memoryview | None = memoryview(self._map).cast("q")
-
-    def total(self) -> int:
-        """The sum over every slot."""
-        v = self._view
-        return sum(v[: self.slots * _SLOT_WORDS : _SLOT_WORDS]) if v is not None else 0
-
-    def set(self, index: int, value: int) -> None:
-        if self._view is not None:
-            self._view[index * _SLOT_WORDS] = value
-
-    def close(self) -> None:
-        if self._view is not None:
-            self._view.release()
-            self._view = None
-        if self._map is not None:
-            self._map.close()
-            self._map = None
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
 
 
 # -- one worker process ---------------------------------------------------------
@@ -415,10 +495,45 @@ def workerArgv(index: int) -> list[str]:
 
 _LEVEL_NAMES = {lvl.name: lvl for lvl in LogLevel.iterconstants()}
 
-#: the child's fds: 0 payload, 1/2 output, 3 control, 4 counters, 5.. listeners
+
+class WorkerPayload(TypedDict):
+    """
+    What the parent hands a worker on its stdin (pickled, after the import
+    path): read by L{gnetcompat._worker_main}.
+    """
+
+    #: the worker's slot, and how many slots the engine has
+    index: int
+    workers: int
+    #: the main script or module to re-run as C{__mp_main__} (L{_mainReference})
+    main: tuple[str, str] | None
+    #: the pickled handler (L{pickleHandler})
+    handler: bytes
+    specs: list[ListenSpec]
+    #: the parent's options less what stays in the parent (logger, reactor, clock, workers)
+    options: Options
+    #: per address: its spec, the inherited descriptor (or None), the family,
+    #: and what to bind when not inherited (reuse-port)
+    listeners: list[tuple[ListenSpec, int | None, int, ListenSpec | None]]
+    #: whether this worker runs C{OnTick}
+    ticker: bool
+    #: the slot's generation (in its connections' handles)
+    generation: int
+    #: L{mainGlobalsOf} the handler, checked by L{checkMainGlobals}
+    mainGlobals: dict[str, str | None]
+    #: seconds between heartbeats (0: none)
+    heartbeat: float
+    #: the bytes between two slots of the shared counters
+    stride: int
+    #: the parent's pid (a worker stops when its parent is gone)
+    ppid: int
+
+
+#: the child's fds: 0 payload, 1/2 output, 3 control, 4 counters, 5 bus, 6.. listeners
 CONTROL_FD = 3
 COUNTERS_FD = 4
-FIRST_LISTENER_FD = 5
+BUS_FD = 5
+FIRST_LISTENER_FD = 6
 
 
 class _WorkerProtocol(ProcessProtocol):
@@ -454,12 +569,21 @@ class _WorkerProtocol(ProcessProtocol):
                 self._forward(fd, line)
 
     def _forward(self, fd: int, line: str) -> None:
+        """
+        One line of a worker's output into the engine's log: its stdout
+        lines are C{LEVEL@NAMESPACE TEXT} (or C{LEVEL TEXT}), logged at that
+        level in that namespace; anything else (stderr) as a warning.
+        """
         level = LogLevel.warn if fd == 2 else LogLevel.info
+        log = self.engine.log
         if fd == 1:
             head, _, tail = line.partition(" ")
-            if head in _LEVEL_NAMES:
-                level, line = _LEVEL_NAMES[head], tail
-        self.engine.log.emit(level, "[worker {index}] {line}", index=self.index, line=line)
+            name, _, namespace = head.partition("@")
+            if name in _LEVEL_NAMES:
+                level, line = _LEVEL_NAMES[name], tail
+                if namespace and namespace != log.namespace:
+                    log = Logger(namespace=namespace, observer=log.observer)
+        log.emit(level, "[worker {index}] {line}", index=self.index, line=line)
 
     def childConnectionLost(self, fd: int) -> None:
         rest = self._partial.get(fd)
@@ -500,7 +624,7 @@ def _status(reason: Failure) -> str:
 @implementer(IEngine)
 class MulticoreEngine:
     """
-    The parent's view of a multicore engine: the listeners, the workers and
+    The parent's view of a process-worker engine: the listeners, the workers and
     their supervision.  It provides C{IEngine} (C{CountConnections} is
     engine-wide and read from shared memory); it never calls C{OnBoot} or
     C{OnShutdown} (each worker does).
@@ -520,26 +644,40 @@ class MulticoreEngine:
         self.reactor = reactor
         self.log = makeLogger(self.options)
         self.policy = policy
-        self.numWorkers = self.options.numLoops()
+        self.numWorkers = self.options.numWorkers() or 1
+        #: the parent is no worker: engine-wide operations start here as PARENT
+        self.workerIndex = PARENT
         self._payload, self._main = pickleHandler(handler)
+        self._mainGlobals = mainGlobalsOf(handler, self._main)
         self._listeners: list[_ParentListener] = []
         self._workers: list[_WorkerProtocol | None] = [None] * self.numWorkers
-        self._restarts: dict[int, Any] = {}
+        self._restarts: dict[int, IDelayedCall] = {}
         self._crashes: list[collections.deque[float]] = [
             collections.deque() for _ in range(self.numWorkers)
         ]
         self._counters: SharedCounters | None = None
-        self._started: Deferred | None = Deferred()
+        self._started: Deferred[MulticoreEngine] | None = Deferred()
         self._startedOnce: set[int] = set()
-        self._stoppedWaiters: list[Deferred] = []
+        self._stoppedWaiters: list[Deferred[None]] = []
         self._stopping = False
         self._stopped = False
         self._error: BaseException | None = None
-        self._killCall: Any = None
+        self._killCall: IDelayedCall | None = None
         self._thread: threading.Thread | None = None
         self._spawned = False
-        self._heartbeatCheck: Any = None
+        self._heartbeatCheck: LoopingCall | None = None
         self._lastCheck = 0.0
+        #: the bus (gnetcompat._bus): the parent's end of each worker's socket,
+        #: each slot's generation (a replacement gets the next), the
+        #: WithConnRegistry table, the acknowledgements a worker still owes
+        #: (target -> {(sender, request)}), the parent's own pending callbacks
+        self._buses: list[BusProtocol | None] = [None] * self.numWorkers
+        self._generations = [0] * self.numWorkers
+        self._registry: dict[tuple[int, int, int], ConnHandle] = {}
+        self._owed: list[set[tuple[int, int]]] = [set() for _ in range(self.numWorkers)]
+        self._pending: dict[int, tuple[HandleCallback, ConnHandle]] = {}
+        self._nextReq = 0
+        self._userCounters: dict[str, Counter] = {}
 
     def __repr__(self) -> str:
         state = "stopped" if self._stopped else "stopping" if self._stopping else "running"
@@ -587,7 +725,7 @@ class MulticoreEngine:
                 return os.dup(lst.sock.fileno())
         raise ErrInvalidNetworkAddress()
 
-    def Stop(self, ctx: Any = None, *, timeout: float | None = None) -> Deferred | None:
+    def Stop(self, ctx: Any = None, *, timeout: float | None = None) -> Deferred[None] | None:
         """
         gnet's C{Stop(ctx)}: stop every worker gracefully.  On the reactor
         thread: a Deferred that fires once all have exited.  From another
@@ -614,7 +752,7 @@ class MulticoreEngine:
 
     # -- conveniences ----------------------------------------------------
 
-    def whenStarted(self) -> Deferred:
+    def whenStarted(self) -> Deferred[MulticoreEngine]:
         """
         The Deferred of the start: fires with this engine once every worker
         is ready, or fails with the reason they could not start.  Taken once,
@@ -624,15 +762,15 @@ class MulticoreEngine:
         assert d is not None, "whenStarted() after the start settled"
         return d
 
-    def whenStopped(self) -> Deferred:
+    def whenStopped(self) -> Deferred[None]:
         """
         Fires with C{None} once every worker has exited, or fails with
         L{ErrWorkerFailed} when the supervision policy gave up.
         """
-        d: Deferred = Deferred()
+        d: Deferred[None] = Deferred()
         if self._stopped:
             if self._error is not None:
-                d.errback(Failure(self._error))
+                d.errback(self._error)
             else:
                 d.callback(None)
         else:
@@ -640,7 +778,7 @@ class MulticoreEngine:
         return d
 
     @property
-    def addresses(self) -> list:
+    def addresses(self) -> list[tuple[str, int] | str]:
         """The bound addresses: C{(host, port)} (port 0 resolved) or a unix path."""
         return [lst.address for lst in self._listeners]
 
@@ -663,6 +801,234 @@ class MulticoreEngine:
         """The pid of each worker slot (None while it is being restarted)."""
         return [w.pid if w is not None and not w.ended else None for w in self._workers]
 
+    def reloadCertificates(self) -> list[str]:
+        """
+        gnetcompat: load the TLS certificate and key files again, for every
+        worker (on the reactor thread).  The files are read and checked
+        here, in the parent, without ever blocking; the bytes that passed
+        are sent to every worker over the bus (L{gnetcompat._bus}), and
+        each builds its new context from those bytes, never from the disk:
+        a file changed again after the check cannot reach a worker
+        unchecked.  A worker that cannot apply them logs one line and keeps
+        its certificate; a replacement worker starts with them.  New
+        connections get the new certificate, open ones keep theirs.  A file
+        that cannot be used leaves its listener's current certificate in
+        place and is logged; the messages are returned (an empty list:
+        reloaded, or nothing to reload).
+        """
+        configs = fileConfigs(self.options.TLS)
+        errors = reloadConfigs(configs)
+        for e in errors:
+            self.log.error("TLS reload failed, keeping the current certificate: {error}", error=e)
+        if len(errors) == len(configs):  # nothing to reload, or nothing reloaded
+            return errors
+        frame = encodeTLSFiles(validatedFiles(configs))
+        sent = 0
+        for index, bus in enumerate(self._buses):
+            if bus is None:  # being replaced: the replacement starts with these files
+                continue
+            if bus.send(frame):
+                sent += 1
+            else:
+                self.log.error(
+                    "worker {index}: the checked TLS files could not be sent to it (its bus "
+                    "is full); it keeps its current certificate until it is replaced",
+                    index=index,
+                )
+        self.log.info(
+            "TLS certificates checked; their bytes sent to {sent} of {n} workers over the bus",
+            sent=sent,
+            n=self.numWorkers,
+        )
+        return errors
+
+    # -- engine-wide operations (the parent's side of Engine's API) -------
+
+    def AsyncWrite(
+        self, handle: ConnHandle, data: Any, callback: HandleCallback | None = None
+    ) -> None:
+        """C{Engine.AsyncWrite} from the parent: to the worker owning C{handle}."""
+        self._submit(OP_WRITE, handle, ownBytes(data, "Engine.AsyncWrite"), callback)
+
+    def AsyncWritev(
+        self, handle: ConnHandle, bufs: Iterable[Any], callback: HandleCallback | None = None
+    ) -> None:
+        """C{Engine.AsyncWritev} from the parent."""
+        data = b"".join(ownBytes(b, "Engine.AsyncWritev") for b in bufs)
+        self._submit(OP_WRITE, handle, data, callback)
+
+    def Close(self, handle: ConnHandle, callback: HandleCallback | None = None) -> None:
+        """C{Engine.Close} from the parent."""
+        self._submit(OP_CLOSE, handle, b"", callback)
+
+    def Wake(self, handle: ConnHandle, callback: HandleCallback | None = None) -> None:
+        """C{Engine.Wake} from the parent."""
+        self._submit(OP_WAKE, handle, b"", callback)
+
+    def Broadcast(self, data: Any, exclude: ConnHandle | None = None) -> None:
+        """C{Engine.Broadcast} from the parent: to every worker's connections."""
+        data = ownBytes(data, "Engine.Broadcast")
+        if exclude is not None and not isinstance(exclude, ConnHandle):
+            raise TypeError(f"Engine.Broadcast: exclude must be a ConnHandle, got {exclude!r}")
+        if self._stopped:
+            raise ErrEngineInShutdown()
+        frame = encodeBroadcast(data, exclude)
+        self.reactor.callFromThread(self._sendAll, frame, None)
+
+    def Conns(self) -> list[ConnHandle]:
+        """
+        The handles of every worker's connections (needs
+        L{WithConnRegistry}(True)); on the reactor thread.
+
+        @raise ErrUnsupportedOp: without the registry.
+        """
+        if not self.options.ConnRegistry:
+            raise ErrUnsupportedOp(
+                "gnetcompat: Engine.Conns() across worker processes needs WithConnRegistry(True)"
+            )
+        return list(self._registry.values())
+
+    def Counter(self, name: str) -> Counter:
+        """C{Engine.Counter}: the parent adds to a column of its own."""
+        name = checkCounterName(name)
+        c = self._userCounters.get(name)
+        if c is None:
+            if self._counters is None:
+                raise ErrEngineInShutdown()
+            if len(self._userCounters) >= MAX_COUNTERS:
+                raise ValueError(f"Engine.Counter: at most {MAX_COUNTERS} counters per engine")
+            c = SharedCounter(self._counters, name, self._counters.parentColumn)
+            self._userCounters[name] = c
+        return c
+
+    def _submit(
+        self, op: int, handle: object, payload: bytes, callback: HandleCallback | None
+    ) -> None:
+        if not isinstance(handle, ConnHandle):
+            raise TypeError(
+                f"Engine.{OP_NAMES[op]}: expected a ConnHandle (from c.Handle()), got {handle!r}"
+            )
+        if self._stopped:
+            raise ErrEngineInShutdown()
+        self.reactor.callFromThread(self._submitNow, op, handle, payload, callback)
+
+    def _submitNow(
+        self, op: int, handle: ConnHandle, payload: bytes, callback: HandleCallback | None
+    ) -> None:
+        req = 0
+        if callback is not None:
+            self._nextReq += 1
+            req = self._nextReq
+        target = handle.worker
+        bus = self._buses[target] if 0 <= target < self.numWorkers else None
+        err: BaseException | None = None
+        if bus is None or self._generations[target] != handle.generation:
+            err = ErrClosed()
+        elif not bus.send(encodeOp(op, PARENT, handle, req, payload)):
+            err = ErrBusOverflow()
+        elif callback is not None:  # (then req is its request number)
+            self._pending[req] = (callback, handle)
+            self._owed[target].add((PARENT, req))
+            return
+        if callback is not None:
+            self._callback(callback, handle, err)
+
+    def _callback(
+        self, callback: HandleCallback, handle: ConnHandle, err: BaseException | None
+    ) -> None:
+        try:
+            callback(handle, err)
+        except Exception:
+            self.log.failure("callback {cb!r} raised", cb=callback)
+
+    # -- the bus router -----------------------------------------------------
+
+    def _attachBus(self, index: int, sock: socket.socket) -> None:
+        """Adopt the parent's end of worker C{index}'s bus socket; replay the registry to it."""
+        proto = BusProtocol(
+            lambda frame: self._busFrame(index, proto, frame), lambda: self._busLost(index, proto)
+        )
+        proto.name = f"bus to worker {index}"
+        try:
+            adoptBus(self.reactor, sock.fileno(), proto)
+        finally:
+            sock.close()
+        self._buses[index] = proto
+        if self.options.ConnRegistry:
+            for h in self._registry.values():
+                proto.send(encodeRegistry(True, h))
+
+    def _detachBus(self, index: int) -> None:
+        """Worker C{index} is gone: fail what it owed, forget its connections, close its socket."""
+        proto, self._buses[index] = self._buses[index], None
+        owed, self._owed[index] = self._owed[index], set()
+        for sender, req in owed:
+            self._routeAck(sender, req, ErrClosed())
+        gone = [k for k in self._registry if k[0] == index]
+        for k in gone:
+            h = self._registry.pop(k)
+            self._sendAll(encodeRegistry(False, h), index)
+        if proto is not None and proto.transport is not None:
+            proto.transport.loseConnection()
+
+    def _busLost(self, index: int, proto: BusProtocol) -> None:
+        if self._buses[index] is proto:
+            self._detachBus(index)
+
+    def _sendAll(self, frame: bytes, skip: int | None) -> None:
+        for i, bus in enumerate(self._buses):
+            if bus is not None and i != skip:
+                bus.send(frame)
+
+    def _routeAck(self, sender: int, req: int, err: BaseException | None) -> None:
+        if sender == PARENT:
+            entry = self._pending.pop(req, None)
+            if entry is not None:
+                self._callback(entry[0], entry[1], err)
+            return
+        bus = self._buses[sender] if 0 <= sender < self.numWorkers else None
+        if bus is not None:
+            bus.send(encodeAck(sender, req, err))
+
+    def _busFrame(self, index: int, proto: BusProtocol, frame: bytes) -> None:
+        """Route a frame from worker C{index} (see L{gnetcompat._bus})."""
+        if self._buses[index] is not proto:
+            return
+        try:
+            msg = decode(frame)
+        except ValueError as e:
+            self.log.error("worker {index}: bad bus frame: {error}", index=index, error=str(e))
+            return
+        kind = msg[0]
+        if kind == "B":
+            self._sendAll(frame, index)
+        elif kind == "O":
+            _, op, target, handle, req, payload = msg
+            bus = self._buses[target] if 0 <= target < self.numWorkers else None
+            err: BaseException | None = None
+            if bus is None or self._generations[target] != handle.generation:
+                err = ErrClosed()
+            elif not bus.send(encodeOp(op, index, handle, req, payload)):
+                err = ErrBusOverflow()
+            elif req:
+                self._owed[target].add((index, req))
+            if err is not None and req:
+                proto.send(encodeAck(index, req, err))
+        elif kind == "A":
+            _, sender, req, err = msg
+            self._owed[index].discard((sender, req))
+            self._routeAck(sender, req, err)
+        elif kind in ("N", "X"):
+            h = msg[1]
+            if h.worker != index:  # a worker announces only its own connections
+                return
+            key = (h.worker, h.generation, h.id)
+            if kind == "N":
+                self._registry[key] = h
+            elif self._registry.pop(key, None) is None:
+                return
+            self._sendAll(frame, index)
+
     # -- start -----------------------------------------------------------
 
     def bind(self) -> None:
@@ -678,7 +1044,7 @@ class MulticoreEngine:
             self._closeListeners()
             raise
 
-    def start(self) -> Deferred:
+    def start(self) -> Deferred[MulticoreEngine]:
         """Spawn the workers; fires with C{self} once each has booted."""
         assert self._started is not None
         d = self._started
@@ -686,7 +1052,7 @@ class MulticoreEngine:
         lb = self.options.LB
         if lb != LoadBalancing.RoundRobin:
             self.log.info(
-                "WithLoadBalancing({lb}) is not applied in multicore mode: the kernel spreads "
+                "WithLoadBalancing({lb}) is not applied to process workers: the kernel spreads "
                 "connections over the worker processes",
                 lb=LoadBalancing(lb).name,
             )
@@ -706,7 +1072,17 @@ class MulticoreEngine:
         return d
 
     def _payloadFor(self, index: int, inherit: dict[int, int]) -> bytes:
-        opts = replace(self.options, Logger=None, LogPath="", Reactor=None, Clock=None)
+        # one event loop per worker process; the parent keeps the logger and clock
+        opts = replace(
+            self.options,
+            Logger=None,
+            LogPath="",
+            Reactor=None,
+            Clock=None,
+            Multicore=False,
+            NumEventLoop=0,
+            ProcessWorkers=0,
+        )
         listeners: list[tuple[ListenSpec, int | None, int, ListenSpec | None]] = []
         for n, lst in enumerate(self._listeners):
             fd = FIRST_LISTENER_FD + n
@@ -714,7 +1090,7 @@ class MulticoreEngine:
                 listeners.append((lst.spec, fd, lst.family, None))
             else:
                 listeners.append((lst.spec, None, lst.family, lst.bindSpec))
-        payload = {
+        payload: WorkerPayload = {
             "index": index,
             "workers": self.numWorkers,
             "main": self._main,
@@ -722,7 +1098,9 @@ class MulticoreEngine:
             "specs": self.specs,
             "options": opts,
             "listeners": listeners,
-            "ticker": index == 0 and self.options.Ticker,
+            "ticker": self.options.Ticker and (index == 0 or self.options.TickEveryWorker),
+            "generation": self._generations[index],
+            "mainGlobals": self._mainGlobals,
             "heartbeat": self.policy.heartbeatInterval,
             "stride": SLOT_STRIDE,
             "ppid": os.getpid(),
@@ -735,12 +1113,15 @@ class MulticoreEngine:
             self._sayIfTLSFilesChanged(index)
         assert self._counters is not None
         self._counters.set(index, 0)
+        self._generations[index] += 1
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         childFDs: dict[int, Any] = {
             0: "w",
             1: "r",
             2: "r",
             CONTROL_FD: "r",
             COUNTERS_FD: self._counters.fd,
+            BUS_FD: theirs.fileno(),
         }
         inherit: dict[int, int] = {}
         for n, lst in enumerate(self._listeners):
@@ -756,10 +1137,14 @@ class MulticoreEngine:
                 proto, sys.executable, workerArgv(index), env=dict(os.environ), childFDs=childFDs
             )
         except Exception as e:
+            ours.close()
             self._workers[index] = None
             self.log.failure("could not start worker {index}", index=index)
             self._fail(ErrWorkerFailed(f"gnet: could not start worker {index}: {e}"))
             return
+        finally:
+            theirs.close()
+        self._attachBus(index, ours)
         # the bootstrap's first line: the import path, exactly the parent's
         path = [os.fspath(p) for p in sys.path if isinstance(p, (str, os.PathLike))]
         proto.transport.write(json.dumps(path).encode("ascii") + b"\n")
@@ -773,7 +1158,9 @@ class MulticoreEngine:
         replacement, when the disk differs (a renewal in progress, or a
         broken file that the next C{SIGHUP} would refuse).
         """
-        stale = staleFiles(self.options)
+        stale: list[str] = []
+        for cfg in fileConfigs(self.options.TLS):
+            stale += [path for path in cfg.changedOnDisk() if path not in stale]
         if stale:
             self.log.warn(
                 "worker {index} restarts with the TLS certificate validated last: {files} "
@@ -802,10 +1189,22 @@ class MulticoreEngine:
                 )
             elif len(self._startedOnce) == self.numWorkers and self._started is not None:
                 d, self._started = self._started, None
+                o = self.options
                 self.log.info(
-                    "multicore engine: {n} workers serving {addrs}",
+                    "process workers: {n} workers serving {addrs}, each with its own copy "
+                    "of the handler (its state is not shared; engine-wide: CountConnections, "
+                    "Counter, Broadcast, AsyncWrite/Close by ConnHandle{conns}); OnTick runs in "
+                    "{tick}",
                     n=self.numWorkers,
                     addrs=", ".join(s.text for s in self.specs),
+                    conns=", Conns" if o.ConnRegistry else "",
+                    tick=(
+                        "no worker (WithTicker is off)"
+                        if not o.Ticker
+                        else "every worker"
+                        if o.TickEveryWorker
+                        else "worker 0 only"
+                    ),
                 )
                 d.callback(self)
         elif cmd == "shutdown":
@@ -824,9 +1223,10 @@ class MulticoreEngine:
             self._counters.set(index, 0)
         if self._workers[index] is worker:
             self._workers[index] = None
+            self._detachBus(index)
         status = _status(reason)
         if self._stopping:
-            lvl = LogLevel.info if reason.check(ProcessDone) else LogLevel.warn
+            lvl = LogLevel.info if reason.check(ProcessDone) else LogLevel.warn  # type: ignore[no-untyped-call]  # Twisted: untyped
             self.log.emit(
                 lvl,
                 "worker {index} (pid {pid}) exited: {status}",
@@ -874,8 +1274,6 @@ class MulticoreEngine:
         interval = self.policy.heartbeatInterval
         if not interval:
             return
-        from twisted.internet.task import LoopingCall
-
         self._lastCheck = self.reactor.seconds()
         self._heartbeatCheck = LoopingCall(self._checkHeartbeats)
         self._heartbeatCheck.clock = self.reactor
@@ -960,6 +1358,8 @@ class MulticoreEngine:
         self._killCall = None
         self._stopHeartbeatCheck()
         self._closeListeners()
+        for index in range(self.numWorkers):
+            self._detachBus(index)
         if self._counters is not None:
             self._counters.close()
         self._stopping = self._stopped = True
@@ -967,13 +1367,13 @@ class MulticoreEngine:
         if self._started is not None:
             d, self._started = self._started, None
             if self._error is not None:
-                d.errback(Failure(self._error))
+                d.errback(self._error)
             else:
                 d.callback(self)
         waiters, self._stoppedWaiters = self._stoppedWaiters, []
         for w in waiters:
             if self._error is not None:
-                w.errback(Failure(self._error))
+                w.errback(self._error)
             else:
                 w.callback(None)
 
@@ -984,9 +1384,9 @@ def serveMulticore(
     options: Options,
     reactor: Any = None,
     policy: SupervisionPolicy | None = None,
-) -> Deferred:
+) -> Deferred[MulticoreEngine]:
     """
-    Start a multicore engine: bind in this process, spawn
+    Start a process-worker engine: bind in this process, spawn
     C{options.numLoops()} workers.  Returns a Deferred firing with the
     L{MulticoreEngine} once every worker has booted (already stopped if the
     workers stopped it during boot), or failing with the setup error (a
@@ -998,7 +1398,7 @@ def serveMulticore(
     if _loadingMain:
         return defer.fail(
             RuntimeError(
-                "gnetcompat: the main script starts a multicore engine when a worker imports "
+                "gnetcompat: the main script starts a process-worker engine when a worker imports "
                 "it; put Run() under 'if __name__ == \"__main__\":'"
             )
         )

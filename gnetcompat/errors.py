@@ -33,6 +33,7 @@ __all__ = [
     "ErrInvalidTimeDuration",
     "ErrInvalidURL",
     "ErrInvalidOption",
+    "ErrBusOverflow",
     "ErrNotOnEventLoop",
 ]
 
@@ -179,6 +180,16 @@ class ErrClosed(GnetError):
     """The connection is closed (Go's C{net.ErrClosed})."""
 
     message = "use of closed network connection"
+
+
+class ErrBusOverflow(GnetError):
+    """
+    gnetcompat, process workers: an engine-wide operation could not be
+    passed to another worker process (its queue was full, or the message is
+    over 64 MiB), and was dropped.
+    """
+
+    message = "gnetcompat: message to another worker process dropped (queue full or too large)"
 
 
 class ErrEOF(GnetError):

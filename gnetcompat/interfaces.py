@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
 #: C{callback(c, err)} of the asynchronous calls (C{err} is C{None} on success).
@@ -38,11 +39,19 @@ class IEventHandler(Interface):
         aborts the start (C{OnShutdown} is then not called).
         """
 
-    def OnShutdown(eng: IEngine) -> None:
+    # (Deferred[Any]: its result is ignored, and Deferred is invariant, so a
+    # Deferred[None] or any other would not match Deferred[object])
+    def OnShutdown(eng: IEngine) -> Deferred[Any] | None:
         """
         Called once when the engine shuts down, while its listeners are still
         open (so C{Dup} works).  Connections of an external stop are still
         open here; their C{OnClose} follows.
+
+        gnetcompat extension: it may return a C{Deferred} (e.g. until every
+        WebSocket finished its closing handshake).  The engine waits for it,
+        at most C{ShutdownTimeout} seconds (then cancels it), before it
+        closes the remaining connections; its result is ignored, a failure
+        is logged.  gnet's C{OnShutdown} returns nothing: return C{None}.
         """
 
     def OnOpen(c: IConn) -> object:
@@ -119,6 +128,37 @@ class IEngine(Interface):
         a deadline that ends the wait with C{TimeoutError}.  A second call
         raises L{ErrEngineInShutdown}.
         """
+
+    # gnetcompat extensions: the engine-wide API (the same in one process
+    # and across process workers; see README "Multicore")
+
+    def AsyncWrite(handle: Any, data: Any, callback: Any = None) -> None:
+        """
+        C{c.AsyncWrite(data)} for the connection named by C{handle} (from
+        C{c.Handle()}), in whichever worker process owns it; from any thread.
+        C{callback(handle, err)} runs in this process afterwards.
+        """
+
+    def AsyncWritev(handle: Any, bufs: Any, callback: Any = None) -> None:
+        """C{c.AsyncWritev(bufs)} by handle, as C{AsyncWrite}."""
+
+    def Close(handle: Any, callback: Any = None) -> None:
+        """C{c.CloseWithCallback(...)} by handle, as C{AsyncWrite}."""
+
+    def Wake(handle: Any, callback: Any = None) -> None:
+        """C{c.Wake(...)} by handle, as C{AsyncWrite}."""
+
+    def Broadcast(data: Any, exclude: Any = None) -> None:
+        """Write C{data} to every connection of the engine (every worker) but C{exclude}."""
+
+    def Conns() -> list[Any]:
+        """
+        The handles of every live connection (across process workers only
+        with C{WithConnRegistry(True)}, else L{ErrUnsupportedOp}).
+        """
+
+    def Counter(name: str) -> Any:
+        """The engine-wide counter C{name} (C{Add(n)}, C{Value()})."""
 
 
 class IEventLoop(Interface):
@@ -233,6 +273,13 @@ class IConn(Interface):
 
     def EventLoop() -> IEventLoop:
         """The loop owning this connection."""
+
+    def Handle() -> Any:
+        """
+        gnetcompat: the connection's engine-wide name (a C{ConnHandle}),
+        valid in every worker process; L{ErrUnsupportedOp} for a server-side
+        UDP datagram (it is no connection).
+        """
 
     def Fd() -> int:
         """The socket's descriptor."""

@@ -13,11 +13,13 @@ from __future__ import annotations
 import datetime
 import os
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Any, Callable  # noqa: UP035  (typing's alias takes the Option.__doc__ below)
 
-from ._tls import checkOptions
+from ._tls import ClientTLS as _ClientTLS
+from ._tls import ServerTLS, TLSConfig, TLSError, isServerTLS
 from .errors import (
     ErrInvalidOption,
     ErrInvalidTimeDuration,
@@ -40,6 +42,9 @@ __all__ = [
     "WithOptions",
     "WithMulticore",
     "WithNumEventLoop",
+    "WithProcessWorkers",
+    "WithTickEveryWorker",
+    "WithConnRegistry",
     "WithLoadBalancing",
     "WithReusePort",
     "WithReuseAddr",
@@ -63,6 +68,8 @@ __all__ = [
     "WithBacklog",
     "WithShutdownTimeout",
     "WithUnixSocketMode",
+    "WithTLS",
+    "WithClientTLS",
 ]
 
 #: Default for ReadBufferCap and WriteBufferCap, as gnet's package variable.
@@ -134,7 +141,9 @@ class Options:
     C{ReuseAddr}: on, as Go's C{net.Listen} and Twisted set it (gnet: off),
     so a restart binds while old connections are in C{TIME_WAIT}.
 
-    The last seven fields are gnetcompat extensions: C{Backlog} (listen
+    The last ten fields are gnetcompat extensions: C{ProcessWorkers},
+    C{TickEveryWorker} and C{ConnRegistry} (the process-worker mode, see
+    L{WithProcessWorkers}), C{Backlog} (listen
     backlog; 0 = the OS maximum, as gnet), C{ShutdownTimeout} (seconds a
     graceful shutdown waits for connections to flush before aborting them,
     and how long a closed connection's unsent bytes may make no progress
@@ -166,17 +175,27 @@ class Options:
     LogPath: str = ""
     LogLevel: int = 0
     Logger: Any = None
+    ProcessWorkers: int = 0
+    TickEveryWorker: bool = False
+    ConnRegistry: bool = False
     Backlog: int = 0
     ShutdownTimeout: float = 5.0
     UnixSocketMode: int | None = None
     Clock: Any = field(default=None, repr=False)
     Reactor: Any = field(default=None, repr=False)
-    #: native TLS (gnetcompat): set with C{WithTLS} / C{WithClientTLS} (gnetcompat._tls)
-    TLS: Any = field(default=None, repr=False)
-    ClientTLS: Any = field(default=None, repr=False)
+    #: native TLS (gnetcompat): set with C{WithTLS}: each listener's setting by
+    #: its address as given, C{None} for every listener without its own
+    TLS: dict[str | None, ServerTLS] | None = field(default=None, repr=False)
+    #: native TLS for dials (gnetcompat): set with C{WithClientTLS}
+    ClientTLS: _ClientTLS | None = field(default=None, repr=False)
 
     def numLoops(self) -> int:
-        """The number of event loops (worker processes) gnet would use."""
+        """
+        The number of event loops gnet would use: C{NumEventLoop} if > 0,
+        else one per CPU with C{Multicore}, else 1; at most 256.  Without
+        process workers they are loops of this process, sharing its reactor
+        thread and the one handler (L{WithMulticore}).
+        """
         if self.NumEventLoop > 0:
             n = self.NumEventLoop
         elif self.Multicore:
@@ -184,6 +203,45 @@ class Options:
         else:
             n = 1
         return min(n, _MAX_LOOPS)
+
+    def numWorkers(self) -> int:
+        """
+        The number of worker processes (L{WithProcessWorkers}): 0 (none,
+        the default: one process), the number given, or for C{True}
+        C{NumEventLoop} if > 0, else one per CPU; at most 256.
+        """
+        w = self.ProcessWorkers
+        if w is True:
+            n = self.NumEventLoop if self.NumEventLoop > 0 else (os.cpu_count() or 1)
+        elif w is False or not w:
+            return 0
+        else:
+            n = w
+        return min(n, _MAX_LOOPS)
+
+    def serverTLS(self, address: str) -> ServerTLS | None:
+        """
+        The TLS setting of the stream listener at C{address} (as given):
+        its own (C{WithTLS(address=...)}), else the engine-wide one, else
+        C{None} (plain).
+        """
+        tls = self.TLS
+        if not tls:
+            return None
+        value = tls.get(address)
+        return value if value is not None else tls.get(None)
+
+    def checkTLSAddresses(self, streamAddresses: Collection[str]) -> None:
+        """
+        @raise ErrInvalidOption: a C{WithTLS(address=...)} names none of
+            C{streamAddresses} (the engine's tcp/unix addresses, as given).
+        """
+        for addr in self.TLS or {}:
+            if addr is not None and addr not in streamAddresses:
+                raise TLSError(
+                    f"WithTLS(address={addr!r}): not one of the engine's tcp/unix addresses "
+                    f"({', '.join(sorted(streamAddresses)) or 'none'})"
+                )
 
     def normalized(self) -> Options:
         """
@@ -201,8 +259,21 @@ class Options:
             "LockOSThread",
             "Ticker",
             "EdgeTriggeredIO",
+            "TickEveryWorker",
+            "ConnRegistry",
         ):
             _bool(name, getattr(o, name))
+        pw = o.ProcessWorkers
+        if not isinstance(pw, bool) and (not isinstance(pw, int) or pw < 0):
+            raise ErrInvalidOption(
+                "ProcessWorkers (WithProcessWorkers): expected True, False or a number of "
+                f"worker processes (0-{_MAX_LOOPS}), got {pw!r}"
+            )
+        if not isinstance(pw, bool) and pw > _MAX_LOOPS:
+            raise ErrInvalidOption(
+                f"ProcessWorkers (WithProcessWorkers): at most {_MAX_LOOPS} worker processes, "
+                f"got {pw}"
+            )
         for name in (
             "NumEventLoop",
             "MulticastInterfaceIndex",
@@ -265,7 +336,7 @@ class Options:
                 f"or None, got {mode!r}"
             )
         if o.TLS is not None or o.ClientTLS is not None:
-            checkOptions(o)
+            _checkTLS(o)
         if o.LockOSThread and o.NumEventLoop > 10000:
             raise ErrTooManyEventLoopThreads()
         o.ReadBufferCap = _bufferCap(o.ReadBufferCap)
@@ -286,6 +357,38 @@ class Options:
                     f"must be >= 1; got idle {o.TCPKeepAlive}s, interval {o.TCPKeepInterval}s)"
                 )
         return o
+
+
+def _checkTLS(o: Options) -> None:
+    """
+    Check the TLS options (from L{Options.normalized}): every server
+    setting is usable and every L{TLSConfig} loads; process workers get
+    file-based configs (each worker builds its own context from them).
+
+    @raise ErrInvalidOption: naming the problem.
+    """
+    if o.TLS is not None:
+        if not isinstance(o.TLS, dict):
+            raise TLSError(f"TLS: set it with WithTLS(), got {o.TLS!r}")
+        multi = o.numWorkers() > 0
+        for value in o.TLS.values():
+            if isinstance(value, TLSConfig):
+                value.check()
+            elif multi:
+                raise TLSError(
+                    "TLS: process workers load the certificate themselves: give "
+                    "WithTLS(certFile, keyFile, ...) or a TLSConfig, not "
+                    f"{type(value).__name__}"
+                )
+            elif not isServerTLS(value):
+                raise TLSError(
+                    "TLS: WithTLS takes certificate files, a TLSConfig, or a Twisted "
+                    f"IOpenSSLServerConnectionCreator or CertificateOptions, not {value!r}"
+                )
+    if o.ClientTLS is not None:
+        if not isinstance(o.ClientTLS, _ClientTLS):
+            raise TLSError(f"ClientTLS: set it with WithClientTLS(), got {o.ClientTLS!r}")
+        o.ClientTLS.check()
 
 
 Option = Callable[[Options], Any]
@@ -332,12 +435,49 @@ def WithOptions(options: Options) -> Option:
 
 
 WithMulticore = _setter("Multicore")
-WithMulticore.__doc__ = "One worker process per CPU (gnet: one loop per CPU)."
+WithMulticore.__doc__ = (
+    "One event loop per CPU, as gnet: in ONE process, sharing the one handler (on CPython "
+    "with a GIL the loops share the reactor thread; see WithProcessWorkers for parallelism)."
+)
 WithNumEventLoop = _setter("NumEventLoop")
-WithNumEventLoop.__doc__ = "The exact number of workers (overrides Multicore), at most 256."
+WithNumEventLoop.__doc__ = (
+    "The exact number of event loops (overrides Multicore), at most 256; with "
+    "WithProcessWorkers(True), the number of worker processes."
+)
 WithLoadBalancing = _setter("LB")
 WithLoadBalancing.__doc__ = (
-    "How connections are spread over workers (see the docs for what is honoured)."
+    "How connections are spread over event loops (see the docs for what is honoured)."
+)
+
+
+def WithProcessWorkers(workers: bool | int) -> Option:
+    """
+    gnetcompat: serve from worker processes, B{each with its own copy of the
+    handler} (handler state is not shared).  C{True}: one per CPU (or
+    C{NumEventLoop} if set); a number: that many (1-256); C{False}/C{0}:
+    off (the default: one process).  The engine-wide API
+    (C{Engine.Broadcast}, C{Engine.AsyncWrite(handle, ...)},
+    C{Conn.Handle()}, C{Engine.Counter}, C{CountConnections}) reaches
+    every worker; C{OnTick} runs in worker 0 (L{WithTickEveryWorker}).
+    """
+
+    def apply(o: Options) -> None:
+        o.ProcessWorkers = workers
+
+    apply.__name__ = "WithProcessWorkers"
+    return apply
+
+
+WithTickEveryWorker = _setter("TickEveryWorker")
+WithTickEveryWorker.__doc__ = (
+    "gnetcompat, process workers: call OnTick in every worker (each with its own handler) "
+    "instead of in worker 0 only."
+)
+WithConnRegistry = _setter("ConnRegistry")
+WithConnRegistry.__doc__ = (
+    "gnetcompat, process workers: every worker keeps a copy of the engine-wide table of "
+    "connection handles, so Engine.Conns() lists the connections of all workers (each "
+    "open and close is announced to every worker)."
 )
 WithReusePort = _setter("ReusePort")
 WithReusePort.__doc__ = (
@@ -401,3 +541,63 @@ WithUnixSocketMode.__doc__ = (
     "Permission bits of the unix socket files the engine creates, e.g. 0o660 (gnetcompat; "
     "None, the default: as the process umask leaves them, like Go's listener)."
 )
+
+
+def WithTLS(
+    certFile: str | ServerTLS | None = None,
+    keyFile: str | None = None,
+    *,
+    address: str | None = None,
+    **settings: Any,
+) -> Option:
+    """
+    gnetcompat: serve TLS: C{WithTLS("cert.pem", "key.pem")} on every
+    tcp/unix listener, or only on C{address} (one of the engine's
+    addresses, as given).  Keyword settings are those of L{TLSConfig}
+    (C{extraCertChain}, C{dhParameters}, C{clientCA}, C{requireClientCert},
+    C{alpn}, C{minimumVersion}, C{handshakeTimeout}, C{sessions}).
+    C{certFile} may instead be a L{TLSConfig}, or (single process only) any
+    Twisted C{IOpenSSLServerConnectionCreator} or C{CertificateOptions}.
+    """
+    value: ServerTLS
+    if isinstance(certFile, str):
+        try:
+            value = TLSConfig(certFile, keyFile, **settings)
+        except TypeError as e:
+            raise TLSError(f"WithTLS: {e}") from None
+    elif certFile is None:
+        raise TLSError("WithTLS: give the certificate file (PEM), a TLSConfig or a creator")
+    else:
+        if keyFile is not None or settings:
+            raise TLSError("WithTLS: give either a TLSConfig/creator or files and settings")
+        value = certFile
+
+    def apply(o: Options) -> None:
+        current = dict(o.TLS or {})  # copy: Options copies share the dict otherwise
+        current[address] = value
+        o.TLS = current
+
+    apply.__name__ = "WithTLS"
+    return apply
+
+
+def WithClientTLS(
+    caFile: str | None = None, serverName: str | None = None, **settings: Any
+) -> Option:
+    """
+    gnetcompat: a L{gnetcompat.Client} dials TLS on every tcp/unix C{Dial}:
+    trusting C{caFile} (default: the platform's CAs), verifying
+    C{serverName} (default: the dialled host).  Settings as L{ClientTLS}
+    (C{certFile}, C{keyFile}, C{alpn}, C{creator}, e.g. Twisted's
+    C{optionsForClientTLS}).
+    """
+    try:
+        value = _ClientTLS(caFile=caFile, serverName=serverName, **settings)
+    except TypeError as e:
+        raise TLSError(f"WithClientTLS: {e}") from None
+
+    def apply(o: Options) -> None:
+        o.ClientTLS = value
+
+    apply.__name__ = "WithClientTLS"
+    return apply

@@ -12,16 +12,15 @@ naming the option.
 Signals (the parent, twistd's pid): C{SIGTERM}/C{SIGINT} stop gracefully;
 C{SIGUSR1} reopens the log file of C{--logfile PATH} (twistd's own: the
 old file becomes C{PATH.1}); C{SIGHUP} reloads the TLS certificates when
-TLS is served (the parent checks the files, then forwards it to each
-worker), else it is logged and ignored.  Workers ignore a C{SIGHUP} of
-their own otherwise (a terminal hang-up reaches the whole process group:
-the parent decides).
+TLS is served (the parent checks the files, then sends the checked bytes
+to each worker over the engine's bus: workers never read them), else it is
+logged and ignored.  Workers ignore C{SIGHUP} (a terminal hang-up reaches
+the whole process group: the parent decides).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -129,12 +128,8 @@ _FLAGS = {
     "allowedOrigins": "--allowed-origins",
 }
 
-_KV = re.compile(r"^(\w+)=(.*)$")
-
-
-def _splitEndpoint(text: str) -> list[str]:
-    """Split an endpoint description on C{:}, honouring C{\\:} escapes (as Twisted's parser)."""
-    return [p.replace("\\:", ":") for p in re.split(r"(?<!\\):", text)]
+#: the arguments of a C{unix:} description gnetecho takes (Twisted's first two)
+_UNIX_ARGUMENTS = ("address", "mode")
 
 
 def _portNumber(text: str, description: str) -> int:
@@ -164,9 +159,10 @@ def parseListen(description: str) -> tuple[str, int | None]:
     an inherited listening socket) pass through; the endpoint forms
     C{tcp:PORT[:interface=H][:backlog=N]}, C{tcp6:PORT[:interface=H][:backlog=N]}
     and C{unix:PATH[:mode=OCTAL]} are translated (C{ssl:} descriptions are taken by
-    L{gnetcompat.TLSConfig.fromDescription} in L{Options.postOptions}) (colons
-    inside values escaped as C{\\:}, as for Twisted's endpoint strings:
-    C{tcp6:9080:interface=\\:\\:1});
+    L{gnetcompat.TLSConfig.fromDescription} in L{Options.postOptions}); each
+    is split by L{gnetcompat.parseEndpoint} as Twisted splits it (colons
+    inside values escaped as C{\\:}: C{tcp6:9080:interface=\\:\\:1};
+    positional arguments in the order of Twisted's parsers);
     Twisted's C{systemd:domain=INET:index=N} (or C{name=NAME}) becomes
     C{fd://3+N}, the socket systemd passed (L{systemdDescriptor}).
 
@@ -187,26 +183,26 @@ def parseListen(description: str) -> tuple[str, int | None]:
                 raise ValueError(f"missing port in {description!r}: give HOST:PORT")
             _portNumber(port, description)
         return d, None
-    kind, _, rest = d.partition(":")
-    parts = _splitEndpoint(rest) if rest else []
+    endpoint = gnet.parseEndpoint(d)
+    kind = endpoint.kind
     if kind == "systemd":
         return toGnetAddress(f"fd://{systemdDescriptor(d)}"), None
-    if kind in ("tcp", "tcp6") and parts and parts[0].isdigit():
-        portNumber = _portNumber(parts[0], description)
-        kw = {}
-        for p in parts[1:]:
-            m = _KV.match(p)
-            if not m or m.group(1) not in ("interface", "backlog"):
-                raise ValueError(f"unsupported endpoint argument {p!r} in {description!r}")
-            kw[m.group(1)] = m.group(2)
-        backlog = _endpointBacklog(kw["backlog"], description) if "backlog" in kw else None
-        host = kw.get("interface", "127.0.0.1" if kind == "tcp" else "::1")
-        if ":" in host:
-            host = f"[{host}]"
-        return f"{kind}://{host}:{portNumber}", backlog
-    if kind == "unix" and parts and parts[0]:
-        unixMode(description)  # mode= (the only argument) is checked here
-        return f"unix://{os.path.abspath(parts[0])}", None
+    if kind in ("tcp", "tcp6"):
+        values = endpoint.named()  # port, interface, backlog: nothing else
+        if "port" in values:
+            portNumber = _portNumber(values["port"], description)
+            backlog = (
+                _endpointBacklog(values["backlog"], description) if "backlog" in values else None
+            )
+            host = values.get("interface", "127.0.0.1" if kind == "tcp" else "::1")
+            if ":" in host:
+                host = f"[{host}]"
+            return f"{kind}://{host}:{portNumber}", backlog
+    if kind == "unix":
+        path = endpoint.named(_UNIX_ARGUMENTS).get("address")
+        if path:
+            unixMode(description)  # mode= (the only other argument) is checked here
+            return f"unix://{os.path.abspath(path)}", None
     raise ValueError(
         f"cannot listen on {description!r}: give a port number, tcp:PORT[:interface=HOST], "
         "tcp6:PORT[:interface=HOST], unix:PATH, systemd:domain=INET:index=N, or a gnet "
@@ -223,25 +219,17 @@ def unixMode(description: str) -> int | None:
 
     @raise ValueError: another argument, or not permission bits in octal.
     """
-    kind, _, rest = description.strip().partition(":")
-    if kind != "unix":
+    if not description.strip().startswith("unix:"):
         return None
-    mode = None
-    for p in _splitEndpoint(rest)[1:]:
-        m = _KV.match(p)
-        if not m or m.group(1) != "mode":
-            raise ValueError(
-                f"unsupported endpoint argument {p!r} in {description!r}: unix "
-                "takes mode=OCTAL only"
-            )
-        text = m.group(2).lower().removeprefix("0o")
-        if not text or not all(c in "01234567" for c in text) or int(text, 8) > 0o777:
-            raise ValueError(
-                f"bad mode {m.group(2)!r} in {description!r}: give octal "
-                "permission bits such as mode=0660"
-            )
-        mode = int(text, 8)
-    return mode
+    given = gnet.parseEndpoint(description.strip()).named(_UNIX_ARGUMENTS).get("mode")
+    if given is None:
+        return None
+    text = given.lower().removeprefix("0o")
+    if not text or not all(c in "01234567" for c in text) or int(text, 8) > 0o777:
+        raise ValueError(
+            f"bad mode {given!r} in {description!r}: give octal permission bits such as mode=0660"
+        )
+    return int(text, 8)
 
 
 def systemdDescriptor(description: str, reactor: Any = None) -> int:
@@ -314,13 +302,31 @@ class Options(usage.Options):
             "(default: 9080, unless --listen is given).",
             None,
         ],
-        ["multicore", None, True, "One worker process per CPU (true/false).", _bool("multicore")],
+        [
+            "multicore",
+            None,
+            True,
+            "One worker process per CPU (true/false). Each process has its own copy of "
+            "the echo handler: it keeps no state between connections, so the processes "
+            "serve as one ([connected-count=N], the status page and the metrics are "
+            "engine-wide). A library user's gnet.WithMulticore means event loops in one "
+            "process; gnetecho uses process workers (gnet.WithProcessWorkers).",
+            _bool("multicore"),
+        ],
         [
             "num-event-loop",
             None,
             0,
             "Exact number of worker processes (0: by --multicore).",
-            _count("num-event-loop"),
+            _count("num-event-loop", 0, 256),
+        ],
+        [
+            "workers",
+            None,
+            0,
+            "Exact number of worker processes; overrides --multicore and "
+            "--num-event-loop (0: by them).",
+            _count("workers", 0, 256),
         ],
         [
             "reuseport",
@@ -522,6 +528,7 @@ class Options(usage.Options):
         if self["backlog"]:
             backlogs[self["backlog"]] = f"--backlog {self['backlog']}"
         tls: dict = {}
+        modes = set()
         for name, value in given + [("listen", v) for v in self["listen"]]:
             backlog = None
             try:
@@ -531,6 +538,7 @@ class Options(usage.Options):
                     tls[addr] = config
                 else:
                     addr, backlog = parseListen(str(value))
+                    modes.add(unixMode(str(value)))
             except (ValueError, gnet.GnetError) as e:
                 raise usage.UsageError(f"--{name}: {e}") from None
             addrs.append(addr)
@@ -544,7 +552,6 @@ class Options(usage.Options):
         if backlogs:  # backlog=N of an endpoint is the engine's (WithBacklog), for every listener
             self["backlog"] = next(iter(backlogs))
         self["addresses"] = addrs
-        modes = {unixMode(str(v)) for _, v in given + [("listen", v) for v in self["listen"]]}
         modes.discard(None)
         if len(modes) > 1:
             raise usage.UsageError(
@@ -614,11 +621,23 @@ class Options(usage.Options):
         o.validate()
         return o
 
+    def processWorkers(self) -> bool | int:
+        """
+        C{WithProcessWorkers}' argument: C{--workers N}, else one per CPU
+        (C{True}, or C{--num-event-loop} of them) with C{--multicore} or
+        C{--num-event-loop} above 1, else 0 (one process).
+        """
+        if self["workers"]:
+            return int(self["workers"])
+        if self["multicore"] or self["num-event-loop"] > 1:
+            return True
+        return 0
+
     def gnetOptions(self) -> list:
         """The gnet options these command-line options describe."""
         return [
-            gnet.WithMulticore(self["multicore"]),
-            gnet.WithNumEventLoop(self["num-event-loop"]),
+            gnet.WithProcessWorkers(self.processWorkers()),
+            gnet.WithNumEventLoop(self["num-event-loop"] if self.processWorkers() is True else 0),
             gnet.WithReusePort(self["reuseport"]),
             gnet.WithTicker(self["tick"] > 0),
             gnet.WithBacklog(self["backlog"]),
@@ -649,7 +668,7 @@ def makeService(options: Options) -> MultiService:
     addrs = options["addresses"]
     handler = WebSocketEchoServer(
         addr=", ".join(_describe(a, options["tls"]) for a in addrs),
-        multicore=options["multicore"] or options["num-event-loop"] > 1,
+        multicore=bool(options.processWorkers()),
         wsOptions=options["wsOptions"],
         tick=options["tick"],
         maxConnections=options["max-connections"],

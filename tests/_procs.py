@@ -70,6 +70,7 @@ class TwistdProcess(ProcessProtocol):
     output (stdout and stderr together) and exit.
 
     @ivar output: everything it printed so far, decoded.
+    @ivar errOutput: what of it came on its standard error.
     @ivar exitCode: its exit code once ended (C{None} before, or if killed
         by a signal; see L{exitSignal}).
     """
@@ -77,6 +78,7 @@ class TwistdProcess(ProcessProtocol):
     def __init__(self, reactor: Any) -> None:
         self.reactor = reactor
         self.output = ""
+        self.errOutput = ""
         self.exitCode: int | None = None
         self.exitSignal: int | None = None
         self.exited = False
@@ -98,7 +100,9 @@ class TwistdProcess(ProcessProtocol):
                 self._waiters.remove(waiter)
                 d.callback(self.output)
 
-    errReceived = outReceived
+    def errReceived(self, data: bytes) -> None:
+        self.errOutput += data.decode("utf-8", "replace")
+        self.outReceived(data)
 
     def processEnded(self, reason: Failure) -> None:
         self.exited = True
@@ -245,6 +249,7 @@ def spawnTwistd(
     activate: list[socket.socket] | None = None,
     env: dict[str, str] | None = None,
     logfile: str = "-",
+    inheritFDs: dict[int, int] | None = None,
 ) -> TwistdProcess:
     """
     Start C{twistd -n --pidfile= --logfile=LOGFILE <args>} (L{twistdArgv})
@@ -257,13 +262,14 @@ def spawnTwistd(
         shell that then C{exec}s twistd, so it is twistd's own pid).
     @param env: extra environment variables.
     @param logfile: where twistd logs (C{-}: stdout, collected).
+    @param inheritFDs: more descriptors to pass on (child descriptor -> ours).
     """
     argv = twistdArgv(*args, logfile=logfile)
     env = dict(env or {})
-    fds: dict[int, int] = {}
+    fds: dict[int, int] = dict(inheritFDs or {})
     if activate:
         argv = ["/bin/sh", "-c", 'export LISTEN_PID=$$; exec "$@"', "sh", *argv]
         env["LISTEN_FDS"] = str(len(activate))
         env["LISTEN_FDNAMES"] = ":".join(f"s{i}" for i in range(len(activate)))
-        fds = {3 + i: s.fileno() for i, s in enumerate(activate)}
+        fds.update({3 + i: s.fileno() for i, s in enumerate(activate)})
     return spawn(testCase, argv, reactor, cwd, env=env, inheritFDs=fds)

@@ -1,7 +1,7 @@
 """
 L{RecordingSink}: the one fake byte sink the WebSocket session tests
 (C{test_wsproto}, C{test_autobahncompat}, C{test_xormask}) give a
-L{gnetcompat._wsproto.WebSocketSession} instead of a connection.
+L{gnetcompat.websocket.WebSocketSession} instead of a connection.
 """
 
 from __future__ import annotations

@@ -9,8 +9,11 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import shutil
 import ssl
+import tempfile
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -162,6 +165,13 @@ def makeCerts(directory: str, serverCN: str = "gnetcompat test server") -> Certs
         otherServerCert=_write(p("other-server.crt"), _pem(otherServer)),
         otherServerKey=_write(p("other-server.key"), _keyPem(otherServerKey)),
     )
+
+
+def certsFor(case: Any) -> Certs:
+    """A fresh certificate set in a temporary directory removed after C{case} (a trial test)."""
+    d = tempfile.mkdtemp(prefix="gnetcompat-tls-")
+    case.addCleanup(shutil.rmtree, d, True)
+    return makeCerts(d)
 
 
 def reissueServer(certs: Certs, serverCN: str) -> None:

@@ -7,6 +7,7 @@ module and keep only picklable attributes.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import Any
 
@@ -149,3 +150,72 @@ class ExitsWhileLoading(BuiltinEventEngine):
 
 def _exitNow(status: int) -> None:
     os._exit(status)
+
+
+class OrderedWriter(BuiltinEventEngine):
+    """
+    Cross-thread writes under load (tests.test_gnet_examples): greets each
+    connection with C{worker N}; a client's C{go N} line arms it, and the
+    first tick that sees N connections (C{Conns()}: engine-wide with the
+    registry) starts C{writers} threads, each writing C{perWriter} records
+    C{W:SEQ} to the connections in turn (record SEQ to connection
+    SEQ mod N).  C{viaHandle}: C{eng.AsyncWrite(handle, ...)} (process
+    workers); otherwise C{c.AsyncWrite(...)} on the Conn objects kept in
+    C{OnOpen} (gnet's way, one process).  With process workers only worker 0
+    ticks, so the C{go} line goes to one of its connections.
+    """
+
+    def __init__(self, writers: int = 4, perWriter: int = 500, viaHandle: bool = False) -> None:
+        self.writers = writers
+        self.perWriter = perWriter
+        self.viaHandle = viaHandle
+        self.eng: Any = None
+        self.conns: list[Any] = []
+        self.goal = 0
+        self.threads: list[threading.Thread] = []
+
+    def __getstate__(self) -> dict:
+        return {"writers": self.writers, "perWriter": self.perWriter, "viaHandle": self.viaHandle}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
+    def OnBoot(self, eng: Any) -> Action:
+        self.eng = eng
+        return Action.NONE
+
+    def OnOpen(self, c: Any) -> tuple[bytes | None, Action]:
+        self.conns.append(c)
+        return b"worker %d\n" % self.eng.workerIndex, Action.NONE
+
+    def OnClose(self, c: Any, err: BaseException | None) -> Action:
+        self.conns.remove(c)
+        return Action.NONE
+
+    def OnTraffic(self, c: Any) -> Action:
+        line = c.Next(-1).strip()
+        if line.startswith(b"go "):
+            self.goal = int(line[3:])
+        return Action.NONE
+
+    def OnTick(self) -> tuple[float, Action]:
+        if self.goal and not self.threads:
+            targets = self.eng.Conns() if self.viaHandle else list(self.conns)
+            if len(targets) >= self.goal:
+                targets.sort(key=lambda t: t.remote if self.viaHandle else t.RemoteAddr().String())
+                self.threads = [
+                    threading.Thread(target=self.write, args=(w, targets), daemon=True)
+                    for w in range(self.writers)
+                ]
+                for t in self.threads:
+                    t.start()
+        return 0.02, Action.NONE
+
+    def write(self, writer: int, targets: list[Any]) -> None:
+        for seq in range(self.perWriter):
+            target = targets[seq % len(targets)]
+            record = b"%d:%d\n" % (writer, seq)
+            if self.viaHandle:
+                self.eng.AsyncWrite(target, record)
+            else:
+                target.AsyncWrite(record)

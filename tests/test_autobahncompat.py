@@ -1,5 +1,5 @@
 """
-Canary tests for L{gnetcompat._autobahncompat}: the Autobahn code that
+Canary tests for L{gnetcompat.websocket._autobahncompat}: the Autobahn code that
 gnetcompat copies, overrides or relies on is the code it was written
 against.  An Autobahn upgrade that changes any of it fails here, in one
 place, naming what to re-check.
@@ -29,7 +29,8 @@ from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from gnetcompat._autobahncompat import (
+from gnetcompat.websocket import WebSocketOptions, WebSocketSession
+from gnetcompat.websocket._autobahncompat import (
     _LAZY_LOG_ARGUMENTS,
     AutobahnServerProtocol,
     ReactorTimer,
@@ -38,8 +39,7 @@ from gnetcompat._autobahncompat import (
     configuredProtocol,
     useReactorTimer,
 )
-from gnetcompat._wsproto import WebSocketOptions, WebSocketSession
-from gnetcompat._xormask import fastCreateXorMasker
+from gnetcompat.websocket._xormask import fastCreateXorMasker
 
 from ._hardening_util import upgradeRequest
 from ._sink import RecordingSink
@@ -108,16 +108,16 @@ class SourcePinnedTests(SynchronousTestCase):
             "_sendAutoPing (data frame during a ping)",
         ),
         "WebSocketServerProtocol.succeedHandshake": ("fb43d387929cf206", "_sendAutoPing (open)"),
-        # overridden in gnetcompat._wsproto._SessionProtocol (holding, status page)
-        "WebSocketProtocol.sendCloseFrame": ("a511406d6b0d711e", "_wsproto holding"),
-        "WebSocketProtocol.dropConnection": ("149c74c9a251a7b1", "_wsproto holding"),
+        # overridden in SessionProtocol (holding, status page)
+        "WebSocketProtocol.sendCloseFrame": ("a511406d6b0d711e", "SessionProtocol holding"),
+        "WebSocketProtocol.dropConnection": ("149c74c9a251a7b1", "SessionProtocol holding"),
         "WebSocketServerProtocol.processHandshake": (
             "0055f4d349937673",
-            "_wsproto processHandshake",
+            "SessionProtocol processHandshake",
         ),
-        "WebSocketServerProtocol.sendServerStatus": ("238337e44f003835", "_wsproto status page"),
-        "WebSocketServerProtocol.sendRedirect": ("39246aa798870399", "_wsproto status page"),
-        "WebSocketServerProtocol.failHandshake": ("354c2c03cca517fb", "_wsproto failHandshake"),
+        "WebSocketServerProtocol.sendServerStatus": ("238337e44f003835", "status page"),
+        "WebSocketServerProtocol.sendRedirect": ("39246aa798870399", "status page"),
+        "WebSocketServerProtocol.failHandshake": ("354c2c03cca517fb", "failHandshake"),
     }
 
     def test_sourcePinned(self) -> None:

@@ -298,8 +298,8 @@ class _EchoClient(gnet.BuiltinEventEngine):
 class _ClientTestCase(TestCase):
     timeout = 15
 
-    def serve(self, handler: Any, addr: str) -> Deferred:
-        d = gnet.Serve(handler, addr)
+    def serve(self, handler: Any, addr: str, *opts: Any) -> Deferred:
+        d = gnet.Serve(handler, addr, *opts)
 
         def started(eng: Any) -> Any:
             self.addCleanup(self._stopEngine, eng)
@@ -858,3 +858,51 @@ class ClientBehaviourTests(_ClientTestCase):
         ErrInvalidNetworkAddress, both paths.
         """
         return defer.ensureDeferred(self._registerOnEngine())
+
+
+class LoopPlacementTests(_ClientTestCase):
+    """With several event loops, a registered connection joins the loop asked for."""
+
+    async def _registerOnLoop(self) -> None:
+        class Echo(gnet.BuiltinEventEngine):
+            def OnTraffic(self, c: Any) -> Any:
+                c.Write(c.Next(-1))
+
+        echo = await self.serve(Echo(), "tcp://127.0.0.1:0")
+        port = echo.listeningPorts[0].getHost().port
+        accepted: list = []
+
+        class Front(gnet.BuiltinEventEngine):
+            def OnOpen(self, c: Any) -> Any:
+                accepted.append(c)
+
+        front = await self.serve(Front(), "tcp://127.0.0.1:0", gnet.WithNumEventLoop(3))
+        self.assertEqual(len(front.loops), 3)
+        loop2 = front.loops[2]
+        r = await loop2.Register(None, gnet.Addr("tcp", "127.0.0.1", port))
+        self.assertIsNone(r.Err)
+        self.assertIs(r.Conn.EventLoop(), loop2)
+        sock = socket.create_connection(("127.0.0.1", port))
+        r = await front.loops[1].Enroll(None, sock)
+        self.assertIs(r.Conn.EventLoop(), front.loops[1])
+        self.assertEqual([lp.connections for lp in front.loops], [0, 1, 1])
+        await front.Stop()
+
+    def test_registerOnLoop(self) -> None:
+        """C{loop.Register}/C{loop.Enroll} put the connection on that loop, as gnet does."""
+        return defer.ensureDeferred(self._registerOnLoop())
+
+    async def _clientLeastConnections(self) -> None:
+        class Echo(gnet.BuiltinEventEngine):
+            pass
+
+        echo = await self.serve(Echo(), "tcp://127.0.0.1:0")
+        port = echo.listeningPorts[0].getHost().port
+        client = self.newClient(gnet.BuiltinEventEngine(), gnet.WithNumEventLoop(2))
+        client.Start()
+        conns = [await client.Dial("tcp", f"127.0.0.1:{port}") for _ in range(4)]
+        self.assertEqual([c.EventLoop().index for c in conns], [0, 1, 0, 1])
+
+    def test_clientLeastConnections(self) -> None:
+        """A client's connections go to its loop with the fewest, as gnet's client does."""
+        return defer.ensureDeferred(self._clientLeastConnections())

@@ -21,6 +21,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.selectreactor import SelectReactor
 from twisted.internet.testing import MemoryReactorClock
+from twisted.python import threadable
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import gnetcompat as gnet
@@ -221,6 +222,9 @@ class ReactorThreadTests(SynchronousTestCase):
         stops it and joins the thread; the reactor cannot run again, and a
         second C{start} says so.
         """
+        # running a reactor makes its thread Twisted's process-wide I/O thread:
+        # put trial's back, or later thread checks would see a dead thread's id
+        self.patch(threadable, "ioThread", threadable.ioThread)
         reactor = SelectReactor()
         owner = _ReactorThread(reactor)
         owner.start()

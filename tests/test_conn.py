@@ -28,6 +28,7 @@ from zope.interface.verify import verifyObject
 
 import gnetcompat as gnet
 from gnetcompat._addr import Addr
+from gnetcompat._conn import ConnDriver
 from gnetcompat.errors import (
     ErrClosed,
     ErrEngineInShutdown,
@@ -1592,6 +1593,19 @@ class ConformanceTests(SynchronousTestCase):
         conn = booted(Recorder()).connect().conn
         self.assertTrue(verifyObject(IConn, conn))
         self.assertTrue(verifyObject(IEventLoop, conn.EventLoop()))
+
+    def test_connDriver(self) -> None:
+        """
+        A L{Conn} has every member of L{ConnDriver}, the typed contract a
+        protocol layer on top of it (the WebSocket layer) is checked
+        against; an object without them is not one.  (mypy checks the
+        signatures: C{_connDrives} in L{gnetcompat._conn}.)
+        """
+        conn = booted(Recorder()).connect().conn
+        self.assertIsInstance(conn, ConnDriver)
+        self.assertNotIsInstance(StringTransport(), ConnDriver)
+        self.assertIsInstance(conn.driverTransport.getPeer(), IPv4Address)
+        self.assertFalse(conn.driverEngineStopped)
 
     def test_udpConn(self) -> None:
         """L{UDPConn} provides L{IConn}."""

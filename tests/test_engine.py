@@ -444,6 +444,7 @@ class MatrixHandler(gnet.BuiltinEventEngine):
         self.countAtEnd: int | None = None
         self.pool = ThreadPoolExecutor(max_workers=1)  # one worker keeps the echo in order
         self.asyncCallbacks = 0
+        self.loopsUsed: set[int] = set()
 
     def OnBoot(self, eng: Any) -> Any:
         self.eng = eng
@@ -451,8 +452,12 @@ class MatrixHandler(gnet.BuiltinEventEngine):
 
     def OnOpen(self, c: Any) -> Any:
         self.connected += 1
+        self.loopsUsed.add(c.EventLoop().index)
         self.problems.check(
             c.LocalAddr() is not None and c.RemoteAddr() is not None, "addresses in OnOpen"
+        )
+        self.problems.check(
+            self.eng.CountConnections() >= 1, "the new conn is counted before OnOpen"
         )
         c.SetContext(c)
         return GREETING, gnet.None_
@@ -494,11 +499,12 @@ class MatrixHandler(gnet.BuiltinEventEngine):
         return gnet.None_
 
 
-class EchoMatrixTests(LoopbackTestCase):
+class EchoMatrix(LoopbackTestCase):
     """
     gnet's echo matrix (TestServer, spec §16.1/§16.2) over tcp, udp, unix and
     multi-address sets, with sync C{Write}/C{Writev} and C{AsyncWrite}/
-    C{AsyncWritev} from a worker thread; 10 clients per address.
+    C{AsyncWritev} from a worker thread; 10 clients per address.  The
+    subclasses add the tests (one loop, several loops).
     """
 
     clients = 10
@@ -542,14 +548,14 @@ class EchoMatrixTests(LoopbackTestCase):
             self.assertEqual((yield client.request(payload)), payload)
 
     @inlineCallbacks
-    def runMatrix(self, proto: str, style: str) -> Any:
+    def runMatrix(self, proto: str, style: str, *loopOpts: Any) -> Any:
         addrs = self.addresses(proto, style)
         stream = [i for i, a in enumerate(addrs) if not a.startswith("udp")]
         handler = MatrixHandler(style, self.clients * len(stream))
         self.addCleanup(handler.pool.shutdown)
         opts = [gnet.WithTCPKeepAlive(60), gnet.WithTCPKeepInterval(10), gnet.WithTCPKeepCount(10)]
         opts.append(gnet.WithTCPNoDelay(gnet.TCPNoDelay if len(addrs) > 1 else gnet.TCPDelay))
-        eng = yield self.serve(handler, addrs, *opts)
+        eng = yield self.serve(handler, addrs, *opts, *loopOpts)
         work = []
         for i, a in enumerate(addrs):
             for _ in range(self.clients):
@@ -572,6 +578,18 @@ class EchoMatrixTests(LoopbackTestCase):
             self.assertEqual(handler.countAtEnd, 0)
         if style.startswith("async") and stream:
             self.assertGreater(handler.asyncCallbacks, 0)
+        return eng, handler
+
+
+class EchoMatrixTests(EchoMatrix):
+    """The echo matrix with one event loop."""
+
+
+def _addTest(cls: type, test: Callable[..., Any], name: str, doc: str) -> None:
+    """Add C{test} to C{cls} as C{name}, with C{doc} as its docstring."""
+    test.__name__ = name
+    test.__doc__ = doc
+    setattr(cls, name, test)
 
 
 def _addMatrix() -> None:
@@ -583,16 +601,81 @@ def _addMatrix() -> None:
             def test(self: EchoMatrixTests, proto: str = proto, style: str = style) -> Any:
                 return self.runMatrix(proto, style)
 
-            test.__name__ = f"test_{proto}_{style}"
-            test.__doc__ = (
+            _addTest(
+                EchoMatrixTests,
+                test,
+                f"test_{proto}_{style}",
                 f"Echo over {proto} with {style}: greeting first, Context is the conn, "
                 "every payload echoed byte for byte, shutdown when all disconnected with "
-                "CountConnections() == 0."
+                "CountConnections() == 0.",
             )
-            setattr(EchoMatrixTests, test.__name__, test)
 
 
 _addMatrix()
+
+
+class MulticoreEchoMatrixTests(EchoMatrix):
+    """
+    gnet's echo matrix with N loops (C{WithMulticore(True)}): one handler
+    object shared by every loop, so its connected/disconnected counters reach
+    10 x the stream addresses and its C{OnClose} shuts the whole engine down
+    with C{CountConnections() == 0}; with and without ReusePort, under each
+    load balancer (spec §16.1's loops axis).  Under RoundRobin and
+    LeastConnections the stream connections are spread over every loop.
+    """
+
+    @inlineCallbacks
+    def runMulticore(self, proto: str, style: str, reusePort: bool, lb: Any) -> Any:
+        eng, handler = yield self.runMatrix(
+            proto,
+            style,
+            gnet.WithMulticore(True),
+            gnet.WithReusePort(reusePort),
+            gnet.WithLoadBalancing(lb),
+        )
+        if proto != "udp" and lb != gnet.SourceAddrHash:
+            self.assertEqual(handler.loopsUsed, set(range(len(eng.loops))))
+
+
+def _addMulticoreMatrix() -> None:
+    balancers = [
+        ("roundrobin", gnet.RoundRobin),
+        ("leastconn", gnet.LeastConnections),
+        ("sourcehash", gnet.SourceAddrHash),
+    ]
+    combos = [
+        (proto, style)
+        for proto in ("tcp", "udp", "unix", "multi")
+        for style in ("write", "writev", "asyncwrite", "asyncwritev")
+        if not (proto == "udp" and style.endswith("v"))
+    ]
+    # each (protocol, style) with and without ReusePort; the balancers take
+    # turns, so every protocol meets each of them
+    for i, (proto, style) in enumerate(combos):
+        for reusePort in (False, True):
+            lbName, lb = balancers[(2 * i + reusePort) % len(balancers)]
+
+            def test(
+                self: MulticoreEchoMatrixTests,
+                proto: str = proto,
+                style: str = style,
+                reusePort: bool = reusePort,
+                lb: Any = lb,
+            ) -> Any:
+                return self.runMulticore(proto, style, reusePort, lb)
+
+            reuse = "reuseport" if reusePort else "noreuseport"
+            _addTest(
+                MulticoreEchoMatrixTests,
+                test,
+                f"test_{proto}_{style}_{reuse}_{lbName}",
+                f"Multicore echo over {proto} with {style}, {reuse}, {lbName}: the one "
+                "handler's counters reach 10 x stream addresses, shutdown from its "
+                "OnClose with CountConnections() == 0, every payload echoed.",
+            )
+
+
+_addMulticoreMatrix()
 
 
 # -- Dup / DupListener ---------------------------------------------------------

@@ -93,12 +93,22 @@ EXPECTED_ALL = [
     "TLSState",
     "WithClientTLS",
     "WithTLS",
-    # multicore supervision and address parsing, for applications such as gnetcompat.echo
+    # process workers: the engine-wide API (Conn.Handle, Engine.Broadcast/Counter...)
+    "ConnHandle",
+    "Counter",
+    "WithConnRegistry",
+    "WithProcessWorkers",
+    "WithTickEveryWorker",
+    # process-worker supervision and address parsing, for applications such as gnetcompat.echo
     "ErrWorkerFailed",
     "ListenSpec",
     "SupervisionPolicy",
     "parseProtoAddr",
     "installReloadOnSIGHUP",
+    # Twisted endpoint descriptions, split once for tap, the metrics site and
+    # TLSConfig.fromDescription (issue 20)
+    "EndpointDescription",
+    "parseEndpoint",
     # a loop-only Conn method called from another thread (issue 18)
     "ErrNotOnEventLoop",
 ]
@@ -126,6 +136,7 @@ EXPECTED_ERRORS = [
     "ErrInvalidTimeDuration",
     "ErrInvalidURL",
     "ErrInvalidOption",
+    "ErrBusOverflow",
     "ErrNotOnEventLoop",
 ]
 

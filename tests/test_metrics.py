@@ -10,6 +10,7 @@ a timeout and every wait is bounded.
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import socket
@@ -18,10 +19,13 @@ import time
 from typing import Any
 
 from twisted.internet import reactor
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.internet.threads import deferToThread
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, readBody
+from twisted.web.http import HTTPChannel
 
 import gnetcompat as gnet
 from gnetcompat import tap
@@ -333,6 +337,100 @@ class MetricsHardeningTests(TestCase):
             self.assertEqual(fields[b"allow"], b"GET, HEAD", method)
 
 
+class HTTPChannelCanaryTests(SynchronousTestCase):
+    """
+    The metrics site's C{HTTPChannel} subclass overrides hooks of Twisted's
+    HTTP server that no interface declares (C{allHeadersReceived},
+    C{allContentReceived}, C{length}): these canaries notice when a Twisted
+    upgrade changes how they are called.
+    """
+
+    #: what the subclass adds of its own (everything else it defines overrides Twisted)
+    OWN = {
+        "_refuse",
+        "_refused",
+        "_method",
+        "__module__",
+        "__qualname__",
+        "__doc__",
+        "__annotations__",
+    }
+
+    def channel(self) -> tuple[HTTPChannel, StringTransport]:
+        """A metrics-site channel over a C{StringTransport}, timeouts on a fake clock."""
+        site = metricsSite(metricsRegistry(EchoStats().snapshot))
+        site.reactor = Clock()
+        proto = site.buildProtocol(None)
+        assert isinstance(proto, HTTPChannel)
+        t = StringTransport()
+        proto.makeConnection(t)
+        return proto, t
+
+    def test_hooksStillCalledAsWeRelyOn(self) -> None:
+        """
+        Every name the subclass overrides exists on C{HTTPChannel};
+        C{lineReceived} still calls C{allHeadersReceived} at the end of
+        the headers, before choosing C{allContentReceived} (no body:
+        C{length == 0}) or raw mode (a body); C{length} is still set from
+        C{Content-Length}, and to C{None} for a chunked body.
+        """
+        cls = type(self.channel()[0])
+        overridden = set(vars(cls)) - self.OWN
+        self.assertEqual(
+            overridden,
+            {
+                "MAX_LENGTH",
+                "totalHeadersSize",
+                "maxHeaders",
+                "lineReceived",
+                "lineLengthExceeded",
+                "allHeadersReceived",
+                "allContentReceived",
+                "rawDataReceived",
+            },
+        )
+        for name in overridden:
+            self.assertTrue(hasattr(HTTPChannel, name), name)
+        source = inspect.getsource(HTTPChannel.lineReceived)
+        at = [
+            source.index(s)
+            for s in (
+                "self.allHeadersReceived()",
+                "if self.length == 0:",
+                "self.allContentReceived()",
+                "self.setRawMode()",
+            )
+        ]
+        self.assertEqual(at, sorted(at), source)
+        chooser = inspect.getsource(HTTPChannel._maybeChooseTransferDecoder)
+        for needle in ("length = int(data)", "length = None", "self.length = length"):
+            self.assertIn(needle, chooser)
+
+    def test_refusedBeforeTheBodyInMemory(self) -> None:
+        """
+        In memory: a GET announcing a body gets 413 as soon as its headers
+        are in, a POST 405 with C{Allow}, and the connection closes; what
+        follows is ignored.  A plain GET is served.
+        """
+        for request, status in [
+            (b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", b"413"),
+            (b"GET /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", b"413"),
+            (b"POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n", b"405"),
+        ]:
+            proto, t = self.channel()
+            proto.dataReceived(request)
+            self.assertTrue(t.value().startswith(b"HTTP/1.1 " + status + b" "), t.value())
+            self.assertTrue(t.disconnecting)
+            written = t.value()
+            proto.dataReceived(b"12345")
+            self.assertEqual(t.value(), written)
+        self.assertIn(b"Allow: GET, HEAD\r\n", written)
+        proto, t = self.channel()
+        proto.dataReceived(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertTrue(t.value().startswith(b"HTTP/1.1 200 "), t.value()[:80])
+        self.assertIn(b"gnetecho_open_connections", t.value())
+
+
 class MulticoreMetricsTests(TestCase):
     """
     Two worker processes: the parent serves the engine-wide sums.
@@ -348,7 +446,7 @@ class MulticoreMetricsTests(TestCase):
         """
         handler = WebSocketEchoServer(multicore=True)
         engine = await gnet.Serve(
-            handler, "tcp://127.0.0.1:0", gnet.WithNumEventLoop(2), gnet.WithReusePort(True)
+            handler, "tcp://127.0.0.1:0", gnet.WithProcessWorkers(2), gnet.WithReusePort(True)
         ).addTimeout(30, reactor)
         self.addCleanup(shutil.rmtree, handler.statsDir, True)
 

@@ -1,5 +1,5 @@
 """
-Tests for the origin check of the opening handshake (L{gnetcompat._origin}):
+Tests for the origin check of the opening handshake (L{gnetcompat.websocket._origin}):
 the matcher alone, and real handshakes over loopback against an echo
 engine (raw upgrade requests in threads, every socket call bounded).
 """
@@ -16,9 +16,9 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import gnetcompat as gnet
 from gnetcompat import tap
-from gnetcompat._origin import OriginPolicy, printable
 from gnetcompat.echo import WebSocketEchoServer
 from gnetcompat.websocket import WebSocketOptions
+from gnetcompat.websocket._origin import OriginPolicy, printable
 
 from ._hardening_util import upgradeRequest
 

@@ -236,6 +236,8 @@ class PackagingTests(TestCase):
             "gnetcompat/tap.py",
             "gnetcompat/echo/server.py",
             "gnetcompat/echo/service.py",
+            "gnetcompat/examples/simple_protocol/server.py",
+            "gnetcompat/examples/custom_codec/client.py",
             "twisted/plugins/gnetcompat_plugin.py",
             "twisted/plugins/gnetcompat_reactor.py",
         ):

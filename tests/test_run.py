@@ -50,7 +50,7 @@ if __name__ == "__main__":
         from twisted.logger import globalLogBeginner, textFileLogObserver
 
         globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])
-        opts = [gnet.WithNumEventLoop(int(sys.argv[2]))]
+        opts = [gnet.WithProcessWorkers(int(sys.argv[2]))]
     gnet.Run(Echo(), "tcp://127.0.0.1:" + sys.argv[1], *opts)
     print("RUN RETURNED", flush=True)
 """

@@ -187,7 +187,7 @@ class StatusPageTests(TestCase):
         """
         handler = WebSocketEchoServer(multicore=True, wsOptions=statusOptions())
         engine = await gnet.Serve(
-            handler, "tcp://127.0.0.1:0", gnet.WithNumEventLoop(2), gnet.WithReusePort(True)
+            handler, "tcp://127.0.0.1:0", gnet.WithProcessWorkers(2), gnet.WithReusePort(True)
         ).addTimeout(30, reactor)
         self.addCleanup(shutil.rmtree, handler.statsDir, True)
         self.addCleanup(lambda: None if engine.stopping else engine.Stop().addTimeout(20, reactor))

@@ -147,7 +147,7 @@ from tests.mc_handlers import ExitsWhileLoading
 
 application = service.Application("crashloop")
 gnet.EngineService(
-    ExitsWhileLoading(), "tcp://127.0.0.1:0", gnet.WithNumEventLoop(2)
+    ExitsWhileLoading(), "tcp://127.0.0.1:0", gnet.WithProcessWorkers(2)
 ).setServiceParent(application)
 """
 
@@ -163,7 +163,7 @@ application = service.Application("crashlater")
 gnet.EngineService(
     BootsUntilMarked({marker!r}, {notes!r}),
     "tcp://127.0.0.1:0",
-    gnet.WithNumEventLoop(2),
+    gnet.WithProcessWorkers(2),
     policy=SupervisionPolicy(initialBackoff=0.1, maxBackoff=0.2),
 ).setServiceParent(application)
 """
@@ -177,7 +177,7 @@ from tests.mc_handlers import ExitsWhileLoading
 
 if __name__ == "__main__":
     try:
-        gnet.Run(ExitsWhileLoading(), "tcp://127.0.0.1:0", gnet.WithNumEventLoop(2))
+        gnet.Run(ExitsWhileLoading(), "tcp://127.0.0.1:0", gnet.WithProcessWorkers(2))
     except ErrWorkerFailed as e:
         print("RUN RAISED ErrWorkerFailed:", e, flush=True)
         sys.exit(3)

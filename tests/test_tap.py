@@ -41,6 +41,7 @@ DEFAULTS = {
     "port": "9080",
     "multicore": True,
     "num-event-loop": 0,
+    "workers": 0,
     "reuseport": True,
     "tick": 3.0,
     "max-message-size": 16 * MIB,
@@ -121,6 +122,7 @@ class OptionsTests(SynchronousTestCase):
             "--port=tcp:9100:interface=0.0.0.0",
             "--multicore=false",
             "--num-event-loop=3",
+            "--workers=5",
             "--reuseport=no",
             "--tick=0.5",
             "--max-message-size=1024",
@@ -143,6 +145,7 @@ class OptionsTests(SynchronousTestCase):
         expected = {
             "multicore": False,
             "num-event-loop": 3,
+            "workers": 5,
             "reuseport": False,
             "tick": 0.5,
             "max-message-size": 1024,
@@ -325,6 +328,10 @@ class OptionsTests(SynchronousTestCase):
             ("write-buffer-size", "lots"),
             ("write-buffer-size", str(1024**3 + 1)),
             ("num-event-loop", "-2"),
+            ("num-event-loop", "257"),
+            ("workers", "-1"),
+            ("workers", "257"),
+            ("workers", "two"),
             ("shutdown-timeout", "forever"),
         ]
         for name, value in bad:
@@ -494,7 +501,7 @@ class MakeServiceTests(SynchronousTestCase):
         opts = loadOptions(*svc.opts)
         self.assertEqual(
             (
-                opts.Multicore,
+                opts.numWorkers(),
                 opts.NumEventLoop,
                 opts.ReusePort,
                 opts.Ticker,
@@ -503,7 +510,7 @@ class MakeServiceTests(SynchronousTestCase):
                 opts.ReadBufferCap,
                 opts.WriteBufferCap,
             ),
-            (False, 0, True, True, 32, 3.0, 100000, 3000000),
+            (0, 0, True, True, 32, 3.0, 100000, 3000000),
         )
         # powers of two, as gnet
         self.assertEqual(opts.normalized().ReadBufferCap, 131072)
@@ -529,15 +536,38 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(len(calls), 1)
         self.assertEqual(started, [1])
 
+    def test_workersMapToProcessWorkers(self) -> None:
+        """
+        gnetecho serves from worker processes: C{--workers N} gives N,
+        C{--multicore} one per CPU or C{--num-event-loop} of them,
+        C{--multicore=false} one process; never event loops sharing one
+        process (C{WithMulticore} is not passed on).
+        """
+        cases = [
+            ((), True, os.cpu_count() or 1),
+            (("--workers=3",), 3, 3),
+            (("--workers=3", "--multicore=false"), 3, 3),
+            (("--num-event-loop=2",), True, 2),
+            (("--multicore=false",), 0, 0),
+            (("--multicore=false", "--num-event-loop=1"), 0, 0),
+        ]
+        for argv, asked, workers in cases:
+            opts = loadOptions(*parse(*argv).gnetOptions())
+            self.assertEqual((opts.ProcessWorkers, opts.numWorkers()), (asked, workers), argv)
+            self.assertEqual(opts.numLoops() if not workers else 1, 1, argv)
+            self.assertFalse(opts.Multicore)
+
     def test_defaultsTree(self) -> None:
         """
-        With defaults the engine is multicore with reuse-port and the ticker
-        on, listening on 127.0.0.1:9080.
+        With defaults the engine runs one worker process per CPU (process
+        workers: the echo handler is stateless) with reuse-port and the
+        ticker on, listening on 127.0.0.1:9080.
         """
         svc = tap.makeService(parse()).getServiceNamed("gnetecho")
         self.assertEqual(svc.addrs, ["tcp://127.0.0.1:9080"])
         opts = loadOptions(*svc.opts)
-        self.assertEqual((opts.Multicore, opts.ReusePort, opts.Ticker), (True, True, True))
+        self.assertEqual((opts.ProcessWorkers, opts.ReusePort, opts.Ticker), (True, True, True))
+        self.assertEqual(opts.numWorkers(), os.cpu_count() or 1)
         self.assertTrue(svc.handler.multicore)
         self.assertFalse(svc.handler.debug)
 
@@ -942,7 +972,7 @@ class UnixSocketModeTests(TestCase):
             multicore=workers > 1, wsOptions=WebSocketOptions(webStatus=True)
         )
         if workers > 1:
-            options += (gnet.WithNumEventLoop(workers),)
+            options += (gnet.WithProcessWorkers(workers),)
         engine = await gnet.Serve(handler, f"unix://{path}", *options).addTimeout(
             30, __import__("twisted.internet.reactor", fromlist=["reactor"])
         )

@@ -14,7 +14,6 @@ import shutil
 import signal
 import socket
 import ssl
-import sys
 import tempfile
 import threading
 import time
@@ -31,6 +30,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 import gnetcompat as gnet
 from gnetcompat import _tls
 from gnetcompat._protocol import GnetFactory
+from gnetcompat._twistedcompat import rawTransport
 from gnetcompat.echo import WebSocketEchoServer
 from gnetcompat.errors import ErrInvalidOption
 from gnetcompat.options import loadOptions
@@ -39,17 +39,12 @@ from gnetcompat.testing import HandlerDriver
 from gnetcompat.websocket import WebSocketOptions
 
 from ._procs import freePort, spawnTwistd
-from ._tlscerts import Certs, makeCerts, makeRsaServer, peerCN, reissueServer
+from ._tlscerts import Certs, certsFor, makeRsaServer, peerCN, reissueServer
 from .mc_handlers import PidEcho
 
 IO_TIMEOUT = 10.0
-
-
-def certsFor(case: Any) -> Certs:
-    """A fresh certificate set in a temporary directory removed after C{case}."""
-    d = tempfile.mkdtemp(prefix="gnetcompat-tls-")
-    case.addCleanup(shutil.rmtree, d, True)
-    return makeCerts(d)
+#: the descriptor through which only twistd (not its workers) sees the certificates
+PARENT_ONLY_FD = 50
 
 
 async def poll(check: Any, what: str, timeout: float = 15.0) -> Any:
@@ -121,17 +116,10 @@ def readLine(s: Any) -> bytes:
 
 
 class TwistedInternalsCanaryTests(SynchronousTestCase):
-    """The two Twisted internals L{gnetcompat._tls} reads."""
-
-    def test_endpointParser(self) -> None:
-        """
-        C{twisted.internet.endpoints._parse} still splits descriptions as
-        C{twistedParse} expects (positional, keyword, escaped colons).
-        """
-        self.assertEqual(
-            _tls.twistedParse(r"ssl:9443:privateKey=a\:b.pem:certKey=c.pem"),
-            (["ssl", "9443"], {"privateKey": "a:b.pem", "certKey": "c.pem"}),
-        )
+    """
+    The TLS protocol's plaintext buffer, which L{gnetcompat._twistedcompat}
+    reads for a TLS L{Conn} (the other canaries: tests.test_twistedcompat).
+    """
 
     def test_appSendBuffer(self) -> None:
         """
@@ -210,6 +198,18 @@ class DescriptionTests(SynchronousTestCase):
         ]:
             e = self.assertRaises(ValueError, gnet.TLSConfig.fromDescription, text)
             self.assertIn(needle, str(e))
+
+    def test_trailingBackslash(self) -> None:
+        """
+        A description ending in a lone backslash is a C{ValueError} naming
+        it (Twisted's tokenizer raised C{RuntimeError} through
+        C{fromDescription}, and C{twistd gnetecho --listen} crashed with a
+        traceback instead of a usage error).
+        """
+        e = self.assertRaises(ValueError, gnet.TLSConfig.fromDescription, "ssl:9443\\")
+        self.assertIn("lone backslash", str(e))
+        e = self.assertRaises(usage.UsageError, TapOptions().parseOptions, ["--listen", "ssl:1\\"])
+        self.assertIn("--listen", str(e))
 
 
 class SettingErrorTests(SynchronousTestCase):
@@ -297,29 +297,27 @@ class SettingErrorTests(SynchronousTestCase):
             self.check(needle, c.serverCert, c.serverKey, **kw)
         self.assertRaises(ErrInvalidOption, gnet.WithTLS, c.serverCert, c.serverKey, bogus=1)
 
-    def test_missingPyOpenSSL(self) -> None:
-        """Without pyOpenSSL the message names the extra to install."""
-        saved = sys.modules.get("OpenSSL")
-        sys.modules["OpenSSL"] = None  # type: ignore[assignment]
-        self.addCleanup(sys.modules.__setitem__, "OpenSSL", saved)
-        e = self.assertRaises(ErrInvalidOption, gnet.TLSConfig(self.certs.serverCert).check)
-        self.assertIn("twisted[tls]", str(e))
-
     def test_optionsChecked(self) -> None:
         """
         Options.normalized() loads the files (so Serve fails at start);
         multicore refuses a ready-made context object (workers load paths);
-        WithTLS(address=) must name one of the engine's addresses.
+        a single process refuses anything that is neither files nor a
+        Twisted connection creator or context factory (it used to be
+        accepted, and fail at the first connection); WithTLS(address=)
+        must name one of the engine's addresses.
         """
         from twisted.internet import ssl as tssl
 
         c = self.certs
         bad = loadOptions(gnet.WithTLS(c.serverCert, c.clientKey))
         self.assertRaises(ErrInvalidOption, bad.normalized)
+        loadOptions(gnet.WithTLS(tssl.CertificateOptions())).normalized()
+        e = self.assertRaises(ErrInvalidOption, loadOptions(gnet.WithTLS(42)).normalized)
+        self.assertIn("TLS: WithTLS takes certificate files", str(e))
         obj = tssl.CertificateOptions()
-        multi = loadOptions(gnet.WithTLS(obj), gnet.WithNumEventLoop(2))
+        multi = loadOptions(gnet.WithTLS(obj), gnet.WithProcessWorkers(2))
         e = self.assertRaises(ErrInvalidOption, multi.normalized)
-        self.assertIn("multicore workers load the certificate themselves", str(e))
+        self.assertIn("process workers load the certificate themselves", str(e))
         d = gnet.Serve(
             PidEcho(),
             "tcp://127.0.0.1:0",
@@ -333,8 +331,8 @@ class SettingErrorTests(SynchronousTestCase):
         A loaded TLSConfig pickles as paths with the validated bytes of
         its files, no OpenSSL object; the copy (a worker's) builds its
         context from those bytes, not from the disk: the files may be
-        broken by then.  L{_tls.staleFiles} names the files whose bytes on
-        disk differ from the validated ones.
+        broken by then.  L{TLSConfig.changedOnDisk} names the files whose
+        bytes on disk differ from the validated ones.
         """
         import pickle
 
@@ -342,15 +340,14 @@ class SettingErrorTests(SynchronousTestCase):
         cfg = gnet.TLSConfig(c.serverCert, c.serverKey)
         cfg.check()
         self.assertIsNotNone(cfg._creator)
-        options = loadOptions(gnet.WithTLS(cfg))
-        self.assertEqual(_tls.staleFiles(options), [])
+        self.assertEqual(cfg.changedOnDisk(), [])
         copy = pickle.loads(pickle.dumps(cfg))
         self.assertIsNone(copy._creator)
         self.assertEqual(copy, cfg)
         for path in (c.serverCert, c.serverKey):
             with open(path, "wb") as f:
                 f.write(b"renewal in progress")
-        self.assertEqual(_tls.staleFiles(options), [c.serverCert, c.serverKey])
+        self.assertEqual(cfg.changedOnDisk(), [c.serverCert, c.serverKey])
         copy.check()
         self.assertIsNotNone(copy._creator)
         self.assertRaises(ErrInvalidOption, gnet.TLSConfig(c.serverCert, c.serverKey).check)
@@ -902,7 +899,7 @@ class BackpressureTests(TestCase):
         self.addCleanup(s.close)
         await poll(lambda: conns, "OnOpen")
         conn = conns[0]
-        fd = _tls.rawTransport(conn.driverTransport).fileno()
+        fd = rawTransport(conn.driverTransport).fileno()
 
         def reading() -> bool:
             return any(r.fileno() == fd for r in reactor.getReaders())
@@ -1021,7 +1018,7 @@ class MulticoreTests(TestCase):
         eng = await gnet.Serve(
             PidEcho(),
             "tcp://127.0.0.1:0",
-            gnet.WithNumEventLoop(2),
+            gnet.WithProcessWorkers(2),
             gnet.WithReusePort(True),
             gnet.WithTLS(c.serverCert, c.serverKey),
             *opts,
@@ -1097,16 +1094,30 @@ class TwistdTests(TestCase):
 
     timeout = 90
 
-    async def startTLS(self) -> tuple[Certs, int, Any]:
+    async def startTLS(self, parentOnly: bool = False) -> tuple[Certs, int, Any]:
         """
         C{twistd gnetecho --tls-cert/--tls-key} with two workers, once they
         serve: (the certificates, the port, the process).
+
+        @param parentOnly: name the files by paths that only the parent
+            can open: through a descriptor of the certificates' directory
+            that twistd inherits (C{/proc/self/fd/N/server.crt}) and that
+            its workers, spawned with their own descriptors only, lack.  A
+            worker that read a TLS file from disk would fail.
         """
         c = certsFor(self)
         port = freePort()
+        cert, key, fds = c.serverCert, c.serverKey, {}
+        if parentOnly:
+            fd = os.open(c.directory, os.O_RDONLY | os.O_DIRECTORY)
+            self.addCleanup(os.close, fd)
+            fds = {PARENT_ONLY_FD: fd}
+            cert, key = (
+                f"/proc/self/fd/{PARENT_ONLY_FD}/{os.path.basename(p)}" for p in (cert, key)
+            )
         argv = ["gnetecho", "--port", str(port), "--num-event-loop", "2"]
-        proc = spawnTwistd(self, [*argv, "--tls-cert", c.serverCert, "--tls-key", c.serverKey])
-        await proc.waitFor(r"multicore engine: 2 workers serving", 30)
+        proc = spawnTwistd(self, [*argv, "--tls-cert", cert, "--tls-key", key], inheritFDs=fds)
+        await proc.waitFor(r"process workers: 2 workers serving", 30)
         return c, port, proc
 
     async def test_sighupReload(self) -> None:
@@ -1115,8 +1126,13 @@ class TwistdTests(TestCase):
         SIGHUP to twistd reloads the certificate in every worker (new
         connections get it, an open WebSocket keeps working), and a bad
         file on a later SIGHUP keeps the current certificate and logs why.
+        The files are named by paths only the parent can open: the parent
+        reads and checks them and sends their bytes over the bus, and the
+        workers never read the disk (they used to be sent C{SIGHUP} and read
+        the files again themselves, possibly other bytes than those checked:
+        here they would fail and keep the old certificate).
         """
-        c, port, proc = await self.startTLS()
+        c, port, proc = await self.startTLS(parentOnly=True)
         self.assertIn("(TLS)", proc.output)
 
         def echo(url: str) -> tuple[str, str]:
@@ -1137,7 +1153,7 @@ class TwistdTests(TestCase):
         self.addCleanup(held.close)
         reissueServer(c, "renewed server")
         proc.signal(signal.SIGHUP)
-        await proc.waitFor(r"asked the workers to reload", 15)
+        await proc.waitFor(r"TLS certificates checked; their bytes sent to 2 of 2 workers", 15)
         await poll(
             lambda: proc.output.count("TLS certificates reloaded") >= 2, "two workers reloaded"
         )
@@ -1209,7 +1225,7 @@ class TwistdTests(TestCase):
                 f":extraCertChain={c.caCert}",
             ],
         )
-        await proc.waitFor(r"multicore engine: 2 workers serving", 30)
+        await proc.waitFor(r"process workers: 2 workers serving", 30)
 
         def run() -> list:
             from websockets.sync.client import connect

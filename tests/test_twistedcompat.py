@@ -8,32 +8,45 @@ from __future__ import annotations
 import hashlib
 import inspect
 import socket
+import sys
+import warnings
 
+from OpenSSL.SSL import Connection
 from twisted.internet import abstract, endpoints, tcp, unix
 from twisted.internet.error import ReactorNotRestartable
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.selectreactor import SelectReactor
+from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
-from twisted.protocols.tls import TLSMemoryBIOProtocol
+from twisted.protocols.policies import WrappingFactory
+from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from gnetcompat import _twistedcompat
 from gnetcompat._twistedcompat import (
     AcceptRefusals,
+    GnetTLSFactory,
     SocketError,
     UnixPortKeepingFile,
     _Client,
     _Server,
+    awaitHandshake,
     directSocket,
     forgetExitSignal,
     hasWriteBuffer,
+    isTLS,
     keepSocketErrors,
+    rawTransport,
     reactorHasRun,
     sendNow,
     throttleAcceptErrors,
+    tlsConnection,
     tlsPlaintextBuffered,
     twistedParse,
     writeBacklog,
 )
+
+from ._tlscerts import certsFor
 
 
 def sourceHash(obj: object) -> str:
@@ -207,7 +220,7 @@ class TLSBufferCanaryTests(SynchronousTestCase):
         """
         Twisted's TLS protocol still creates C{_appSendBuffer} as a list and
         appends plaintext to it (the behavioural probe is
-        C{tests.test_tls.CanaryTests.test_appSendBuffer}).
+        C{tests.test_tls.TwistedInternalsCanaryTests.test_appSendBuffer}).
         """
         source = inspect.getsource(TLSMemoryBIOProtocol)
         for needle in ("self._appSendBuffer = []", "self._appSendBuffer.append(octets)"):
@@ -218,6 +231,86 @@ class TLSBufferCanaryTests(SynchronousTestCase):
 
         self.assertEqual(tlsPlaintextBuffered(Holder()), 5)
         self.assertEqual(tlsPlaintextBuffered(StringTransport()), 0)
+
+
+class TLSFactoryCanaryTests(SynchronousTestCase):
+    """
+    L{GnetTLSFactory} and the readers of a TLS transport
+    (L{tlsConnection}, L{rawTransport}, L{awaitHandshake}) lean on
+    C{twisted.protocols.tls} beyond its interfaces: these notice when a
+    Twisted upgrade changes what they rely on.
+    """
+
+    def tlsProtocol(self, handshakeTimeout: float = 7.0) -> tuple[GnetTLSFactory, Protocol]:
+        """A server-side TLS protocol of a L{GnetTLSFactory} over a C{StringTransport}."""
+        import gnetcompat as gnet
+
+        certs = certsFor(self)
+        creator = gnet.TLSConfig(certs.serverCert, certs.serverKey).creator()
+        factory = GnetTLSFactory(
+            creator, False, Factory.forProtocol(Protocol), Clock(), handshakeTimeout
+        )
+        proto = factory.buildProtocol(None)
+        assert proto is not None
+        proto.makeConnection(StringTransport())
+        return factory, proto
+
+    def test_plainProtocolIsOurChoice(self) -> None:
+        """
+        Twisted's factory still defaults to its buffering transport (a
+        C{TLSMemoryBIOProtocol} subclass that holds writes for a reactor
+        iteration), so choosing the plain protocol still matters; ours
+        builds exactly C{TLSMemoryBIOProtocol}, a C{WrappingFactory}
+        that tracks its protocols.
+        """
+        self.assertIs(TLSMemoryBIOFactory.protocol, BufferingTLSTransport)
+        self.assertTrue(issubclass(BufferingTLSTransport, TLSMemoryBIOProtocol))
+        self.assertIs(GnetTLSFactory.protocol, TLSMemoryBIOProtocol)
+        self.assertTrue(issubclass(GnetTLSFactory, WrappingFactory))
+        factory, proto = self.tlsProtocol()
+        self.assertIs(type(proto), TLSMemoryBIOProtocol)
+        self.assertIn(proto, factory.protocols)
+
+    def test_stopAbortsHandshakes(self) -> None:
+        """
+        C{stopFactory} aborts a connection still in its handshake (its
+        wrapped protocol has no C{conn} yet) through the public
+        C{abortConnection}, which reaches the socket transport below.
+        """
+        factory, proto = self.tlsProtocol()
+        below = rawTransport(proto)
+        factory.doStart()
+        self.assertFalse(below.disconnecting)
+        factory.doStop()
+        self.assertTrue(below.disconnecting)
+
+    def test_readsOfATLSTransport(self) -> None:
+        """
+        A C{TLSMemoryBIOProtocol} is an C{ISSLTransport} with C{getHandle}
+        (the OpenSSL C{Connection}), C{negotiatedProtocol} (C{None} before
+        the handshake), C{transport} (the socket transport below) and
+        C{factory} (whose C{handshakeTimeout} L{awaitHandshake} arms);
+        other transports are none of it.
+        """
+        _, proto = self.tlsProtocol(handshakeTimeout=7.0)
+        self.assertTrue(isTLS(proto))
+        found = tlsConnection(proto)
+        assert found is not None
+        self.assertIsInstance(found[0], Connection)
+        self.assertIsNone(found[1])
+        self.assertIsInstance(rawTransport(proto), StringTransport)
+
+        class Wrapped:
+            transport = proto
+
+        clock = Clock()
+        call = awaitHandshake(Wrapped(), clock, lambda: None, 99.0)
+        assert call is not None
+        self.assertEqual(call.getTime(), 7.0)
+        plain = StringTransport()
+        self.assertFalse(isTLS(plain))
+        self.assertIsNone(tlsConnection(plain))
+        self.assertIs(rawTransport(plain), plain)
 
 
 class EndpointParserCanaryTests(SynchronousTestCase):
@@ -267,6 +360,26 @@ class DoPollCanaryTests(SynchronousTestCase):
         source = inspect.getsource(EPollReactor.doPoll)
         self.assertIn("log.callWithLogger(selectable, _drdw, selectable, fd, event)", source)
         self.assertTrue(callable(_twistedcompat.doPollWithoutLogContext))
+
+
+class LoggingBegunCanaryTests(SynchronousTestCase):
+    """L{_twistedcompat.loggingBegun} reads C{LogBeginner._temporaryObserver}."""
+
+    def test_tracksBeginLoggingTo(self) -> None:
+        """
+        A fresh C{LogBeginner} has not begun; after C{beginLoggingTo} it
+        has (the private attribute still means what it meant).
+        """
+        import io
+        import types
+
+        from twisted.logger import LogBeginner, LogPublisher
+
+        fakeWarnings = types.SimpleNamespace(showwarning=warnings.showwarning)
+        beginner = LogBeginner(LogPublisher(), io.StringIO(), sys, fakeWarnings)
+        self.assertFalse(_twistedcompat.loggingBegun(beginner))
+        beginner.beginLoggingTo([lambda event: None], redirectStandardIO=False)
+        self.assertTrue(_twistedcompat.loggingBegun(beginner))
 
 
 class ExitSignalCanaryTests(SynchronousTestCase):

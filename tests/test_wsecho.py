@@ -31,6 +31,7 @@ from websockets.uri import parse_uri
 
 import gnetcompat as gnet
 from gnetcompat.echo import WebSocketEchoServer
+from gnetcompat.echo.status import CONTENT_SECURITY_POLICY
 from gnetcompat.testing import FakePeer, HandlerDriver
 from gnetcompat.websocket import WebSocketOptions
 
@@ -805,6 +806,48 @@ class PickleTests(SynchronousTestCase):
             self.assertIsNotNone(copy.statsDir)
             self.assertEqual((copy.statsDir, again.statsDir), (handler.statsDir, handler.statsDir))
             self.assertFalse(os.path.exists(handler.statsDir))
+
+    def get(self, handler: WebSocketEchoServer) -> bytes:
+        """The answer of C{handler}, booted, to a plain C{GET /}."""
+        driver = HandlerDriver(handler, gnet.WithTicker(False))
+        driver.boot()
+        peer = driver.connect()
+        peer.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        answer = peer.received()
+        driver.stop()
+        return answer
+
+    def test_statusPageAfterPickle(self) -> None:
+        """
+        The status page comes with the sessions' options, built by the
+        handler that serves them: the original and a copy made by pickle
+        (a worker) each answer C{GET /} with their own page and the echo
+        service's headers (its Content-Security-Policy).
+        """
+        self.privateTempdir()
+        handler = WebSocketEchoServer(wsOptions=WebSocketOptions(webStatus=True, keepRequest=False))
+        answer = self.get(handler)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:80])
+        self.assertIn(CONTENT_SECURITY_POLICY.encode(), answer)
+        worker = pickle.loads(pickle.dumps(handler))
+        self.addCleanup(shutil.rmtree, handler.statsDir, True)
+        answer = self.get(worker)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:80])
+        self.assertIn(CONTENT_SECURITY_POLICY.encode(), answer)
+        sessionOptions = worker._sessionOptions
+        self.assertIsNotNone(sessionOptions)
+        self.assertIs(sessionOptions.statusPage.__self__, worker)
+
+    def test_ownStatusPage(self) -> None:
+        """
+        Options that bring their own status page keep it (and its headers).
+        """
+        options = WebSocketOptions(
+            webStatus=True, statusPage=lambda: "mine", statusPageHeaders=[("X-Mine", "1")]
+        )
+        answer = self.get(WebSocketEchoServer(multicore=False, wsOptions=options))
+        self.assertTrue(answer.endswith(b"\r\n\r\nmine"), answer)
+        self.assertIn(b"\r\nX-Mine: 1\r\n", answer)
 
     def test_workerCreatesStatsDirOnBoot(self) -> None:
         """

@@ -1,5 +1,6 @@
 """
-Tests for L{gnetcompat._wsproto}.
+Tests for the WebSocket session (L{gnetcompat.websocket._session}), its
+options and its partial-message budget.
 
 Deterministic: no sockets, no real time.  The client side is the sans-I/O
 C{websockets.client.ClientProtocol}; deliberately broken frames are built with
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import zlib
 from typing import Any
 
@@ -25,14 +27,19 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
-from gnetcompat._wsproto import (
-    INFLATE_STEP,
+import gnetcompat as gnet
+from gnetcompat import BuiltinEventEngine, Conn
+from gnetcompat.testing import HandlerDriver
+from gnetcompat.websocket import (
     OPCODE_BINARY,
     OPCODE_TEXT,
+    STATUS_PAGE_HEADERS,
     Message,
+    WebSocketConn,
     WebSocketOptions,
     WebSocketSession,
 )
+from gnetcompat.websocket._autobahncompat import INFLATE_STEP, MAX_FACTORIES, _factories
 from tests._sink import RecordingSink
 from tests.autobahn_report import (
     CaseResult,
@@ -873,6 +880,246 @@ class OptionsTests(SynchronousTestCase):
         session = WebSocketSession(sink, WebSocketOptions(server="test-server/1"), reactor=Clock())
         session.feed(Client().handshake())
         self.assertIn(b"\r\nServer: test-server/1\r\n", sink.take())
+
+
+class StatusPageOptionTests(SynchronousTestCase):
+    """
+    The status page and its headers come with the options
+    (C{WebSocketOptions.statusPage}, C{statusPageHeaders}), not assigned to
+    each session after it was built.
+    """
+
+    def get(self, options: WebSocketOptions, target: bytes = b"/") -> tuple[RecordingSink, bytes]:
+        """A plain C{GET target} to a new session; the sink and the answer."""
+        sink = RecordingSink()
+        session = WebSocketSession(sink, options, reactor=Clock())
+        session.feed(b"GET " + target + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+        return sink, sink.take()
+
+    def test_pageFromOptions(self) -> None:
+        """
+        With C{webStatus}, a plain C{GET /} gets the options' page with
+        their headers; another path a 404 with the same headers; without
+        C{webStatus}, HTTP 426.
+        """
+        options = WebSocketOptions(
+            webStatus=True,
+            statusPage=lambda: "<p>up</p>",
+            statusPageHeaders=[("X-Test", "one")],
+        )
+        sink, answer = self.get(options)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer)
+        self.assertIn(b"\r\nX-Test: one\r\n", answer)
+        self.assertNotIn(b"Content-Security-Policy", answer)
+        self.assertTrue(answer.endswith(b"\r\n\r\n<p>up</p>"), answer)
+        self.assertTrue(sink.lost)
+        _, answer = self.get(options, b"/elsewhere")
+        self.assertTrue(answer.startswith(b"HTTP/1.1 404 "), answer)
+        self.assertIn(b"\r\nX-Test: one\r\n", answer)
+        options.webStatus = False
+        _, answer = self.get(options)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 426 "), answer)
+
+    def test_defaultHeaders(self) -> None:
+        """
+        A page given without headers is sent with L{STATUS_PAGE_HEADERS}.
+        """
+        _, answer = self.get(WebSocketOptions(webStatus=True, statusPage=lambda: "x"))
+        for name, value in STATUS_PAGE_HEADERS:
+            self.assertIn(f"\r\n{name}: {value}\r\n".encode(), answer)
+
+    def test_notAssignable(self) -> None:
+        """
+        A session has no C{statusPage} to assign (it would be ignored):
+        assigning one fails loudly.
+        """
+        session = WebSocketSession(RecordingSink(), WebSocketOptions(), reactor=Clock())
+        self.assertRaises(AttributeError, setattr, session, "statusPage", lambda: "x")
+        self.assertRaises(AttributeError, setattr, session, "statusPageHeaders", ())
+
+    def test_invalid(self) -> None:
+        """
+        A page that is not callable and headers that are not one-line
+        Latin-1 C{(name, value)} pairs of C{str} are refused, naming the
+        option.
+        """
+        for kwargs, name in [
+            ({"statusPage": "<p>page</p>"}, "statusPage"),
+            ({"statusPageHeaders": "X-A: b"}, "statusPageHeaders"),
+            ({"statusPageHeaders": [("X-A",)]}, "statusPageHeaders"),
+            ({"statusPageHeaders": [("X-A", 1)]}, "statusPageHeaders"),
+            ({"statusPageHeaders": [("X-A", "b\r\nSet-Cookie: c")]}, "statusPageHeaders"),
+            ({"statusPageHeaders": [("X A", "b")]}, "statusPageHeaders"),
+            ({"statusPageHeaders": [("", "b")]}, "statusPageHeaders"),
+            ({"statusPageHeaders": [("X-A", "\u2603")]}, "statusPageHeaders"),
+        ]:
+            options = WebSocketOptions(**kwargs)
+            error = self.assertRaises(ValueError, options.validate)
+            self.assertIn(name, str(error))
+            self.assertRaises(
+                ValueError, WebSocketSession, RecordingSink(), options, reactor=Clock()
+            )
+
+    def test_unhashableHeaders(self) -> None:
+        """
+        Headers given as lists (which the factory cache cannot hash as they
+        are) are valid and sent.
+        """
+        clock = Clock()
+        for _ in range(2):
+            sink = RecordingSink()
+            options = WebSocketOptions(
+                webStatus=True, statusPage=lambda: "x", statusPageHeaders=[["X-List", "1"]]
+            )
+            session = WebSocketSession(sink, options, reactor=clock)
+            session.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            self.assertIn(b"\r\nX-List: 1\r\n", sink.take())
+
+
+class FactoryCacheTests(SynchronousTestCase):
+    """
+    Sessions with equal options share one Autobahn factory per reactor,
+    and a reactor keeps a bounded number of them.
+    """
+
+    def test_bounded(self) -> None:
+        """
+        Options with ever new values (a status page callable per handler, a
+        Server header per tenant...) do not grow the cache without bound:
+        at most C{MAX_FACTORIES} per reactor, the oldest dropped first;
+        sessions built before keep working.
+        """
+        clock = Clock()
+        first = WebSocketSession(RecordingSink(), WebSocketOptions(server="s0"), reactor=clock)
+        for i in range(1, MAX_FACTORIES + 10):
+            WebSocketSession(RecordingSink(), WebSocketOptions(server=f"s{i}"), reactor=clock)
+        self.assertEqual(len(_factories[clock]), MAX_FACTORIES)
+        self.assertEqual(first.feed(Client().handshake()), [])
+        self.assertTrue(first.upgraded)
+
+    def test_shared(self) -> None:
+        """
+        Equal options (equal status page callables included) share one
+        factory.
+        """
+        clock = Clock()
+
+        def page() -> str:
+            return "x"
+
+        for _ in range(3):
+            options = WebSocketOptions(webStatus=True, statusPage=page)
+            WebSocketSession(RecordingSink(), options, reactor=clock)
+        self.assertEqual(len(_factories[clock]), 1)
+
+
+class _PathEcho(BuiltinEventEngine):
+    """
+    A gnet WebSocket echo handler, as a user writes one (the wsecho
+    example), for L{MessagePathTests}.
+    """
+
+    def OnOpen(self, c: Any) -> tuple[bytes | None, Any]:
+        c.SetContext(WebSocketConn(c, WebSocketOptions(autoPingInterval=0, autoPingTimeout=0)))
+        return None, gnet.None_
+
+    def OnTraffic(self, c: Any) -> Any:
+        ws = c.Context()
+        for msg in ws.ReadClientData():
+            ws.WriteServerMessage(msg.opcode, msg.payload)
+        return gnet.None_
+
+    def OnClose(self, c: Any, err: BaseException | None) -> Any:
+        c.Context().ConnectionLost(err)
+        return gnet.None_
+
+
+class MessagePathTests(SynchronousTestCase):
+    """
+    The architecture's claim (the package docstring of
+    L{gnetcompat.websocket}), measured on a real C{Conn}: a message crosses
+    two objects of the WebSocket layer (the L{WebSocketConn}, which is the
+    session, and its Autobahn protocol) and four modules of the library
+    (C{_protocol}, C{_conn}, C{websocket._session},
+    C{websocket._autobahncompat}), on the way in and on the way out.
+    """
+
+    LIBRARY = {
+        "gnetcompat._protocol",
+        "gnetcompat._conn",
+        "gnetcompat.websocket._session",
+        "gnetcompat.websocket._autobahncompat",
+    }
+
+    def stack(self) -> list[tuple[str, object]]:
+        """
+        (module, C{self}) of each frame from the caller's caller down to
+        the bottom of the stack.
+        """
+        frames = []
+        frame = sys._getframe(2)
+        while frame is not None:
+            frames.append((frame.f_globals.get("__name__", ""), frame.f_locals.get("self")))
+            frame = frame.f_back
+        return frames
+
+    def assertPath(self, stack: list[tuple[str, object]], ws: Any) -> None:
+        """
+        Between the handler's C{OnTraffic} and the recording point, the
+        library frames are the session's and its protocol's, in two
+        modules; below it, the library's modules are the four.
+        """
+        handler = next(i for i, (_, me) in enumerate(stack) if isinstance(me, _PathEcho))
+        layer = [(m, me) for m, me in stack[:handler] if m.startswith("gnetcompat")]
+        self.assertTrue(layer)
+        self.assertLessEqual(
+            {m for m, _ in layer},
+            {"gnetcompat.websocket._session", "gnetcompat.websocket._autobahncompat"},
+        )
+        objects = {id(me) for _, me in layer}
+        self.assertLessEqual(objects, {id(ws), id(ws.session._proto)})
+        library = {
+            m for m, _ in stack if m.startswith("gnetcompat") and m not in ("gnetcompat.testing",)
+        }
+        self.assertLessEqual(library, self.LIBRARY)
+
+    def test_path(self) -> None:
+        """
+        A text message in, its echo out: recorded where Autobahn hands the
+        decoded message to the protocol (C{onMessage}) and where the frames
+        reach the Conn (C{Conn.driverWrite}, the handshake response too).
+        """
+        driver = HandlerDriver(_PathEcho())
+        driver.boot()
+        peer = driver.connect()
+        inbound: list[list[tuple[str, object]]] = []
+        outbound: list[list[tuple[str, object]]] = []
+        driverWrite = Conn.driverWrite
+
+        def recordWrite(conn: Conn, data: bytes) -> None:
+            outbound.append(self.stack())
+            driverWrite(conn, data)
+
+        self.patch(Conn, "driverWrite", recordWrite)
+        client = Client()
+        peer.send(client.handshake())
+        self.assertEqual(client.receive(peer.received())[0].status_code, 101)
+        ws = peer.conn.Context()
+        proto = ws.session._proto
+        onMessage = type(proto).onMessage
+
+        def recordMessage(me: Any, payload: bytes, isBinary: bool) -> None:
+            inbound.append(self.stack())
+            onMessage(me, payload, isBinary)
+
+        self.patch(type(proto), "onMessage", recordMessage)
+        peer.send(client.text(b"hello"))
+        self.assertEqual(frames(client.receive(peer.received())), [(Opcode.TEXT, b"hello")])
+        self.assertEqual(len(inbound), 1)
+        self.assertEqual(len(outbound), 2)  # the 101 response, the echo
+        for stack in inbound + outbound:
+            self.assertPath(stack, ws)
+        driver.stop()
 
 
 class ReportTests(SynchronousTestCase):

@@ -1,5 +1,5 @@
 """
-Tests for L{gnetcompat._xormask}: the small-payload masker equals Autobahn's,
+Tests for L{gnetcompat.websocket._xormask}: the small-payload masker equals Autobahn's,
 and only gnetcompat's own WebSocket protocol uses it.
 """
 
@@ -14,9 +14,8 @@ from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from gnetcompat._wsproto import WebSocketSession
-from gnetcompat._xormask import SMALL, SmallMasker, fastCreateXorMasker
-from gnetcompat.websocket import WebSocketOptions
+from gnetcompat.websocket import WebSocketOptions, WebSocketSession
+from gnetcompat.websocket._xormask import SMALL, SmallMasker, fastCreateXorMasker
 
 from ._hardening_util import frame, upgradeRequest
 from ._sink import RecordingSink

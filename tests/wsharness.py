@@ -1,5 +1,5 @@
 """
-A minimal Twisted echo server over L{gnetcompat._wsproto.WebSocketSession}.
+A minimal Twisted echo server over L{gnetcompat.websocket.WebSocketSession}.
 
 Temporary: it drives the session the way the gnet layer will (feed, answer
 every message, flush the held failure) so the Autobahn TestSuite can be run
@@ -20,7 +20,7 @@ from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from gnetcompat._wsproto import WebSocketOptions, WebSocketSession
+from gnetcompat.websocket import WebSocketOptions, WebSocketSession
 
 log = Logger()
 

@@ -5,7 +5,7 @@ on gnetcompat, using the library through its public names only.
   - L{server}: the handler, L{WebSocketEchoServer}
   - L{metrics}: engine-wide statistics and the Prometheus endpoint
   - L{status}: the HTML status page (served through the WebSocket layer's
-    status-page hook, L{gnetcompat.websocket.WebSocketSession.statusPage})
+    status-page hook, L{gnetcompat.websocket.WebSocketOptions.statusPage})
   - L{limits}: process limits (the open-file limit)
   - L{service}: the process-level services (open-file limit at start,
     SIGHUP, TLS reload, statistics clean-up)

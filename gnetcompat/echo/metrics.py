@@ -73,7 +73,6 @@ from __future__ import annotations
 import ipaddress
 import mmap
 import os
-import re
 import secrets
 import shutil
 import stat
@@ -84,6 +83,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import gnetcompat as gnet
 
 __all__ = [
     "CLOSE_CODES",
@@ -682,24 +683,24 @@ def metricsEndpoint(description: str) -> tuple[str, str | None]:
     The endpoint C{--metrics DESCRIPTION} listens on: a bare port (C{9100},
     C{tcp:9100}, C{tcp6:9100}, C{ssl:9100:...}) binds loopback
     (C{interface=127.0.0.1}, or C{::1} for C{tcp6}), as C{--port} does; an
-    explicit C{interface=} is kept.  Other endpoint types (C{unix:},
-    C{systemd:}) pass through.
+    explicit interface (C{interface=}, or positional in Twisted's order) is
+    kept.  Other endpoint types (C{unix:}, C{systemd:}) pass through.  The
+    description is split by L{gnetcompat.parseEndpoint}, as Twisted splits
+    it.
 
     @return: the description to listen on, and a warning to log when it
         binds an interface that is not loopback (else C{None}).
+    @raise ValueError: a malformed description, or an argument the
+        endpoint type does not take.
     """
     d = description.strip()
     if d.isdigit():
         d = f"tcp:{d}"
-    kind, _, rest = d.partition(":")
-    loopback = _LOOPBACK.get(kind.lower())
+    endpoint = gnet.parseEndpoint(d)
+    loopback = _LOOPBACK.get(endpoint.kind.lower())
     if loopback is None:
         return d, None
-    interface = None
-    for arg in re.split(r"(?<!\\):", rest) if rest else []:
-        key, eq, value = arg.partition("=")
-        if eq and key.strip() == "interface":
-            interface = value.replace("\\:", ":")
+    interface = endpoint.named().get("interface")
     if interface is None:
         return f"{d}:interface={loopback}", None
     try:

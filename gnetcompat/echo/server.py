@@ -19,6 +19,7 @@ Run it as the service: C{twistd -n gnetecho --port 9080}.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -93,6 +94,9 @@ class WebSocketEchoServer(gnet.BuiltinEventEngine):
         # the echo never reads the request's headers: let them go after the handshake
         self.wsOptions = wsOptions or WebSocketOptions(keepRequest=False)
         self.wsOptions.validate()
+        #: what every connection's session gets: C{wsOptions} with this
+        #: server's status page (built on first use, L{_connOptions})
+        self._sessionOptions: WebSocketOptions | None = None
         self.tick = tick
         self.maxConnections = maxConnections
         #: per-message and per-connection debug logs (off: nothing is formatted)
@@ -127,6 +131,7 @@ class WebSocketEchoServer(gnet.BuiltinEventEngine):
             _publisher=None,
             _publishing=None,
             _rate=None,
+            _sessionOptions=None,
         )
         return state
 
@@ -191,12 +196,23 @@ class WebSocketEchoServer(gnet.BuiltinEventEngine):
                 m=self.maxConnections,
             )
             return _BUSY, gnet.Close
-        ws = WebSocketConn(c, self.wsOptions)
-        ws.session.statusPage = self.statusPage
-        ws.session.statusPageHeaders = STATUS_HEADERS
+        ws = WebSocketConn(c, self._sessionOptions or self._connOptions())
         c.SetContext(ws)
         self._sockets[c] = ws
         return None, gnet.None_
+
+    def _connOptions(self) -> WebSocketOptions:
+        """
+        The sessions' options: C{wsOptions}, with this server's status page
+        (L{statusPage}, L{STATUS_HEADERS}) unless they name their own.
+        """
+        options = self.wsOptions
+        if options.statusPage is None:
+            options = dataclasses.replace(
+                options, statusPage=self.statusPage, statusPageHeaders=STATUS_HEADERS
+            )
+        self._sessionOptions = options
+        return options
 
     def OnClose(self, c: Any, err: BaseException | None) -> gnet.Action:
         if err is not None and not isinstance(err, ErrEOF):
@@ -250,7 +266,7 @@ class WebSocketEchoServer(gnet.BuiltinEventEngine):
         return self.tick, gnet.None_
 
     # gnetcompat extension: the engine waits for a returned Deferred
-    def OnShutdown(self, eng: Any) -> Deferred | None:  # type: ignore[override]
+    def OnShutdown(self, eng: Any) -> Deferred[Any] | None:
         """Going away: start a 1001 closing handshake on every WebSocket and wait for them."""
         if not self._sockets:
             self._stopPublishing(None)

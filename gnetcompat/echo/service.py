@@ -73,12 +73,13 @@ class EchoService(MultiService):
 
 class TLSReloadService(Service):
     """
-    With TLS: C{SIGHUP} reloads the certificate and key files (new
-    connections get the new certificate, open ones keep theirs; a file that
-    cannot be used leaves the current one in place and logs why).  In
-    multicore mode the files are checked here, then each worker is sent
-    C{SIGHUP} and reloads its own copy.  A SIGHUP handler installed before
-    keeps running after ours.
+    With TLS: C{SIGHUP} reloads the certificate and key files through the
+    engine's C{reloadCertificates} (new connections get the new
+    certificate, open ones keep theirs; a file that cannot be used leaves
+    the current one in place and logs why).  In multicore mode the parent
+    reads and checks the files, then sends the checked bytes to every
+    worker over the engine's bus; workers never read the disk and get no
+    signal.  A SIGHUP handler installed before keeps running after ours.
     """
 
     def __init__(self, engineService: Any) -> None:
@@ -89,14 +90,15 @@ class TLSReloadService(Service):
         super().startService()
         from twisted.internet import reactor
 
-        self._restore = gnet.installReloadOnSIGHUP(self.reload, reactor)
+        self._restore = gnet.installReloadOnSIGHUP(self.reload, cast(IReactorFromThreads, reactor))
 
     def reload(self) -> list[str]:
         """Reload now (what SIGHUP does); the error messages, empty when reloaded."""
         eng = self.engineService.engine
         if eng is None:
             return ["not started"]
-        return gnet.ReloadCertificates(eng)
+        errors: list[str] = eng.reloadCertificates()
+        return errors
 
     def stopService(self) -> Any:
         if self._restore is not None:

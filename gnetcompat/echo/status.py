@@ -2,7 +2,7 @@
 """
 The HTML status page of the echo service: answered by the WebSocket session
 layer to a plain C{GET /} (no C{Upgrade} header) on the echo port, see
-L{gnetcompat.websocket.WebSocketSession.statusPage}; C{--status-page=false}
+L{gnetcompat.websocket.WebSocketOptions.statusPage}; C{--status-page=false}
 turns it off (a plain GET then gets HTTP 426).
 
 It shows the version, uptime, workers, open connections (engine-wide),

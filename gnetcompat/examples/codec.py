@@ -12,9 +12,11 @@ It shows the three things a gnet handler must get right with a stream:
     handler that stops early (here: C{batchLimit} frames per call) must call
     C{Wake} to be called again for the rest.
 
-A frame with a bad magic number closes the connection.  Run it with::
+A frame with a bad magic number closes the connection.  The frame format is
+also gnet-examples' C{simple_protocol} (L{gnetcompat.examples.simple_protocol}
+decodes with L{decode}).  Run it with::
 
-    python -m gnetcompat.examples.codec --port 9000 [--multicore] [--batch-limit N]
+    python -m gnetcompat.examples.codec --port 9000 --multicore=true --batch-limit N
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import gnetcompat as gnet
-from gnetcompat.examples.echo import parseArgs
+from gnetcompat.examples.echo import exampleParser
 
-__all__ = ["MAGIC", "HEADER", "encode", "CodecServer", "main"]
+__all__ = ["MAGIC", "HEADER", "BadFrame", "decode", "encode", "CodecServer", "main"]
 
 #: The magic number every frame starts with.
 MAGIC = 1314
@@ -43,6 +45,28 @@ class BadFrame(Exception):  # noqa: N818  (the example's public name)
     """The bytes in the buffer do not start with the magic number."""
 
 
+def decode(c: Any) -> bytes | None:
+    """
+    The next whole frame's body in C{c}'s inbound buffer, consumed; C{None}
+    (nothing consumed) when the buffer holds only part of a frame.
+
+    @raise BadFrame: the buffer does not start with the magic number.
+    """
+    if c.InboundBuffered() < HEADER.size:
+        return None
+    magic, length = HEADER.unpack(c.Peek(HEADER.size))
+    if magic != MAGIC:
+        raise BadFrame(magic)
+    if c.InboundBuffered() < HEADER.size + length:
+        return None
+    c.Discard(HEADER.size)
+    if length == 0:
+        return b""  # careful: Peek(0)/Discard(0) would mean "everything" in gnet
+    body = c.Peek(length)
+    c.Discard(length)
+    return body
+
+
 class CodecServer(gnet.BuiltinEventEngine):
     """
     Answer every frame with the same frame.
@@ -56,25 +80,8 @@ class CodecServer(gnet.BuiltinEventEngine):
         self.wakes = 0
 
     def decode(self, c: Any) -> bytes | None:
-        """
-        The next whole frame's body, consumed; C{None} (nothing consumed)
-        when the buffer holds only part of a frame.
-
-        @raise BadFrame: the buffer does not start with the magic number.
-        """
-        if c.InboundBuffered() < HEADER.size:
-            return None
-        magic, length = HEADER.unpack(c.Peek(HEADER.size))
-        if magic != MAGIC:
-            raise BadFrame(magic)
-        if c.InboundBuffered() < HEADER.size + length:
-            return None
-        c.Discard(HEADER.size)
-        if length == 0:
-            return b""  # careful: Peek(0)/Discard(0) would mean "everything" in gnet
-        body = c.Peek(length)
-        c.Discard(length)
-        return body
+        """L{decode}: the next frame's body from C{c}, or C{None}."""
+        return decode(c)
 
     def OnTraffic(self, c: Any) -> gnet.Action:
         """Decode up to C{batchLimit} frames, answer them, Wake for the rest."""
@@ -100,14 +107,11 @@ class CodecServer(gnet.BuiltinEventEngine):
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Serve the codec on C{tcp://:PORT} until interrupted."""
-    import argparse
-
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--batch-limit", type=int, default=0)
-    known, rest = parser.parse_known_args(argv)
-    args = parseArgs(rest, "gnetcompat length-prefixed codec server")
+    parser = exampleParser("gnetcompat length-prefixed codec server")
+    parser.add_argument("--batch-limit", type=int, default=0, help="frames per OnTraffic (0: all)")
+    args = parser.parse_args(argv)
     gnet.Run(
-        CodecServer(known.batch_limit), f"tcp://:{args.port}", gnet.WithMulticore(args.multicore)
+        CodecServer(args.batch_limit), f"tcp://:{args.port}", gnet.WithMulticore(args.multicore)
     )
 
 

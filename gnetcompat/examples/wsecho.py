@@ -14,7 +14,6 @@ status page, graceful shutdown) is C{twistd -n gnetecho}
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
 import gnetcompat as gnet
+from gnetcompat.examples.goflag import addBool, addInt, newParser
 from gnetcompat.websocket import WebSocketConn
 
 __all__ = ["WsServer", "main"]
@@ -72,17 +72,12 @@ class WsServer(gnet.BuiltinEventEngine):
 
 def main(argv: Sequence[str] | None = None) -> None:
     """The seed's C{main}: C{--port} (9080) and C{--multicore} (true)."""
-    parser = argparse.ArgumentParser(description="gnet WebSocket echo server (gnetcompat)")
-    parser.add_argument("--port", type=int, default=9080, help="server port")
-    parser.add_argument(
-        "--multicore",
-        default="true",
-        choices=["true", "false"],
-        help="multicore (one worker process per CPU)",
-    )
+    parser = newParser("gnet WebSocket echo server (gnetcompat)")
+    addInt(parser, "port", 9080, "server port")
+    addBool(parser, "multicore", True, "event loops sharing the handler (gnet's WithMulticore)")
     args = parser.parse_args(argv)
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])
-    multicore = args.multicore == "true"
+    multicore = args.multicore
     addr = f"tcp://127.0.0.1:{args.port}"
     # gnet's `err := gnet.Run(...)`: here an error raises, err is always nil
     gnet.Run(

@@ -34,7 +34,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from ._text import printable
+from .._text import printable
 
 __all__ = ["OriginPolicy", "DEFAULT_PORTS", "printable"]
 

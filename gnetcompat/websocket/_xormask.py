@@ -13,7 +13,7 @@ C{process}/C{pointer}/C{reset} interface, same output for any chunking
 (pinned by C{tests.test_xormask} against Autobahn's maskers).
 
 Only gnetcompat's own server protocol uses it
-(L{gnetcompat._autobahncompat.AutobahnServerProtocol} runs Autobahn's frame
+(L{gnetcompat.websocket._autobahncompat.AutobahnServerProtocol} runs Autobahn's frame
 parser with this factory); Autobahn's module and every other Autobahn
 protocol in the process keep Autobahn's masker.  Only the masking primitive
 changes: framing and every protocol decision stay Autobahn's.

@@ -1,13 +1,13 @@
 # -*- test-case-name: tests.test_autobahncompat -*-
 """
-Every use of Autobahn internals in gnetcompat, in one place.
+Every Autobahn subclass and override in gnetcompat, in one place.
 
-L{gnetcompat._wsproto} drives Autobahn's server protocol without a Twisted
-connection (a L{WebSocketSession<gnetcompat._wsproto.WebSocketSession>}
-feeds it bytes); the echo service is benchmarked against plain Autobahn.
-Both need a few things Autobahn has no public API for.  They live here,
-each with a canary in C{tests.test_autobahncompat} (a hash of the upstream
-source it copies or relies on, or a behavioural probe), so that an Autobahn
+The WebSocket session (L{gnetcompat.websocket._session}) drives Autobahn's
+server protocol without a Twisted connection: it feeds the protocol bytes
+and is itself the transport the protocol writes to.  What that needs from
+Autobahn beyond its public API lives here, each piece with a canary in
+C{tests.test_autobahncompat} (a hash of the upstream source it copies,
+overrides or relies on, or a behavioural probe), so that an Autobahn
 upgrade fails loudly in one test module instead of silently somewhere else:
 
   - L{ReactorTimer}: Autobahn's factories schedule their timers through the
@@ -18,10 +18,14 @@ upgrade fails loudly in one test module instead of silently somewhere else:
   - L{configuredProtocol}: the factory's settings as class attributes, so
     Autobahn's C{_connectionMade} copies nothing and skips a C{pformat} per
     connection.
-  - L{AutobahnServerProtocol}: Autobahn's server protocol with
-      - C{processData} running with L{gnetcompat._xormask.fastCreateXorMasker}
-        as its masker factory (for this class only: Autobahn's module and
-        every other Autobahn protocol in the process keep theirs);
+  - L{factoryFor}: one Autobahn factory per reactor and distinct
+    L{WebSocketOptions}, its protocol a configured L{SessionProtocol}.
+  - L{AutobahnServerProtocol}: Autobahn's server protocol with the
+    overrides of its internals:
+      - C{processData} running with
+        L{gnetcompat.websocket._xormask.fastCreateXorMasker} as its masker
+        factory (for this class only: Autobahn's module and every other
+        Autobahn protocol in the process keep theirs);
       - C{processHandshake}, C{_connectionMade} and C{_connectionLost} with
         the arguments of their debug log lines (C{hltype}, C{hlval},
         C{pformat}: colouring with click when it is installed) formatted
@@ -38,44 +42,79 @@ upgrade fails loudly in one test module instead of silently somewhere else:
       - small named methods for what the session needs from Autobahn's
         private state (C{_dataReceived}, C{_connectionLost}, the partial
         frame and message, sending while a close is held back).
+  - L{SessionProtocol}, its subclass reporting to the session: the
+    overrides of Autobahn's public protocol methods (C{onConnect} with the
+    origin check, C{onOpen}, C{onMessage}, C{sendCloseFrame} and
+    C{dropConnection} holding the close behind the replies,
+    C{failHandshake}, C{processHandshake} with the request bounds and the
+    health checks, C{sendServerStatus} and C{sendRedirect} with the status
+    page of the options).
 
 Nothing here changes Autobahn's framing, validation or protocol decisions.
 """
 
 from __future__ import annotations
 
+import re
 import struct
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from pprint import pformat
 from types import FunctionType
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
+from urllib import parse
+from weakref import WeakKeyDictionary
 
 import autobahn.websocket.protocol as _upstream
 from autobahn.exception import PayloadCorruptError
 from autobahn.twisted.util import create_transport_details
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
-from autobahn.util import hltype, hlval
-from autobahn.websocket.compress import PerMessageDeflate
+from autobahn.util import encode_truncate, hltype, hlval
+from autobahn.websocket.compress import (
+    PerMessageDeflate,
+    PerMessageDeflateOffer,
+    PerMessageDeflateOfferAccept,
+)
 from autobahn.websocket.protocol import WebSocketProtocol
+from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.error import AlreadyCalled, AlreadyCancelled
 from twisted.internet.interfaces import IReactorTime, ITransport
 from twisted.python.failure import Failure
 
+from ._budget import PartialMessages, partialsFor
+from ._options import (
+    OPCODE_BINARY,
+    OPCODE_TEXT,
+    STATUS_PAGE_HEADERS,
+    Message,
+    WebSocketOptions,
+    frozenSettingsKey,
+    settingsKey,
+)
+from ._origin import OriginPolicy, printable
 from ._xormask import fastCreateXorMasker
 
 __all__ = [
     "INFLATE_STEP",
+    "STATE_CLOSED",
+    "STATE_OPEN",
     "AutobahnServerProtocol",
     "ReactorTimer",
     "SafeCall",
+    "SessionProtocol",
+    "SessionTransport",
     "SteppedDeflate",
     "configuredProtocol",
+    "factoryFor",
     "useReactorTimer",
 ]
+
+#: Autobahn's connection states the session tests
+STATE_OPEN = WebSocketProtocol.STATE_OPEN
+STATE_CLOSED = WebSocketProtocol.STATE_CLOSED
 
 _STATE_OPEN = WebSocketProtocol.STATE_OPEN
 _STATE_CONNECTING = WebSocketProtocol.STATE_CONNECTING
@@ -92,7 +131,7 @@ _HEADER64 = struct.Struct("!BBQ").pack
 
 #: Largest output of one inflation step: a compressed message is inflated
 #: at most this much per L{WebSocketSession.feed
-#: <gnetcompat._wsproto.WebSocketSession.feed>} call, with the reactor free
+#: <gnetcompat.websocket._session.WebSocketSession.feed>} call, with the reactor free
 #: between calls.
 INFLATE_STEP = 256 * 1024
 
@@ -433,16 +472,21 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
 
     def receive(self, data: bytes) -> None:
         """
-        Process inbound bytes (Autobahn's C{dataReceived}); the peer was
-        heard from now (the idle check of L{_sendAutoPing}).
+        Process a feed's inbound bytes (Autobahn's C{dataReceived}): a new
+        L{INFLATE_STEP} of inflation is allowed; the peer was heard from now
+        (the idle check of L{_sendAutoPing}).
         """
         self._lastReceived = self._now()
+        pmc = self._perMessageCompress
+        if pmc is not None:
+            pmc.inflated = 0
         self._dataReceived(data)
 
     def lose(self, reason: Failure) -> None:
         """
         The stream is gone: tell Autobahn, and cancel every timer it left.
         """
+        self.suspended = False
         # (Autobahn annotates the reason as str; it is the Failure Twisted gives)
         self._connectionLost(reason)
         for name in _TIMER_ATTRIBUTES:
@@ -472,13 +516,62 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
                 held -= frame.length - self.current_frame_masker.pointer()
         return held
 
+    @property
+    def isOpen(self) -> bool:
+        """
+        Whether the WebSocket connection is open (Autobahn's C{STATE_OPEN}).
+        """
+        return bool(self.state == _STATE_OPEN)
+
+    @property
+    def closeCode(self) -> int | None:
+        """
+        The close code of the closing handshake: the code of the side that
+        started it (ours or the peer's), or C{None} when no Close frame was
+        sent or received.
+        """
+        local, remote = self.localCloseCode, self.remoteCloseCode
+        if self.closedByMe:
+            return cast("int | None", local if local is not None else remote)
+        return cast("int | None", remote if remote is not None else local)
+
+    def startClose(self, code: int, reason: str) -> None:
+        """
+        Start a closing handshake with C{code} (C{reason} truncated to 123
+        UTF-8 bytes) when open; during the opening handshake, drop the
+        stream (with C{reason} as Autobahn's C{wasNotCleanReason}).
+        """
+        if self.state == _STATE_OPEN:
+            self.sendCloseFrame(
+                code=code,
+                reasonUtf8=encode_truncate(reason, 123) if reason else None,
+                isReply=False,
+            )
+        elif self.state == _STATE_CONNECTING:
+            self.wasNotCleanReason = reason or "closed during the opening handshake"
+            self.dropConnection(abort=False)
+
+    def failPartial(self, code: int, reason: str) -> None:
+        """
+        Fail an open connection with C{code} for what it holds partly
+        received (the partial-message budget, the message timeout: not a
+        protocol error of the peer), free that, and drop the stream at once
+        when no close handshake timeout would.
+        """
+        if self.state != _STATE_OPEN:
+            return
+        self.failUnreported(code, reason)
+        if not self.closeHandshakeTimeout:
+            self.dropConnection(abort=True)
+
     def failUnreported(self, code: int, reason: str) -> None:
         """
         Fail the connection with C{code} without calling L{protocolFailed}
         (not a protocol error of the peer), and free the partly received
         message.
         """
-        WebSocketServerProtocol._fail_connection(self, code, reason)  # noqa: SLF001  (Autobahn's private, pinned by a canary)
+        # Autobahn's, not our override (which reports the failure)
+        super()._fail_connection(code, reason)
         if self.inside_message:  # failedByMe: nothing more is collected
             self.message_data = []
             self.frame_data = []
@@ -499,19 +592,13 @@ class AutobahnServerProtocol(WebSocketServerProtocol):
         finally:
             self.state = state
 
-    def startFeed(self) -> None:
-        """
-        A C{feed} starts: a new L{INFLATE_STEP} of inflation is allowed.
-        """
-        pmc = self._perMessageCompress
-        if pmc is not None:
-            pmc.inflated = 0
-
     def resumeInput(self, data: bytes) -> None:
         """
-        Go on with the input held while L{suspended}, after C{data}.
+        Go on with the input held while L{suspended}, after C{data} (a
+        feed: a new L{INFLATE_STEP} of inflation is allowed).
         """
         self.suspended = False
+        self._perMessageCompress.inflated = 0
         if data:
             self._lastReceived = self._now()
             if self.state == _STATE_OPEN:
@@ -761,3 +848,379 @@ _STATE_PROXY_CONNECTING = WebSocketProtocol.STATE_PROXY_CONNECTING
 #: the Autobahn module whose C{processData} globals were copied (for the
 #: canary test)
 upstreamProtocolModule = _upstream
+
+#: an HTTP request line: a method token, a visible-ASCII target, HTTP/d.d
+_REQUEST_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ [\x21-\x7e]+ HTTP/[0-9]\.[0-9]")
+
+
+class SessionTransport(Protocol):
+    """
+    What a L{SessionProtocol} needs from its session: the transport it
+    writes to (the session itself, L{gnetcompat.websocket._session}), which
+    can hold output back behind the replies to the messages being decoded.
+    """
+
+    #: set once the stream is being closed
+    disconnecting: bool
+
+    def write(self, data: bytes) -> None:
+        """Write C{data} (or hold it)."""
+
+    def writeSequence(self, data: Iterable[bytes]) -> None:
+        """Write each of C{data} (or hold them)."""
+
+    def loseConnection(self) -> None:
+        """Close the stream once written data is sent (or hold the close)."""
+
+    def abortConnection(self) -> None:
+        """Close the stream at once (or hold the close)."""
+
+    def holdOutput(self, code: int | None, reason: str) -> None:
+        """
+        The connection leaves the OPEN state while messages decoded by the
+        running feed wait for their replies: hold back what Autobahn emits
+        from now on (its Close frame with C{code}, or the drop when C{code}
+        is C{None}), until the session flushes it after the replies.
+        """
+
+
+class SessionProtocol(AutobahnServerProtocol):
+    """
+    The Autobahn protocol of a WebSocket session: L{AutobahnServerProtocol}
+    with the overrides of Autobahn's public protocol methods, keeping what
+    the session reads (the request, the messages of the running feed, the
+    outcome for metrics).  Its transport is the session
+    (L{SessionTransport}).  Configured per factory (L{factoryFor}) with the
+    settings below as class attributes.
+
+    @ivar request: Autobahn's C{ConnectionRequest} once the opening handshake
+        was accepted, else C{None} (and C{None} again after it with
+        C{keepRequest=False}).
+    @ivar inbox: the data messages decoded by the running feed, in order.
+    @ivar upgraded: C{True} once the 101 response was sent.
+    @ivar handshakeFailed: C{True} once the opening handshake was refused
+        with an HTTP error.
+    @ivar protocolError: the close code of the first protocol error (1002,
+        1007, 1009) the connection was failed with, else C{None}.
+    """
+
+    request: ConnectionRequest | None = None
+    inbox: list[Message]
+    upgraded = False
+    handshakeFailed = False
+    protocolError: int | None = None
+    #: how far the request was searched for its end (L{processHandshake})
+    _scanned = 0
+
+    # -- settings, per factory (L{factoryFor}) ---------------------------------
+
+    #: the allowed origins; C{None}: every origin
+    originPolicy: OriginPolicy | None = None
+    #: the reactor's partial messages, the C{partialMessageBudget} and
+    #: C{messageTimeout} options
+    partials: PartialMessages
+    budget = 0
+    messageTimeout = 0.0
+    #: the C{maxRequestHeaderSize}, C{keepRequest} and C{maxCompressSize} options
+    requestHeaderLimit = 0
+    keepRequest = True
+    maxCompressSize = 0
+    #: the C{webStatus}, C{statusPage} and C{statusPageHeaders} options
+    webStatus: bool
+    statusPage: Callable[[], str] | None = None
+    statusPageHeaders: Iterable[tuple[str, str]] = STATUS_PAGE_HEADERS
+
+    def attach(self, transport: ITransport) -> None:
+        """
+        Start on the session C{transport}, with an empty inbox.
+        """
+        self.inbox = []
+        super().attach(transport)
+
+    def _session(self) -> SessionTransport:
+        # the transport is the session (attach)
+        return cast(SessionTransport, self.transport)
+
+    def onConnect(self, request: ConnectionRequest) -> None:
+        """
+        Accept a request that passed Autobahn's checks and comes from an
+        allowed origin (else HTTP 403), no subprotocol.
+        """
+        policy = self.originPolicy
+        if policy is not None and request.origin and not policy.allows(request.origin):
+            raise ConnectionDeny(
+                ConnectionDeny.FORBIDDEN, f"origin '{printable(request.origin, 100)}' not allowed"
+            )
+        self.request = request
+        return None
+
+    def onOpen(self) -> None:
+        """
+        The 101 response was sent.
+        """
+        self.upgraded = True
+        if not self.keepRequest:
+            self.request = None
+        self.compact()
+        self.startSteppedInflation()
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        """
+        Collect a message for the running feed.
+
+        Messages that arrive once the connection left the OPEN state (after
+        we started a closing handshake) cannot be answered and are dropped.
+        """
+        if self.state == _STATE_OPEN:
+            self.inbox.append(Message(OPCODE_BINARY if isBinary else OPCODE_TEXT, payload))
+
+    def sendCloseFrame(
+        self,
+        code: int | None = None,
+        reasonUtf8: bytes | None = None,
+        isReply: bool = False,
+    ) -> None:
+        """
+        Send a Close frame, held back behind pending replies if needed.
+        """
+        if self.state == _STATE_OPEN and self.inbox:
+            self._session().holdOutput(
+                code, reasonUtf8.decode("utf-8", "replace") if reasonUtf8 else ""
+            )
+        super().sendCloseFrame(code, reasonUtf8, isReply)
+
+    def dropConnection(self, abort: bool = False) -> None:
+        """
+        Drop the byte stream, held back behind pending replies if needed.
+        """
+        if self.state != STATE_CLOSED and self.inbox:
+            self._session().holdOutput(None, self.wasNotCleanReason or "")
+        super().dropConnection(abort)
+
+    def protocolFailed(self, code: int) -> None:
+        """
+        Note the first protocol error (1002, 1007, 1009) for metrics.
+        """
+        if self.protocolError is None:
+            self.protocolError = code
+
+    def failHandshake(self, reason: str, code: int = 400, responseHeaders: Any = None) -> None:
+        """
+        Note the failed opening handshake (for metrics), then fail it.
+        Autobahn quotes the request in C{reason} and puts it in its (one,
+        info) log line and in the response's status line: control bytes
+        and non-ASCII are escaped there, and it is cut to 200 characters.
+        The drop after the response is the end of a complete HTTP exchange,
+        not a second (warning) log line.
+        """
+        self.handshakeFailed = True
+        self.wasClean = True
+        super().failHandshake(printable(str(reason)), code, responseHeaders)
+
+    def sendServerStatus(self, redirectUrl: str | None = None, redirectAfter: int = 0) -> None:
+        """
+        A plain GET (no Upgrade): the options' status page when they have one.
+        """
+        page = self.statusPage
+        if page is None:
+            super().sendServerStatus(redirectUrl, redirectAfter)
+            return
+        headers = "".join(f"{k}: {v}\r\n" for k, v in self.statusPageHeaders).encode("latin-1")
+        if self.http_request_path != "/":
+            self.sendData(
+                b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n"
+                + headers
+                + b"\r\n"
+            )
+            self.wasClean = True
+            return
+        body = page().encode("utf-8")
+        self.sendData(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+            b"Cache-Control: no-store\r\nConnection: close\r\n"
+            + headers
+            + b"Content-Length: %d\r\n\r\n" % len(body)
+            + body
+        )
+        # a complete HTTP exchange: the drop that follows is not an error
+        # (Autobahn would log a warning for every health check otherwise)
+        self.wasClean = True
+
+    def sendRedirect(self, url: str) -> None:
+        """
+        No open redirect (Autobahn's C{?redirect=}) when a status page is set.
+        """
+        if self.statusPage is None:
+            super().sendRedirect(url)
+        else:
+            self.sendServerStatus()
+
+    def processHandshake(self) -> None:
+        """
+        Bound the HTTP request header block, answer health checks, then
+        hand the complete request to Autobahn (which, too, waits for the
+        end of the header block; C{serveFlashSocketPolicy} is never on).
+        """
+        data = self.data
+        end = data.find(b"\r\n\r\n", max(0, self._scanned - 3))
+        limit = self.requestHeaderLimit
+        if end < 0:
+            self._scanned = len(data)
+            if limit and len(data) >= limit:
+                self._tooLarge()
+            return
+        if limit and end + 4 > limit:
+            self._tooLarge()
+            return
+        if _REQUEST_LINE.fullmatch(data, 0, data.find(b"\r\n")) is None:
+            # Autobahn would quote it, control bytes and all, or answer 505
+            self.data = b""
+            self.failHandshake("Bad Request: malformed request line")
+            return
+        if self.webStatus and self.statusPage is not None and self._plainGet(end):
+            return
+        try:
+            super().processHandshake()
+        except ValueError:
+            # Autobahn's status page parses ?redirect=URL&after=N and raises
+            # on a bad URL or number; nothing was answered yet
+            if self.state != _STATE_CONNECTING or self._session().disconnecting:
+                raise
+            self.data = b""
+            self.failHandshake("Bad Request: malformed query parameters")
+
+    def _plainGet(self, end: int) -> bool:
+        """
+        Answer a complete plain C{GET} (no C{Upgrade} header) of HTTP/1.0
+        or 1.1 with the status page (or a 404 for another path).  Autobahn
+        refuses HTTP/1.0 and HTTP/1.1 without C{Host} (505, 400) before it
+        looks for C{Upgrade}, and they are what load-balancer health checks
+        send (HAProxy's C{option httpchk}); and its own handling of a plain
+        GET parses C{?redirect=URL&after=N} (an open redirect, and a
+        traceback for a malformed one): the status page does not redirect,
+        and such a request gets HTTP 400, as does a malformed target.
+
+        @param end: where the header block's closing blank line starts.
+        """
+        line, _, headers = self.data[:end].partition(b"\r\n")
+        parts = line.split()
+        if len(parts) != 3 or parts[0] != b"GET" or parts[2] not in (b"HTTP/1.0", b"HTTP/1.1"):
+            return False
+        names = {h.split(b":", 1)[0].strip().lower() for h in headers.split(b"\r\n")}
+        if b"upgrade" in names:
+            return False  # a WebSocket upgrade: Autobahn's
+        self.data = b""
+        try:
+            target = parse.urlsplit(parts[1].decode("latin-1"))
+            params = {k for k, _ in parse.parse_qsl(target.query, keep_blank_values=True)}
+        except ValueError:  # e.g. GET http://[ HTTP/1.1
+            self.failHandshake("Bad Request: malformed request target")
+            return True
+        if "redirect" in params or "after" in params:
+            self.failHandshake("Bad Request: the status page does not redirect")
+            return True
+        self.http_request_path = target.path
+        self.sendServerStatus()
+        self.dropConnection(abort=False)
+        return True
+
+    def _tooLarge(self) -> None:
+        self.data = b""
+        self.failHandshake("Request Header Fields Too Large", 431)
+
+
+def _acceptDeflate(offers: list[Any]) -> PerMessageDeflateOfferAccept | None:
+    """
+    Accept the first permessage-deflate offer, with the client's parameters.
+    """
+    for offer in offers:
+        if isinstance(offer, PerMessageDeflateOffer):
+            return PerMessageDeflateOfferAccept(offer)
+    return None
+
+
+def _refuseDeflate(offers: list[Any]) -> None:
+    """
+    Refuse every permessage-deflate offer (C{compression=False}).
+    """
+    return None
+
+
+#: distinct settings whose factories one reactor keeps (the oldest goes
+#: first when more come: a session keeps its factory through its protocol)
+MAX_FACTORIES = 64
+
+# Autobahn factories shared by sessions with equal options on one reactor.
+_factories: WeakKeyDictionary[Any, dict[tuple[Any, ...], WebSocketServerFactory]] = (
+    WeakKeyDictionary()
+)
+
+
+def factoryFor(options: WebSocketOptions, reactor: IReactorTime) -> WebSocketServerFactory:
+    """
+    Get (or build and remember) the Autobahn server factory for C{options}
+    on C{reactor}; its protocol is a L{SessionProtocol} configured with
+    them.  Options are validated when no factory exists for settings equal
+    to theirs (of the same types), not on every connection.
+
+    @param options: the settings.
+    @param reactor: the reactor whose clock the timers use.
+    @raise ValueError: when an option is invalid.
+    """
+    perReactor = _factories.setdefault(reactor, {})
+    key = settingsKey(options)
+    try:
+        factory = perReactor.get(key)
+    except TypeError:  # an unhashable value: validate says whether it is valid
+        options.validate()
+        key = frozenSettingsKey(options)
+        factory = perReactor.get(key)
+    else:
+        if factory is None:
+            options.validate()
+    if factory is None:
+        factory = _buildFactory(options, reactor)
+        while len(perReactor) >= MAX_FACTORIES:
+            del perReactor[next(iter(perReactor))]
+        perReactor[key] = factory
+    return factory
+
+
+def _buildFactory(options: WebSocketOptions, reactor: IReactorTime) -> WebSocketServerFactory:
+    """
+    A new Autobahn server factory for (valid) C{options}.
+    """
+    factory = WebSocketServerFactory(server=options.server, reactor=reactor)
+    useReactorTimer(factory, reactor)
+    factory.setProtocolOptions(
+        webStatus=options.webStatus,
+        maxFramePayloadSize=options.maxFramePayloadSize,
+        maxMessagePayloadSize=options.maxMessagePayloadSize,
+        autoFragmentSize=options.autoFragmentSize,
+        failByDrop=False,
+        openHandshakeTimeout=options.openHandshakeTimeout,
+        closeHandshakeTimeout=options.closeHandshakeTimeout,
+        perMessageCompressionAccept=_acceptDeflate if options.compression else _refuseDeflate,
+        autoPingInterval=options.autoPingInterval,
+        autoPingTimeout=options.autoPingTimeout,
+        autoPingSize=options.autoPingSize,
+        # origins are checked by SessionProtocol.onConnect (Autobahn's
+        # regular expressions refuse the origins they list, see _origin)
+        allowedOrigins=["*"],
+        allowNullOrigin=True,
+    )
+    policy = OriginPolicy(options.allowedOrigins, options.allowNullOrigin)
+    factory.protocol = configuredProtocol(
+        SessionProtocol,
+        factory,
+        originPolicy=None if policy.allowsEverything else policy,
+        partials=partialsFor(reactor),
+        budget=options.partialMessageBudget,
+        messageTimeout=options.messageTimeout,
+        requestHeaderLimit=options.maxRequestHeaderSize,
+        keepRequest=options.keepRequest,
+        maxCompressSize=options.maxCompressSize,
+        statusPage=options.statusPage,
+        statusPageHeaders=tuple(tuple(h) for h in options.statusPageHeaders),
+    )
+    return factory

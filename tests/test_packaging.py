@@ -211,14 +211,17 @@ class PackagingTests(TestCase):
 
     def checkContents(self, sdist: str, wheel: str) -> None:
         """
-        The sdist has the README, C{py.typed} and both plugin files, and no
-        tests; the wheel has the packages, C{py.typed} and the plugins, and
+        The sdist has the README, the guides it points to, C{py.typed} and
+        both plugin files, and no tests; the wheel has the packages, C{py.typed} and the plugins, and
         no C{twisted/__init__.py} (which would replace Twisted's own).
         """
         with tarfile.open(sdist) as tar:
             sdistFiles = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
         for needed in (
             "README.rst",
+            "docs/DEPLOY.rst",
+            "docs/PORTING.rst",
+            "BENCHMARKS.rst",
             "setup.cfg",
             "pyproject.toml",
             "gnetcompat/py.typed",

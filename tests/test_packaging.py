@@ -212,8 +212,9 @@ class PackagingTests(TestCase):
     def checkContents(self, sdist: str, wheel: str) -> None:
         """
         The sdist has the README, the guides it points to, C{py.typed} and
-        both plugin files, and no tests; the wheel has the packages, C{py.typed} and the plugins, and
-        no C{twisted/__init__.py} (which would replace Twisted's own).
+        both plugin files, and no tests; the wheel has the packages,
+        C{py.typed} and the plugins, and no C{twisted/__init__.py} (which
+        would replace Twisted's own).
         """
         with tarfile.open(sdist) as tar:
             sdistFiles = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
